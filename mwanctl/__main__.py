@@ -1,0 +1,5 @@
+"""Allow ``python -m mwanctl``."""
+
+from mwanctl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""Exception tree, diagnostics and exit codes.
+
+The library raises; only ``mwanctl.cli`` prints or exits.
+
+    MwanctlError
+     ├── TopologyError        (carries a list of Diagnostic)
+     ├── UciError
+     │    └── UciParseError   (line, byte, reason: exactly what `uci` prints)
+     ├── KeyStoreError
+     ├── TransportError
+     │    ├── ConnectError    (unreachable, timeout, refused)
+     │    ├── AuthError       (wrong password/key, rpcd permission)
+     │    ├── HostKeyError    (changed or unknown host key)
+     │    └── CommandError    (a remote command failed or printed nonsense)
+     ├── ApplyError           (router stayed on, or returned to, its old config)
+     └── ConfirmError         (router could not be reached to confirm; it rolls back by itself)
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ExitStatus(enum.IntEnum):
+    """Exit codes are API: scripts and monitoring depend on them (documented in README)."""
+
+    OK = 0
+    ERROR = 1          # generic failure; for `validate`: the topology has errors
+    CHANGES = 2        # `plan` / `deploy --dry-run`: there are changes to apply
+    USAGE = 64         # bad command line
+    CONNECT = 4        # cannot connect or authenticate
+    APPLY_FAILED = 5   # apply failed; the router is on its old config
+    NOT_CONFIRMED = 6  # apply done but not confirmed; the router rolls itself back
+    INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a value came from in a topology file (1-based line and column)."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem in a topology: where, which field, what is wrong and how to fix it."""
+
+    location: Location | None
+    field: str
+    message: str
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        tag = "" if self.severity == "error" else "warning: "
+        return f"{where}{tag}{self.field}: {self.message}"
+
+
+class MwanctlError(Exception):
+    """Root of every error mwanctl raises on purpose; the CLI prints ``str(exc)`` as one line."""
+
+    exit_status: ExitStatus = ExitStatus.ERROR
+
+
+class TopologyError(MwanctlError):
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = diagnostics
+        errors = [d for d in diagnostics if d.severity == "error"]
+        super().__init__(f"{len(errors)} error(s) in topology")
+
+
+class UciError(MwanctlError):
+    pass
+
+
+class UciParseError(UciError):
+    """A config file that libuci would refuse, reported the way `uci` reports it."""
+
+    def __init__(self, reason: str, line: int, byte: int, package: str | None = None):
+        self.reason, self.line, self.byte, self.package = reason, line, byte, package
+        super().__init__(f"Parse error ({reason}) at line {line}, byte {byte}")
+
+
+class KeyStoreError(MwanctlError):
+    pass
+
+
+class TransportError(MwanctlError):
+    exit_status = ExitStatus.CONNECT
+
+
+class ConnectError(TransportError):
+    pass
+
+
+class AuthError(TransportError):
+    pass
+
+
+class HostKeyError(TransportError):
+    pass
+
+
+class CommandError(TransportError):
+    exit_status = ExitStatus.ERROR
+
+
+class ApplyError(MwanctlError):
+    exit_status = ExitStatus.APPLY_FAILED
+
+
+class ConfirmError(MwanctlError):
+    exit_status = ExitStatus.NOT_CONFIRMED
