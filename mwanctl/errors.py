@@ -72,7 +72,10 @@ class TopologyError(MwanctlError):
     def __init__(self, diagnostics: list[Diagnostic]):
         self.diagnostics = diagnostics
         errors = [d for d in diagnostics if d.severity == "error"]
-        super().__init__(f"{len(errors)} error(s) in topology")
+        if len(errors) == 1:
+            super().__init__(str(errors[0]))
+        else:
+            super().__init__(f"{len(errors)} errors in topology")
 
 
 class UciError(MwanctlError):

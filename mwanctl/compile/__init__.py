@@ -1,0 +1,106 @@
+"""PURE: topology + tunnel keys -> the UCI sections mwanctl owns on every router.
+
+No I/O, no clock, no randomness: the same inputs give the same bytes (golden files and the
+deploy plan depend on it). Each converter handles one output concern and they run in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from mwanctl.compile.context import Context
+from mwanctl.compile.firewall import Firewall
+from mwanctl.compile.mwan3 import Mwan3
+from mwanctl.compile.templates import Templates
+from mwanctl.compile.wireguard import Wireguard
+from mwanctl.errors import Diagnostic, TopologyError
+from mwanctl.keys import TunnelKeys
+from mwanctl.topology.model import PREFIX, Topology
+from mwanctl.tracking import Timing, timing
+from mwanctl.uci.model import UciSection, Value
+
+CONVERTERS = (Wireguard, Mwan3, Firewall)
+PACKAGES = {"mother": ("network", "firewall", "mwan3"), "uplink": ("network", "firewall")}
+
+
+def owns(package: str, section: UciSection) -> bool:
+    """Which sections on a router belong to mwanctl (and may be changed or removed by it).
+
+    network/firewall: sections named ``mw_*`` (plus any peer of an ``mw_*`` WireGuard interface).
+    mwan3: every interface/member/policy/rule section — mwan3's meaning depends on the order and
+    completeness of the whole file (interface ids by position, first-match rules, and the stock
+    example rules that catch all traffic), so mwanctl manages all of it except ``globals``.
+    """
+    if package == "mwan3":
+        return section.type in ("interface", "member", "policy", "rule")
+    if section.type.startswith("wireguard_" + PREFIX):
+        return True
+    return section.name is not None and section.name.startswith(PREFIX)
+
+
+@dataclass
+class RouterConfig:
+    """The desired mwanctl-owned state of one router."""
+
+    name: str
+    role: str                                    # "mother" | "uplink"
+    host: str
+    sections: dict[str, list[UciSection]]        # package -> owned sections, in order
+    owned_options: dict[str, dict[str, dict[str, Value]]] = field(default_factory=dict)
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return PACKAGES[self.role]
+
+    def owner(self, package: str) -> Callable[[UciSection], bool]:
+        return lambda s: owns(package, s)
+
+    @property
+    def keep_order(self) -> dict[str, bool]:
+        return {p: p == "mwan3" for p in self.packages}
+
+
+@dataclass
+class Compiled:
+    site: str
+    routers: dict[str, RouterConfig]             # deploy order: uplinks first, mother last
+    timings: dict[str, Timing]                   # per mwan3 interface owner (uplink / WAN name)
+
+
+def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
+                 templates: Optional[Templates] = None) -> Compiled:
+    """Compile a validated topology; ``keys`` must hold every uplink (see KeyStore.material)."""
+    ctx = Context(topology, keys, templates or Templates())
+    _check_metrics(ctx)
+    t = topology
+    routers = {u.name: RouterConfig(u.name, "uplink", u.host, {p: [] for p in PACKAGES["uplink"]})
+               for u in t.uplinks}
+    routers[t.mother.name] = RouterConfig(t.mother.name, "mother", t.mother.host,
+                                          {p: [] for p in PACKAGES["mother"]})
+    for conv in CONVERTERS:
+        for router, secs in conv.convert(ctx).items():
+            routers[router].sections[conv.package] += secs
+    mother = routers[t.mother.name]
+    for w in t.mother.wans:
+        if w.metric is not None:
+            mother.owned_options.setdefault("network", {})[w.name] = {"metric": str(w.metric)}
+    timings = {u.name: timing(u.tracking) for u in t.uplinks}
+    timings.update({w.name: timing(w.tracking) for w in t.mother.wans})
+    return Compiled(t.site, routers, timings)
+
+
+def _check_metrics(ctx: Context) -> None:
+    """Derived tunnel metrics must not collide with each other or with a WAN's metric."""
+    seen: dict[int, str] = {}
+    diags = []
+    t = ctx.topology
+    for name, m in [(w.name, w.metric) for w in t.mother.wans if w.metric is not None] + \
+                   [(u.name, ctx.metric(u)) for u in t.uplinks]:
+        if m in seen:
+            diags.append(Diagnostic(None, f"{name}.metric",
+                                    f"route metric {m} is also used by {seen[m]}; set `tunnel.metric` "
+                                    "(or the WAN's `metric`) so every WAN-like interface has its own"))
+        seen[m] = name
+    if diags:
+        raise TopologyError(diags)

@@ -1,0 +1,45 @@
+"""What every converter reads: the topology, each tunnel's slot and keys, the blueprints."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from mwanctl.compile.templates import Templates
+from mwanctl.keys import TunnelKeys
+from mwanctl.topology.model import Topology, Uplink
+
+
+@dataclass(frozen=True)
+class TunnelAddrs:
+    uplink4: ipaddress.IPv4Interface
+    mother4: ipaddress.IPv4Interface
+    uplink6: ipaddress.IPv6Interface | None
+    mother6: ipaddress.IPv6Interface | None
+
+
+@dataclass(frozen=True)
+class Context:
+    topology: Topology
+    keys: dict[str, TunnelKeys]
+    templates: Templates
+
+    def addrs(self, u: Uplink) -> TunnelAddrs:
+        """Slot i of the pool: a /30 with the uplink on .1 and the mother on .2 (and a /64 for IPv6)."""
+        i = self.keys[u.name].index
+        base = self.topology.pool.ipv4.network_address + 4 * i
+        up4 = ipaddress.IPv4Interface(f"{base + 1}/30")
+        mo4 = ipaddress.IPv4Interface(f"{base + 2}/30")
+        up6 = mo6 = None
+        if u.ipv6 and self.topology.pool.ipv6 is not None:
+            net = self.topology.pool.ipv6
+            sub = ipaddress.IPv6Network((int(net.network_address) + (i << 64), 64))
+            up6 = ipaddress.IPv6Interface(f"{sub.network_address + 1}/64")
+            mo6 = ipaddress.IPv6Interface(f"{sub.network_address + 2}/64")
+        return TunnelAddrs(up4, mo4, up6, mo6)
+
+    def metric(self, u: Uplink) -> int:
+        """netifd route metric of the tunnel on the mother: unique per WAN-like interface."""
+        if u.tunnel.metric is not None:
+            return u.tunnel.metric
+        return 10 * (self.keys[u.name].index + 1)

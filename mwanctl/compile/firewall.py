@@ -1,0 +1,31 @@
+"""Firewall zones, forwardings and the WireGuard port rule (package `firewall`)."""
+
+from __future__ import annotations
+
+from mwanctl.compile.context import Context
+from mwanctl.topology.model import PREFIX
+from mwanctl.uci.model import UciSection
+
+ZONE = PREFIX + "tun"  # <= 11 characters: fw3 rejects longer zone names
+
+
+class Firewall:
+    package = "firewall"
+    section_types = ("zone", "forwarding", "rule")
+
+    @staticmethod
+    def convert(ctx: Context) -> dict[str, list[UciSection]]:
+        t = ctx.topology
+        nets = []
+        for u in t.uplinks:
+            nets.append(u.iface)
+            if u.ipv6:
+                nets.append(u.iface6)
+        out = {t.mother.name: ctx.templates.render(
+            "firewall-mother", zone=ZONE, networks=nets, lan_zone=t.mother.lan_zone,
+            masq6=any(u.ipv6 for u in t.uplinks))}
+        for u in t.uplinks:
+            out[u.name] = ctx.templates.render(
+                "firewall-uplink", zone=ZONE, iface=u.iface, wan_zone=u.wan_zone,
+                mother_zone=u.mother_zone, listen_port=u.tunnel.port, uplink=u.name)
+        return out

@@ -1,0 +1,113 @@
+"""mwan3 interfaces, members, policies and rules on the mother.
+
+Order is meaning in mwan3: an interface's position is its routing table and fwmark, and rules
+match first-to-last. Interfaces: the mother's own WANs, then tunnels in topology order (IPv6
+aliases right after their tunnel). Rules: the user's, then the catch-all default.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from mwanctl.compile.context import Context
+from mwanctl.topology.model import PREFIX, Policy, PolicyMember, Rule, Topology, Tracking
+from mwanctl.uci.model import UciSection
+
+BUILTIN = ("default", "unreachable", "blackhole")
+
+
+def _interfaces(t: Topology) -> Iterator[tuple[str, str, Tracking]]:
+    """(mwan3 interface, family, tracking) in mwan3 id order."""
+    for w in t.mother.wans:
+        yield w.iface, w.family, w.tracking
+    for u in t.uplinks:
+        yield u.iface, "ipv4", u.tracking
+        if u.ipv6:
+            yield u.iface6, "ipv6", _v6_tracking(u.tracking)
+
+
+def _v6_tracking(tr: Tracking) -> Tracking:
+    from dataclasses import replace
+    import ipaddress
+    v6 = tuple(x for x in tr.targets if ipaddress.ip_address(x).version == 6) or (
+        "2606:4700:4700::1111", "2620:fe::fe")
+    return replace(tr, targets=v6, reliability=min(tr.reliability, len(v6)))
+
+
+def member_name(iface: str, tier: int, weight: int) -> str:
+    base = iface[len(PREFIX):] if iface.startswith(PREFIX) else iface
+    return f"{PREFIX}{base}_m{tier}_w{weight}"
+
+
+def policy_members(t: Topology, p: Policy) -> list[tuple[str, int, int]]:
+    """(mwan3 interface, metric, weight) of a policy, IPv6 aliases included."""
+    out = []
+    for m in p.members:
+        iface_list, tier, weight = _resolve(t, m)
+        out += [(iface, tier, weight) for iface in iface_list]
+    return out
+
+
+def _resolve(t: Topology, m: PolicyMember) -> tuple[list[str], int, int]:
+    for w in t.mother.wans:
+        if w.name == m.target:
+            return [w.iface], m.tier or w.tier, m.weight or w.weight
+    u = t.uplink(m.target)
+    ifaces = [u.iface] + ([u.iface6] if u.ipv6 else [])
+    return ifaces, m.tier or u.tier, m.weight or u.weight
+
+
+def _policy_ref(name: str) -> str:
+    return name if name in BUILTIN else PREFIX + name
+
+
+class Mwan3:
+    package = "mwan3"
+    section_types = ("interface", "member", "policy", "rule")
+
+    @staticmethod
+    def convert(ctx: Context) -> dict[str, list[UciSection]]:
+        t = ctx.topology
+        render = ctx.templates.render
+        secs: list[UciSection] = []
+        for iface, family, tr in _interfaces(t):
+            secs += render("mwan3-interface", **_tracking_values(iface, family, tr))
+        members: dict[str, tuple[str, int, int]] = {}
+        for p in t.policies:
+            for iface, metric, weight in policy_members(t, p):
+                members.setdefault(member_name(iface, metric, weight), (iface, metric, weight))
+        for name, (iface, metric, weight) in members.items():
+            secs += render("mwan3-member", member=name, iface=iface, metric=metric, weight=weight)
+        for p in t.policies:
+            names = list(dict.fromkeys(member_name(*m) for m in policy_members(t, p)))
+            secs += render("mwan3-policy", policy=p.section, use_member=names, last_resort=p.last_resort)
+        for rule in t.rules:
+            secs += render("mwan3-rule", **_rule_values(rule))
+        secs += render("mwan3-rule", **_rule_values(Rule("default_v4", t.default_policy, dest_ip="0.0.0.0/0",
+                                                         family="ipv4")))
+        if any(u.ipv6 for u in t.uplinks) or any(w.family == "ipv6" for w in t.mother.wans):
+            secs += render("mwan3-rule", **_rule_values(Rule("default_v6", t.default_policy, dest_ip="::/0",
+                                                             family="ipv6")))
+        return {t.mother.name: secs}
+
+
+def _tracking_values(iface: str, family: str, tr: Tracking) -> dict[str, object]:
+    return dict(
+        iface=iface, family=family, track_ip=list(tr.targets), track_method=tr.method,
+        reliability=tr.reliability, count=tr.count, timeout=tr.timeout, interval=tr.interval,
+        failure_interval=tr.failure_interval, recovery_interval=tr.recovery_interval,
+        keep_failure_interval=tr.keep_failure_interval, down=tr.down, up=tr.up,
+        initial_state=tr.initial_state, check_quality=tr.check_quality,
+        failure_latency=tr.failure_latency if tr.check_quality else None,
+        failure_loss=tr.failure_loss if tr.check_quality else None,
+        recovery_latency=tr.recovery_latency if tr.check_quality else None,
+        recovery_loss=tr.recovery_loss if tr.check_quality else None,
+        flush_conntrack=list(tr.flush_conntrack), httping_ssl=tr.httping_ssl and tr.method == "httping",
+        size=tr.size, max_ttl=tr.max_ttl)
+
+
+def _rule_values(r: Rule) -> dict[str, object]:
+    return dict(rule=PREFIX + r.name, proto=r.proto, src_ip=r.src_ip, dest_ip=r.dest_ip,
+                src_port=r.src_port, dest_port=r.dest_port, ipset=r.ipset, src_iface=r.src_iface,
+                family=r.family, sticky=r.sticky, timeout=r.timeout if r.sticky else None,
+                logging=r.logging, use_policy=_policy_ref(r.policy))

@@ -1,0 +1,61 @@
+"""The option names OpenWrt actually reads, per package and section type.
+
+From reference.md (§1 mwan3, §3 netifd WireGuard, §6 firewall). A name not in here is silently
+ignored on a router, so every compiled section is checked against this table — that is what
+catches a typo in a user's template override.
+"""
+
+from __future__ import annotations
+
+NETIFD_COMMON = {"proto", "device", "metric", "defaultroute", "peerdns", "dns", "ip4table", "ip6table",
+                 "auto", "disabled", "mtu", "ipaddr", "netmask", "gateway", "ip6addr", "ip6gw",
+                 "ip6assign", "delegate", "force_link"}
+WIREGUARD_IFACE = {"private_key", "listen_port", "addresses", "mtu", "fwmark", "ip6prefix",
+                   "nohostroute", "tunlink"}
+WIREGUARD_PEER = {"public_key", "preshared_key", "allowed_ips", "route_allowed_ips", "endpoint_host",
+                  "endpoint_port", "persistent_keepalive", "disabled", "description"}
+MWAN3_INTERFACE = {"enabled", "family", "track_ip", "track_method", "httping_ssl", "reliability",
+                   "count", "timeout", "interval", "failure_interval", "recovery_interval",
+                   "keep_failure_interval", "down", "up", "size", "max_ttl", "check_quality",
+                   "failure_latency", "failure_loss", "recovery_latency", "recovery_loss",
+                   "initial_state", "flush_conntrack"}
+MWAN3_MEMBER = {"interface", "metric", "weight"}
+MWAN3_POLICY = {"use_member", "last_resort"}
+MWAN3_RULE = {"use_policy", "family", "proto", "src_ip", "dest_ip", "src_port", "dest_port",
+              "src_iface", "ipset", "sticky", "timeout", "logging"}
+FW_ZONE = {"name", "network", "device", "subnet", "input", "output", "forward", "masq", "masq6",
+           "masq_src", "masq_dest", "mtu_fix", "family", "log", "enabled"}
+FW_FORWARDING = {"src", "dest", "family", "enabled", "name"}
+FW_RULE = {"name", "src", "dest", "proto", "src_ip", "dest_ip", "src_port", "dest_port", "icmp_type",
+           "target", "family", "enabled", "limit"}
+
+# options that must be written as `list`: their readers ignore or misread a plain `option`
+# (mwan3 reads them with config_list_foreach, which skips plain options). fw4 reads rule
+# `proto` either way, so it is not listed.
+LISTS = {
+    ("network", "wireguard_peer"): {"allowed_ips"},
+    ("network", "interface"): {"addresses", "ip6addr", "dns", "ip6prefix"},
+    ("mwan3", "interface"): {"track_ip", "flush_conntrack"},
+    ("mwan3", "policy"): {"use_member"},
+    ("firewall", "zone"): {"network", "device", "subnet", "masq_src", "masq_dest"},
+}
+
+
+def known_options(package: str, section_type: str) -> set[str] | None:
+    """Options read for this section type, or None when mwanctl does not know the type."""
+    if package == "network":
+        if section_type.startswith("wireguard_"):
+            return WIREGUARD_PEER
+        if section_type == "interface":
+            return NETIFD_COMMON | WIREGUARD_IFACE
+    if package == "mwan3":
+        return {"interface": MWAN3_INTERFACE, "member": MWAN3_MEMBER, "policy": MWAN3_POLICY,
+                "rule": MWAN3_RULE}.get(section_type)
+    if package == "firewall":
+        return {"zone": FW_ZONE, "forwarding": FW_FORWARDING, "rule": FW_RULE}.get(section_type)
+    return None
+
+
+def list_options(package: str, section_type: str) -> set[str]:
+    key = "wireguard_peer" if section_type.startswith("wireguard_") else section_type
+    return LISTS.get((package, key), set())

@@ -1,0 +1,390 @@
+"""YAML topology -> validated ``Topology``, or every problem at once as Diagnostics."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+from mwanctl.errors import Diagnostic, TopologyError
+from mwanctl.topology import checks
+from mwanctl.topology.model import (
+    Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, Topology, Tracking, TunnelSettings,
+    Uplink,
+)
+from mwanctl.topology.reader import Reader
+from mwanctl.topology.source import CommentedMap, Source, read_file, read_source
+from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, PROFILES
+
+SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+NAME_RE = re.compile(r"[A-Za-z0-9_]+")
+ZONE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,10}")
+NAME_HINT = "use letters, digits and `_` only (UCI section names allow nothing else)"
+DEFAULT_POOL = "10.254.0.0/16"
+BUILTIN_POLICIES = ("default", "unreachable", "blackhole")
+
+TOP_KEYS = ("site", "mother", "uplinks", "tunnels", "tracking", "policies", "rules",
+            "default_policy", "access")
+MOTHER_KEYS = ("name", "host", "lan", "wans")
+LAN_KEYS = ("network", "zone", "subnet")
+WAN_KEYS = ("name", "weight", "tier", "family", "metric", "tracking")
+UPLINK_KEYS = ("name", "host", "endpoint", "weight", "tier", "ipv6", "tracking", "tunnel",
+               "mother_zone", "wan_zone", "description")
+TUNNELS_KEYS = ("pool", "pool6", "port", "mtu", "keepalive")
+TUNNEL_KEYS = ("port", "mtu", "keepalive", "index", "metric")
+TRACKING_KEYS = ("profile", "targets", "method", "reliability", "count", "timeout", "interval",
+                 "failure_interval", "recovery_interval", "down", "up", "keep_failure_interval",
+                 "initial_state", "check_quality", "failure_latency", "failure_loss",
+                 "recovery_latency", "recovery_loss", "flush_conntrack", "httping_ssl", "size",
+                 "max_ttl")
+POLICY_KEYS = ("name", "members", "last_resort")
+MEMBER_KEYS = ("uplink", "wan", "tier", "weight")
+RULE_KEYS = ("name", "policy", "proto", "src_ip", "dest_ip", "src_port", "dest_port", "sticky",
+             "timeout", "family", "ipset", "src_iface", "logging")
+ACCESS_KEYS = ("transport", "host", "port", "user", "key", "password_env", "password_file",
+               "known_hosts", "jump", "ubus_url", "tls_fingerprint", "ca_file", "connect_timeout",
+               "confirm_timeout")
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read and validate a topology file; raise TopologyError with all diagnostics on failure."""
+    src, diags = read_file(path)
+    return _finish(src, diags)
+
+
+def parse_topology(text: str, file: str = "<topology>") -> Topology:
+    src, diags = read_source(text, file)
+    return _finish(src, diags)
+
+
+def diagnose(path: str | Path) -> tuple[Optional[Topology], list[Diagnostic]]:
+    """Like load_topology but returns (topology or None, diagnostics incl. warnings)."""
+    src, diags = read_file(path)
+    if src is None:
+        return None, diags
+    r = Reader(src)
+    topo = _build(r)
+    if topo is not None and not _has_errors(r.diags):
+        checks.run(topo, r)
+    diags = r.diags
+    return (None if _has_errors(diags) else topo), diags
+
+
+def _finish(src: Optional[Source], diags: list[Diagnostic]) -> Topology:
+    if src is None:
+        raise TopologyError(diags)
+    r = Reader(src)
+    topo = _build(r)
+    if topo is not None and not _has_errors(r.diags):
+        checks.run(topo, r)
+    if topo is None or _has_errors(r.diags):
+        raise TopologyError(r.diags)
+    return topo
+
+
+def _has_errors(diags: list[Diagnostic]) -> bool:
+    return any(d.severity == "error" for d in diags)
+
+
+# -- building -----------------------------------------------------------------------------------
+
+def _build(r: Reader) -> Optional[Topology]:
+    top = r.src.data
+    r.known_keys(top, "", TOP_KEYS)
+    site = r.string(top, "site", "", pattern=SITE_RE,
+                    hint="use up to 32 letters, digits, `-` or `_`, starting with a letter or digit")
+    tunnels = r.mapping(top, "tunnels", "tunnels") or CommentedMap()
+    r.known_keys(tunnels, "tunnels", TUNNELS_KEYS)
+    base_tracking = _tracking(r, r.mapping(top, "tracking", "tracking"), "tracking", None)
+    pool = _pool(r, tunnels)
+    defaults = dict(
+        port=r.integer(tunnels, "port", "tunnels", 51820, 1, 65535),
+        mtu=r.integer(tunnels, "mtu", "tunnels", 1420, 1280, 9000,
+                      " (IPv6 needs 1280; over PPPoE/LTE use 1380-1412)"),
+        keepalive=r.integer(tunnels, "keepalive", "tunnels", 25, 0, 65535),
+    )
+    mother = _mother(r, r.mapping(top, "mother", "mother", required=True), base_tracking)
+    uplinks = _uplinks(r, r.seq(top, "uplinks", "uplinks", required=True), base_tracking, defaults)
+    policies = _policies(r, r.seq(top, "policies", "policies"))
+    rules = _rules(r, r.seq(top, "rules", "rules"))
+    default_policy = r.string(top, "default_policy", "", "balanced", pattern=NAME_RE, hint=NAME_HINT)
+    access = _access(r, r.mapping(top, "access", "access"))
+    if site is None or mother is None or uplinks is None or pool is None:
+        return None
+    if default_policy == "balanced" and not any(p.name == "balanced" for p in policies):
+        policies = (_balanced(mother, uplinks),) + policies
+    return Topology(site=site, mother=mother, uplinks=uplinks, pool=pool, policies=policies,
+                    rules=rules, default_policy=default_policy, access=access, file=r.src.file)
+
+
+def _balanced(mother: Mother, uplinks: tuple[Uplink, ...]) -> Policy:
+    """The implicit default policy: every WAN and uplink by its tier and weight."""
+    members = [PolicyMember(w.name, w.tier, w.weight) for w in mother.wans]
+    members += [PolicyMember(u.name, u.tier, u.weight) for u in uplinks]
+    return Policy("balanced", tuple(members), "unreachable")
+
+
+def _pool(r: Reader, tunnels: CommentedMap) -> Optional[Pool]:
+    v4 = r.parsed(tunnels, "pool", "tunnels", lambda s: ipaddress.IPv4Network(s, strict=True),
+                  "an IPv4 network such as 10.254.0.0/16", ipaddress.IPv4Network(DEFAULT_POOL))
+    v6 = r.parsed(tunnels, "pool6", "tunnels", lambda s: ipaddress.IPv6Network(s, strict=True),
+                  "an IPv6 network such as fd00:254::/48", None)
+    if v4 is None:
+        return None
+    return Pool(v4, v6)
+
+
+def _mother(r: Reader, node: Optional[CommentedMap], base: Tracking) -> Optional[Mother]:
+    if node is None:
+        return None
+    r.known_keys(node, "mother", MOTHER_KEYS)
+    name = r.string(node, "name", "mother", "mother", pattern=NAME_RE, hint=NAME_HINT)
+    host = r.host(node, "host", "mother")
+    lan = r.mapping(node, "lan", "mother.lan") or CommentedMap()
+    r.known_keys(lan, "mother.lan", LAN_KEYS)
+    lan_network = r.string(lan, "network", "mother.lan", "lan", pattern=NAME_RE, hint=NAME_HINT)
+    lan_zone = r.string(lan, "zone", "mother.lan", "lan", pattern=ZONE_RE,
+                        hint="firewall zone names: up to 11 letters, digits or `_`")
+    subnet = r.parsed(lan, "subnet", "mother.lan", lambda s: ipaddress.IPv4Network(s, strict=False),
+                      "an IPv4 network such as 192.168.1.0/24", None)
+    wans: list[MotherWan] = []
+    seq = r.seq(node, "wans", "mother.wans") or []
+    for i, w in enumerate(seq):
+        path = f"mother.wans[{i}]"
+        if isinstance(w, str):
+            w = CommentedMap(name=w)
+        if not isinstance(w, CommentedMap):
+            r.error(r.src.item(seq, i), path, "expected a mapping with at least `name:`")
+            continue
+        r.known_keys(w, path, WAN_KEYS)
+        wname = r.string(w, "name", path, pattern=NAME_RE, hint=NAME_HINT)
+        if wname is None:
+            continue
+        path = f"mother.wans.{wname}"
+        family = r.choice(w, "family", path, ("ipv4", "ipv6"), "ipv4")
+        wans.append(MotherWan(
+            name=wname,
+            weight=r.integer(w, "weight", path, 1, 1, 1000),
+            tier=r.integer(w, "tier", path, 1, 1, 256, " (mwan3 skips members with metric > 256)"),
+            family=family,
+            metric=r.integer(w, "metric", path, None, 0, 2**31 - 1),
+            tracking=_tracking(r, r.mapping(w, "tracking", path + ".tracking"), path + ".tracking", base),
+            loc=r.src.item(seq, i),
+        ))
+    if host is None or name is None:
+        return None
+    return Mother(name, host, lan_network, lan_zone, subnet, tuple(wans))
+
+
+def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> Optional[tuple[Uplink, ...]]:
+    if seq is None:
+        return None
+    if len(seq) == 0:
+        r.error(r.src.of(r.src.data), "uplinks", "the list is empty; add at least one uplink")
+        return None
+    out: list[Uplink] = []
+    for i, u in enumerate(seq):
+        path = f"uplinks[{i}]"
+        if not isinstance(u, CommentedMap):
+            r.error(r.src.item(seq, i), path, "expected a mapping with `name:` and `host:`")
+            continue
+        r.known_keys(u, path, UPLINK_KEYS)
+        name = r.string(u, "name", path, pattern=NAME_RE, hint=NAME_HINT)
+        if name is not None:
+            path = f"uplinks.{name}"
+        host = r.host(u, "host", path)
+        endpoint = r.host(u, "endpoint", path, host)
+        tun = r.mapping(u, "tunnel", path + ".tunnel") or CommentedMap()
+        r.known_keys(tun, path + ".tunnel", TUNNEL_KEYS)
+        tpath = path + ".tunnel"
+        tunnel = TunnelSettings(
+            port=r.integer(tun, "port", tpath, defaults["port"], 1, 65535),
+            mtu=r.integer(tun, "mtu", tpath, defaults["mtu"], 1280, 9000),
+            keepalive=r.integer(tun, "keepalive", tpath, defaults["keepalive"], 0, 65535),
+            index=r.integer(tun, "index", tpath, None, 0, 2**20),
+            metric=r.integer(tun, "metric", tpath, None, 1, 2**31 - 1),
+        )
+        description = r.string(u, "description", path, f"uplink {name}")
+        if description is not None and any(ord(c) < 32 for c in description):
+            r.error(r.src.value(u, "description"), path + ".description",
+                    "contains a newline or control character, which routers display and parse "
+                    "badly; keep descriptions on one line")
+            description = f"uplink {name}"
+        uplink = Uplink(
+            name=name or "", host=host or "", endpoint=endpoint or "",
+            weight=r.integer(u, "weight", path, 1, 1, 1000),
+            tier=r.integer(u, "tier", path, 1, 1, 256, " (mwan3 skips members with metric > 256)"),
+            ipv6=r.boolean(u, "ipv6", path, False),
+            tracking=_tracking(r, r.mapping(u, "tracking", path + ".tracking"), path + ".tracking", base),
+            tunnel=tunnel,
+            mother_zone=r.string(u, "mother_zone", path, "lan", pattern=ZONE_RE,
+                                 hint="firewall zone names: up to 11 letters, digits or `_`"),
+            wan_zone=r.string(u, "wan_zone", path, "wan", pattern=ZONE_RE,
+                              hint="firewall zone names: up to 11 letters, digits or `_`"),
+            description=description or "",
+            loc=r.src.item(seq, i),
+        )
+        if name is not None and host is not None:
+            out.append(uplink)
+    return tuple(out)
+
+
+def _tracking(r: Reader, node: Optional[CommentedMap], path: str, base: Optional[Tracking]) -> Tracking:
+    """Tracking settings: a profile's numbers, overridden by explicit ones, inheriting ``base``."""
+    node = node if node is not None else CommentedMap()
+    r.known_keys(node, path, TRACKING_KEYS)
+    inherit = base.profile if base else DEFAULT_PROFILE
+    profile = r.choice(node, "profile", path, PROFILES.keys(), inherit)
+    nums = dict(PROFILES[profile])
+    if base is not None and "profile" not in node:
+        nums = {k: getattr(base, k) for k in nums}
+    for k in nums:
+        lo = 1
+        nums[k] = r.integer(node, k, path, nums[k], lo, 3600)
+    get = lambda k, d: getattr(base, k) if base is not None else d  # noqa: E731
+    targets = r.strings(node, "targets", path, get("targets", DEFAULT_TARGETS))
+    return Tracking(
+        profile=profile,
+        targets=targets,
+        method=r.string(node, "method", path, get("method", "ping"),
+                        pattern=re.compile(r"ping|arping|httping|nslookup|nping-[a-z]+"),
+                        hint="use ping, arping, httping, nslookup or nping-<mode>"),
+        reliability=r.integer(node, "reliability", path, get("reliability", 1), 1, 64),
+        keep_failure_interval=r.boolean(node, "keep_failure_interval", path, get("keep_failure_interval", False)),
+        initial_state=r.choice(node, "initial_state", path, ("online", "offline"), get("initial_state", "online")),
+        check_quality=r.boolean(node, "check_quality", path, get("check_quality", False)),
+        failure_latency=r.integer(node, "failure_latency", path, get("failure_latency", None), 1, 100000),
+        failure_loss=r.integer(node, "failure_loss", path, get("failure_loss", None), 0, 100),
+        recovery_latency=r.integer(node, "recovery_latency", path, get("recovery_latency", None), 1, 100000),
+        recovery_loss=r.integer(node, "recovery_loss", path, get("recovery_loss", None), 0, 100),
+        flush_conntrack=_flush(r, node, path, get("flush_conntrack", ())),
+        httping_ssl=r.boolean(node, "httping_ssl", path, get("httping_ssl", False)),
+        size=r.integer(node, "size", path, get("size", None), 1, 65000),
+        max_ttl=r.integer(node, "max_ttl", path, get("max_ttl", None), 1, 255),
+        **nums,
+    )
+
+
+def _flush(r: Reader, node: CommentedMap, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    values = r.strings(node, "flush_conntrack", path, default)
+    allowed = ("ifup", "ifdown", "connected", "disconnected")
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        r.error(r.src.value(node, "flush_conntrack"), path + ".flush_conntrack",
+                f"{bad[0]!r} is not an mwan3 event; use any of {', '.join(allowed)}")
+        return tuple(v for v in values if v in allowed)
+    return values
+
+
+def _policies(r: Reader, seq: Any) -> tuple[Policy, ...]:
+    out: list[Policy] = []
+    for i, p in enumerate(seq or []):
+        path = f"policies[{i}]"
+        if not isinstance(p, CommentedMap):
+            r.error(r.src.item(seq, i), path, "expected a mapping with `name:` and `members:`")
+            continue
+        r.known_keys(p, path, POLICY_KEYS)
+        name = r.string(p, "name", path, pattern=NAME_RE, hint=NAME_HINT)
+        if name is not None:
+            path = f"policies.{name}"
+        members: list[PolicyMember] = []
+        mseq = r.seq(p, "members", path, required=True) or []
+        for j, m in enumerate(mseq):
+            mpath = f"{path}.members[{j}]"
+            if isinstance(m, str):
+                members.append(PolicyMember(m, 0, 0))   # 0 = take the uplink's own tier/weight
+                continue
+            if not isinstance(m, CommentedMap):
+                r.error(r.src.item(mseq, j), mpath, "expected an uplink name or a mapping with `uplink:`")
+                continue
+            r.known_keys(m, mpath, MEMBER_KEYS)
+            target = m.get("uplink", m.get("wan"))
+            if not isinstance(target, str):
+                r.error(r.src.item(mseq, j), mpath, "missing `uplink:` (or `wan:`) naming a member")
+                continue
+            members.append(PolicyMember(
+                target,
+                r.integer(m, "tier", mpath, 0, 1, 256, " (mwan3 skips members with metric > 256)"),
+                r.integer(m, "weight", mpath, 0, 1, 1000)))
+        last = r.choice(p, "last_resort", path, ("unreachable", "blackhole", "default"), "unreachable")
+        if name is not None:
+            out.append(Policy(name, tuple(members), last, r.src.item(seq, i)))
+    return tuple(out)
+
+
+def _rules(r: Reader, seq: Any) -> tuple[Rule, ...]:
+    out: list[Rule] = []
+    for i, n in enumerate(seq or []):
+        path = f"rules[{i}]"
+        if not isinstance(n, CommentedMap):
+            r.error(r.src.item(seq, i), path, "expected a mapping with `name:` and `policy:`")
+            continue
+        r.known_keys(n, path, RULE_KEYS)
+        name = r.string(n, "name", path, pattern=NAME_RE, hint=NAME_HINT)
+        if name is not None:
+            path = f"rules.{name}"
+        port_re = re.compile(r"[0-9]{1,5}([:-][0-9]{1,5})?(,[0-9]{1,5}([:-][0-9]{1,5})?)*")
+        port_hint = "use a port, a range `1000:2000` or a list `80,443` (iptables multiport)"
+        rule = Rule(
+            name=name or "",
+            policy=r.string(n, "policy", path, pattern=NAME_RE, hint=NAME_HINT) or "",
+            proto=r.string(n, "proto", path, None, pattern=re.compile(r"[a-z0-9]+"),
+                           hint="use a protocol name like tcp, udp, icmp or a number"),
+            src_ip=r.parsed(n, "src_ip", path, _net_text, "an IP address or network", None),
+            dest_ip=r.parsed(n, "dest_ip", path, _net_text, "an IP address or network", None),
+            src_port=r.string(n, "src_port", path, None, pattern=port_re, hint=port_hint),
+            dest_port=r.string(n, "dest_port", path, None, pattern=port_re, hint=port_hint),
+            sticky=r.boolean(n, "sticky", path, False),
+            timeout=r.integer(n, "timeout", path, None, 1, 10**6),
+            family=r.choice(n, "family", path, ("ipv4", "ipv6", "any"), None),
+            ipset=r.string(n, "ipset", path, None, pattern=re.compile(r"[A-Za-z0-9_.-]{1,31}"),
+                           hint="ipset names: up to 31 letters, digits, `_`, `.` or `-`"),
+            src_iface=r.string(n, "src_iface", path, None, pattern=NAME_RE, hint=NAME_HINT),
+            logging=r.boolean(n, "logging", path, False),
+            loc=r.src.item(seq, i),
+        )
+        if name is not None:
+            out.append(rule)
+    return tuple(out)
+
+
+def _net_text(s: str) -> str:
+    return str(ipaddress.ip_network(s, strict=False)) if "/" in s else str(ipaddress.ip_address(s))
+
+
+def _access(r: Reader, node: Optional[CommentedMap]) -> dict[str, Access]:
+    out: dict[str, Access] = {}
+    if node is None:
+        return out
+    base = Access()
+    order = sorted(node.keys(), key=lambda k: k != "defaults")   # defaults first, then inherit
+    for key in order:
+        a = node[key]
+        path = f"access.{key}"
+        if not isinstance(a, CommentedMap):
+            r.error(r.src.value(node, key), path, "expected a mapping (transport, user, port, key, ...)")
+            continue
+        r.known_keys(a, path, ACCESS_KEYS)
+        d = out.get("defaults", base)
+        out[str(key)] = Access(
+            transport=r.choice(a, "transport", path, ("ssh", "ubus", "local"), d.transport),
+            host=r.host(a, "host", path, d.host),
+            port=r.integer(a, "port", path, d.port, 1, 65535),
+            user=r.string(a, "user", path, d.user),
+            key=r.string(a, "key", path, d.key),
+            password_env=r.string(a, "password_env", path, d.password_env),
+            password_file=r.string(a, "password_file", path, d.password_file),
+            known_hosts=r.string(a, "known_hosts", path, d.known_hosts),
+            jump=r.string(a, "jump", path, d.jump),
+            ubus_url=r.string(a, "ubus_url", path, d.ubus_url,
+                              pattern=re.compile(r"https?://\S+"), hint="use http(s)://<router>/ubus"),
+            tls_fingerprint=r.string(a, "tls_fingerprint", path, d.tls_fingerprint,
+                                     pattern=re.compile(r"sha256:[0-9A-Fa-f:]{64,95}"),
+                                     hint="use sha256:<64 hex digits>"),
+            ca_file=r.string(a, "ca_file", path, d.ca_file),
+            connect_timeout=float(r.integer(a, "connect_timeout", path, int(d.connect_timeout), 1, 600)),
+            confirm_timeout=r.integer(a, "confirm_timeout", path, d.confirm_timeout, 30, 3600,
+                                      " (under 30 s valid changes get reverted while the network restarts)"),
+        )
+    return out

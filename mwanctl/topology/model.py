@@ -1,0 +1,215 @@
+"""The meaning of a topology file: frozen, fully defaulted, validated.
+
+Everything downstream (compiler, deploy, status, key rotation) reads only these objects,
+never the YAML. ``loc`` fields point back at the YAML for messages.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Optional
+
+from mwanctl.errors import Location
+
+IPv4Net = ipaddress.IPv4Network
+IPv6Net = ipaddress.IPv6Network
+
+PREFIX = "mw_"  # every UCI section mwanctl owns starts with this (mwan3 own-WAN interfaces excepted)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """How mwan3track decides whether an uplink works (mwan3 `interface` options)."""
+
+    profile: str
+    targets: tuple[str, ...]
+    method: str
+    reliability: int
+    count: int
+    timeout: int
+    interval: int
+    failure_interval: int
+    recovery_interval: int
+    down: int
+    up: int
+    keep_failure_interval: bool = False
+    initial_state: str = "online"
+    check_quality: bool = False
+    failure_latency: Optional[int] = None
+    failure_loss: Optional[int] = None
+    recovery_latency: Optional[int] = None
+    recovery_loss: Optional[int] = None
+    flush_conntrack: tuple[str, ...] = ()
+    httping_ssl: bool = False
+    size: Optional[int] = None
+    max_ttl: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class TunnelSettings:
+    """WireGuard settings of one mother<->uplink tunnel."""
+
+    port: int              # the uplink's listen port (the mother connects to it)
+    mtu: int
+    keepalive: int
+    index: Optional[int]   # explicit slot in the address pool; None = allocate and remember
+    metric: Optional[int]  # netifd route metric on the mother; None = derived from the slot
+
+
+@dataclass(frozen=True)
+class Uplink:
+    name: str
+    host: str                 # how the mother reaches it; also the WireGuard endpoint by default
+    endpoint: str
+    weight: int
+    tier: int
+    ipv6: bool
+    tracking: Tracking
+    tunnel: TunnelSettings
+    mother_zone: str          # firewall zone on the uplink router that the mother arrives from
+    wan_zone: str             # firewall zone of the uplink router's own internet connection
+    description: str
+    loc: Optional[Location] = field(default=None, compare=False)
+
+    @property
+    def iface(self) -> str:
+        """netifd interface = WireGuard device = mwan3 interface name (the same on both ends)."""
+        return PREFIX + self.name
+
+    @property
+    def iface6(self) -> str:
+        """netifd alias carrying the IPv6 side for mwan3 (one mwan3 interface per family)."""
+        return PREFIX + self.name + "6"
+
+
+@dataclass(frozen=True)
+class MotherWan:
+    """One of the mother's own internet connections, balanced beside the tunnels."""
+
+    name: str                 # existing netifd interface on the mother (e.g. `wan`)
+    weight: int
+    tier: int
+    family: str               # ipv4 | ipv6
+    metric: Optional[int]     # set `network.<name>.metric` if given (mwan3 needs distinct metrics)
+    tracking: Tracking
+    loc: Optional[Location] = field(default=None, compare=False)
+
+    @property
+    def iface(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Mother:
+    name: str
+    host: str
+    lan_network: str
+    lan_zone: str
+    lan_subnet: Optional[IPv4Net]
+    wans: tuple[MotherWan, ...]
+
+
+@dataclass(frozen=True)
+class PolicyMember:
+    target: str               # uplink name or mother WAN name
+    tier: int                 # mwan3 member metric: lower tiers are used first
+    weight: int
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    members: tuple[PolicyMember, ...]
+    last_resort: str          # unreachable | blackhole | default
+    loc: Optional[Location] = field(default=None, compare=False)
+
+    @property
+    def section(self) -> str:
+        return PREFIX + self.name
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    policy: str               # a policy name, or the built-ins default/unreachable/blackhole
+    proto: Optional[str] = None
+    src_ip: Optional[str] = None
+    dest_ip: Optional[str] = None
+    src_port: Optional[str] = None
+    dest_port: Optional[str] = None
+    sticky: bool = False
+    timeout: Optional[int] = None
+    family: Optional[str] = None
+    ipset: Optional[str] = None
+    src_iface: Optional[str] = None
+    logging: bool = False
+    loc: Optional[Location] = field(default=None, compare=False)
+
+    @property
+    def section(self) -> str:
+        return PREFIX + self.name
+
+
+@dataclass(frozen=True)
+class Pool:
+    ipv4: IPv4Net
+    ipv6: Optional[IPv6Net]
+
+
+@dataclass(frozen=True)
+class Access:
+    """How mwanctl reaches one router; separate from what the router should become."""
+
+    transport: str = "ssh"            # ssh | ubus | local
+    host: Optional[str] = None        # default: the router's `host`
+    port: Optional[int] = None
+    user: str = "root"
+    key: Optional[str] = None
+    password_env: Optional[str] = None
+    password_file: Optional[str] = None
+    known_hosts: Optional[str] = None
+    jump: Optional[str] = None        # name of another router to tunnel SSH through
+    ubus_url: Optional[str] = None
+    tls_fingerprint: Optional[str] = None
+    ca_file: Optional[str] = None
+    connect_timeout: float = 10.0
+    confirm_timeout: int = 90
+
+
+@dataclass(frozen=True)
+class Topology:
+    site: str
+    mother: Mother
+    uplinks: tuple[Uplink, ...]
+    pool: Pool
+    policies: tuple[Policy, ...]
+    rules: tuple[Rule, ...]
+    default_policy: str
+    access: dict[str, Access]
+    file: str = ""
+
+    def uplink(self, name: str) -> Uplink:
+        for u in self.uplinks:
+            if u.name == name:
+                return u
+        raise KeyError(name)
+
+    def policy(self, name: str) -> Policy:
+        for p in self.policies:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def routers(self) -> list[str]:
+        """Router names in deploy order: uplinks first, the mother last."""
+        return [u.name for u in self.uplinks] + [self.mother.name]
+
+    def host_of(self, router: str) -> str:
+        if router == self.mother.name:
+            return self.mother.host
+        return self.uplink(router).host
+
+    def access_for(self, router: str) -> Access:
+        return self.access.get(router, self.access.get("defaults", Access()))
