@@ -229,3 +229,21 @@ class KeyStore:
                     if p is not None:
                         yield {"uplink": name, "end": end, "state": which, "public_key": p.public,
                                "created": p.created, "slot": t.get("index")}
+
+
+def slots_preview(store: "KeyStore", uplinks: list[tuple[str, Optional[int]]], slots: int) -> dict[str, int]:
+    """The slots ``ensure`` would assign, without generating keys or writing anything."""
+    out: dict[str, int] = {}
+    for name, explicit in uplinks:
+        known = store.tunnels.get(name, {}).get("index")
+        if explicit is not None:
+            out[name] = explicit
+        elif known is not None:
+            out[name] = int(known)
+    taken = set(out.values()) | {t["index"] for t in store.tunnels.values() if t.get("index") is not None}
+    for name, _ in uplinks:
+        if name not in out:
+            free = next(i for i in range(slots) if i not in taken)
+            out[name] = free
+            taken.add(free)
+    return out

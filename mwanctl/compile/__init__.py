@@ -71,7 +71,7 @@ class Compiled:
 def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
                  templates: Optional[Templates] = None) -> Compiled:
     """Compile a validated topology; ``keys`` must hold every uplink (see KeyStore.material)."""
-    ctx = Context(topology, keys, templates or Templates())
+    ctx = Context.for_keys(topology, keys, templates or Templates())
     _check_metrics(ctx)
     t = topology
     routers = {u.name: RouterConfig(u.name, "uplink", u.host, {p: [] for p in PACKAGES["uplink"]})

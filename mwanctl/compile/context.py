@@ -21,12 +21,21 @@ class TunnelAddrs:
 @dataclass(frozen=True)
 class Context:
     topology: Topology
-    keys: dict[str, TunnelKeys]
-    templates: Templates
+    slots: dict[str, int]               # uplink -> pool slot (stable, from the key store)
+    keys: dict[str, TunnelKeys]         # empty when only addresses are needed (graph, validate)
+    templates: Templates | None = None
+
+    @classmethod
+    def for_keys(cls, topology: Topology, keys: dict[str, TunnelKeys], templates: Templates) -> "Context":
+        return cls(topology, {n: k.index for n, k in keys.items()}, keys, templates)
+
+    def render(self, name: str, **values: object) -> list:
+        assert self.templates is not None, "compiling needs templates"
+        return self.templates.render(name, **values)
 
     def addrs(self, u: Uplink) -> TunnelAddrs:
         """Slot i of the pool: a /30 with the uplink on .1 and the mother on .2 (and a /64 for IPv6)."""
-        i = self.keys[u.name].index
+        i = self.slots[u.name]
         base = self.topology.pool.ipv4.network_address + 4 * i
         up4 = ipaddress.IPv4Interface(f"{base + 1}/30")
         mo4 = ipaddress.IPv4Interface(f"{base + 2}/30")
@@ -42,4 +51,4 @@ class Context:
         """netifd route metric of the tunnel on the mother: unique per WAN-like interface."""
         if u.tunnel.metric is not None:
             return u.tunnel.metric
-        return 10 * (self.keys[u.name].index + 1)
+        return 10 * (self.slots[u.name] + 1)

@@ -21,11 +21,11 @@ class Firewall:
             nets.append(u.iface)
             if u.ipv6:
                 nets.append(u.iface6)
-        out = {t.mother.name: ctx.templates.render(
+        out = {t.mother.name: ctx.render(
             "firewall-mother", zone=ZONE, networks=nets, lan_zone=t.mother.lan_zone,
             masq6=any(u.ipv6 for u in t.uplinks))}
         for u in t.uplinks:
-            out[u.name] = ctx.templates.render(
+            out[u.name] = ctx.render(
                 "firewall-uplink", zone=ZONE, iface=u.iface, wan_zone=u.wan_zone,
                 mother_zone=u.mother_zone, listen_port=u.tunnel.port, uplink=u.name)
         return out

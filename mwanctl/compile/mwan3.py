@@ -68,7 +68,7 @@ class Mwan3:
     @staticmethod
     def convert(ctx: Context) -> dict[str, list[UciSection]]:
         t = ctx.topology
-        render = ctx.templates.render
+        render = ctx.render
         secs: list[UciSection] = []
         for iface, family, tr in _interfaces(t):
             secs += render("mwan3-interface", **_tracking_values(iface, family, tr))

@@ -30,10 +30,21 @@ def run(t: Topology, r: Reader) -> None:
 
 
 def _uplink_loc(t: Topology, r: Reader, name: str, key: Optional[str] = None) -> Optional[Location]:
-    for i, node in enumerate(r.src.data.get("uplinks") or []):
-        if getattr(node, "get", None) and node.get("name") == name:
-            return r.src.value(node, key) if key and key in node else r.src.item(r.src.data["uplinks"], i)
-    return None
+    """Location of (a key of) the uplink called ``name``; with duplicates, of each in turn."""
+    u = next((u for u in t.uplinks if u.name == name), None)
+    return _item_key_loc(r, "uplinks", u.loc if u else None, key)
+
+
+def _uplink_at(r: Reader, u: Any, key: Optional[str] = None) -> Optional[Location]:
+    return _item_key_loc(r, "uplinks", u.loc, key)
+
+
+def _item_key_loc(r: Reader, section: str, item_loc: Optional[Location], key: Optional[str]) -> Optional[Location]:
+    seq = r.src.data.get(section) or []
+    for i, node in enumerate(seq):
+        if r.src.item(seq, i) == item_loc:
+            return r.src.value(node, key) if key and getattr(node, "get", None) and key in node else item_loc
+    return item_loc
 
 
 def _node_loc(r: Reader, section: str, name: str, key: Optional[str] = None) -> Optional[Location]:
@@ -74,16 +85,20 @@ def _duplicates(t: Topology, r: Reader) -> None:
     names = Counter(u.name for u in t.uplinks)
     names.update(w.name for w in t.mother.wans)
     names[t.mother.name] += 1
-    for n, c in names.items():
-        if c > 1:
-            r.error(_uplink_loc(t, r, n, "name"), f"uplinks.{n}.name",
-                    f"`{n}` is used {c} times (uplinks, mother WANs and the mother's name must differ); rename one")
+    reported = set()
+    for u in t.uplinks:
+        if names[u.name] > 1 and u.name in reported:
+            r.error(_uplink_at(r, u, "name"), f"uplinks.{u.name}.name",
+                    f"`{u.name}` is already used (uplinks, mother WANs and the mother's name must differ); rename one")
+        reported.add(u.name)
     hosts = Counter(u.host for u in t.uplinks)
     hosts[t.mother.host] += 1
+    seen_hosts = {t.mother.host}
     for u in t.uplinks:
-        if hosts[u.host] > 1:
-            r.error(_uplink_loc(t, r, u.name, "host"), f"uplinks.{u.name}.host",
-                    f"{u.host} is also the host of another router; every router needs its own address")
+        if hosts[u.host] > 1 and u.host in seen_hosts:
+            r.error(_uplink_at(r, u, "host"), f"uplinks.{u.name}.host",
+                    f"{u.host} is already the host of another router; every router needs its own address")
+        seen_hosts.add(u.host)
     endpoints = Counter((u.endpoint, u.tunnel.port) for u in t.uplinks)
     for u in t.uplinks:
         if endpoints[(u.endpoint, u.tunnel.port)] > 1 and hosts[u.host] == 1:
@@ -127,8 +142,10 @@ def _pool(t: Topology, r: Reader) -> None:
                     f"index {u.tunnel.index} is used by another uplink too; indexes must be unique")
     lan = t.mother.lan_subnet
     if lan is not None and t.pool.ipv4.overlaps(lan):
+        free = next((c for c in ("10.254.0.0/16", "172.31.0.0/16", "10.99.0.0/16")
+                     if not ipaddress.ip_network(c).overlaps(lan)), "another range")
         r.error(loc, "tunnels.pool", f"{t.pool.ipv4} overlaps the LAN {lan}; pick a pool outside it, "
-                "e.g. 10.254.0.0/16")
+                f"e.g. {free}")
     for u in t.uplinks:
         if is_ip(u.endpoint) and ipaddress.ip_address(u.endpoint) in t.pool.ipv4:
             r.error(_uplink_loc(t, r, u.name, "endpoint"), f"uplinks.{u.name}.endpoint",

@@ -65,7 +65,7 @@ def diagnose(path: str | Path) -> tuple[Optional[Topology], list[Diagnostic]]:
         return None, diags
     r = Reader(src)
     topo = _build(r)
-    if topo is not None and not _has_errors(r.diags):
+    if topo is not None:
         checks.run(topo, r)
     diags = r.diags
     return (None if _has_errors(diags) else topo), diags
@@ -76,7 +76,7 @@ def _finish(src: Optional[Source], diags: list[Diagnostic]) -> Topology:
         raise TopologyError(diags)
     r = Reader(src)
     topo = _build(r)
-    if topo is not None and not _has_errors(r.diags):
+    if topo is not None:
         checks.run(topo, r)
     if topo is None or _has_errors(r.diags):
         raise TopologyError(r.diags)
@@ -189,10 +189,10 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> O
         if not isinstance(u, CommentedMap):
             r.error(r.src.item(seq, i), path, "expected a mapping with `name:` and `host:`")
             continue
-        r.known_keys(u, path, UPLINK_KEYS)
         name = r.string(u, "name", path, pattern=NAME_RE, hint=NAME_HINT)
         if name is not None:
             path = f"uplinks.{name}"
+        r.known_keys(u, path, UPLINK_KEYS)
         host = r.host(u, "host", path)
         endpoint = r.host(u, "endpoint", path, host)
         tun = r.mapping(u, "tunnel", path + ".tunnel") or CommentedMap()
@@ -284,10 +284,10 @@ def _policies(r: Reader, seq: Any) -> tuple[Policy, ...]:
         if not isinstance(p, CommentedMap):
             r.error(r.src.item(seq, i), path, "expected a mapping with `name:` and `members:`")
             continue
-        r.known_keys(p, path, POLICY_KEYS)
         name = r.string(p, "name", path, pattern=NAME_RE, hint=NAME_HINT)
         if name is not None:
             path = f"policies.{name}"
+        r.known_keys(p, path, POLICY_KEYS)
         members: list[PolicyMember] = []
         mseq = r.seq(p, "members", path, required=True) or []
         for j, m in enumerate(mseq):
@@ -320,10 +320,10 @@ def _rules(r: Reader, seq: Any) -> tuple[Rule, ...]:
         if not isinstance(n, CommentedMap):
             r.error(r.src.item(seq, i), path, "expected a mapping with `name:` and `policy:`")
             continue
-        r.known_keys(n, path, RULE_KEYS)
         name = r.string(n, "name", path, pattern=NAME_RE, hint=NAME_HINT)
         if name is not None:
             path = f"rules.{name}"
+        r.known_keys(n, path, RULE_KEYS)
         port_re = re.compile(r"[0-9]{1,5}([:-][0-9]{1,5})?(,[0-9]{1,5}([:-][0-9]{1,5})?)*")
         port_hint = "use a port, a range `1000:2000` or a list `80,443` (iptables multiport)"
         rule = Rule(

@@ -1,0 +1,41 @@
+"""Glue between the pure compiler and the key store: the I/O a render or deploy needs first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from mwanctl.compile import Compiled, compile_site
+from mwanctl.compile.context import Context
+from mwanctl.compile.templates import Templates
+from mwanctl.keys import KeyStore, slots_preview
+from mwanctl.topology.checks import SLOT_PREFIX
+from mwanctl.topology.model import Topology
+
+
+def pool_slots(t: Topology) -> int:
+    return 2 ** (SLOT_PREFIX - t.pool.ipv4.prefixlen)
+
+
+def slot_spec(t: Topology) -> list[tuple[str, Optional[int]]]:
+    return [(u.name, u.tunnel.index) for u in t.uplinks]
+
+
+def open_store(t: Topology, state_dir: Optional[Path]) -> KeyStore:
+    return KeyStore.open(t.site, state_dir)
+
+
+def prepare(t: Topology, state_dir: Optional[Path], templates: Optional[Templates] = None,
+            use: str = "current") -> tuple[Compiled, KeyStore]:
+    """Make sure every tunnel has a slot and keys (saving the store first), then compile."""
+    store = open_store(t, state_dir)
+    if store.ensure(slot_spec(t), pool_slots(t)):
+        store.save()
+    names = [u.name for u in t.uplinks]
+    return compile_site(t, store.material(names, use=use), templates), store
+
+
+def preview(t: Topology, state_dir: Optional[Path]) -> Context:
+    """Addresses without generating or writing anything (for graph and validate)."""
+    store = open_store(t, state_dir)
+    return Context(t, slots_preview(store, slot_spec(t), pool_slots(t)), {})
