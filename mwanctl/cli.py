@@ -208,6 +208,268 @@ def keys_show(env: Env, topology: str, as_json: bool) -> int:
     return ExitStatus.OK
 
 
+# --- deploy ---------------------------------------------------------------------------------------
+
+def _connect_options(accept_new: bool) -> Any:
+    from mwanctl.connect import ConnectOptions
+    interactive = sys.stdin.isatty()
+    prompt = (lambda text: click.prompt(text, hide_input=True, err=True)) if interactive else None
+    return ConnectOptions(accept_new_host_key=accept_new, prompt=prompt)
+
+
+def _deployment(env: Env, topology: str, accept_new: bool, confirm_timeout: Optional[int],
+                parallel: int, use: str = "current") -> Any:
+    from mwanctl.connect import transport_for
+    from mwanctl.deploy import Deployment
+    from mwanctl.site import prepare
+    topo = _load(topology)
+    compiled, _ = prepare(topo, env.state_dir, env.templates(), use=use)
+    opts = _connect_options(accept_new)
+    timeout = confirm_timeout or topo.access_for(topo.mother.name).confirm_timeout
+    err = env.console(stderr=True)
+    dep = Deployment(compiled, lambda r: transport_for(topo, r, opts), timeout, parallel,
+                     progress=lambda r, m: err.print(f"[bold]{r}[/bold]: {m}"))
+    return topo, dep
+
+
+def _show_plan(env: Env, dep: Any) -> None:
+    from mwanctl.plan import describe
+    out = env.console()
+    for router, plan in dep.plans.items():
+        if not plan.changed:
+            out.print(f"[green]{router}[/green]: up to date")
+            continue
+        out.print(f"[yellow]{router}[/yellow] ({plan.role}): {plan.op_count} change(s), reloads "
+                  f"{', '.join(plan.apply.reload)}"
+                  + (f", restarts {', '.join(plan.apply.restart_ifaces)}" if plan.apply.restart_ifaces else ""))
+        for line in describe(plan):
+            style = "green" if line.lstrip().startswith("+") else "red" if line.lstrip().startswith("-") else None
+            out.print(line, style=style, markup=False)
+        for note in plan.notes:
+            out.print(f"  note: {note}", markup=False)
+
+
+DEPLOY_OPTIONS = [
+    click.option("--accept-new-host-key", is_flag=True, help="Trust routers whose SSH host key is not "
+                 "known yet (first contact) and remember it."),
+    click.option("--confirm-timeout", type=click.IntRange(30, 3600), default=None,
+                 help="Seconds a router waits for confirmation before restoring its old config (default 90)."),
+    click.option("--parallel", type=click.IntRange(1, 64), default=8, show_default=True,
+                 help="Routers handled at once."),
+]
+
+
+def _with(options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+    return deco
+
+
+@cli.command()
+@TOPOLOGY
+@_with(DEPLOY_OPTIONS)
+@click.pass_obj
+@guarded
+def plan(env: Env, topology: str, accept_new_host_key: bool, confirm_timeout: Optional[int],
+         parallel: int) -> int:
+    """Show what a deploy would change on every router, and change nothing.
+
+    Exit status: 0 nothing to do, 2 there are changes, 4 a router could not be read.
+
+    Example: mwanctl plan examples/home.yaml
+    """
+    return _plan_or_deploy(env, topology, accept_new_host_key, confirm_timeout, parallel, dry_run=True, yes=False)
+
+
+@cli.command()
+@TOPOLOGY
+@click.option("--dry-run", is_flag=True, help="Only show the plan (same as `mwanctl plan`).")
+@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
+@_with(DEPLOY_OPTIONS)
+@click.pass_obj
+@guarded
+def deploy(env: Env, topology: str, dry_run: bool, yes: bool, accept_new_host_key: bool,
+           confirm_timeout: Optional[int], parallel: int) -> int:
+    """Compile, show the plan, apply to every router (uplinks first), confirm.
+
+    Each router keeps a copy of its old config and restores it by itself if mwanctl cannot
+    reconnect and confirm within the confirm timeout.
+
+    Example: mwanctl deploy examples/home.yaml --yes
+    """
+    return _plan_or_deploy(env, topology, accept_new_host_key, confirm_timeout, parallel, dry_run, yes)
+
+
+def _plan_or_deploy(env: Env, topology: str, accept_new: bool, confirm_timeout: Optional[int],
+                    parallel: int, dry_run: bool, yes: bool) -> int:
+    _, dep = _deployment(env, topology, accept_new, confirm_timeout, parallel)
+    try:
+        dep.read()
+        _show_plan(env, dep)
+        if dep.blocked:
+            for line in dep.blocked:
+                click.echo(f"mwanctl: error: {line}", err=True)
+            return ExitStatus.CONNECT if dep.errors else ExitStatus.ERROR
+        if not dep.changed:
+            click.echo("nothing to do: every router is up to date")
+            return ExitStatus.OK
+        if dry_run:
+            return ExitStatus.CHANGES
+        if not yes:
+            if not sys.stdin.isatty():
+                click.echo("mwanctl: error: not applying without confirmation; pass --yes to apply "
+                           "non-interactively", err=True)
+                return ExitStatus.USAGE
+            if not click.confirm("Apply these changes?", default=False, err=True):
+                click.echo("nothing was changed", err=True)
+                return ExitStatus.OK
+        return _report(dep.apply())
+    finally:
+        dep.close()
+
+
+def _report(outcomes: dict[str, Any]) -> int:
+    code = ExitStatus.OK
+    for o in outcomes.values():
+        line = f"{o.router}: {o.message}"
+        if o.status in ("applied", "unchanged"):
+            click.echo(line)
+        else:
+            click.echo(f"mwanctl: error: {line}", err=True)
+            worst = ExitStatus.NOT_CONFIRMED if o.status == "not-confirmed" else ExitStatus.APPLY_FAILED
+            code = max(code, worst)
+    return code
+
+
+@cli.command()
+@TOPOLOGY
+@click.option("--router", "routers", multiple=True, help="Only this router (repeatable).")
+@click.option("--accept-new-host-key", is_flag=True, help="Trust an unknown SSH host key.")
+@click.pass_obj
+@guarded
+def confirm(env: Env, topology: str, routers: tuple[str, ...], accept_new_host_key: bool) -> int:
+    """Confirm a deploy that was applied but not confirmed (stops the routers' rollback timers).
+
+    Example: mwanctl confirm examples/home.yaml --router dsl
+    """
+    return _each_router(env, topology, routers, accept_new_host_key, "confirm")
+
+
+@cli.command()
+@TOPOLOGY
+@click.option("--router", "routers", multiple=True, help="Only this router (repeatable).")
+@click.option("--accept-new-host-key", is_flag=True, help="Trust an unknown SSH host key.")
+@click.pass_obj
+@guarded
+def rollback(env: Env, topology: str, routers: tuple[str, ...], accept_new_host_key: bool) -> int:
+    """Restore now the config a router had before an unconfirmed deploy.
+
+    Example: mwanctl rollback examples/home.yaml --router mother
+    """
+    return _each_router(env, topology, routers, accept_new_host_key, "rollback")
+
+
+def _each_router(env: Env, topology: str, routers: tuple[str, ...], accept_new: bool, action: str) -> int:
+    from mwanctl.connect import transport_for
+    topo = _load(topology)
+    names = list(routers) or topo.routers
+    unknown = [r for r in names if r not in topo.routers]
+    if unknown:
+        click.echo(f"mwanctl: error: no router named {', '.join(unknown)} in {topology}", err=True)
+        return ExitStatus.USAGE
+    code = ExitStatus.OK
+    opts = _connect_options(accept_new)
+    for r in names:
+        try:
+            with transport_for(topo, r, opts) as t:
+                getattr(t, action)()
+            click.echo(f"{r}: {action} done")
+        except MwanctlError as exc:
+            click.echo(f"mwanctl: error: {r}: {exc}", err=True)
+            code = ExitStatus.ERROR
+    return code
+
+
+# --- status ---------------------------------------------------------------------------------------
+
+MOTHER_PROBES = ("mwan3_status", "wg_dump", "uptime", "epoch")
+
+
+def _status_once(env: Env, topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
+    from mwanctl.connect import transport_for
+    from mwanctl.status import SiteStatus, build_status
+    try:
+        with transport_for(topo, topo.mother.name, opts) as t:
+            probes = t.query(MOTHER_PROBES)
+    except MwanctlError as exc:
+        return SiteStatus.unreachable(topo.mother.name, str(exc))
+    uplink_probes = None
+    if uplinks:
+        uplink_probes = {}
+        for u in topo.uplinks:
+            try:
+                with transport_for(topo, u.name, opts) as t:
+                    uplink_probes[u.name] = t.query(("wan_status",))
+            except MwanctlError as exc:
+                uplink_probes[u.name] = {"wan_status": f"ERROR: {exc}"}
+    import time
+    return build_status(exp, probes, None, uplink_probes, now=time.time())
+
+
+@cli.command()
+@TOPOLOGY
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (schema mwanctl.status/1).")
+@click.option("--watch", is_flag=True, help="Refresh in place until interrupted.")
+@click.option("--interval", type=click.IntRange(1, 3600), default=5, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@click.option("--uplinks", "ask_uplinks", is_flag=True, help="Also ask every uplink router about its own WAN.")
+@click.option("--accept-new-host-key", is_flag=True, help="Trust an unknown SSH host key.")
+@click.pass_obj
+@guarded
+def status(env: Env, topology: str, as_json: bool, watch: bool, interval: int, ask_uplinks: bool,
+           accept_new_host_key: bool) -> int:
+    """What every uplink is doing: mwan3 state, tracking, WireGuard handshake, traffic share.
+
+    Exit status: 0 all online, 1 degraded, 2 no uplink online or the mother unreachable.
+
+    Example: mwanctl status examples/home.yaml --json
+    """
+    from mwanctl.expect import expectation
+    from mwanctl.site import open_store
+    from mwanctl.status import exit_code, render_table, to_json
+    topo = _load(topology)
+    store = open_store(topo, env.state_dir)
+    exp = expectation(topo, {u.name: store.pair(u.name, "uplink") for u in topo.uplinks})
+    opts = _connect_options(accept_new_host_key)
+    if not watch:
+        site = _status_once(env, topo, exp, opts, ask_uplinks)
+        if as_json:
+            click.echo(json.dumps(to_json(site), indent=2))
+        else:
+            render_table(site, env.console())
+        return exit_code(site)
+    import time
+    from rich.live import Live
+    console = env.console()
+    site = _status_once(env, topo, exp, opts, ask_uplinks)
+    with Live(console=console, auto_refresh=False) as live:
+        while True:
+            from rich.console import Group
+            from io import StringIO
+            if as_json:
+                live.update(json.dumps(to_json(site), indent=2), refresh=True)
+            else:
+                buf = env.console()
+                with buf.capture() as cap:
+                    render_table(site, buf)
+                from rich.text import Text
+                live.update(Text.from_ansi(cap.get()), refresh=True)
+            time.sleep(interval)
+            site = _status_once(env, topo, exp, opts, ask_uplinks)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Console entry point; returns the exit status instead of raising SystemExit."""
     try:

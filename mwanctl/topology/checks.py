@@ -85,7 +85,7 @@ def _duplicates(t: Topology, r: Reader) -> None:
     names = Counter(u.name for u in t.uplinks)
     names.update(w.name for w in t.mother.wans)
     names[t.mother.name] += 1
-    reported = set()
+    reported = {t.mother.name} | {w.name for w in t.mother.wans}
     for u in t.uplinks:
         if names[u.name] > 1 and u.name in reported:
             r.error(_uplink_at(r, u, "name"), f"uplinks.{u.name}.name",
@@ -95,7 +95,7 @@ def _duplicates(t: Topology, r: Reader) -> None:
     hosts[t.mother.host] += 1
     seen_hosts = {t.mother.host}
     for u in t.uplinks:
-        if hosts[u.host] > 1 and u.host in seen_hosts:
+        if u.host and hosts[u.host] > 1 and u.host in seen_hosts:
             r.error(_uplink_at(r, u, "host"), f"uplinks.{u.name}.host",
                     f"{u.host} is already the host of another router; every router needs its own address")
         seen_hosts.add(u.host)
@@ -147,7 +147,7 @@ def _pool(t: Topology, r: Reader) -> None:
         r.error(loc, "tunnels.pool", f"{t.pool.ipv4} overlaps the LAN {lan}; pick a pool outside it, "
                 f"e.g. {free}")
     for u in t.uplinks:
-        if is_ip(u.endpoint) and ipaddress.ip_address(u.endpoint) in t.pool.ipv4:
+        if u.endpoint and is_ip(u.endpoint) and ipaddress.ip_address(u.endpoint) in t.pool.ipv4:
             r.error(_uplink_loc(t, r, u.name, "endpoint"), f"uplinks.{u.name}.endpoint",
                     f"{u.endpoint} lies inside the tunnel pool {t.pool.ipv4}: the tunnel would carry itself")
     if any(u.ipv6 for u in t.uplinks) and t.pool.ipv6 is None:
@@ -208,7 +208,7 @@ def _policies(t: Topology, r: Reader) -> None:
     """MW007: policies name existing uplinks/WANs; the default policy exists."""
     targets = _member_targets(t)
     for p in t.policies:
-        if not p.members:
+        if not p.members and p.loc is not None:
             r.error(p.loc, f"policies.{p.name}.members", "empty; list at least one uplink")
         for m in p.members:
             if m.target not in targets:

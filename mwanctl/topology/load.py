@@ -110,8 +110,9 @@ def _build(r: Reader) -> Optional[Topology]:
     rules = _rules(r, r.seq(top, "rules", "rules"))
     default_policy = r.string(top, "default_policy", "", "balanced", pattern=NAME_RE, hint=NAME_HINT)
     access = _access(r, r.mapping(top, "access", "access"))
-    if site is None or mother is None or uplinks is None or pool is None:
+    if mother is None or uplinks is None or pool is None:
         return None
+    site = site or ""
     if default_policy == "balanced" and not any(p.name == "balanced" for p in policies):
         policies = (_balanced(mother, uplinks),) + policies
     return Topology(site=site, mother=mother, uplinks=uplinks, pool=pool, policies=policies,
@@ -172,9 +173,8 @@ def _mother(r: Reader, node: Optional[CommentedMap], base: Tracking) -> Optional
             tracking=_tracking(r, r.mapping(w, "tracking", path + ".tracking"), path + ".tracking", base),
             loc=r.src.item(seq, i),
         ))
-    if host is None or name is None:
-        return None
-    return Mother(name, host, lan_network, lan_zone, subnet, tuple(wans))
+    # keep going with placeholders so the cross-object checks still report everything else
+    return Mother(name or "mother", host or "", lan_network, lan_zone, subnet, tuple(wans))
 
 
 def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> Optional[tuple[Uplink, ...]]:
@@ -225,8 +225,8 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> O
             description=description or "",
             loc=r.src.item(seq, i),
         )
-        if name is not None and host is not None:
-            out.append(uplink)
+        if name is not None:
+            out.append(uplink)   # even with a bad host: the other checks still run on it
     return tuple(out)
 
 

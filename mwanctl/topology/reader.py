@@ -24,6 +24,8 @@ def _type_name(v: Any) -> str:
         return "a boolean"
     if isinstance(v, int):
         return "a number"
+    if isinstance(v, float):
+        return "a decimal number"
     if isinstance(v, str):
         return "a string"
     if isinstance(v, (list, CommentedSeq)):

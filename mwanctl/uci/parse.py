@@ -8,6 +8,7 @@ what ``uci`` prints. The same tokenizer reads ``uci batch`` input and delta file
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Iterator
 
 from mwanctl.errors import UciParseError
@@ -16,6 +17,7 @@ from mwanctl.uci.model import UciPackage
 from mwanctl.uci.quote import valid_name, valid_package, valid_type
 
 _SPACE = b" \t\n\v\f\r"
+_LINE = re.compile(rb"[^\n]*\n|[^\n]+")
 
 
 def _to_bytes(text: str | bytes) -> bytes:
@@ -26,35 +28,49 @@ def _to_str(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+class LineSource:
+    """A byte stream read line by line, with C's ``feof`` notion of the end."""
+
+    def __init__(self, data: str | bytes):
+        self._lines: Iterator[bytes] = iter(_LINE.findall(_to_bytes(data)))
+        self.eof = False
+
+    def readline(self) -> bytes:
+        """``fgets``: the next line with its newline; at the end ``b""`` (and ``eof`` is set)."""
+        raw = b"" if self.eof else next(self._lines, b"")
+        if not raw.endswith(b"\n"):
+            self.eof = True
+        return raw
+
+
 class Reader:
     """libuci's parse context: a growing line buffer over a byte stream (``uci_getln`` & co)."""
 
-    def __init__(self, data: str | bytes):
-        self._lines: Iterator[bytes] = iter(_to_bytes(data).splitlines(keepends=True))
+    def __init__(self, data: "str | bytes | LineSource"):
+        self.src = data if isinstance(data, LineSource) else LineSource(data)
         self.buf = bytearray()
         self.pos = 0
         self.line = 0
         self.filled = 0
-        self.eof = False
         self.reason: str | None = None
         self.byte = 0
+
+    @property
+    def eof(self) -> bool:
+        return self.src.eof
 
     # -- buffer primitives ----------------------------------------------------------------------
 
     def getln(self, offset: int) -> None:
         """Read the next line into the buffer at ``offset`` (``uci_getln``)."""
         del self.buf[offset:]
-        raw = next(self._lines, b"") if not self.eof else b""
-        raw = raw.split(b"\0", 1)[0]
+        raw = self.src.readline().split(b"\0", 1)[0]
         if not raw:
-            self.eof = True
             return
         self.buf += raw
         self.filled = offset + len(raw)
         if raw.endswith(b"\n"):
             self.line += 1
-        else:
-            self.eof = True
 
     def char(self, i: int) -> int:
         return self.buf[i] if i < len(self.buf) else 0
@@ -321,7 +337,7 @@ def parse(text: str, package: str, strict: bool = True) -> UciPackage:
         raise
 
 
-def parse_delta_line(r: Reader, package: str) -> Delta | None:
+def parse_delta_line(r: Reader, package: str | None) -> Delta | None:
     """One delta-file entry (``uci_parse_delta_tuple``); None for a line libuci would ignore."""
     arg = r.argument(first=True)
     if not arg:
@@ -342,7 +358,7 @@ def parse_delta_line(r: Reader, package: str) -> Delta | None:
         raise UciOpError(Code.INVAL)
     if cmd in (Cmd.LIST_ADD, Cmd.LIST_DEL) and ptr.option is None:
         raise UciOpError(Code.INVAL)
-    if ptr.package != package:
+    if package is not None and ptr.package != package:
         raise UciOpError(Code.PARSE)
     return Delta(cmd, ptr.section, ptr.option, ptr.value)
 

@@ -1,0 +1,67 @@
+"""Build the transport for a router from the topology's `access` block."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from mwanctl.errors import ConnectError
+from mwanctl.topology.model import Access, Topology
+from mwanctl.transports.base import Transport
+
+Prompt = Callable[[str], str]
+
+
+@dataclass
+class ConnectOptions:
+    """Run-time choices that are not part of the topology."""
+
+    accept_new_host_key: bool = False
+    prompt: Optional[Prompt] = None           # asks for a password when nothing else is set
+    known_hosts: Optional[str] = None
+
+
+def _password(router: str, a: Access, opts: ConnectOptions) -> Optional[Callable[[], str]] | str | None:
+    """Passwords come from an environment variable, a file or a prompt — never the command line."""
+    if a.password_env:
+        value = os.environ.get(a.password_env)
+        if value is None:
+            raise ConnectError(f"{router}: environment variable {a.password_env} is not set")
+        return value
+    if a.password_file:
+        try:
+            return Path(os.path.expanduser(a.password_file)).read_text().rstrip("\n")
+        except OSError as exc:
+            raise ConnectError(f"{router}: cannot read password file {a.password_file}: {exc.strerror}") from None
+    if opts.prompt is not None:
+        prompt = opts.prompt
+        return lambda: prompt(f"password for {a.user}@{router}")
+    return None
+
+
+def transport_for(t: Topology, router: str, opts: ConnectOptions) -> Transport:
+    a = t.access_for(router)
+    host = a.host or t.host_of(router)
+    if a.transport == "ssh":
+        from mwanctl.transports.ssh import JumpHost, SshTransport
+        jump = None
+        if a.jump:
+            ja = t.access_for(a.jump)
+            jump = JumpHost(ja.host or t.host_of(a.jump), ja.port or 22, ja.user,
+                            os.path.expanduser(ja.key) if ja.key else None, _password(a.jump, ja, opts))
+        return SshTransport(router, host, a.port or 22, a.user,
+                            key_filename=os.path.expanduser(a.key) if a.key else None,
+                            password=_password(router, a, opts),
+                            known_hosts=os.path.expanduser(a.known_hosts or opts.known_hosts or "~/.ssh/known_hosts"),
+                            accept_new_host_key=opts.accept_new_host_key,
+                            connect_timeout=a.connect_timeout, jump=jump)
+    if a.transport == "ubus":
+        from mwanctl.transports.ubus import UbusTransport
+        url = a.ubus_url or f"https://{host}/ubus"
+        return UbusTransport(router, url, user=a.user, password=_password(router, a, opts),
+                             tls_fingerprint=a.tls_fingerprint, ca_file=a.ca_file,
+                             timeout=a.connect_timeout)
+    from mwanctl.transports.local import LocalTransport
+    return LocalTransport(router)

@@ -1,0 +1,494 @@
+"""Facts: small typed parsers of raw router output.
+
+Each parser is strict about what ``mwanctl status`` needs (the overall shape) and tolerant of what it
+does not (a field missing or of another type reads as None / "unknown"). Output that is not what the
+command prints raises ``CommandError`` with one line naming the router and the command. A probe that
+failed on the router (text starting with ``"ERROR: "``, see ``Transport.query``) raises the same way.
+
+Shapes handled for ``ubus call mwan3 status`` (reference §2): the 25.12+ ucode plugin, the 24.10 shell
+plugin and the 23.05 shell plugin (no ``tracking`` key, ``notracking`` status, ``enabled`` as whatever
+the UCI string became). The plugins' ``percent`` is kept only as reported: the ucode plugin truncates
+it to 0/100, so shares must be computed from the members (see ``mwanctl.status``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mwanctl.errors import CommandError
+
+__all__ = [
+    "MWAN3_STATUS_CMD",
+    "MWAN3_TEXT_CMD",
+    "WAN_STATUS_CMD",
+    "WG_DUMP_CMD",
+    "Mwan3IfaceLine",
+    "Mwan3Interface",
+    "Mwan3Status",
+    "PolicyMember",
+    "TrackTarget",
+    "WanStatus",
+    "WgInterface",
+    "WgPeer",
+    "parse_mwan3_interfaces_text",
+    "parse_mwan3_policies_text",
+    "parse_mwan3_status",
+    "parse_uptime",
+    "parse_wan_status",
+    "parse_wg_dump",
+]
+
+MWAN3_STATUS_CMD = "ubus call mwan3 status"
+MWAN3_TEXT_CMD = "mwan3 interfaces"
+WG_DUMP_CMD = "wg show all dump"
+WAN_STATUS_CMD = "ubus call network.interface.wan status"
+UPTIME_CMD = "cat /proc/uptime"
+
+_PROBE_ERROR = "ERROR: "
+_UCI_TRUE = frozenset({"1", "yes", "on", "true", "enabled"})
+_UCI_FALSE = frozenset({"0", "no", "off", "false", "disabled"})
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _fail(router: str, command: str, what: str) -> CommandError:
+    """One line, always: router, command, what was wrong (newlines folded away)."""
+    what = " ".join(what.split())
+    return CommandError(f"{router}: `{command}` {what}")
+
+
+def _check_probe(text: str, router: str, command: str) -> str:
+    if not isinstance(text, str):
+        raise _fail(router, command, f"returned {type(text).__name__}, not text")
+    if text.startswith(_PROBE_ERROR):
+        raise _fail(router, command, "failed: " + (text[len(_PROBE_ERROR):].strip() or "no message"))
+    return text
+
+
+def _a(value: Any) -> str:
+    return f"a {type(value).__name__}"
+
+
+def _load_json_object(text: str, router: str, command: str) -> dict[str, Any]:
+    text = _check_probe(text, router, command)
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise _fail(router, command, f"did not print JSON ({exc}): {text[:40]!r}") from None
+    if not isinstance(data, dict):
+        raise _fail(router, command, f"printed a JSON {type(data).__name__}, expected an object")
+    return data
+
+
+def _int(value: Any) -> int | None:
+    """ubus ints, or the digit strings a shell plugin may print; anything else is unknown."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    return None
+
+
+def _bool(value: Any) -> bool | None:
+    """JSON booleans, 0/1, or raw UCI boolean strings (23.05 passes `enabled` through unparsed)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value != 0
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _UCI_TRUE:
+            return True
+        if word in _UCI_FALSE:
+            return False
+    return None
+
+
+def _str(value: Any, default: str = "unknown") -> str:
+    return value if isinstance(value, str) and value != "" else default
+
+
+# --------------------------------------------------------------------------- mwan3 status (ubus)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackTarget:
+    """One tracking target. latency/packetloss are raw: 0 unless ``check_quality`` is on."""
+
+    ip: str
+    status: str                # up | down | skipped | unknown
+    latency: int | None = None     # ms (999999 on total loss with check_quality)
+    packetloss: int | None = None  # percent
+
+    @property
+    def measured(self) -> bool:
+        """Without check_quality both read 0; a 0/0 pair therefore means "not measured"."""
+        return bool(self.latency) or bool(self.packetloss)
+
+
+@dataclass(frozen=True, slots=True)
+class Mwan3Interface:
+    """One ``config interface`` section as the status plugin reports it (reference §2.2/§2.3).
+
+    ``online``/``offline`` are seconds since that transition (0 when not in that state);
+    ``uptime`` is netifd's interface uptime; ``age`` seconds since the tracker's last round.
+    ``tracking`` is "unknown" on 23.05, which does not report it.
+    """
+
+    name: str
+    status: str
+    tracking: str = "unknown"
+    enabled: bool | None = None
+    running: bool | None = None
+    up: bool | None = None
+    age: int | None = None
+    online: int | None = None
+    offline: int | None = None
+    uptime: int | None = None
+    score: int | None = None
+    lost: int | None = None
+    turn: int | None = None
+    track_ip: tuple[TrackTarget, ...] = ()
+
+    @property
+    def since(self) -> int | None:
+        """Seconds in the current up/down state, when the plugin says so."""
+        if self.status in ("online", "disconnecting"):
+            return self.online
+        if self.status in ("offline", "connecting"):
+            return self.offline
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyMember:
+    """A member the router currently has in a policy chain. ``percent`` is as reported: do not trust it."""
+
+    iface: str
+    percent: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mwan3Status:
+    """Parsed ``ubus call mwan3 status``; ``policies`` is family -> policy -> active members."""
+
+    interfaces: dict[str, Mwan3Interface]
+    policies: dict[str, dict[str, tuple[PolicyMember, ...]]] = field(default_factory=dict)
+    connected: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def policy_members(self, policy: str) -> tuple[PolicyMember, ...] | None:
+        """Members of ``policy`` over all families; None when no family lists the policy."""
+        found: list[PolicyMember] = []
+        seen = False
+        for by_name in self.policies.values():
+            if policy in by_name:
+                seen = True
+                found.extend(by_name[policy])
+        return tuple(found) if seen else None
+
+
+def _track_target(item: Any) -> TrackTarget | None:
+    if isinstance(item, str):
+        return TrackTarget(ip=item, status="unknown")
+    if not isinstance(item, dict) or not isinstance(item.get("ip"), str):
+        return None
+    return TrackTarget(
+        ip=item["ip"],
+        status=_str(item.get("status")),
+        latency=_int(item.get("latency")),
+        packetloss=_int(item.get("packetloss")),
+    )
+
+
+def _mwan3_interface(name: str, raw: dict[str, Any]) -> Mwan3Interface:
+    targets = raw.get("track_ip")
+    parsed = tuple(t for t in map(_track_target, targets) if t) if isinstance(targets, list) else ()
+    return Mwan3Interface(
+        name=name,
+        status=_str(raw.get("status")),
+        tracking=_str(raw.get("tracking")),
+        enabled=_bool(raw.get("enabled")),
+        running=_bool(raw.get("running")),
+        up=_bool(raw.get("up")),
+        age=_int(raw.get("age")),
+        online=_int(raw.get("online")),
+        offline=_int(raw.get("offline")),
+        uptime=_int(raw.get("uptime")),
+        score=_int(raw.get("score")),
+        lost=_int(raw.get("lost")),
+        turn=_int(raw.get("turn")),
+        track_ip=parsed,
+    )
+
+
+def _policy_members(raw: Any) -> tuple[PolicyMember, ...]:
+    if not isinstance(raw, list):
+        return ()
+    out = []
+    for item in raw:
+        if isinstance(item, dict) and isinstance(item.get("interface"), str):
+            out.append(PolicyMember(item["interface"], _int(item.get("percent"))))
+    return tuple(out)
+
+
+def _policies(raw: Any) -> dict[str, dict[str, tuple[PolicyMember, ...]]]:
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        family: {name: _policy_members(m) for name, m in by_name.items()}
+        for family, by_name in raw.items()
+        if isinstance(by_name, dict)
+    }
+
+
+def _connected(raw: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        fam: tuple(n for n in nets if isinstance(n, str))
+        for fam, nets in raw.items()
+        if isinstance(nets, list)
+    }
+
+
+def parse_mwan3_status(text: str, router: str) -> Mwan3Status:
+    """Parse ``ubus call mwan3 status`` (any plugin shape); ``interfaces`` is required."""
+    data = _load_json_object(text, router, MWAN3_STATUS_CMD)
+    raw_ifaces = data.get("interfaces")
+    if raw_ifaces is None:
+        raise _fail(router, MWAN3_STATUS_CMD, "printed no 'interfaces' (is mwan3 installed and running?)")
+    if not isinstance(raw_ifaces, dict):
+        raise _fail(router, MWAN3_STATUS_CMD, f"printed 'interfaces' as {_a(raw_ifaces)}, expected an object")
+    interfaces = {}
+    for name, raw in raw_ifaces.items():
+        if not isinstance(raw, dict):
+            raise _fail(router, MWAN3_STATUS_CMD, f"printed interface {name!r} as {_a(raw)}, expected an object")
+        interfaces[name] = _mwan3_interface(name, raw)
+    return Mwan3Status(interfaces, _policies(data.get("policies")), _connected(data.get("connected")))
+
+
+# --------------------------------------------------------------------------- mwan3 text reports
+
+
+@dataclass(frozen=True, slots=True)
+class Mwan3IfaceLine:
+    """One line of ``mwan3 interfaces``. ``errors`` is the sum of error bits (reference §2.4)."""
+
+    name: str
+    status: str
+    tracking: str
+    errors: int = 0
+    online_for: int | None = None   # seconds, when online
+    uptime: int | None = None       # netifd uptime, when online
+    hotplug_state: str | None = None  # "online"/"offline" as used for the policies
+
+    @property
+    def error_reasons(self) -> tuple[str, ...]:
+        return tuple(why for bit, why in MWAN3_ERROR_BITS.items() if self.errors & bit)
+
+
+MWAN3_ERROR_BITS = {
+    1: "ip rule pref id+1000 missing",
+    2: "ip rule pref id+2000 missing",
+    4: "ip rule pref id+3000 missing",
+    8: "iptables chain mwan3_iface_in_<name> missing",
+    16: "no default route in the interface's table",
+}
+
+
+_IFACE_LINE = re.compile(r"^ interface (\S+) is (\S+) and tracking is (\S+)(?: \((.*)\))?\s*$")
+_HMS = r"(\d+)h:(\d+)m:(\d+)s"
+_ONLINE_DETAIL = re.compile(rf"^(online|offline) {_HMS}, uptime {_HMS}$")
+
+
+def _hms(h: str, m: str, s: str) -> int:
+    return int(h) * 3600 + int(m) * 60 + int(s)
+
+
+def _iface_line(match: re.Match[str]) -> Mwan3IfaceLine:
+    name, status, tracking, detail = match.groups()
+    detail = (detail or "").strip()
+    timed = _ONLINE_DETAIL.match(detail)
+    if timed:
+        g = timed.groups()
+        return Mwan3IfaceLine(name, status, tracking, 0, _hms(*g[1:4]), _hms(*g[4:7]), g[0])
+    errors = int(detail) if detail.isdigit() else 0
+    return Mwan3IfaceLine(name, status, tracking, errors)
+
+
+def parse_mwan3_interfaces_text(text: str, router: str = "router") -> dict[str, Mwan3IfaceLine]:
+    """Parse ``mwan3 interfaces`` (or the interface part of ``mwan3 status``)."""
+    text = _check_probe(text, router, MWAN3_TEXT_CMD)
+    lines = text.splitlines()
+    if "Interface status:" not in (line.strip() for line in lines):
+        raise _fail(router, MWAN3_TEXT_CMD, "printed no 'Interface status:' header")
+    out: dict[str, Mwan3IfaceLine] = {}
+    for line in lines:
+        match = _IFACE_LINE.match(line)
+        if match:
+            parsed = _iface_line(match)
+            out[parsed.name] = parsed
+    return out
+
+
+_POLICY_HEADER = re.compile(r"^Current (ipv4|ipv6) policies:$")
+_POLICY_MEMBER = re.compile(r"^ (\S+) \((\d+)%\)$")
+
+
+def parse_mwan3_policies_text(text: str, router: str = "router") -> dict[str, dict[str, tuple[PolicyMember, ...]]]:
+    """Parse the policy part of ``mwan3 status``/``mwan3 policies``: family -> policy -> members.
+
+    A policy whose only line is its last resort (``unreachable``...) has no members.
+    """
+    text = _check_probe(text, router, "mwan3 policies")
+    out: dict[str, dict[str, tuple[PolicyMember, ...]]] = {}
+    family: str | None = None
+    policy: str | None = None
+    for line in text.splitlines():
+        header = _POLICY_HEADER.match(line)
+        if header:
+            family, policy = header.group(1), None
+            out[family] = {}
+        elif family is None:
+            continue
+        elif not line.strip():
+            family = None
+        elif line.startswith(" "):
+            member = _POLICY_MEMBER.match(line)
+            if member and policy is not None:
+                out[family][policy] += (PolicyMember(member.group(1), int(member.group(2))),)
+        elif line.endswith(":"):
+            policy = line[:-1]
+            out[family][policy] = ()
+        else:
+            family = None
+    if not out:
+        raise _fail(router, "mwan3 policies", "printed no 'Current ipv4/ipv6 policies:' header")
+    return out
+
+
+# --------------------------------------------------------------------------- wg show all dump
+
+
+@dataclass(frozen=True, slots=True)
+class WgPeer:
+    """One peer of ``wg show all dump``. The preshared key itself is never kept, only whether there is one."""
+
+    public_key: str
+    has_preshared_key: bool
+    endpoint: str | None           # "host:port"; None when unknown
+    allowed_ips: tuple[str, ...]
+    latest_handshake: int | None   # epoch seconds (router clock); None = never
+    rx_bytes: int
+    tx_bytes: int
+    keepalive: int | None          # seconds; None = off
+
+
+@dataclass(frozen=True, slots=True)
+class WgInterface:
+    """One WireGuard device. The private key column is dropped at parse time."""
+
+    name: str
+    public_key: str | None
+    listen_port: int | None
+    fwmark: int | None
+    peers: dict[str, WgPeer] = field(default_factory=dict)
+
+
+def _none(value: str) -> str | None:
+    return None if value in ("(none)", "off", "") else value
+
+
+def _dump_int(value: str, line_no: int, router: str, column: str) -> int:
+    if not value.isdigit():
+        raise _fail(router, WG_DUMP_CMD, f"line {line_no}: {column} is not a number")
+    return int(value)
+
+
+def _fwmark(value: str) -> int | None:
+    if value in ("off", "0", ""):
+        return None
+    try:
+        return int(value, 0)
+    except ValueError:
+        return None
+
+
+def _wg_peer(cols: list[str], line_no: int, router: str) -> WgPeer:
+    _, public, preshared, endpoint, allowed, handshake, rx, tx, keepalive = cols
+    stamp = _dump_int(handshake, line_no, router, "latest handshake")
+    allowed_ips = tuple(a for a in allowed.split(",") if a) if _none(allowed) else ()
+    return WgPeer(
+        public_key=public,
+        has_preshared_key=_none(preshared) is not None,
+        endpoint=_none(endpoint),
+        allowed_ips=allowed_ips,
+        latest_handshake=stamp or None,
+        rx_bytes=_dump_int(rx, line_no, router, "rx bytes"),
+        tx_bytes=_dump_int(tx, line_no, router, "tx bytes"),
+        keepalive=int(keepalive) if keepalive.isdigit() and keepalive != "0" else None,
+    )
+
+
+def parse_wg_dump(text: str, router: str) -> dict[str, WgInterface]:
+    """Parse ``wg show all dump`` into interfaces with their peers, by name.
+
+    Error messages name line numbers only, never line contents: interface lines hold private keys.
+    """
+    text = _check_probe(text, router, WG_DUMP_CMD)
+    ifaces: dict[str, WgInterface] = {}
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) == 5:
+            name, _private, public, port, fwmark = cols
+            del _private  # never stored, never echoed
+            ifaces[name] = WgInterface(name, _none(public), _dump_int(port, line_no, router, "listen port") or None,
+                                       _fwmark(fwmark))
+        elif len(cols) == 9:
+            owner = ifaces.get(cols[0])
+            if owner is None:
+                raise _fail(router, WG_DUMP_CMD, f"line {line_no}: peer of an interface not listed before it")
+            peer = _wg_peer(cols, line_no, router)
+            owner.peers[peer.public_key] = peer
+        else:
+            raise _fail(router, WG_DUMP_CMD, f"line {line_no}: {len(cols)} tab-separated fields, expected 5 or 9")
+    return ifaces
+
+
+# --------------------------------------------------------------------------- netifd wan, uptime
+
+
+@dataclass(frozen=True, slots=True)
+class WanStatus:
+    """An uplink router's own WAN: up or not, and its first IPv4 address."""
+
+    up: bool | None
+    address: str | None
+
+
+def parse_wan_status(text: str, router: str) -> WanStatus:
+    """Parse ``ubus call network.interface.wan status`` (only ``up`` and ``ipv4-address[0]``)."""
+    data = _load_json_object(text, router, WAN_STATUS_CMD)
+    addrs = data.get("ipv4-address")
+    first = addrs[0] if isinstance(addrs, list) and addrs and isinstance(addrs[0], dict) else {}
+    address = first.get("address")
+    return WanStatus(_bool(data.get("up")), address if isinstance(address, str) else None)
+
+
+def parse_uptime(text: str, router: str) -> float:
+    """Parse ``/proc/uptime`` (first field, seconds since boot)."""
+    text = _check_probe(text, router, UPTIME_CMD)
+    try:
+        return float(text.split()[0])
+    except (IndexError, ValueError):
+        raise _fail(router, UPTIME_CMD, f"printed {text[:40]!r}, expected seconds") from None

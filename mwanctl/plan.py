@@ -1,0 +1,193 @@
+"""PURE: compare what a router holds with what the topology wants, and say what to do about it.
+
+Input: a compiled ``RouterConfig`` and the ``RouterState`` read from the router. Output: a
+``RouterPlan`` with the change ops, the exact files expected afterwards, which services to
+reload and which WireGuard interfaces to restart so that each change really takes effect
+(pitfalls: a peer-only change is not applied by a network reload; any mwan3 change restarts
+mwan3, so mwan3 is only touched when its config really changed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from mwanctl.compile import RouterConfig, owns
+from mwanctl.errors import ApplyError
+from mwanctl.transports.base import ApplyPlan, Pending, RouterState
+from mwanctl.uci.changes import Op
+from mwanctl.uci.diff import apply_ops, diff
+from mwanctl.uci.model import UciPackage, UciSection, Value
+from mwanctl.uci.render import export
+
+RELOAD_ORDER = ("network", "firewall", "mwan3")
+SECRET_OPTIONS = {"private_key", "preshared_key"}
+
+
+@dataclass
+class PackagePlan:
+    package: str
+    before: UciPackage
+    after: UciPackage
+    ops: list[Op]
+    existed: bool = True
+
+
+@dataclass
+class RouterPlan:
+    router: str
+    role: str
+    packages: dict[str, PackagePlan]
+    apply: Optional[ApplyPlan]
+    pending: Optional[Pending] = None
+    problems: list[str] = field(default_factory=list)   # block the apply of this router
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.apply is not None
+
+    @property
+    def op_count(self) -> int:
+        return sum(len(p.ops) for p in self.packages.values())
+
+
+def plan_router(cfg: RouterConfig, state: RouterState) -> RouterPlan:
+    packages: dict[str, PackagePlan] = {}
+    problems: list[str] = []
+    for pkg in cfg.packages:
+        current = state.packages.get(pkg)
+        if current is None and pkg == "mwan3":
+            problems.append("mwan3 is not installed (no /etc/config/mwan3): install it with "
+                            "`opkg install mwan3` (or `apk add mwan3`) first")
+            continue
+        before = current if current is not None else UciPackage(pkg)
+        ops = diff(before, cfg.sections[pkg], pkg, lambda s, p=pkg: owns(p, s), keep_order=(pkg == "mwan3"))
+        ops += _owned_option_ops(pkg, before, cfg.owned_options.get(pkg, {}), cfg.name, problems)
+        packages[pkg] = PackagePlan(pkg, before, apply_ops(before, pkg, ops), ops, current is not None)
+    if state.pending is not None:
+        problems.append(f"a previous deploy by {state.pending.owner} is waiting for confirmation "
+                        f"(the router rolls it back in {max(0, state.pending.deadline)} s); "
+                        "wait for it, or run `mwanctl confirm`/`mwanctl rollback`")
+    changed = {p: pp for p, pp in packages.items() if pp.ops}
+    apply = _apply_plan(changed) if changed else None
+    return RouterPlan(cfg.name, cfg.role, packages, apply, state.pending, problems, _notes(packages))
+
+
+def _owned_option_ops(pkg: str, before: UciPackage, owned: dict[str, dict[str, Value]],
+                      router: str, problems: list[str]) -> list[Op]:
+    """Options mwanctl sets inside a section it does not own (e.g. the metric of `wan`)."""
+    ops = []
+    for name, opts in owned.items():
+        sec = before.get(name)
+        if sec is None:
+            problems.append(f"{pkg}.{name} does not exist on {router}, but the topology uses it as a WAN; "
+                            "fix the name under `mother.wans`")
+            continue
+        for opt, val in opts.items():
+            if sec.options.get(opt) != val:
+                ops.append(Op("set_list" if isinstance(val, tuple) else "set", pkg, name, opt, val))
+    return ops
+
+
+def _apply_plan(changed: dict[str, PackagePlan]) -> ApplyPlan:
+    plan = ApplyPlan(changes={p: pp.ops for p, pp in changed.items()},
+                     expected={p: export(pp.after) for p, pp in changed.items()},
+                     reload=[p for p in RELOAD_ORDER if p in changed])
+    net = changed.get("network")
+    if net is not None:
+        plan.restart_ifaces, plan.check_peers = _wireguard_effects(net)
+    return plan
+
+
+def _wg_ifaces(pkg: UciPackage) -> dict[str, UciSection]:
+    return {s.name: s for s in pkg.sections if s.type == "interface" and s.name
+            and s.options.get("proto") == "wireguard"}
+
+
+def _wireguard_effects(net: PackagePlan) -> tuple[list[str], dict[str, list[str]]]:
+    """Which WireGuard interfaces need a down/up, and which peers `wg` must then show.
+
+    netifd rebuilds an interface whose own section changed, and creates new ones on reload;
+    but a change to `wireguard_<if>` peer sections alone leaves the old peers in place.
+    """
+    touched = {op.section for op in net.ops}
+    before, after = _wg_ifaces(net.before), _wg_ifaces(net.after)
+    restart, check = [], {}
+    for name, sec in after.items():
+        peer_type = f"wireguard_{name}"
+        peers_touched = any(s.type == peer_type and s.ref in touched
+                            for s in net.before.sections + net.after.sections)
+        iface_touched = name in touched
+        if name in before and peers_touched and not iface_touched:
+            restart.append(name)
+        if peers_touched or iface_touched:
+            check[name] = [s.options["public_key"] for s in net.after.sections
+                           if s.type == peer_type and isinstance(s.options.get("public_key"), str)
+                           and s.options.get("disabled") != "1"]
+    return restart, check
+
+
+def _notes(packages: dict[str, PackagePlan]) -> list[str]:
+    notes = []
+    mwan3 = packages.get("mwan3")
+    if mwan3 is not None:
+        foreign = [s for s in mwan3.before.sections if owns("mwan3", s) and not (s.name or "").startswith("mw_")
+                   and mwan3.after.get(s.name or "") is None]
+        if foreign:
+            notes.append(f"removes {len(foreign)} mwan3 section(s) mwanctl did not write (e.g. the stock "
+                         "examples `https`, `default_rule_v4` that would catch all traffic first): mwanctl "
+                         "manages all of /etc/config/mwan3 except `globals`")
+        if mwan3.ops:
+            notes.append("mwan3 config changes: mwan3 restarts (about 7 s of policy routing torn down)")
+    return notes
+
+
+# --- showing a plan -------------------------------------------------------------------------------
+
+def _fmt(opt: str, v: Optional[Value]) -> str:
+    if v is None:
+        return "(unset)"
+    if opt in SECRET_OPTIONS:
+        return "<hidden>"
+    if isinstance(v, tuple):
+        return "[" + ", ".join(repr(x) for x in v) + "]"
+    return repr(v)
+
+
+def describe(plan: RouterPlan) -> list[str]:
+    """A readable diff per package: + added, ~ changed, - removed sections; secrets masked."""
+    lines: list[str] = []
+    for pkg, pp in plan.packages.items():
+        if not pp.ops:
+            continue
+        lines.append(f"  {pkg}" + ("" if pp.existed else " (new file)"))
+        touched = {op.section for op in pp.ops}
+        before = {s.ref: s for s in pp.before.sections}
+        after = {s.ref: s for s in pp.after.sections}
+        for ref in list(dict.fromkeys([s.ref for s in pp.after.sections] + [s.ref for s in pp.before.sections])):
+            if ref not in touched:
+                continue
+            b, a = before.get(ref), after.get(ref)
+            if b is None and a is not None:
+                lines.append(f"    + {ref} ({a.type})")
+                lines += [f"        {o} {_fmt(o, v)}" for o, v in a.options.items()]
+            elif a is None and b is not None:
+                lines.append(f"    - {ref} ({b.type})")
+            elif a is not None and b is not None:
+                changes = _option_changes(b, a)
+                if changes:
+                    lines.append(f"    ~ {ref} ({a.type})")
+                    lines += changes
+                else:
+                    lines.append(f"    ~ {ref} ({a.type}): moved")
+    return lines
+
+
+def _option_changes(b: UciSection, a: UciSection) -> list[str]:
+    out = []
+    for opt in dict.fromkeys(list(b.options) + list(a.options)):
+        old, new = b.options.get(opt), a.options.get(opt)
+        if old != new:
+            out.append(f"        {opt}: {_fmt(opt, old)} -> {_fmt(opt, new)}")
+    return out

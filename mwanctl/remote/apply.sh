@@ -1,0 +1,155 @@
+# apply: lock, snapshot, stage, verify, commit, arm the rollback timer, reload, restart, check.
+# Args: MW_OWNER MW_PKGS MW_BATCH MW_EXPECT ("pkg:md5 ...") MW_TIMEOUT MW_RELOAD MW_IFACES
+#       MW_PEERS ("iface:pubkey ...")
+# The whole operation is one function, so the shell has read all of it before it starts, and
+# HUP/PIPE are ignored: a connection lost mid-way (e.g. the reload cut it) does not stop it
+# half-done; the armed timer then rolls back unless a later confirm arrives.
+
+mw_take_lock() {
+	mkdir -p "$MW_DIR" || return 1
+	if ! mkdir "$MW_LOCK" 2>/dev/null; then
+		mw_say "locked"
+		mw_report_pending
+		return 1
+	fi
+	printf '%s\n' "$MW_OWNER" > "$MW_LOCK/owner"
+	date +%s > "$MW_LOCK/since"
+	echo $(( $(mw_uptime) + MW_TIMEOUT )) > "$MW_LOCK/deadline"
+	mw_boot_id > "$MW_LOCK/boot"
+	echo "$MW_PKGS" > "$MW_LOCK/packages"
+	echo "$MW_RELOAD" > "$MW_LOCK/reload"
+	echo "$MW_IFACES" > "$MW_LOCK/ifaces"
+	# a token identifies this deploy to its timer (a pid alone may be reused)
+	echo "$MW_MARK" > "$MW_LOCK/token"
+}
+
+mw_snapshot() {
+	mkdir "$MW_LOCK/snap" || return 1
+	for _p in $MW_PKGS; do
+		if [ -f "$MW_CONF/$_p" ]; then
+			cp -p "$MW_CONF/$_p" "$MW_LOCK/snap/$_p" || return 1
+		else
+			: > "$MW_LOCK/snap/$_p.absent"
+		fi
+	done
+	sync
+}
+
+# Undo everything before the commit: nothing of ours stays on the router.
+mw_unstage() {
+	for _p in $MW_PKGS; do
+		[ -f "$MW_LOCK/snap/$_p.absent" ] && rm -f "$MW_CONF/$_p"
+	done
+	mw_unpark_user_delta "$MW_STAGE/user"
+	rm -rf "$MW_STAGE" "$MW_LOCK"
+}
+
+mw_stage_and_check() {
+	MW_STAGE=$(mktemp -d /tmp/mwanctl-stage.XXXXXX) || return 1
+	mkdir "$MW_STAGE/delta"
+	mw_park_user_delta "$MW_STAGE/user"
+	for _p in $MW_PKGS; do
+		[ -f "$MW_CONF/$_p" ] || : > "$MW_CONF/$_p"  # uci cannot edit a missing package
+	done
+	printf '%s\n' "$MW_BATCH" | uci -t "$MW_STAGE/delta" batch > "$MW_STAGE/batch.out" 2>&1
+	for _e in $MW_EXPECT; do
+		_p=${_e%%:*}
+		if [ "$(uci -t "$MW_STAGE/delta" export "$_p" 2>/dev/null | mw_md5)" != "${_e#*:}" ]; then
+			mw_say "mismatch $_p"
+			mw_block staged uci -t "$MW_STAGE/delta" export "$_p"
+			mw_block batch cat "$MW_STAGE/batch.out"
+			return 1
+		fi
+	done
+}
+
+mw_commit() {
+	for _p in $MW_PKGS; do
+		uci -t "$MW_STAGE/delta" commit "$_p" > "$MW_STAGE/commit.out" 2>&1 || {
+			mw_block commit cat "$MW_STAGE/commit.out"; return 1; }
+	done
+	for _e in $MW_EXPECT; do  # what landed in /etc/config is what was verified
+		_p=${_e%%:*}
+		[ "$(uci -t "$MW_STAGE/delta" export "$_p" 2>/dev/null | mw_md5)" = "${_e#*:}" ] || {
+			mw_say "mismatch $_p"; mw_block staged uci -t "$MW_STAGE/delta" export "$_p"; return 1; }
+	done
+	sync
+}
+
+# A detached process that restores the snapshot at the deadline unless confirm claimed it.
+mw_arm_timer() {
+	_deadline=$(cat "$MW_LOCK/deadline")
+	(
+		trap '' HUP PIPE
+		while :; do
+			sleep 1
+			[ "$(cat "$MW_LOCK/token" 2>/dev/null)" = "$MW_MARK" ] || exit 0
+			[ "$(mw_uptime)" -ge "$_deadline" ] && break
+		done
+		mw_claim || exit 0
+		mw_restore
+	) < /dev/null > /tmp/mwanctl-rollback.log 2>&1 &
+	echo $! > "$MW_LOCK/pid"
+}
+
+mw_activate() {
+	for _s in $MW_RELOAD; do
+		mw_block "reload $_s" "/etc/init.d/$_s" reload || return 1
+	done
+	for _i in $MW_IFACES; do
+		mw_block "ifdown $_i" ubus call "network.interface.$_i" down || return 1
+		mw_block "ifup $_i" ubus call "network.interface.$_i" up || return 1
+	done
+}
+
+# Every expected peer must be live in the kernel, not just in the config (pitfalls: netifd
+# does not apply peer-only changes on reload). netifd may need a moment after ifup.
+mw_check_peers() {
+	_tries=0
+	while :; do
+		_missing=
+		for _e in $MW_PEERS; do
+			wg show "${_e%%:*}" peers 2>/dev/null | grep -qxF -- "${_e#*:}" || _missing="$_missing $_e"
+		done
+		[ -z "$_missing" ] && return 0
+		_tries=$((_tries + 1))
+		[ "$_tries" -ge 10 ] && break
+		sleep 1
+	done
+	mw_say "missing_peers$_missing"
+	return 1
+}
+
+mw_apply() {
+	trap '' HUP PIPE
+	mw_take_lock || return 3
+	mw_snapshot || { mw_say "fail snapshot"; rm -rf "$MW_LOCK"; return 1; }
+	if ! mw_stage_and_check; then
+		mw_unstage
+		mw_say "fail stage"
+		return 1
+	fi
+	if ! mw_commit; then
+		mw_unpark_user_delta "$MW_STAGE/user"
+		rm -rf "$MW_STAGE"
+		mw_claim; mw_restore > /dev/null 2>&1
+		mw_say "fail commit"
+		return 1
+	fi
+	mw_unpark_user_delta "$MW_STAGE/user"
+	rm -rf "$MW_STAGE"
+	mw_arm_timer
+	mw_say "armed $MW_TIMEOUT"
+	if ! mw_activate; then
+		mw_claim && mw_block rollback mw_restore
+		mw_say "fail activate"
+		return 1
+	fi
+	if ! mw_check_peers; then
+		mw_claim && mw_block rollback mw_restore
+		mw_say "fail peers"
+		return 1
+	fi
+	mw_say ok
+}
+mw_apply

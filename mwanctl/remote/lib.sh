@@ -1,0 +1,101 @@
+# mwanctl router-side library (POSIX sh / busybox ash; only what OpenWrt ships).
+# Prepended to every operation script. The caller defines MW_MARK (a random token that
+# starts every protocol line) and the operation's MW_* arguments, all shell-quoted.
+#
+# State lives in /etc/mwanctl (flash, not /tmp): the pending dir is both the deploy lock
+# (mkdir is atomic) and the snapshot of the files a deploy replaced. On flash it survives a
+# reboot, so after a power cut during the confirm window `mwanctl rollback` can still restore
+# the old files and the lock keeps a second deploy from stacking on an unconfirmed one.
+
+MW_DIR=/etc/mwanctl
+MW_LOCK=$MW_DIR/pending
+MW_CONF=/etc/config
+MW_USER_DELTA=/tmp/.uci
+
+mw_say() { printf '%s %s\n' "$MW_MARK" "$*"; }
+
+# mw_block NAME CMD...: CMD's output framed by markers; the end marker carries its exit code.
+# The end marker always starts on a new line; the reader drops exactly that one newline.
+mw_block() {
+	_n=$1; shift
+	mw_say "begin $_n"
+	"$@"
+	_rc=$?
+	printf '\n%s end %s %s\n' "$MW_MARK" "$_n" "$_rc"
+	return $_rc
+}
+
+mw_uptime() { read -r _up _idle < /proc/uptime; echo "${_up%%.*}"; }
+mw_boot_id() { cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo none; }
+
+# Seconds left before the rollback timer fires; 0 when the router rebooted (timer gone).
+mw_left() {
+	if [ "$(cat "$MW_LOCK/boot" 2>/dev/null)" = "$(mw_boot_id)" ]; then
+		echo $(( $(cat "$MW_LOCK/deadline" 2>/dev/null || echo 0) - $(mw_uptime) ))
+	else
+		echo 0
+	fi
+}
+
+mw_timer_state() {
+	_pid=$(cat "$MW_LOCK/pid" 2>/dev/null)
+	if [ "$(cat "$MW_LOCK/boot" 2>/dev/null)" = "$(mw_boot_id)" ] && [ -n "$_pid" ] \
+		&& kill -0 "$_pid" 2>/dev/null; then echo running; else echo gone; fi
+}
+
+# Report a pending deploy (if any): "<mark> pending <since> <left> <timer>" + an owner block.
+mw_report_pending() {
+	[ -d "$MW_LOCK" ] || return 1
+	mw_say "pending $(cat "$MW_LOCK/since" 2>/dev/null || echo 0) $(mw_left) $(mw_timer_state)"
+	mw_block owner cat "$MW_LOCK/owner" 2>/dev/null
+	return 0
+}
+
+mw_md5() { _s=$(md5sum); echo "${_s%% *}"; }
+
+# The user's own uncommitted changes (/tmp/.uci/<pkg>) are on libuci's delta path even with
+# `-t <dir>`, so staging or committing would pick them up. Park them during our commit.
+mw_park_user_delta() {  # $1 = dir
+	mkdir -p "$1"
+	for _p in $MW_PKGS; do
+		[ -f "$MW_USER_DELTA/$_p" ] && mv "$MW_USER_DELTA/$_p" "$1/$_p"
+	done
+	return 0
+}
+
+mw_unpark_user_delta() {  # $1 = dir; changes made meanwhile are appended after the parked ones
+	for _p in $MW_PKGS; do
+		[ -f "$1/$_p" ] || continue
+		[ -f "$MW_USER_DELTA/$_p" ] && cat "$MW_USER_DELTA/$_p" >> "$1/$_p"
+		mkdir -p "$MW_USER_DELTA"
+		mv -f "$1/$_p" "$MW_USER_DELTA/$_p"
+	done
+	return 0
+}
+
+# Put the snapshot back byte for byte (copy to a temp name, then rename over), reload the
+# same services, restart the same interfaces, then release the lock. Used by the timer,
+# by rollback, and by apply when a post-commit check fails.
+mw_restore() {
+	for _p in $(cat "$MW_LOCK/packages"); do
+		if [ -f "$MW_LOCK/snap/$_p.absent" ]; then
+			rm -f "$MW_CONF/$_p"
+		else
+			cp -p "$MW_LOCK/snap/$_p" "$MW_CONF/.$_p.mwanctl-restore" \
+				&& mv -f "$MW_CONF/.$_p.mwanctl-restore" "$MW_CONF/$_p" || return 1
+		fi
+	done
+	sync
+	for _s in $(cat "$MW_LOCK/reload"); do
+		[ -x "/etc/init.d/$_s" ] && "/etc/init.d/$_s" reload
+	done
+	for _i in $(cat "$MW_LOCK/ifaces"); do
+		ubus call "network.interface.$_i" down
+		ubus call "network.interface.$_i" up
+	done
+	echo "$(date +%s) $(cat "$MW_LOCK/owner" 2>/dev/null)" > "$MW_DIR/last-rollback"
+	rm -rf "$MW_LOCK"
+}
+
+# Claim the pending deploy for exactly one of: timer, confirm, rollback (mkdir is atomic).
+mw_claim() { mkdir "$MW_LOCK/claim" 2>/dev/null; }

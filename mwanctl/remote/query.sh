@@ -1,0 +1,14 @@
+# query: read-only probes, each framed by markers. Args: MW_PROBES
+mw_probe() {
+	case "$1" in
+		mwan3_status) ubus call mwan3 status ;;
+		wg_dump) wg show all dump ;;
+		wan_status) ubus call network.interface.wan status ;;
+		uptime) cat /proc/uptime ;;
+		*) echo "unknown probe $1"; return 1 ;;
+	esac
+}
+for _q in $MW_PROBES; do
+	mw_block "probe $_q" mw_probe "$_q" 2>&1
+done
+mw_say done

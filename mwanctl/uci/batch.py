@@ -1,0 +1,33 @@
+"""Turn change ops into ``uci batch`` input: the text the SSH transport pipes into ``uci batch``."""
+
+from __future__ import annotations
+
+from mwanctl.uci.changes import Op
+from mwanctl.uci.engine import option_values
+from mwanctl.uci.quote import uci_quote
+
+
+def op_lines(op: Op) -> list[str]:
+    """The batch lines for one op (at most 2 tokens each; values always single-quoted)."""
+    key = f"{op.package}.{op.section}"
+    if op.kind == "add_section":
+        return [f"set {key}={op.value}"]
+    if op.kind == "delete_section":
+        return [f"delete {key}"]
+    if op.kind == "reorder":
+        return [f"reorder {key}={op.value}"]
+    key += f".{op.option}"
+    if op.kind == "set":
+        assert isinstance(op.value, str)
+        return [f"set {key}={uci_quote(op.value)}"]
+    if op.kind == "set_list":
+        assert op.value is not None
+        return [f"delete {key}"] + [f"add_list {key}={uci_quote(v)}" for v in option_values(op.value)]
+    if op.kind == "delete_option":
+        return [f"delete {key}"]
+    raise ValueError(f"unknown op kind {op.kind!r}")
+
+
+def batch_script(ops: list[Op]) -> str:
+    """The ``uci batch`` text for ``ops``, one command per line, without a ``commit``."""
+    return "".join(line + "\n" for op in ops for line in op_lines(op))

@@ -1,0 +1,7 @@
+#!/bin/sh
+# Set up (Debian packages + virtualenv) and run the whole test suite. Needs root: the tests
+# create network namespaces, WireGuard tunnels and dropbear test routers on 127.0.0.1.
+set -eu
+cd "$(dirname "$0")/.."
+sh scripts/setup-debian.sh
+exec .venv/bin/python -m pytest -q "$@"

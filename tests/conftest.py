@@ -1,0 +1,33 @@
+"""Shared fixtures. Import-safe: nothing here needs root, dropbear or paramiko until used."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+try:
+    from tests import routers
+except ImportError:  # tests/ is not a package: pytest put it on sys.path
+    import routers  # type: ignore[no-redef]
+
+
+@pytest.fixture
+def router_factory(tmp_path: Path) -> Iterator[Callable[..., routers.TestRouter]]:
+    """Start test routers (``router_factory(name, files=..., ...)``); all stopped at teardown."""
+    why = routers.missing_requirements()
+    if why:
+        pytest.skip(why)
+    started: list[routers.TestRouter] = []
+
+    def start(name: str = "r1", **kwargs: object) -> routers.TestRouter:
+        r = routers.start_router(tmp_path, name, **kwargs)  # type: ignore[arg-type]
+        started.append(r)
+        return r
+
+    yield start
+    for r in started:
+        r.stop()
+        shutil.rmtree(r.root, ignore_errors=True)

@@ -1,0 +1,1021 @@
+"""A stand-in for uhttpd's ``/ubus`` endpoint backed by an emulation of rpcd's session and uci objects.
+
+It answers exactly as the recorded real daemons do (tests/vectors/rpcd/transcript.json, replayed by
+tests/test_rpcd_server.py): JSON-RPC 2.0 framing and error codes of uhttpd, users and ACL groups of
+rpcd (``list read``/``list write`` matching group names, ``write`` implying ``read``), sessions with
+an idle timeout, per-session staged changes ("deltas") replayed over the files of a real config dir,
+and ``apply`` with a rollback timer that restores the files and puts the changes back in the session.
+
+Files are parsed and written with the project's UCI engine (``mwanctl.uci.parse``/``render``), so a
+mismatch between the engine and libuci shows up here too.
+
+Besides ``session`` and ``uci`` it offers small fakes of what mwanctl calls on a router:
+``mwan3 status``, ``network.interface.<name> status|up|down``, ``file exec`` (``wg show all dump``,
+``mwan3 ifdown|ifup``) and ``file read`` (``/proc/uptime``). Every call is logged with the client's
+TCP port, so tests can tell which HTTP connection sent it.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+import secrets
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+from mwanctl.uci.model import UciPackage, UciSection
+
+from mwanctl.uci.parse import parse
+from mwanctl.uci.render import file_text
+
+NULL_SID = "0" * 32
+
+JSONRPC_ERRORS = {
+    -32700: "Parse error",
+    -32600: "Invalid request",
+    -32601: "Method not found",
+    -32602: "Invalid params",
+    -32603: "Internal error",
+    -32000: "Object not found",
+    -32001: "Session not found",
+    -32002: "Access denied",
+    -32003: "ubus request timed out",
+}
+
+OK, INVALID_ARGUMENT, NOT_FOUND, NO_DATA, PERMISSION_DENIED, UNKNOWN_ERROR = 0, 2, 4, 5, 6, 9
+
+# The signature uhttpd's `list` returned for the uci object (recorded).
+UCI_SIGNATURE: dict[str, dict[str, str]] = {
+    "configs": {},
+    "get": {"config": "string", "section": "string", "option": "string", "type": "string",
+            "match": "object", "ubus_rpc_session": "string"},
+    "state": {"config": "string", "section": "string", "option": "string", "type": "string",
+              "match": "object", "ubus_rpc_session": "string"},
+    "add": {"config": "string", "type": "string", "name": "string", "values": "object",
+            "ubus_rpc_session": "string"},
+    "set": {"config": "string", "section": "string", "type": "string", "match": "object",
+            "values": "object", "ubus_rpc_session": "string"},
+    "delete": {"config": "string", "section": "string", "type": "string", "match": "object",
+               "option": "string", "options": "array", "ubus_rpc_session": "string"},
+    "rename": {"config": "string", "section": "string", "option": "string", "name": "string",
+               "ubus_rpc_session": "string"},
+    "order": {"config": "string", "sections": "array", "ubus_rpc_session": "string"},
+    "changes": {"config": "string", "ubus_rpc_session": "string"},
+    "revert": {"config": "string", "ubus_rpc_session": "string"},
+    "commit": {"config": "string", "ubus_rpc_session": "string"},
+    "apply": {"rollback": "boolean", "timeout": "number", "ubus_rpc_session": "string"},
+    "confirm": {"ubus_rpc_session": "string"},
+    "rollback": {"ubus_rpc_session": "string"},
+    "reload_config": {},
+}
+
+# ACL groups as on the recorded system: the stock `unauthenticated` group plus a `superuser` group.
+DEFAULT_ACL_GROUPS: dict[str, dict[str, Any]] = {
+    "unauthenticated": {
+        "description": "Access controls for unauthenticated requests",
+        "read": {"ubus": {"session": ["access", "login"]}},
+    },
+    "superuser": {
+        "description": "Super user access role",
+        "read": {"ubus": {"*": ["*"]}, "uci": ["*"]},
+        "write": {"ubus": {"*": ["*"]}, "uci": ["*"]},
+    },
+}
+
+
+class RpcError(Exception):
+    """A JSON-RPC level error (uhttpd's), as opposed to a ubus status inside ``result``."""
+
+    def __init__(self, code: int):
+        super().__init__(JSONRPC_ERRORS[code])
+        self.code = code
+
+
+@dataclass
+class User:
+    """A ``config login`` section of /etc/config/rpcd."""
+
+    name: str
+    password: str
+    read: list[str] = field(default_factory=lambda: ["*"])
+    write: list[str] = field(default_factory=lambda: ["*"])
+
+
+@dataclass
+class Session:
+    sid: str
+    username: str | None
+    acls: dict[str, dict[str, list[str]]]
+    timeout: int
+    last_used: float
+    deltas: dict[str, list[list[Any]]] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# ACLs (rpcd session.c: rpc_login_setup_acls)
+# --------------------------------------------------------------------------------------------
+
+def _matches(patterns: list[str], group: str) -> bool:
+    """`list read`/`list write` semantics: fnmatch patterns, `!pattern` excludes."""
+    ok = False
+    for p in patterns:
+        if p.startswith("!"):
+            if fnmatch.fnmatchcase(group, p[1:]):
+                return False
+        elif fnmatch.fnmatchcase(group, p):
+            ok = True
+    return ok
+
+
+def _grant(acls: dict[str, dict[str, list[str]]], scope: str, obj: str, fn: str) -> None:
+    funcs = acls.setdefault(scope, {}).setdefault(obj, [])
+    if fn not in funcs:
+        funcs.append(fn)
+
+
+def compute_acls(groups: dict[str, dict[str, Any]], user: User | None) -> dict[str, dict[str, list[str]]]:
+    """The ``acls`` a login receives: every group whose name the user's read/write lists match."""
+    acls: dict[str, dict[str, list[str]]] = {}
+    for gname, group in groups.items():
+        for perm in ("read", "write"):
+            if perm not in group:
+                continue
+            if user is None:
+                allowed = gname == "unauthenticated" and perm == "read"
+            elif perm == "read":
+                allowed = _matches(user.read, gname) or _matches(user.write, gname)
+            else:
+                allowed = _matches(user.write, gname)
+            if not allowed:
+                continue
+            if user is not None:
+                _grant(acls, "access-group", gname, perm)
+            for scope, objs in group[perm].items():
+                if isinstance(objs, list):  # uci: config names, granting the permission name
+                    for cfg in objs:
+                        _grant(acls, scope, cfg, perm)
+                else:
+                    for obj, fns in objs.items():
+                        for fn in fns:
+                            _grant(acls, scope, obj, fn)
+    return acls
+
+
+def _allowed(acls: dict[str, dict[str, list[str]]], scope: str, obj: str, fn: str) -> bool:
+    for pat_obj, fns in acls.get(scope, {}).items():
+        if fnmatch.fnmatchcase(obj, pat_obj) and any(fnmatch.fnmatchcase(fn, f) for f in fns):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# UCI: deltas over a parsed package (libuci's delta replay, as rpcd's per-session savedir does)
+# --------------------------------------------------------------------------------------------
+
+def djbhash(text: str) -> int:
+    h = 5381
+    for c in text.encode():
+        h = (h * 33 + c) & 0xFFFFFFFF
+    return h & 0x7FFFFFFF
+
+
+def anon_name(counter: int, type_: str) -> str:
+    """The name libuci gives a new anonymous section (list.c uci_fixup_section)."""
+    return f"cfg{counter:02x}{djbhash(type_) % 65536:04x}"
+
+
+@dataclass
+class Staged:
+    """A package with a session's deltas applied, plus libuci's section counter."""
+
+    pkg: UciPackage
+    counter: int
+
+    def find(self, ref: str) -> UciSection | None:
+        if ref.startswith("@"):
+            return self._find_ext(ref)
+        for s in self.pkg.sections:
+            if s.ref == ref:
+                return s
+        return None
+
+    def _find_ext(self, ref: str) -> UciSection | None:
+        """`@type[idx]` / `@[idx]` lookups (negative indexes count from the end)."""
+        try:
+            type_, idx = ref[1:-1].split("[")
+            i = int(idx)
+        except ValueError:
+            return None
+        pool = [s for s in self.pkg.sections if not type_ or s.type == type_]
+        try:
+            return pool[i]
+        except IndexError:
+            return None
+
+
+def _replay(st: Staged, d: list[Any]) -> None:
+    op, sec = d[0], d[1]
+    s = st.find(sec)
+    if op == "add":
+        st.counter += 1
+        st.pkg.sections.append(UciSection(type=d[2], name=None, anon_id=sec))
+    elif op == "set" and len(d) == 3:
+        if s is None:
+            st.counter += 1
+            st.pkg.sections.append(UciSection(type=d[2], name=sec))
+        else:
+            s.type = d[2]
+    elif s is None:
+        return
+    elif op == "set":
+        s.options[d[2]] = d[3]
+    elif op == "remove":
+        if len(d) == 2:
+            st.pkg.sections.remove(s)
+        else:
+            s.options.pop(d[2], None)
+    elif op == "list-add":
+        cur = s.options.get(d[2])
+        if cur is None:
+            s.options[d[2]] = (d[3],)
+        elif isinstance(cur, str):
+            s.options[d[2]] = (cur, d[3])
+        else:
+            s.options[d[2]] = cur + (d[3],)
+    elif op == "list-del":
+        cur = s.options.get(d[2])
+        if isinstance(cur, tuple):
+            s.options[d[2]] = tuple(v for v in cur if v != d[3])
+    elif op == "rename":
+        if len(d) == 3:
+            if s.anonymous:
+                s.anon_id = None
+            s.name = d[2]
+        else:
+            opts = list(s.options.items())
+            s.options = {(d[3] if k == d[2] else k): v for k, v in opts}
+    elif op == "order":
+        st.pkg.sections.remove(s)
+        st.pkg.sections.insert(min(int(d[2]), len(st.pkg.sections)), s)
+
+
+def format_value(v: Any) -> str | None:
+    """rpcd rpc_uci_format_blob: strings as is, ints as %u (wrapping), bools as 0/1, else refused."""
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int):
+        return str(v % (1 << 32)) if -(1 << 31) <= v < (1 << 31) else str(v % (1 << 64))
+    if isinstance(v, str):
+        return v
+    return None
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and all(c.isalnum() or c == "_" for c in name) and name.isascii()
+
+
+def _valid_type(name: str) -> bool:
+    return bool(name) and all(c.isalnum() or c in "_-" for c in name) and name.isascii()
+
+
+def _section_json(s: UciSection, index: int | None) -> dict[str, Any]:
+    out: dict[str, Any] = {".anonymous": s.anonymous, ".type": s.type, ".name": s.ref}
+    if index is not None:
+        out[".index"] = index
+    for k, v in s.options.items():
+        out[k] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def _match(s: UciSection, match: dict[str, Any]) -> bool:
+    for k, want in match.items():
+        have = s.options.get(k)
+        if have is None or not isinstance(want, str):
+            return False
+        tokens = list(have) if isinstance(have, tuple) else have.split()
+        if want not in tokens:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# The emulator
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class PendingApply:
+    sid: str
+    files: dict[str, bytes]
+    deltas: dict[str, list[list[Any]]]
+    timer: threading.Timer
+
+
+class Rpcd:
+    """rpcd + uhttpd's /ubus logic, without the HTTP part (``handle(body) -> body``)."""
+
+    def __init__(self, confdir: Path, users: list[User] | None = None,
+                 acl_groups: dict[str, dict[str, Any]] | None = None, time_scale: float = 1.0,
+                 mwan3_status: dict[str, Any] | None = None, wg_dump: str = "",
+                 script_timeout: float = 60.0):
+        self.confdir = Path(confdir)
+        self.users = {u.name: u for u in (users or [User("root", "rigpass"),
+                                                    User("reader", "rigpass", ["superuser"], [])])}
+        self.acl_groups = dict(acl_groups if acl_groups is not None else DEFAULT_ACL_GROUPS)
+        self.time_scale = time_scale
+        self.mwan3_status = mwan3_status      # None: mwan3 not installed (object not found)
+        self.wg_dump = wg_dump
+        self.script_timeout = script_timeout
+        self.hang: dict[tuple[str, str], float] = {}  # (object, method) -> seconds before replying
+        self.events: list[tuple[str, str]] = []        # ("config.change", pkg), ("ifdown", "wg0"), ...
+        self.log: list[tuple[int, dict[str, Any]]] = []  # (client port, request)
+        self.lock = threading.RLock()
+        self.sessions: dict[str, Session] = {
+            NULL_SID: Session(NULL_SID, None, compute_acls(self.acl_groups, None), 0, time.monotonic())}
+        self.pending: PendingApply | None = None
+
+    # -- JSON-RPC framing (uhttpd ubus.c) --------------------------------------------------------
+    def handle(self, body: bytes, port: int = 0) -> bytes:
+        try:
+            req = json.loads(body)
+        except ValueError:
+            return self._dump(self._error(None, -32700))
+        if isinstance(req, list):
+            return self._dump([self._one(r, port) for r in req])
+        return self._dump(self._one(req, port))
+
+    @staticmethod
+    def _dump(obj: Any) -> bytes:
+        return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+    @staticmethod
+    def _error(rid: Any, code: int) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": JSONRPC_ERRORS[code]}}
+
+    def _one(self, req: Any, port: int) -> dict[str, Any]:
+        if not isinstance(req, dict):
+            return self._error(None, -32600)
+        rid = req.get("id")
+        with self.lock:
+            self.log.append((port, req))
+        if req.get("jsonrpc") != "2.0":
+            return self._error(rid, -32600)
+        try:
+            if req.get("method") == "list":
+                return {"jsonrpc": "2.0", "id": rid, "result": self._list(req.get("params") or [])}
+            if req.get("method") != "call":
+                raise RpcError(-32601)
+            result = self._call(req.get("params"))
+        except RpcError as e:
+            return self._error(rid, e.code)
+        return {"jsonrpc": "2.0", "id": rid, "result": result}
+
+    def _list(self, names: list[Any]) -> dict[str, Any]:
+        objs = {"uci": UCI_SIGNATURE}
+        return {n: objs[n] for n in names if isinstance(n, str) and n in objs}
+
+    def _call(self, params: Any) -> list[Any]:
+        if not (isinstance(params, list) and len(params) == 4 and all(isinstance(p, str) for p in params[:3])
+                and isinstance(params[3], dict)):
+            raise RpcError(-32700)
+        sid, obj, method, args = params
+        if "ubus_rpc_session" in args:
+            raise RpcError(-32602)
+        with self.lock:
+            ses = self._touch(sid)
+            if ses is None or not _allowed(ses.acls, "ubus", obj, method):
+                raise RpcError(-32002)
+            handler = self._handler(obj, method)
+        delay = self.hang.get((obj, method), 0.0)
+        if delay:
+            if delay > self.script_timeout:
+                time.sleep(self.script_timeout * self.time_scale)
+                raise RpcError(-32003)
+            time.sleep(delay * self.time_scale)
+        with self.lock:
+            reply = handler(ses, args)
+        status, data = reply if isinstance(reply, tuple) else (reply, None)
+        return [status] if data is None else [status, data]
+
+    def _handler(self, obj: str, method: str) -> Callable[[Session, dict[str, Any]], Any]:
+        if obj in ("session", "uci", "file"):
+            fn = getattr(self, f"_{obj}_{method}", None)
+            if fn is None:
+                raise RpcError(-32000 if obj not in ("session", "uci", "file") else -32601)
+            return fn  # type: ignore[no-any-return]
+        if obj == "mwan3" and self.mwan3_status is not None and method == "status":
+            return lambda ses, args: (OK, copy.deepcopy(self.mwan3_status))
+        if obj.startswith("network.interface."):
+            iface = obj.split(".", 2)[2]
+            if self._package_file("network") and self._staged(None, "network").find(iface):
+                return lambda ses, args: self._iface(iface, method)
+        raise RpcError(-32000)
+
+    # -- sessions ------------------------------------------------------------------------------
+    def _touch(self, sid: str) -> Session | None:
+        ses = self.sessions.get(sid)
+        if ses is None:
+            return None
+        now = time.monotonic()
+        if ses.timeout and now - ses.last_used > ses.timeout * self.time_scale:
+            del self.sessions[sid]
+            return None
+        ses.last_used = now
+        return ses
+
+    def _session_login(self, ses: Session, args: dict[str, Any]) -> Any:
+        user, password = args.get("username"), args.get("password")
+        if not isinstance(user, str) or not isinstance(password, str):
+            return INVALID_ARGUMENT
+        login = self.users.get(user)
+        if login is None or login.password != password:
+            return PERMISSION_DENIED
+        if self.pending is not None:  # rpc_reclaim_apply_session
+            owner = self._touch(self.pending.sid)
+            if owner is not None and owner.username == user:
+                return OK, self._login_reply(owner)
+        timeout = args.get("timeout")
+        if not isinstance(timeout, int) or isinstance(timeout, bool):
+            timeout = 300
+        sid = secrets.token_hex(16)
+        new = Session(sid, user, compute_acls(self.acl_groups, login), timeout, time.monotonic())
+        self.sessions[sid] = new
+        return OK, self._login_reply(new)
+
+    def _login_reply(self, ses: Session) -> dict[str, Any]:
+        left = ses.timeout - int((time.monotonic() - ses.last_used) / self.time_scale)
+        return {"ubus_rpc_session": ses.sid, "timeout": ses.timeout, "expires": left,
+                "acls": copy.deepcopy(ses.acls), "data": {"username": ses.username}}
+
+    def _session_access(self, ses: Session, args: dict[str, Any]) -> Any:
+        scope = args.get("scope", "ubus")
+        obj, fn = args.get("object"), args.get("function")
+        if not isinstance(obj, str) or not isinstance(fn, str):
+            return INVALID_ARGUMENT
+        return OK, {"access": _allowed(ses.acls, scope, obj, fn)}
+
+    def _session_destroy(self, ses: Session, args: dict[str, Any]) -> Any:
+        if ses.sid == NULL_SID:
+            return PERMISSION_DENIED
+        self.sessions.pop(ses.sid, None)
+        return OK
+
+    def _session_set(self, ses: Session, args: dict[str, Any]) -> Any:
+        values = args.get("values")
+        if not isinstance(values, dict):
+            return INVALID_ARGUMENT
+        ses.values.update(copy.deepcopy(values))
+        return OK
+
+    def _session_get(self, ses: Session, args: dict[str, Any]) -> Any:
+        keys = args.get("keys")
+        vals = ses.values if not isinstance(keys, list) else {k: ses.values[k] for k in keys if k in ses.values}
+        return OK, {"values": copy.deepcopy(vals)}
+
+    # -- uci helpers ---------------------------------------------------------------------------
+    def _package_file(self, config: str) -> Path | None:
+        p = self.confdir / config
+        return p if _valid_name(config.replace("-", "_")) and p.is_file() else None
+
+    def _staged(self, ses: Session | None, config: str) -> Staged:
+        path = self._package_file(config)
+        assert path is not None
+        pkg = parse(path.read_text(), config)
+        st = Staged(pkg, len(pkg.sections))
+        for d in (ses.deltas.get(config, []) if ses else []):
+            _replay(st, d)
+        return st
+
+    def _can(self, ses: Session, config: str, perm: str) -> bool:
+        return _allowed(ses.acls, "uci", config, perm)
+
+    def _load(self, ses: Session, args: dict[str, Any], perm: str) -> tuple[int, str, Staged | None]:
+        config = args.get("config")
+        if not isinstance(config, str):
+            return INVALID_ARGUMENT, "", None
+        if not self._can(ses, config, perm):
+            return PERMISSION_DENIED, config, None
+        if self._package_file(config) is None:
+            return NOT_FOUND, config, None
+        return OK, config, self._staged(ses, config)
+
+    def _stage(self, ses: Session, config: str, *delta: Any) -> None:
+        ses.deltas.setdefault(config, []).append(list(delta))
+
+    def _targets(self, st: Staged, args: dict[str, Any]) -> list[UciSection] | None:
+        """Sections addressed by `section`, or by `type`/`match` when no section is given."""
+        sec = args.get("section")
+        if isinstance(sec, str):
+            s = st.find(sec)
+            return [s] if s else None
+        type_, match = args.get("type"), args.get("match")
+        return [s for s in st.pkg.sections
+                if (not isinstance(type_, str) or s.type == type_)
+                and (not isinstance(match, dict) or _match(s, match))]
+
+    # -- uci methods ---------------------------------------------------------------------------
+    def _uci_configs(self, ses: Session, args: dict[str, Any]) -> Any:
+        names = sorted(p.name for p in self.confdir.iterdir() if p.is_file() and not p.name.startswith("."))
+        return OK, {"configs": names}
+
+    def _uci_get(self, ses: Session, args: dict[str, Any]) -> Any:
+        status, _, st = self._load(ses, args, "read")
+        if st is None:
+            return status
+        sec, opt = args.get("section"), args.get("option")
+        if isinstance(sec, str):
+            s = st.find(sec)
+            if s is None:
+                return OK
+            if isinstance(opt, str):
+                v = s.options.get(opt)
+                if v is None:
+                    return OK
+                return OK, {"value": list(v) if isinstance(v, tuple) else v}
+            return OK, {"values": _section_json(s, None)}
+        picked = self._targets(st, args) or []
+        return OK, {"values": {s.ref: _section_json(s, st.pkg.sections.index(s)) for s in picked}}
+
+    _uci_state = _uci_get
+
+    def _uci_add(self, ses: Session, args: dict[str, Any]) -> Any:
+        type_, name = args.get("type"), args.get("name")
+        if not isinstance(type_, str) or not _valid_type(type_):
+            return INVALID_ARGUMENT
+        if name is not None and (not isinstance(name, str) or not _valid_name(name)):
+            return INVALID_ARGUMENT
+        status, config, st = self._load(ses, args, "write")
+        if st is None:
+            return status
+        if name is None:
+            name = anon_name(st.counter + 1, type_)
+            self._stage(ses, config, "add", name, type_)
+        elif st.find(name) is None:
+            self._stage(ses, config, "set", name, type_)
+        values = args.get("values")
+        if isinstance(values, dict):
+            self._merge_values(ses, config, name, values)
+        return OK, {"section": name}
+
+    def _merge_values(self, ses: Session, config: str, section: str, values: dict[str, Any]) -> int:
+        """rpc_uci_merge_set for each option; returns the last libuci error as a ubus status."""
+        last = OK
+        for opt, val in values.items():
+            if not _valid_name(opt):
+                last = INVALID_ARGUMENT
+                continue
+            s = self._staged(ses, config).find(section)
+            assert s is not None
+            cur = s.options.get(opt)
+            if isinstance(val, list):
+                items = [format_value(v) for v in val]
+                items = [v for v in items if v is not None]
+                if cur is not None:
+                    self._stage(ses, config, "remove", section, opt)
+                for v in items:
+                    self._stage(ses, config, "list-add", section, opt, v)
+                last = OK if items else INVALID_ARGUMENT
+                continue
+            text = format_value(val)
+            if text is None:
+                last = INVALID_ARGUMENT
+            elif cur != text:
+                self._stage(ses, config, "set", section, opt, text)
+        return last
+
+    def _uci_set(self, ses: Session, args: dict[str, Any]) -> Any:
+        values = args.get("values")
+        if not isinstance(values, dict):
+            return INVALID_ARGUMENT
+        status, config, st = self._load(ses, args, "write")
+        if st is None:
+            return status
+        targets = self._targets(st, args)
+        if not targets:
+            return NOT_FOUND
+        status = OK
+        for s in targets:
+            status = self._merge_values(ses, config, s.ref, values)
+        return status
+
+    def _uci_delete(self, ses: Session, args: dict[str, Any]) -> Any:
+        status, config, st = self._load(ses, args, "write")
+        if st is None:
+            return status
+        targets = self._targets(st, args)
+        if not targets:
+            return NOT_FOUND
+        opt, opts = args.get("option"), args.get("options")
+        names = [opt] if isinstance(opt, str) else ([o for o in opts if isinstance(o, str)]
+                                                     if isinstance(opts, list) else None)
+        status = OK
+        for s in targets:
+            if names is None:
+                self._stage(ses, config, "remove", s.ref)
+                continue
+            for o in names:
+                if o in s.options:
+                    self._stage(ses, config, "remove", s.ref, o)
+                else:
+                    status = NOT_FOUND
+        return status
+
+    def _uci_rename(self, ses: Session, args: dict[str, Any]) -> Any:
+        name, sec, opt = args.get("name"), args.get("section"), args.get("option")
+        if not isinstance(name, str) or not _valid_name(name) or not isinstance(sec, str):
+            return INVALID_ARGUMENT
+        status, config, st = self._load(ses, args, "write")
+        if st is None:
+            return status
+        s = st.find(sec)
+        if s is None or (isinstance(opt, str) and opt not in s.options):
+            return NOT_FOUND
+        if isinstance(opt, str):
+            self._stage(ses, config, "rename", s.ref, opt, name)
+        else:
+            self._stage(ses, config, "rename", s.ref, name)
+        return OK
+
+    def _uci_order(self, ses: Session, args: dict[str, Any]) -> Any:
+        sections = args.get("sections")
+        if not isinstance(sections, list):
+            return INVALID_ARGUMENT
+        status, config, st = self._load(ses, args, "write")
+        if st is None:
+            return status
+        status = OK
+        for i, name in enumerate(sections):
+            s = st.find(name) if isinstance(name, str) else None
+            if s is None:
+                status = NOT_FOUND
+                continue
+            self._stage(ses, config, "order", s.ref, i)
+            _replay(st, ["order", s.ref, i])
+        return status
+
+    def _uci_changes(self, ses: Session, args: dict[str, Any]) -> Any:
+        config = args.get("config")
+        if isinstance(config, str):
+            if not self._can(ses, config, "read"):
+                return PERMISSION_DENIED
+            if self._package_file(config) is None:
+                return NOT_FOUND
+            return OK, {"changes": copy.deepcopy(ses.deltas.get(config, []))}
+        return OK, {"changes": {c: copy.deepcopy(d) for c, d in sorted(ses.deltas.items())
+                                if d and self._can(ses, c, "read")}}
+
+    def _uci_revert(self, ses: Session, args: dict[str, Any]) -> Any:
+        config = args.get("config")
+        if not isinstance(config, str):
+            return INVALID_ARGUMENT
+        if self.pending is not None:
+            return PERMISSION_DENIED
+        if not self._can(ses, config, "write"):
+            return PERMISSION_DENIED
+        ses.deltas.pop(config, None)
+        return OK
+
+    def _commit(self, ses: Session, config: str) -> None:
+        """libuci commit: write the staged package (export without the `package` line)."""
+        st = self._staged(ses, config)
+        text = file_text(st.pkg)
+        path = self.confdir / config
+        tmp = path.with_name(f".{config}.uci-tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        ses.deltas.pop(config, None)
+        self.events.append(("config.change", config))
+
+    def _uci_commit(self, ses: Session, args: dict[str, Any]) -> Any:
+        config = args.get("config")
+        if not isinstance(config, str):
+            return INVALID_ARGUMENT
+        if self.pending is not None or not self._can(ses, config, "write"):
+            return PERMISSION_DENIED
+        if self._package_file(config) is None:
+            return NOT_FOUND
+        if ses.deltas.get(config):
+            self._commit(ses, config)
+        return OK
+
+    def _uci_apply(self, ses: Session, args: dict[str, Any]) -> Any:
+        rollback = args.get("rollback") is True
+        timeout = args.get("timeout")
+        timeout = timeout if isinstance(timeout, int) and not isinstance(timeout, bool) else 60
+        if self.pending is not None:
+            return PERMISSION_DENIED if rollback else OK
+        configs = [c for c, d in sorted(ses.deltas.items()) if d and self._can(ses, c, "write")]
+        if not configs:
+            return NO_DATA
+        if rollback:
+            files = {p.name: p.read_bytes() for p in self.confdir.iterdir()
+                     if p.is_file() and not p.name.startswith(".")}
+            timer = threading.Timer(timeout * self.time_scale, self._timed_rollback, args=(ses.sid,))
+            timer.daemon = True
+            self.pending = PendingApply(ses.sid, files, copy.deepcopy(ses.deltas), timer)
+            timer.start()
+        for c in configs:
+            self._commit(ses, c)
+        return OK
+
+    def _timed_rollback(self, sid: str) -> None:
+        with self.lock:
+            if self.pending is not None and self.pending.sid == sid:
+                self._do_rollback()
+
+    def _do_rollback(self) -> None:
+        """Restore every snapshot file, re-stage the snapshot deltas, announce the changes."""
+        p = self.pending
+        assert p is not None
+        self.pending = None
+        p.timer.cancel()
+        for name, data in p.files.items():
+            path = self.confdir / name
+            if not path.exists() or path.read_bytes() != data:
+                path.write_bytes(data)
+                self.events.append(("config.change", name))
+        owner = self.sessions.get(p.sid)
+        if owner is not None:
+            for c, d in p.deltas.items():
+                owner.deltas[c] = copy.deepcopy(d)
+
+    def _owner_check(self, ses: Session) -> int:
+        if self.pending is None:
+            return NO_DATA
+        return OK if self.pending.sid == ses.sid else PERMISSION_DENIED
+
+    def _uci_confirm(self, ses: Session, args: dict[str, Any]) -> Any:
+        status = self._owner_check(ses)
+        if status == OK:
+            assert self.pending is not None
+            self.pending.timer.cancel()
+            self.pending = None
+        return status
+
+    def _uci_rollback(self, ses: Session, args: dict[str, Any]) -> Any:
+        status = self._owner_check(ses)
+        if status == OK:
+            self._do_rollback()
+        return status
+
+    def _uci_reload_config(self, ses: Session, args: dict[str, Any]) -> Any:
+        return OK
+
+    # -- fakes of other router objects ---------------------------------------------------------
+    def _iface(self, iface: str, method: str) -> Any:
+        if method in ("up", "down"):
+            self.events.append((f"if{method}", iface))
+            return OK
+        if method == "status":
+            return OK, {"up": True, "pending": False, "available": True, "interface": iface,
+                        "l3_device": iface, "proto": "wireguard", "uptime": 100}
+        raise RpcError(-32601)
+
+    def _file_exec(self, ses: Session, args: dict[str, Any]) -> Any:
+        cmd, params = args.get("command"), args.get("params") or []
+        if not isinstance(cmd, str) or not isinstance(params, list):
+            return INVALID_ARGUMENT
+        line = " ".join([cmd, *map(str, params)])
+        if not _allowed(ses.acls, "file", line, "exec"):  # rpcd checks the whole command line
+            return PERMISSION_DENIED
+        if cmd == "/usr/bin/wg" and params == ["show", "all", "dump"]:
+            return OK, {"code": 0, "stdout": self.wg_dump}
+        if cmd == "/usr/sbin/mwan3" and len(params) == 2 and params[0] in ("ifup", "ifdown"):
+            if self.mwan3_status is None:
+                return NOT_FOUND
+            self.events.append((f"mwan3 {params[0]}", params[1]))
+            return OK, {"code": 0}
+        return NOT_FOUND
+
+    def _file_read(self, ses: Session, args: dict[str, Any]) -> Any:
+        path = args.get("path")
+        if not isinstance(path, str):
+            return INVALID_ARGUMENT
+        if not _allowed(ses.acls, "file", path, "read"):
+            return PERMISSION_DENIED
+        if path == "/proc/uptime":
+            return OK, {"data": "12345.67 23456.78\n"}
+        return NOT_FOUND
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------------------------
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as uhttpd: a "fresh connection" means something
+    server: "_Server"
+
+    def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+        if self.path != "/ubus":
+            self._send(404, b"Not Found\n", "text/plain")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if length > 65536:
+            self._send(200, Rpcd._dump(Rpcd._error(None, -32700)), "application/json")
+            self.close_connection = True
+            return
+        self._send(200, self.server.rpcd.handle(body, self.client_address[1]), "application/json")
+
+    def _send(self, code: int, data: bytes, ctype: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    rpcd: Rpcd
+
+
+class RpcdServer:
+    """Serve ``rpcd`` on 127.0.0.1 in a thread: ``with RpcdServer(rpcd) as srv: srv.url``.
+
+    ``certfile``/``keyfile`` turn on HTTPS (for certificate pinning tests).
+    """
+
+    def __init__(self, rpcd: Rpcd, certfile: Path | None = None, keyfile: Path | None = None):
+        self.rpcd = rpcd
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
+        self.httpd.rpcd = rpcd
+        self.scheme = "http"
+        if certfile is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}/ubus"
+
+    def __enter__(self) -> "RpcdServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        with self.rpcd.lock:
+            if self.rpcd.pending is not None:
+                self.rpcd.pending.timer.cancel()
+
+
+# --------------------------------------------------------------------------------------------
+# The config files of the recorded system, rebuilt from the transcript's replies
+# --------------------------------------------------------------------------------------------
+
+RECORDED_NETWORK = """
+config interface 'loopback'
+\toption device 'lo'
+\toption proto 'static'
+\toption ipaddr '127.0.0.1'
+\toption netmask '255.0.0.0'
+
+config globals 'globals'
+\toption ula_prefix 'fd00:1::/48'
+
+config interface 'lan'
+\toption device 'br-lan'
+\toption proto 'static'
+\toption ipaddr '192.168.1.1'
+\toption netmask '255.255.255.0'
+
+config interface 'wan'
+\toption device 'eth1'
+\toption proto 'dhcp'
+
+config interface 'wanb'
+\toption device 'eth2'
+\toption proto 'dhcp'
+
+config interface 'wg0'
+\toption proto 'wireguard'
+\toption private_key 'aIvAU1nz5Q89ctvqxvGd2wYEqWxtFLeRizH3/BeK5Hc='
+\toption listen_port '51820'
+\tlist addresses '10.0.0.1/24'
+\tlist addresses 'fd00:10::1/64'
+\toption mtu '1420'
+
+config interface 'wan6'
+\toption device 'eth1'
+\toption proto 'dhcpv6'
+
+config wireguard_wg0
+\toption description 'laptop'
+\toption public_key 'O/EWNzAhDBaGgzqjCad0jNVCEjwlmRkIuD7xJBze+mY='
+\toption preshared_key 'b32MlZWOcJdjpcrB/mcDK7ZHyZZLr/h5nCFwa5Bn8Cc='
+\tlist allowed_ips '10.0.0.2/32'
+\toption route_allowed_ips '1'
+\toption persistent_keepalive '25'
+
+config wireguard_wg0 'phone'
+\toption description 'Bob'\\''s phone'
+\toption public_key 'Q1cojle/NSm/zxjVLVkqR6ka/VCik/zxU6k58n8jjGI='
+\tlist allowed_ips '10.0.0.3/32'
+\tlist allowed_ips '10.0.0.33/32'
+\toption endpoint_host 'vpn.example.com'
+\toption endpoint_port '51820'
+
+config wireguard_wg0
+\toption description 'tablet'
+\toption public_key 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='
+\tlist allowed_ips '10.0.0.4/32'
+\tlist allowed_ips 'fd00:10::4/128'
+"""
+
+RECORDED_MWAN3 = """
+config globals 'globals'
+\toption mmx_mask '0x3F00'
+
+config member 'newmember'
+\toption interface 'wanb'
+\toption metric '3'
+
+config interface 'wan'
+\toption enabled '1'
+\tlist track_ip '8.8.4.4'
+\tlist track_ip '8.8.8.8'
+\tlist track_ip '208.67.222.222'
+\toption family 'ipv4'
+\toption reliability '1'
+\toption count '1'
+\toption timeout '2'
+\toption interval '5'
+\toption down '3'
+\toption up '8'
+
+config interface 'wanb'
+\toption enabled '1'
+\tlist track_ip '1.1.1.1'
+\toption family 'ipv4'
+\toption reliability '1'
+
+config member 'wan_m1_w3'
+\toption interface 'wan'
+\toption metric '1'
+\toption weight '3'
+
+config member 'wanb_m1_w2'
+\toption interface 'wanb'
+\toption metric '1'
+\toption weight '2'
+
+config policy 'balanced'
+\tlist use_member 'wan_m1_w3'
+\tlist use_member 'wanb_m1_w2'
+\toption last_resort 'unreachable'
+
+config policy 'wan_wanb'
+\tlist use_member 'wan_m1_w3'
+\tlist use_member 'wanb_m2_w2'
+
+config rule 'https_rule'
+\toption sticky '1'
+\toption dest_port '443'
+\toption proto 'tcp'
+\toption use_policy 'balanced'
+
+config rule
+\toption dest_ip '0.0.0.0/0'
+\toption use_policy 'balanced'
+\toption family 'ipv4'
+"""
+
+RECORDED_RPCD = """
+config rpcd
+\toption socket '/var/run/ubus/ubus.sock'
+\toption timeout '30'
+
+config login
+\toption username 'root'
+\toption password '$p$root'
+\tlist read '*'
+\tlist write '*'
+
+config login
+\toption username 'reader'
+\toption password '$p$reader'
+\tlist read 'superuser'
+"""
+
+RECORDED_FILES = {"network": RECORDED_NETWORK, "mwan3": RECORDED_MWAN3, "rpcd": RECORDED_RPCD}
+
+
+def write_files(confdir: Path, files: dict[str, str]) -> None:
+    confdir.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (confdir / name).write_text(text)

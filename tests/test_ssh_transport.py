@@ -1,0 +1,386 @@
+"""SshTransport against real dropbear test routers (busybox ash, stand-in uci/ubus/wg/netifd)."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+pytest.importorskip("paramiko")
+
+from mwanctl.errors import (ApplyError, AuthError, ConfirmError, ConnectError,  # noqa: E402
+                            HostKeyError)
+from mwanctl.transports.base import ApplyPlan  # noqa: E402
+from mwanctl.transports.ssh import JumpHost, SshTransport  # noqa: E402
+from mwanctl.uci.changes import Op  # noqa: E402
+from mwanctl.uci.parse import parse  # noqa: E402
+
+try:
+    from tests.routers import STOCK, TestRouter
+except ImportError:  # tests/ is not a package
+    from routers import STOCK, TestRouter  # type: ignore[no-redef]
+
+Factory = Callable[..., TestRouter]
+
+
+# -- helpers -------------------------------------------------------------------------------
+def wg_keypair() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    k = X25519PrivateKey.generate()
+    raw = serialization.Encoding.Raw
+    priv = k.private_bytes(raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    pub = k.public_key().public_bytes(raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(priv).decode(), base64.b64encode(pub).decode()
+
+
+def expected_export(router: TestRouter, pkg: str, ops: list[Op]) -> str:
+    """What `uci export <pkg>` must print after ``ops``, computed by the engine, not the router."""
+    from mwanctl.uci.diff import apply_ops
+    from mwanctl.uci.render import export
+
+    base = parse(router.config_text(pkg), pkg) if router.config_bytes(pkg) is not None else None
+    return export(apply_ops(base, pkg, ops))
+
+
+def make_plan(router: TestRouter, changes: dict[str, list[Op]], **kw: object) -> ApplyPlan:
+    expected = {p: expected_export(router, p, ops) for p, ops in changes.items()}
+    return ApplyPlan(changes=changes, expected=expected, **kw)  # type: ignore[arg-type]
+
+
+def transport(r: TestRouter, **kw: object) -> SshTransport:
+    args: dict[str, object] = dict(key_filename=r.key_path, known_hosts=r.known_hosts_path,
+                                   use_agent=False, connect_timeout=5, command_timeout=30)
+    args.update(kw)
+    return SshTransport(r.name, r.host, r.port, **args)  # type: ignore[arg-type]
+
+
+def wait_for(cond: Callable[[], bool], timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
+def pending(r: TestRouter) -> bool:
+    return r.exists("/etc/mwanctl/pending")
+
+
+def wg_network(iface: str, priv: str, peer_pub: str) -> str:
+    return (STOCK / "network").read_text() + (
+        f"\nconfig interface '{iface}'\n\toption proto 'wireguard'\n\toption private_key '{priv}'\n"
+        f"\tlist addresses '10.77.0.2/24'\n\toption metric '20'\n\n"
+        f"config wireguard_{iface} 'peer_{iface}'\n\toption public_key '{peer_pub}'\n"
+        f"\tlist allowed_ips '0.0.0.0/0'\n\toption route_allowed_ips '1'\n")
+
+
+def stock_files() -> dict[str, str]:
+    return {p.name: p.read_text() for p in STOCK.iterdir()}
+
+
+ADD_WG = [
+    Op("add_section", "network", "wgx", None, "interface"),
+    Op("set", "network", "wgx", "proto", "wireguard"),
+    Op("set", "network", "wgx", "metric", "30"),
+]
+
+
+# -- apply / confirm / read_state ----------------------------------------------------------
+def test_apply_then_confirm(router_factory: Factory) -> None:
+    r = router_factory("m")
+    priv, _ = wg_keypair()
+    _, peer = wg_keypair()
+    ops = ADD_WG + [
+        Op("set", "network", "wgx", "private_key", priv),
+        Op("add_section", "network", "wgx_peer", None, "wireguard_wgx"),
+        Op("set", "network", "wgx_peer", "public_key", peer),
+        Op("set_list", "network", "wgx_peer", "allowed_ips", ("0.0.0.0/0",)),
+    ]
+    plan = make_plan(r, {"network": ops}, reload=["network"], restart_ifaces=["wgx"],
+                     check_peers={"wgx": [peer]})
+    with transport(r) as t:
+        t.apply(plan, confirm_timeout=3)
+        assert t.counters.round_trips == 1
+        assert pending(r)
+        t.confirm()
+        assert t.counters.round_trips == 2
+    assert not pending(r)
+    after = parse(r.config_text("network"), "network")
+    assert after.get("wgx_peer").options["public_key"] == peer  # type: ignore[union-attr]
+    calls = r.calls()
+    assert "init network reload" in calls
+    assert calls.index("ubus call network.interface.wgx down") < \
+        calls.index("ubus call network.interface.wgx up")
+    assert not any(c.startswith("init firewall stop") for c in calls)
+    time.sleep(4)  # past the deadline: confirmed, so nothing rolls back
+    assert parse(r.config_text("network"), "network").get("wgx") is not None
+
+
+def test_read_state_is_one_round_trip(router_factory: Factory) -> None:
+    r = router_factory("m")
+    with transport(r) as t:
+        st = t.read_state(["network", "firewall", "mwan3", "nosuchpkg"])
+        assert t.counters.round_trips == 1
+        assert t.counters.bytes_received > 0 and t.counters.bytes_sent > 0
+    for pkg in ("network", "firewall", "mwan3"):
+        assert st.packages[pkg] == parse((STOCK / pkg).read_text(), pkg)
+    assert st.packages["nosuchpkg"] is None
+    assert st.pending is None
+
+
+def test_read_state_reports_pending_deploy_and_ignores_uncommitted(router_factory: Factory) -> None:
+    r = router_factory("m")
+    r.run("uci set network.lan.ipaddr=10.9.9.9")  # the user's own uncommitted change
+    with transport(r, owner="alice@laptop") as t:
+        t.apply(make_plan(r, {"network": ADD_WG}), confirm_timeout=30)
+        st = t.read_state(["network"])
+        assert st.pending is not None and st.pending.owner == "alice@laptop"
+        assert 0 < st.pending.deadline <= 30
+        assert st.extra.get("uncommitted") == "network"
+        lan = st.packages["network"].get("lan")  # type: ignore[union-attr]
+        assert lan is not None and lan.options["ipaddr"] == "192.168.1.1"
+        t.rollback()
+    # the user's pending change was neither committed nor lost
+    assert "ipaddr '192.168.1.1'" in r.config_text("network")
+    assert "10.9.9.9" in r.run("uci changes network").stdout
+
+
+def test_lost_connection_rolls_back_by_itself(router_factory: Factory) -> None:
+    r = router_factory("m")
+    before = {p: r.config_bytes(p) for p in ("network", "mwan3")}
+    plan = make_plan(r, {"network": ADD_WG,
+                         "mwan3": [Op("set", "mwan3", "wan", "enabled", "0")]},
+                     reload=["network", "mwan3"])
+    t = transport(r)
+    t.apply(plan, confirm_timeout=2)
+    assert r.config_bytes("network") != before["network"]
+    r.kill_connections()
+    assert wait_for(lambda: not pending(r), 10), "the router's timer did not roll back"
+    for p, data in before.items():
+        assert r.config_bytes(p) == data
+    calls = r.calls()
+    assert calls.count("init network reload") == 2 and calls.count("init mwan3 reload") == 2
+    with pytest.raises(ConfirmError, match="nothing to confirm"):
+        t.confirm()
+    t.close()
+
+
+def test_failing_batch_line_commits_nothing(router_factory: Factory) -> None:
+    r = router_factory("m")
+    before = r.config_bytes("network")
+    good = [Op("set", "network", "lan", "ipaddr", "10.1.1.1")]
+    plan = make_plan(r, {"network": good}, reload=["network"])
+    # a line uci rejects (no such section), while the plan expects it to have worked
+    plan.changes["network"] = good + [Op("set", "network", "nosuchsection", "proto", "static")]
+    plan.expected["network"] += "\nconfig interface 'nosuchsection'\n\toption proto 'static'\n\n"
+    with transport(r) as t, pytest.raises(ApplyError) as exc:
+        t.apply(plan, confirm_timeout=3)
+    assert "nothing was changed" in str(exc.value) and "\n" not in str(exc.value)
+    assert r.config_bytes("network") == before
+    assert not pending(r)
+    assert not any(c.startswith("init ") for c in r.calls())
+    assert r.run("uci changes network").stdout == ""
+
+
+def test_concurrent_applies_second_refused(router_factory: Factory) -> None:
+    r = router_factory("m")
+    plans = [make_plan(r, {"network": [Op("set", "network", "lan", "ipaddr", f"10.0.0.{i}")]})
+             for i in (1, 2)]
+    results: list[object] = [None, None]
+
+    def run(i: int) -> None:
+        try:
+            with transport(r, owner=f"user{i}") as t:
+                t.apply(plans[i], confirm_timeout=4)
+            results[i] = "ok"
+        except ApplyError as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(type(x).__name__ for x in results) == ["ApplyError", "str"]
+    err = next(x for x in results if isinstance(x, ApplyError))
+    winner = results.index("ok")
+    assert f"by user{winner}" in str(err) and "pending" in str(err)
+    with transport(r) as t:
+        t.rollback()
+    assert r.config_bytes("network") == (STOCK / "network").read_bytes()
+
+
+def test_rollback_now_and_nothing_to_confirm(router_factory: Factory) -> None:
+    r = router_factory("m")
+    before = r.config_bytes("network")
+    with transport(r) as t:
+        with pytest.raises(ConfirmError, match="nothing to confirm"):
+            t.confirm()
+        t.apply(make_plan(r, {"network": ADD_WG}, reload=["network"]), confirm_timeout=30)
+        t.rollback()
+    assert r.config_bytes("network") == before and not pending(r)
+
+
+def test_apply_creates_missing_package_and_rollback_removes_it(router_factory: Factory) -> None:
+    files = stock_files()
+    del files["mwan3"]
+    r = router_factory("u", files=files)
+    ops = [Op("add_section", "mwan3", "globals", None, "globals"),
+           Op("set", "mwan3", "globals", "mmx_mask", "0x3F00")]
+    with transport(r) as t:
+        t.apply(make_plan(r, {"mwan3": ops}), confirm_timeout=30)
+        assert "mmx_mask" in r.config_text("mwan3")
+        t.rollback()
+    assert r.config_bytes("mwan3") is None
+
+
+# -- hostile values ------------------------------------------------------------------------
+HOSTILE = ["$(touch /tmp/pwned)", "`touch /tmp/pwned2`", "it's; touch /tmp/pwned3",
+           "line1\nline2 $(id) '\\''", "; reboot #", "\\\"$HOME\\\""]
+
+
+def test_hostile_strings_are_literal_values(router_factory: Factory) -> None:
+    r = router_factory("m")
+    ops = ADD_WG + [Op("set", "network", "wgx", "description", HOSTILE[0]),
+                    Op("set_list", "network", "wgx", "comment", tuple(HOSTILE[1:]))]
+    with transport(r, owner="$(touch /tmp/pwned4) `id` ';'") as t:
+        t.apply(make_plan(r, {"network": ops}), confirm_timeout=30)
+        st = t.read_state(["network"])
+        assert st.pending is not None and st.pending.owner == "$(touch /tmp/pwned4) `id` ';'"
+        t.confirm()
+    wgx = parse(r.config_text("network"), "network").get("wgx")
+    assert wgx is not None
+    assert wgx.options["description"] == HOSTILE[0]
+    assert wgx.options["comment"] == tuple(HOSTILE[1:])
+    for f in ("pwned", "pwned2", "pwned3", "pwned4"):
+        assert not r.exists(f"/tmp/{f}") and not Path(f"/tmp/{f}").exists()
+
+
+# -- netifd: peer-only changes -------------------------------------------------------------
+def test_peer_only_change_needs_iface_restart(router_factory: Factory) -> None:
+    priv, _ = wg_keypair()
+    _, old_peer = wg_keypair()
+    _, new_peer = wg_keypair()
+    files = stock_files()
+    files["network"] = wg_network("wga", priv, old_peer)
+    r = router_factory("m", files=files)
+    assert r.run("wg show wga peers").stdout.split() == [old_peer]
+    swap = {"network": [Op("set", "network", "peer_wga", "public_key", new_peer)]}
+    before = r.config_bytes("network")
+
+    # a reload alone leaves netifd on the old peer: the check catches it and rolls back
+    with transport(r) as t, pytest.raises(ApplyError, match="peers not live"):
+        t.apply(make_plan(r, swap, reload=["network"], check_peers={"wga": [new_peer]}),
+                confirm_timeout=30)
+    assert r.config_bytes("network") == before and not pending(r)
+
+    with transport(r) as t:
+        t.apply(make_plan(r, swap, reload=["network"], restart_ifaces=["wga"],
+                          check_peers={"wga": [new_peer]}), confirm_timeout=30)
+        t.confirm()
+    assert r.run("wg show wga peers").stdout.split() == [new_peer]
+
+
+# -- query / drain -------------------------------------------------------------------------
+def test_query_probes_in_one_round_trip(router_factory: Factory) -> None:
+    r = router_factory("m")
+    with transport(r) as t:
+        out = t.query(["mwan3_status", "wg_dump", "wan_status", "uptime"])
+        assert t.counters.round_trips == 1
+    assert out["mwan3_status"].startswith("ERROR: ")
+    assert '"up": true' in out["wan_status"]
+    assert float(out["uptime"].split()[0]) > 0
+    vector = Path(__file__).parent / "vectors" / "mwan3" / "mwan3-status-both-online.json"
+    r.write("/etc/mwtest/mwan3_status.json", vector.read_text())
+    with transport(r) as t:
+        assert t.query(["mwan3_status"])["mwan3_status"] == vector.read_text()
+
+
+def test_set_drained(router_factory: Factory) -> None:
+    r = router_factory("m")
+    with transport(r) as t:
+        t.set_drained("wan", True)
+        t.set_drained("wan", False)
+    assert [c for c in r.calls() if c.startswith("mwan3 ")] == ["mwan3 ifdown wan", "mwan3 ifup wan"]
+    assert not any(c.startswith("init mwan3") for c in r.calls())
+
+
+# -- connecting: host keys, auth, reachability, jump ---------------------------------------
+def test_changed_host_key_is_refused(router_factory: Factory) -> None:
+    r = router_factory("m")
+    r.restart_with_new_host_key()
+    with pytest.raises(HostKeyError) as exc, transport(r) as t:
+        t.read_state(["network"])
+    msg = str(exc.value)
+    assert "changed" in msg and "ssh-keygen -R" in msg and msg.count("SHA256:") == 2
+
+
+def test_unknown_host_key_refused_unless_accepted(router_factory: Factory, tmp_path: Path) -> None:
+    r = router_factory("m")
+    kh = tmp_path / "kh" / "known_hosts"
+    with pytest.raises(HostKeyError, match="unknown host key"), transport(r, known_hosts=kh) as t:
+        t.read_state(["network"])
+    assert not kh.exists()
+    with transport(r, known_hosts=kh, accept_new_host_key=True) as t:
+        t.read_state(["network"])
+    assert r.host_public_key.split()[1] in kh.read_text()
+    with transport(r, known_hosts=kh) as t:  # now known: no flag needed
+        t.read_state(["network"])
+
+
+def test_auth_password_and_failures(router_factory: Factory, tmp_path: Path) -> None:
+    r = router_factory("m")
+    with transport(r, key_filename=None, password=r.password) as t:
+        t.read_state(["network"])
+    asked: list[int] = []
+    with transport(r, key_filename=None, password=lambda: asked.append(1) or r.password) as t:
+        t.read_state(["network"])
+    assert asked == [1]
+    with pytest.raises(AuthError, match="authentication failed"):
+        with transport(r, key_filename=None, password="wrong") as t:
+            t.read_state(["network"])
+    other = router_factory("other")  # its key is not authorized on r
+    with pytest.raises(AuthError, match="authentication failed"):
+        with transport(r, key_filename=other.key_path) as t:
+            t.read_state(["network"])
+
+
+def test_closed_port_is_connect_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(ConnectError, match="cannot connect"):
+        SshTransport("gone", "127.0.0.1", port, connect_timeout=2, use_agent=False).read_state([])
+    assert time.monotonic() - t0 < 2
+
+
+@pytest.mark.parametrize("target", ["silent", "blackhole"])
+def test_no_answer_is_connect_error_within_timeout(target: str) -> None:
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(5)  # accepts TCP, never speaks SSH
+        host, port = ("127.0.0.1", srv.getsockname()[1]) if target == "silent" else ("10.255.255.1", 22)
+        t0 = time.monotonic()
+        with pytest.raises(ConnectError):
+            SshTransport("mute", host, port, connect_timeout=1, use_agent=False).read_state([])
+        assert time.monotonic() - t0 < 2.5
+
+
+def test_jump_through_mother(router_factory: Factory) -> None:
+    mother = router_factory("mother")
+    up = router_factory("up1")
+    up.known_hosts_path.write_text(up.known_hosts_path.read_text()
+                                   + mother.known_hosts_path.read_text())
+    jump = JumpHost(mother.host, mother.port, key_filename=str(mother.key_path))
+    with transport(up, jump=jump) as t:
+        st = t.read_state(["network"])
+    assert st.packages["network"] is not None
