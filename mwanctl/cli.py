@@ -470,6 +470,68 @@ def status(env: Env, topology: str, as_json: bool, watch: bool, interval: int, a
             site = _status_once(env, topo, exp, opts, ask_uplinks)
 
 
+@keys.command("rotate")
+@TOPOLOGY
+@click.option("--uplink", "uplinks", multiple=True, help="Only this tunnel (repeatable).")
+@click.option("--older-than", help="Only keys older than this age, e.g. 90d, 12h, 2w.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask.")
+@click.option("--confirm-timeout", type=click.IntRange(30, 3600), default=None,
+              help="Seconds each router waits for confirmation before restoring its old config.")
+@click.option("--accept-new-host-key", is_flag=True, help="Trust an unknown SSH host key.")
+@click.pass_obj
+@guarded
+def keys_rotate(env: Env, topology: str, uplinks: tuple[str, ...], older_than: Optional[str], yes: bool,
+                confirm_timeout: Optional[int], accept_new_host_key: bool) -> int:
+    """Replace the key pairs of every (or one) tunnel, one tunnel at a time, without an outage.
+
+    Each tunnel is drained in mwan3, re-keyed on the uplink then the mother, checked for a fresh
+    handshake and put back. Run it again after any failure to finish the rotation.
+
+    Example: mwanctl keys rotate examples/home.yaml --older-than 90d --yes
+    """
+    import datetime as dt
+    from mwanctl.connect import transport_for
+    from mwanctl.rotate import Rotation, due, parse_age
+    from mwanctl.site import open_store, pool_slots, slot_spec
+    topo = _load(topology)
+    unknown = [n for n in uplinks if n not in {u.name for u in topo.uplinks}]
+    if unknown:
+        click.echo(f"mwanctl: error: no uplink named {', '.join(unknown)} in {topology}", err=True)
+        return ExitStatus.USAGE
+    store = open_store(topo, env.state_dir)
+    if store.ensure(slot_spec(topo), pool_slots(topo)):
+        click.echo("mwanctl: error: some tunnels have no keys yet: deploy the topology before rotating", err=True)
+        return ExitStatus.ERROR
+    names = [u.name for u in topo.uplinks if not uplinks or u.name in uplinks]
+    age = parse_age(older_than) if older_than else None
+    todo = due(store, names, age, dt.datetime.now(dt.timezone.utc))
+    if not todo:
+        click.echo("nothing to rotate" + (f": no key is older than {older_than}" if older_than else ""))
+        return ExitStatus.OK
+    click.echo(f"rotating {len(todo)} tunnel(s), one at a time: {', '.join(todo)}")
+    if not yes:
+        if not sys.stdin.isatty():
+            click.echo("mwanctl: error: pass --yes to rotate non-interactively", err=True)
+            return ExitStatus.USAGE
+        if not click.confirm("Rotate now?", default=False, err=True):
+            return ExitStatus.OK
+    opts = _connect_options(accept_new_host_key)
+    err = env.console(stderr=True)
+    rot = Rotation(topo, store, lambda r: transport_for(topo, r, opts), env.templates(),
+                   confirm_timeout or topo.access_for(topo.mother.name).confirm_timeout,
+                   say=lambda m: err.print(m, markup=False))
+    code = ExitStatus.OK
+    for name in todo:
+        res = rot.rotate(topo.uplink(name))
+        if res.status == "rotated":
+            click.echo(f"{name}: {res.message} ({res.seconds:.1f} s)")
+        else:
+            click.echo(f"mwanctl: error: {name}: {res.message}", err=True)
+            code = ExitStatus.ERROR
+            break
+    return code
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Console entry point; returns the exit status instead of raising SystemExit."""
     try:

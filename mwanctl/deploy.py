@@ -93,6 +93,10 @@ class Deployment:
                 self.outcomes[m] = self._apply_one(m)
         return self.outcomes
 
+    def apply_router(self, router: str) -> RouterOutcome:
+        """Apply one planned router and confirm it from a fresh connection."""
+        return self._apply_one(router)
+
     def _apply_one(self, router: str) -> RouterOutcome:
         plan = self.plans[router]
         t = self._transports[router]

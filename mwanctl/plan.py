@@ -52,10 +52,14 @@ class RouterPlan:
         return sum(len(p.ops) for p in self.packages.values())
 
 
-def plan_router(cfg: RouterConfig, state: RouterState) -> RouterPlan:
+def plan_router(cfg: RouterConfig, state: RouterState, only: Optional[set[str]] = None,
+                packages_: Optional[tuple[str, ...]] = None) -> RouterPlan:
+    """Plan one router. ``only`` limits the change to those section names (key rotation changes
+    one tunnel and nothing else, even if the router drifted elsewhere); ``packages_`` limits the
+    packages looked at."""
     packages: dict[str, PackagePlan] = {}
     problems: list[str] = []
-    for pkg in cfg.packages:
+    for pkg in packages_ or cfg.packages:
         current = state.packages.get(pkg)
         if current is None and pkg == "mwan3":
             problems.append("mwan3 is not installed (no /etc/config/mwan3): install it with "
@@ -64,6 +68,8 @@ def plan_router(cfg: RouterConfig, state: RouterState) -> RouterPlan:
         before = current if current is not None else UciPackage(pkg)
         ops = diff(before, cfg.sections[pkg], pkg, lambda s, p=pkg: owns(p, s), keep_order=(pkg == "mwan3"))
         ops += _owned_option_ops(pkg, before, cfg.owned_options.get(pkg, {}), cfg.name, problems)
+        if only is not None:
+            ops = [op for op in ops if op.section in only and op.kind != "reorder"]
         packages[pkg] = PackagePlan(pkg, before, apply_ops(before, pkg, ops), ops, current is not None)
     if state.pending is not None:
         problems.append(f"a previous deploy by {state.pending.owner} is waiting for confirmation "

@@ -148,7 +148,7 @@ class TestRouter:
     def _nsenter(self, argv: list[str], data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         assert self.proc is not None, "router is stopped"
         return subprocess.run(["nsenter", "-t", str(self.proc.pid), "-m", "--"] + argv,
-                              input=data, capture_output=True, timeout=20,
+                              input=data, capture_output=True, timeout=20, check=False,
                               env={"PATH": ROUTER_PATH, "HOME": "/"})
 
     def read(self, router_path: str) -> bytes | None:
@@ -248,12 +248,11 @@ def _setup_script(r: TestRouter) -> str:
 
 
 def _launch(r: TestRouter) -> None:
-    log = open(r.root / "dropbear.log", "ab")
-    r.proc = subprocess.Popen(
-        ["unshare", "-m", "--propagation", "private", "/bin/sh", "-c", _setup_script(r)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        env={"PATH": ROUTER_PATH, "HOME": "/"})
-    log.close()
+    with open(r.root / "dropbear.log", "ab") as log:
+        r.proc = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "/bin/sh", "-c", _setup_script(r)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            env={"PATH": ROUTER_PATH, "HOME": "/"})
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if r.proc.poll() is not None:

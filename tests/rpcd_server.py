@@ -24,13 +24,13 @@ import secrets
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mwanctl.uci.model import UciPackage, UciSection
-
 from mwanctl.uci.parse import parse
 from mwanctl.uci.render import file_text
 
@@ -810,9 +810,9 @@ class Rpcd:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as uhttpd: a "fresh connection" means something
-    server: "_Server"
+    server: _Server
 
-    def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+    def do_POST(self) -> None:
         if self.path != "/ubus":
             self._send(404, b"Not Found\n", "text/plain")
             return
@@ -831,7 +831,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -862,7 +862,7 @@ class RpcdServer:
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}/ubus"
 
-    def __enter__(self) -> "RpcdServer":
+    def __enter__(self) -> RpcdServer:
         self.thread.start()
         return self
 

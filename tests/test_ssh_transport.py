@@ -6,19 +6,24 @@ import base64
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 pytest.importorskip("paramiko")
 
-from mwanctl.errors import (ApplyError, AuthError, ConfirmError, ConnectError,  # noqa: E402
-                            HostKeyError)
-from mwanctl.transports.base import ApplyPlan  # noqa: E402
-from mwanctl.transports.ssh import JumpHost, SshTransport  # noqa: E402
-from mwanctl.uci.changes import Op  # noqa: E402
-from mwanctl.uci.parse import parse  # noqa: E402
+from mwanctl.errors import (
+    ApplyError,
+    AuthError,
+    ConfirmError,
+    ConnectError,
+    HostKeyError,
+)
+from mwanctl.transports.base import ApplyPlan
+from mwanctl.transports.ssh import JumpHost, SshTransport
+from mwanctl.uci.changes import Op
+from mwanctl.uci.parse import parse
 
 try:
     from tests.routers import STOCK, TestRouter
@@ -55,8 +60,8 @@ def make_plan(router: TestRouter, changes: dict[str, list[Op]], **kw: object) ->
 
 
 def transport(r: TestRouter, **kw: object) -> SshTransport:
-    args: dict[str, object] = dict(key_filename=r.key_path, known_hosts=r.known_hosts_path,
-                                   use_agent=False, connect_timeout=5, command_timeout=30)
+    args: dict[str, object] = {"key_filename": r.key_path, "known_hosts": r.known_hosts_path,
+                               "use_agent": False, "connect_timeout": 5, "command_timeout": 30}
     args.update(kw)
     return SshTransport(r.name, r.host, r.port, **args)  # type: ignore[arg-type]
 
@@ -113,6 +118,8 @@ def test_apply_then_confirm(router_factory: Factory) -> None:
         t.confirm()
         assert t.counters.round_trips == 2
     assert not pending(r)
+    # confirm disarmed the timer: only the dropbear listener is left in the router
+    assert wait_for(lambda: len(r.namespace_pids()) == 1, 3), r.namespace_pids()
     after = parse(r.config_text("network"), "network")
     assert after.get("wgx_peer").options["public_key"] == peer  # type: ignore[union-attr]
     calls = r.calls()
@@ -158,7 +165,7 @@ def test_lost_connection_rolls_back_by_itself(router_factory: Factory) -> None:
     before = {p: r.config_bytes(p) for p in ("network", "mwan3")}
     plan = make_plan(r, {"network": ADD_WG,
                          "mwan3": [Op("set", "mwan3", "wan", "enabled", "0")]},
-                     reload=["network", "mwan3"])
+                     reload=["network", "mwan3"], restart_ifaces=["wan"])
     t = transport(r)
     t.apply(plan, confirm_timeout=2)
     assert r.config_bytes("network") != before["network"]
@@ -168,9 +175,51 @@ def test_lost_connection_rolls_back_by_itself(router_factory: Factory) -> None:
         assert r.config_bytes(p) == data
     calls = r.calls()
     assert calls.count("init network reload") == 2 and calls.count("init mwan3 reload") == 2
+    assert calls.count("ubus call network.interface.wan down") == 2
+    assert calls.count("ubus call network.interface.wan up") == 2
+    assert calls[-1] == "ubus call network.interface.wan up"  # the restore ran last
     with pytest.raises(ConfirmError, match="nothing to confirm"):
         t.confirm()
     t.close()
+
+
+def test_confirm_window_starts_when_the_change_is_live(router_factory: Factory) -> None:
+    r = router_factory("m")
+    r.write("/etc/mwtest/slow_mwan3", "3")  # a reload longer than the whole confirm window
+    plan = make_plan(r, {"mwan3": [Op("set", "mwan3", "wan", "enabled", "0")]}, reload=["mwan3"])
+    with transport(r) as t:
+        t.apply(plan, confirm_timeout=2)
+        time.sleep(1)
+        t.confirm()  # still in time: the 2 s started after the 3 s reload
+    assert "option enabled '0'" in r.config_text("mwan3").split("config interface 'wan'")[1]
+
+
+def test_connection_lost_mid_apply_the_router_finishes_alone(router_factory: Factory) -> None:
+    r = router_factory("m")
+    r.write("/etc/mwtest/slow_mwan3", "2")
+    plan = make_plan(r, {"mwan3": [Op("set", "mwan3", "wan", "enabled", "0")]},
+                     reload=["mwan3"], restart_ifaces=["wan"])
+    errors: list[Exception] = []
+
+    def run() -> None:
+        try:
+            with transport(r) as t:
+                t.apply(plan, confirm_timeout=30)
+        except ConfirmError as e:
+            errors.append(e)
+
+    th = threading.Thread(target=run)
+    th.start()
+    assert wait_for(lambda: "init mwan3 reload" in r.calls(), 5)
+    r.kill_connections()  # the session dies while mwan3 reloads
+    th.join()
+    assert errors and "rolls it back by itself" in str(errors[0])
+    # the script went on: interface restarted, window started; a fresh confirm keeps the change
+    assert wait_for(lambda: "ubus call network.interface.wan up" in r.calls(), 5)
+    assert wait_for(lambda: not r.exists("/etc/mwanctl/pending/applying"), 5)
+    with transport(r) as t:
+        t.confirm()
+    assert "option enabled '0'" in r.config_text("mwan3").split("config interface 'wan'")[1]
 
 
 def test_failing_batch_line_commits_nothing(router_factory: Factory) -> None:
@@ -184,10 +233,25 @@ def test_failing_batch_line_commits_nothing(router_factory: Factory) -> None:
     with transport(r) as t, pytest.raises(ApplyError) as exc:
         t.apply(plan, confirm_timeout=3)
     assert "nothing was changed" in str(exc.value) and "\n" not in str(exc.value)
+    assert "Invalid argument" in str(exc.value)
     assert r.config_bytes("network") == before
     assert not pending(r)
     assert not any(c.startswith("init ") for c in r.calls())
     assert r.run("uci changes network").stdout == ""
+
+
+def test_staged_text_differing_from_plan_commits_nothing(router_factory: Factory) -> None:
+    r = router_factory("m")
+    before = r.config_bytes("network")
+    plan = make_plan(r, {"network": [Op("set", "network", "lan", "ipaddr", "10.1.1.1")]},
+                     reload=["network"])
+    plan.expected["network"] = plan.expected["network"].replace("10.1.1.1", "10.1.1.2")
+    with transport(r) as t, pytest.raises(ApplyError) as exc:
+        t.apply(plan, confirm_timeout=3)
+    msg = str(exc.value)
+    assert "differs from the plan at line" in msg and "10.1.1.2" in msg and "10.1.1.1" in msg
+    assert r.config_bytes("network") == before and not pending(r)
+    assert not any(c.startswith("init ") for c in r.calls())
 
 
 def test_concurrent_applies_second_refused(router_factory: Factory) -> None:
@@ -344,13 +408,13 @@ def test_auth_password_and_failures(router_factory: Factory, tmp_path: Path) -> 
     with transport(r, key_filename=None, password=lambda: asked.append(1) or r.password) as t:
         t.read_state(["network"])
     assert asked == [1]
-    with pytest.raises(AuthError, match="authentication failed"):
-        with transport(r, key_filename=None, password="wrong") as t:
-            t.read_state(["network"])
+    with pytest.raises(AuthError, match="authentication failed"), \
+            transport(r, key_filename=None, password="wrong") as t:
+        t.read_state(["network"])
     other = router_factory("other")  # its key is not authorized on r
-    with pytest.raises(AuthError, match="authentication failed"):
-        with transport(r, key_filename=other.key_path) as t:
-            t.read_state(["network"])
+    with pytest.raises(AuthError, match="authentication failed"), \
+            transport(r, key_filename=other.key_path) as t:
+        t.read_state(["network"])
 
 
 def test_closed_port_is_connect_error() -> None:
@@ -384,3 +448,29 @@ def test_jump_through_mother(router_factory: Factory) -> None:
     with transport(up, jump=jump) as t:
         st = t.read_state(["network"])
     assert st.packages["network"] is not None
+
+
+# -- the test routers themselves -----------------------------------------------------------
+def test_router_looks_like_openwrt(router_factory: Factory) -> None:
+    r = router_factory("m")
+    out = r.run("sh --help 2>&1 | head -1; command -v uci ubus wg mwan3 reload_config cp").stdout
+    assert out.startswith("BusyBox")
+    assert all(line.startswith("/usr/local/sbin/") for line in out.splitlines()[1:])
+    assert r.read("/etc/config/network") == (STOCK / "network").read_bytes()
+    r.write("/etc/mwtest-isolation-probe", "x")  # the router's /etc is private
+    r.write("/tmp/mwtest-isolation-probe", "x")
+    assert not Path("/etc/mwtest-isolation-probe").exists()
+    assert not Path("/tmp/mwtest-isolation-probe").exists()
+
+
+def test_reload_config_and_netifd_emulation(router_factory: Factory) -> None:
+    r = router_factory("m")
+    r.run("reload_config")  # first run since boot: records checksums, reloads nothing
+    assert not any(c.startswith("init ") for c in r.calls())
+    r.run("uci set network.lan.ipaddr=10.3.3.3 && uci commit network && reload_config")
+    assert "init network reload" in r.calls() and "init firewall reload" not in r.calls()
+    st = r.run("ubus call network.interface.lan status")
+    assert '"up": true' in st.stdout
+    r.run("ubus call network.interface.lan down")
+    assert '"up": false' in r.run("ubus call network.interface.lan status").stdout
+    assert r.run("ubus call network.interface.nosuch status").returncode != 0

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -160,11 +161,104 @@ def _local_rig(tmp_path: Path) -> Rig:
                wait_past_timeout=lambda: time.sleep(4), closers=[t.close])
 
 
+class FakeUci:
+    """Test double of pyuci's ``uci`` module (only on OpenWrt for real), backed by the engine.
+
+    It lets the LocalTransport's lock, snapshot, detached timer and confirm logic run here; the
+    real bindings are exercised by the "local" parameter on a router.
+    """
+
+    class UciException(Exception):
+        pass
+
+    class UciExceptionNotFound(UciException):
+        pass
+
+    class Uci:
+        def __init__(self, confdir: str, savedir: str):
+            self.confdir, self.pkgs = Path(confdir), {}  # type: dict[str, Any]
+
+        def _p(self, config: str) -> Any:
+            if config not in self.pkgs:
+                self.pkgs[config] = parse((self.confdir / config).read_text(), config)
+            return self.pkgs[config]
+
+        def _s(self, config: str, section: str) -> Any:
+            s = next((x for x in self._p(config).sections if x.ref == section), None)
+            if s is None:
+                raise FakeUci.UciExceptionNotFound(f"{config}.{section}")
+            return s
+
+        def get(self, config: str, section: str, option: str | None = None) -> Any:
+            s = self._s(config, section)
+            if option is None:
+                return s.type
+            if option not in s.options:
+                raise FakeUci.UciExceptionNotFound(option)
+            return s.options[option]
+
+        def set(self, config: str, section: str, *rest: Any) -> None:
+            from mwanctl.uci.model import UciSection
+
+            if len(rest) == 1:
+                self._p(config).sections.append(UciSection(rest[0], section))
+                return
+            s = self._s(config, section)
+            if isinstance(rest[1], tuple):
+                s.options.pop(rest[0], None)  # libuci: delete, then add_list each value
+            s.options[rest[0]] = rest[1]
+
+        def delete(self, config: str, section: str, option: str | None = None) -> None:
+            s = self._s(config, section)
+            if option is None:
+                self._p(config).sections.remove(s)
+            else:
+                s.options.pop(option, None)
+
+        def reorder(self, config: str, section: str, index: int) -> None:
+            s = self._s(config, section)
+            self._p(config).sections.remove(s)
+            self._p(config).sections.insert(index, s)
+
+        def commit(self, config: str) -> None:
+            (self.confdir / config).write_text(file_text(self._p(config)))
+
+
+class FakeUbus:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def connect(self) -> None:
+        pass
+
+    def disconnect(self) -> None:
+        pass
+
+    def call(self, obj: str, method: str, args: dict[str, Any]) -> list[Any]:
+        self.calls.append((obj, method, args))
+        return [MWAN3_STATUS] if (obj, method) == ("mwan3", "status") else []
+
+
+def _local_fake_rig(tmp_path: Path) -> Rig:
+    from mwanctl.transports.local import LocalTransport
+
+    confdir = tmp_path / "config"
+    rs.write_files(confdir, FILES)
+
+    def make() -> Transport:
+        return LocalTransport("local", confdir=str(confdir), statedir=str(tmp_path / "state"),
+                              uci_module=FakeUci, ubus_module=FakeUbus())
+
+    t = make()
+    return Rig(t, make, lambda: {p: (confdir / p).read_bytes() for p in FILES}, timeout=2,
+               wait_past_timeout=lambda: time.sleep(3.5), closers=[t.close])
+
+
 def _ssh_missing() -> str | None:
     try:
         import mwanctl.transports.ssh  # noqa: F401
         try:
-            from tests import routers  # noqa: F401
+            from tests import routers
         except ImportError:
             import routers  # type: ignore[no-redef]  # noqa: F401
     except Exception as e:  # any import failure of work in progress: skip with the reason
@@ -187,6 +281,7 @@ _LOCAL_WHY = _local_missing()
 PARAMS = [
     pytest.param("ubus", id="ubus"),
     pytest.param("ssh", id="ssh", marks=[pytest.mark.ssh] + ([pytest.mark.skip(reason=_SSH_WHY)] if _SSH_WHY else [])),
+    pytest.param("local-fake-bindings", id="local-fake-bindings"),
     pytest.param("local", id="local", marks=[pytest.mark.skip(reason=_LOCAL_WHY)] if _LOCAL_WHY else []),
 ]
 
@@ -195,6 +290,8 @@ PARAMS = [
 def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     if request.param == "ubus":
         r = _ubus_rig(tmp_path)
+    elif request.param == "local-fake-bindings":
+        r = _local_fake_rig(tmp_path)
     elif request.param == "ssh":
         r = _ssh_rig(tmp_path, request.getfixturevalue("router_factory"))
     else:

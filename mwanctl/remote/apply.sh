@@ -52,6 +52,14 @@ mw_stage_and_check() {
 		[ -f "$MW_CONF/$_p" ] || : > "$MW_CONF/$_p"  # uci cannot edit a missing package
 	done
 	printf '%s\n' "$MW_BATCH" | uci -t "$MW_STAGE/delta" batch > "$MW_STAGE/batch.out" 2>&1
+	# uci batch exits 0 even when lines fail; it only prints why. "Entry not found" is expected:
+	# a list is replaced by `delete` + `add_list`, and deleting a list that is not there yet
+	# says so. Whatever else such a line could hide, the export comparison below catches.
+	if grep -v -x -F 'uci: Entry not found' "$MW_STAGE/batch.out" | grep -q .; then
+		mw_say "batch_error"
+		mw_block batch grep -v -x -F 'uci: Entry not found' "$MW_STAGE/batch.out"
+		return 1
+	fi
 	for _e in $MW_EXPECT; do
 		_p=${_e%%:*}
 		if [ "$(uci -t "$MW_STAGE/delta" export "$_p" 2>/dev/null | mw_md5)" != "${_e#*:}" ]; then
@@ -77,19 +85,31 @@ mw_commit() {
 }
 
 # A detached process that restores the snapshot at the deadline unless confirm claimed it.
+# While this apply is still reloading (its shell alive, "applying" present) the timer waits:
+# the confirm window starts when the change is live, not when it was committed, so slow
+# restarts cannot eat it (pitfalls: a 30 s window reverted valid changes). If the apply shell
+# dies, the timer goes by the deadline alone.
 mw_arm_timer() {
-	_deadline=$(cat "$MW_LOCK/deadline")
+	echo $$ > "$MW_LOCK/applying"
 	(
 		trap '' HUP PIPE
 		while :; do
 			sleep 1
 			[ "$(cat "$MW_LOCK/token" 2>/dev/null)" = "$MW_MARK" ] || exit 0
-			[ "$(mw_uptime)" -ge "$_deadline" ] && break
+			_a=$(cat "$MW_LOCK/applying" 2>/dev/null)
+			[ -n "$_a" ] && kill -0 "$_a" 2>/dev/null && continue
+			[ "$(mw_uptime)" -ge "$(cat "$MW_LOCK/deadline" 2>/dev/null || echo 0)" ] && break
 		done
 		mw_claim || exit 0
 		mw_restore
 	) < /dev/null > /tmp/mwanctl-rollback.log 2>&1 &
 	echo $! > "$MW_LOCK/pid"
+}
+
+# The change is live: the confirm window starts now.
+mw_start_window() {
+	echo $(( $(mw_uptime) + MW_TIMEOUT )) > "$MW_LOCK/deadline"
+	rm -f "$MW_LOCK/applying"
 }
 
 mw_activate() {
@@ -150,6 +170,7 @@ mw_apply() {
 		mw_say "fail peers"
 		return 1
 	fi
+	mw_start_window
 	mw_say ok
 }
 mw_apply

@@ -17,18 +17,26 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from mwanctl.errors import (ApplyError, AuthError, CommandError, ConfirmError, ConnectError,
-                            HostKeyError, TransportError)
+from mwanctl.errors import (
+    ApplyError,
+    AuthError,
+    CommandError,
+    ConfirmError,
+    ConnectError,
+    HostKeyError,
+    TransportError,
+)
 from mwanctl.transports.base import ApplyPlan, Pending, RouterState, Transport
 from mwanctl.uci.changes import Op
 
 if TYPE_CHECKING:
-    import paramiko
+    import paramiko  # type: ignore[import-untyped]
 
 PasswordSource = str | Callable[[], str] | None
 
@@ -69,14 +77,14 @@ class Reply:
         return None
 
 
-def fingerprint(key: "paramiko.PKey") -> str:
+def fingerprint(key: paramiko.PKey) -> str:
     """OpenSSH's ``SHA256:...`` fingerprint, as ``ssh-keygen -l`` prints it."""
     digest = hashlib.sha256(key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 def remote_script(name: str) -> str:
-    return resources.files("mwanctl.remote").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("mwanctl").joinpath("remote", name).read_text(encoding="utf-8")
 
 
 def parse_reply(out: str, mark: str, status: int, stderr: str) -> Reply:
@@ -118,11 +126,11 @@ def first_difference(expected: str, got: str) -> str:
 class _HostKeyPolicy:
     """Unknown host keys: refuse, or trust on first use (and record) when the user asked."""
 
-    def __init__(self, owner: "SshTransport", accept_new: bool, known_hosts: Path):
+    def __init__(self, owner: SshTransport, accept_new: bool, known_hosts: Path):
         self.owner, self.accept_new, self.known_hosts = owner, accept_new, known_hosts
 
-    def missing_host_key(self, client: "paramiko.SSHClient", hostname: str,
-                         key: "paramiko.PKey") -> None:
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
         if not self.accept_new:
             raise HostKeyError(
                 f"unknown host key for {self.owner.router} ({hostname}, {key.get_name()} "
@@ -162,14 +170,14 @@ class SshTransport(Transport):
     def _host_id(self, host: str, port: int) -> str:
         return host if port == 22 else f"[{host}]:{port}"
 
-    def _new_client(self) -> "paramiko.SSHClient":
+    def _new_client(self) -> paramiko.SSHClient:
         import paramiko
 
         client = paramiko.SSHClient()
         if self.known_hosts.exists():
             client.load_host_keys(str(self.known_hosts))
         client.set_missing_host_key_policy(
-            _HostKeyPolicy(self, self.accept_new_host_key, self.known_hosts))  # type: ignore[arg-type]
+            _HostKeyPolicy(self, self.accept_new_host_key, self.known_hosts))
         return client
 
     def _password(self, source: PasswordSource) -> str | None:
@@ -182,14 +190,14 @@ class SshTransport(Transport):
         where = f"{self.router} ({host}:{port})"
         try:
             return socket.create_connection((host, port), timeout=_left(deadline))
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise ConnectError(f"cannot connect to {where}: timed out after "
                                f"{self.connect_timeout:g} s") from None
         except OSError as e:
             raise ConnectError(f"cannot connect to {where}: {e.strerror or e}") from None
 
     def _open(self, host: str, port: int, user: str, key_filename: str | None,
-              password: PasswordSource, deadline: float) -> "paramiko.SSHClient":
+              password: PasswordSource, deadline: float) -> paramiko.SSHClient:
         """Connect and authenticate within ``deadline``, mapping every failure to one line."""
         import paramiko
 
@@ -238,18 +246,20 @@ class SshTransport(Transport):
 
     def _tunnel(self, host: str, port: int, deadline: float) -> Any:
         """A direct-tcpip channel from the jump host to (host, port), used as a socket."""
+        import paramiko
+
         assert self._jump_client is not None
         t = self._jump_client.get_transport()
         try:
-            return t.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0),  # type: ignore[union-attr]
+            return t.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0),
                                   timeout=_left(deadline))
-        except Exception as e:  # paramiko.ChannelException, SSHException
+        except (paramiko.SSHException, OSError, EOFError) as e:
             raise ConnectError(f"cannot reach {self.router} ({host}:{port}) through "
                                f"{self.jump.host if self.jump else '?'}: {e}") from None
 
-    def connect(self) -> "paramiko.SSHClient":
+    def connect(self) -> paramiko.SSHClient:
         if self._client is not None and self._client.get_transport() is not None \
-                and self._client.get_transport().is_active():  # type: ignore[union-attr]
+                and self._client.get_transport().is_active():
             return self._client
         self.close()
         deadline = time.monotonic() + self.connect_timeout
@@ -270,6 +280,8 @@ class SshTransport(Transport):
     # -- one round trip --------------------------------------------------------------------
     def _run(self, op: str, args: dict[str, str], step: str) -> Reply:
         """Send lib.sh + ``op``.sh with ``args`` as quoted variables; one exec, one round trip."""
+        import paramiko
+
         from mwanctl.shellquote import sh_quote
 
         mark = "MWANCTL-" + secrets.token_hex(12)
@@ -280,21 +292,21 @@ class SshTransport(Transport):
         self.counters.round_trips += 1
         self.counters.bytes_sent += len(data)
         try:
-            chan = client.get_transport().open_session(timeout=self.connect_timeout)  # type: ignore[union-attr]
+            chan = client.get_transport().open_session(timeout=self.connect_timeout)
             chan.settimeout(self.command_timeout)
             chan.exec_command("sh -s")
             chan.sendall(data)
             chan.shutdown_write()
             out, err = _read_all(chan, time.monotonic() + self.command_timeout)
-            if not chan.exit_status_ready():
+            status = chan.recv_exit_status() if chan.exit_status_ready() else -1
+            if status == -1:  # paramiko's value when the channel closed without one
                 raise EOFError("the session ended without an exit status")
-            status = chan.recv_exit_status()
             chan.close()
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             self.close()
             raise CommandError(f"{self.router}: {step} timed out after "
                                f"{self.command_timeout:g} s") from None
-        except Exception as e:  # the session died under us
+        except (paramiko.SSHException, OSError, EOFError) as e:  # the session died under us
             self.close()
             raise CommandError(f"{self.router}: connection lost during {step}: {e}") from None
         self.counters.bytes_received += len(out) + len(err)
@@ -373,6 +385,10 @@ class SshTransport(Transport):
             who = f"by {p.owner}, {p.deadline} s before it rolls back" if p else "by someone"
             return ApplyError(f"{self.router}: another deploy is pending ({who}); "
                               f"confirm or roll it back first")
+        if r.first("batch_error") is not None:
+            said = r.blocks.get("batch", ("", 0))[0].strip().splitlines() or ["?"]
+            return ApplyError(f"{self.router}: uci batch rejected a change ({said[0]}); "
+                              f"nothing was changed")
         mismatch = r.first("mismatch")
         if mismatch is not None:
             pkg = mismatch[1]

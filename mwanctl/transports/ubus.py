@@ -43,8 +43,9 @@ import os
 import socket
 import ssl
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, ClassVar
 
 from mwanctl.errors import (
     ApplyError,
@@ -226,7 +227,9 @@ def first_difference(want: UciPackage, got: UciPackage) -> str | None:
 
 
 def _parse_expected(text: str, package: str) -> UciPackage:
-    from mwanctl.uci.parse import parse  # the engine; imported late so this module loads without it
+    from mwanctl.uci.parse import (
+        parse,  # the engine; imported late so this module loads without it
+    )
 
     return parse(text, package)
 
@@ -275,6 +278,7 @@ class UbusTransport(Transport):
         self._applied = False        # our last apply armed a rollback (so confirm must find it)
         self._deadline: float | None = None
         self._saw_pending = False    # our session may be the pending one (rpcd re-attached it)
+        self.peer_check_tries, self.peer_check_pause = 5, 1.0
 
     # -- HTTP and JSON-RPC ---------------------------------------------------------------------
     def _new_client(self) -> Any:
@@ -539,11 +543,12 @@ class UbusTransport(Transport):
         calls = [Call(f"network.interface.{i}", m, {}) for i in ifaces for m in ("down", "up")]
         self._check(self._batch(calls))
 
-    def _check_peers(self, check: dict[str, list[str]], tries: int = 5, pause: float = 1.0) -> None:
+    def _check_peers(self, check: dict[str, list[str]]) -> None:
         """After a restart netifd needs a moment: poll ``wg show all dump`` until every peer shows."""
         if not check:
             return
         missing: list[str] = []
+        tries = max(1, self.peer_check_tries)
         for attempt in range(tries):
             dump = self.query(["wg_dump"])["wg_dump"]
             if dump.startswith("ERROR: "):
@@ -553,7 +558,7 @@ class UbusTransport(Transport):
             if not missing:
                 return
             if attempt + 1 < tries:
-                time.sleep(pause)
+                time.sleep(self.peer_check_pause)
         raise ApplyError(f"{self.router}: WireGuard peers missing after apply: {', '.join(missing)}")
 
     def confirm(self) -> None:
@@ -590,7 +595,7 @@ class UbusTransport(Transport):
             raise ApplyError(f"{self.router}: the pending apply belongs to another rpcd session")
         raise self.error(reply)
 
-    PROBES: dict[str, Call] = {
+    PROBES: ClassVar[dict[str, Call]] = {
         "mwan3_status": Call("mwan3", "status", {}),
         "wg_dump": Call("file", "exec", {"command": "/usr/bin/wg", "params": ["show", "all", "dump"]}),
         "wan_status": Call("network.interface.wan", "status", {}),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from mwanctl.errors import UciError
 from mwanctl.uci.model import UciPackage, UciSection, Value
-from mwanctl.uci.quote import valid_name, valid_package, valid_text, valid_type
+from mwanctl.uci.quote import valid_name, valid_text, valid_type
 
 
 class Code(enum.IntEnum):
@@ -144,7 +144,7 @@ def parse_ptr(text: str) -> Ptr:
     if "=" in text:
         text, value = text.split("=", 1)
     parts = text.split(".")
-    if len(parts) > 3 or not valid_package(parts[0]):
+    if len(parts) > 3 or not valid_type(parts[0]):  # libuci lets a package be any printable word
         raise UciOpError(Code.PARSE)
     ptr = Ptr(package=parts[0], value=value)
     if len(parts) > 1:
@@ -306,8 +306,11 @@ class Store:
     def add_list(self, ptr: Ptr, record: bool = True) -> None:
         """``uci_add_list``: append; a plain option becomes a list holding its old value first."""
         s = ptr.s
-        if s is None or ptr.value is None or ptr.option is None:
+        if s is None or ptr.value is None:
             raise UciOpError(Code.INVAL)
+        if ptr.option is None:  # libuci adds a nameless list nobody can see; only the delta stays
+            self._record(record, Cmd.LIST_ADD, ptr.section or "", None, ptr.value)
+            return
         cur = s.options.get(ptr.option)
         if cur is None:
             s.options[ptr.option] = (ptr.value,)

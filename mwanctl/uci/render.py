@@ -10,8 +10,12 @@ from mwanctl.uci.model import UciPackage, UciSection, Value
 from mwanctl.uci.quote import uci_quote, valid_name
 
 
+def _escape(text: str) -> str:
+    return text.replace("'", "'\\''")
+
+
 def _section_block(s: UciSection, anon_names: bool) -> list[str]:
-    head = f"\nconfig {s.type}"
+    head = f"\nconfig {_escape(s.type)}"  # libuci escapes the type but does not quote it
     if s.name is not None or anon_names:
         head += f" {uci_quote(s.ref)}"
     out = [head + "\n"]

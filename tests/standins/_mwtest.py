@@ -174,7 +174,7 @@ def wg_pubkey(private: str) -> str:
         return "(none)"
     try:
         r = subprocess.run(["/usr/bin/wg", "pubkey"], input=private + "\n", capture_output=True,
-                           text=True, timeout=5)
+                           text=True, timeout=5, check=False)
     except OSError:
         return "(none)"
     return r.stdout.strip() or "(invalid)"

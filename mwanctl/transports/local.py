@@ -1,0 +1,320 @@
+"""Run on the router itself: libuci through pyuci (module ``uci``), ubusd through ``ubus``.
+
+The safe apply mirrors rpcd's: stage every op with pyuci in a private copy of the touched config
+files (own confdir and savedir, so nothing else sees half a change), commit there, compare the
+written files with ``plan.expected`` byte for byte, then take the deploy lock, snapshot the live
+files, arm a *detached* rollback timer process (it survives mwanctl exiting), move the new files
+into place and send procd the same ``config.change`` events rpcd sends. ``confirm`` disarms the
+timer; ``rollback`` (or the timer) restores the snapshot.
+
+The bindings are imported lazily: they exist only on OpenWrt (packages python3-uci, python3-ubus).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mwanctl.errors import ApplyError, CommandError, ConfirmError, TransportError
+from mwanctl.transports.base import ApplyPlan, Pending, RouterState, Transport
+from mwanctl.uci.changes import Op
+from mwanctl.uci.model import UciPackage
+
+__all__ = ["LocalTransport", "load_bindings"]
+
+MISSING = ("local transport needs the OpenWrt packages python3-uci and python3-ubus "
+           "(pip extra mwanctl[openwrt])")
+
+
+def load_bindings() -> tuple[Any, Any]:
+    """``(uci, ubus)`` modules, or one clear line saying what to install."""
+    try:
+        import ubus  # type: ignore[import-not-found]
+        import uci  # type: ignore[import-not-found]
+    except ImportError:
+        raise TransportError(MISSING) from None
+    return uci, ubus
+
+
+class LocalTransport(Transport):
+    """This router. ``confdir``/``statedir`` exist for tests; the defaults are OpenWrt's."""
+
+    def __init__(self, router: str = "local", confdir: str = "/etc/config",
+                 statedir: str = "/var/run/mwanctl", owner: str | None = None,
+                 uci_module: Any = None, ubus_module: Any = None):
+        super().__init__(router)
+        self.confdir = Path(confdir)
+        self.statedir = Path(statedir)
+        self.owner = owner or f"{os.environ.get('USER', 'root')}@local pid {os.getpid()}"
+        if uci_module is None or ubus_module is None:
+            uci_module, ubus_module = load_bindings()
+        self.uci, self.ubus = uci_module, ubus_module
+        self._connected = False
+
+    # -- paths and lock ------------------------------------------------------------------------
+    @property
+    def _pending_file(self) -> Path:
+        return self.statedir / "pending.json"
+
+    @property
+    def _snapshot(self) -> Path:
+        return self.statedir / "snapshot"
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise apply/confirm/rollback and the timer (flock on statedir/lock)."""
+        self.statedir.mkdir(parents=True, exist_ok=True)
+        with open(self.statedir / "lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _pending(self) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads(self._pending_file.read_text()))
+        except FileNotFoundError:
+            return None
+
+    # -- ubus ----------------------------------------------------------------------------------
+    def _call(self, obj: str, method: str, args: dict[str, Any]) -> Any:
+        if not self._connected:
+            try:
+                self.ubus.connect()
+            except OSError as e:
+                raise CommandError(f"{self.router}: cannot connect to ubusd: {e}") from e
+            self._connected = True
+        try:
+            return self.ubus.call(obj, method, args)
+        except RuntimeError as e:
+            raise CommandError(f"{self.router}: ubus call {obj} {method} failed: {e}") from e
+
+    def _announce(self, packages: Sequence[str]) -> None:
+        """What rpcd's apply does: one config.change event per package, so procd reloads services."""
+        for p in packages:
+            self._call("service", "event", {"type": "config.change", "data": {"package": p}})
+
+    # -- reading -------------------------------------------------------------------------------
+    def _read(self, package: str) -> UciPackage | None:
+        from mwanctl.uci.parse import parse
+
+        path = self.confdir / package
+        return parse(path.read_text(), package) if path.is_file() else None
+
+    def read_state(self, packages: Sequence[str]) -> RouterState:
+        state = RouterState(packages={p: self._read(p) for p in packages})
+        info = self._pending()
+        if info is not None:
+            state.pending = Pending(owner=str(info["owner"]), since=int(info["since"]),
+                                    deadline=int(info["deadline"] - time.time()))
+        return state
+
+    # -- staging with pyuci ----------------------------------------------------------------------
+    def _stage(self, plan: ApplyPlan, workdir: Path) -> None:
+        """Run the ops with libuci on a private copy; raise ApplyError on the first failure."""
+        conf, save = workdir / "config", workdir / "save"
+        conf.mkdir(parents=True)
+        save.mkdir()
+        for p in plan.packages:
+            if not (self.confdir / p).is_file():
+                raise ApplyError(f"{self.router}: /etc/config/{p} does not exist")
+            shutil.copy2(self.confdir / p, conf / p)
+        u = self.uci.Uci(confdir=str(conf), savedir=str(save))
+        for p in plan.packages:
+            for op in plan.changes[p]:
+                try:
+                    self._op(u, op)
+                except self.uci.UciException as e:
+                    raise ApplyError(f"{self.router}: {op.kind} {p}.{op.section}"
+                                     f"{'.' + op.option if op.option else ''} failed: {e}") from e
+            u.commit(p)
+
+    @staticmethod
+    def _op(u: Any, op: Op) -> None:
+        if op.kind == "add_section":
+            u.set(op.package, op.section, op.value)
+        elif op.kind in ("set", "set_list"):
+            u.get(op.package, op.section)  # raises UciExceptionNotFound for a missing section
+            u.set(op.package, op.section, op.option, op.value)
+        elif op.kind == "delete_option":
+            u.get(op.package, op.section, op.option)
+            u.delete(op.package, op.section, op.option)
+        elif op.kind == "delete_section":
+            u.get(op.package, op.section)
+            u.delete(op.package, op.section)
+        elif op.kind == "reorder":
+            u.reorder(op.package, op.section, int(str(op.value)))
+        else:
+            raise ValueError(f"unknown op kind {op.kind!r}")
+
+    def _verify(self, plan: ApplyPlan, conf: Path) -> None:
+        from mwanctl.uci.parse import parse
+        from mwanctl.uci.render import file_text
+
+        for p in plan.packages:
+            want = file_text(parse(plan.expected[p], p))
+            if (conf / p).read_text() != want:
+                raise ApplyError(f"{self.router}: staged {p} differs from the plan")
+
+    # -- the contract --------------------------------------------------------------------------
+    def apply(self, plan: ApplyPlan, confirm_timeout: int) -> None:
+        work = self.statedir / f"stage-{os.getpid()}"
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            with self._locked():
+                info = self._pending()
+                if info is not None:
+                    left = max(0, int(info["deadline"] - time.time()))
+                    raise ApplyError(f"another apply is pending on {self.router}; confirm or wait {left} s")
+                self._stage(plan, work)
+                self._verify(plan, work / "config")
+                self._install(plan, work / "config", confirm_timeout)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        try:
+            self._announce(plan.packages)
+            for iface in plan.restart_ifaces:
+                self._call(f"network.interface.{iface}", "down", {})
+                self._call(f"network.interface.{iface}", "up", {})
+        except CommandError as e:
+            self.rollback()
+            raise ApplyError(f"{e} (rolled back)") from e
+
+    def _install(self, plan: ApplyPlan, staged: Path, timeout: int) -> None:
+        """Snapshot, arm the timer, then swap the files in (each os.replace is atomic)."""
+        shutil.rmtree(self._snapshot, ignore_errors=True)
+        self._snapshot.mkdir(parents=True)
+        for p in plan.packages:
+            shutil.copy2(self.confdir / p, self._snapshot / p)
+        now = time.time()
+        info = {"owner": self.owner, "since": int(now), "deadline": now + timeout,
+                "packages": plan.packages, "timer": 0}
+        self._pending_file.write_text(json.dumps(info))
+        timer = subprocess.Popen(
+            [sys.executable, "-m", "mwanctl.transports.local", "rollback-timer",
+             str(self.confdir), str(self.statedir), str(timeout)],
+            start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, close_fds=True)
+        info["timer"] = timer.pid
+        self._pending_file.write_text(json.dumps(info))
+        for p in plan.packages:
+            tmp = self.confdir / f".{p}.mwanctl-new"
+            shutil.copy2(staged / p, tmp)
+            os.replace(tmp, self.confdir / p)
+
+    def confirm(self) -> None:
+        with self._locked():
+            info = self._pending()
+            if info is None:
+                raise ConfirmError(f"{self.router}: no apply pending: the rollback timer already "
+                                   "restored the old config, or nothing was applied")
+            self._pending_file.unlink()
+            shutil.rmtree(self._snapshot, ignore_errors=True)
+        _stop(int(info.get("timer") or 0))
+
+    def rollback(self) -> None:
+        with self._locked():
+            info = self._pending()
+            if info is None:
+                return
+            restored = restore(self.confdir, self.statedir)
+        _stop(int(info.get("timer") or 0))
+        self._announce(restored)
+
+    def query(self, names: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for n in names:
+            if n not in PROBES:
+                raise ValueError(f"unknown probe {n!r} (known: {', '.join(PROBES)})")
+            out[n] = self._probe(n)
+        return out
+
+    def _probe(self, name: str) -> str:
+        try:
+            if name == "uptime":
+                return Path("/proc/uptime").read_text()
+            if name == "wg_dump":
+                res = subprocess.run(["wg", "show", "all", "dump"], capture_output=True, text=True, timeout=20, check=False)
+                return res.stdout if res.returncode == 0 else f"ERROR: {res.stderr.strip()}"
+            obj = {"mwan3_status": "mwan3", "wan_status": "network.interface.wan"}[name]
+            reply = self._call(obj, "status", {})
+            data = reply[0] if isinstance(reply, list) and reply else reply
+            return json.dumps(data, indent="\t")
+        except (CommandError, OSError, subprocess.SubprocessError) as e:
+            return f"ERROR: {e}"
+
+    def set_drained(self, iface: str, drained: bool) -> None:
+        verb = "ifdown" if drained else "ifup"
+        res = subprocess.run(["mwan3", verb, iface], capture_output=True, text=True, timeout=60, check=False)
+        if res.returncode != 0:
+            raise CommandError(f"{self.router}: mwan3 {verb} {iface} failed: {res.stderr.strip()}")
+
+    def close(self) -> None:
+        if self._connected:
+            try:
+                self.ubus.disconnect()
+            except RuntimeError:
+                pass
+            self._connected = False
+
+
+PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime")
+
+
+def _stop(pid: int) -> None:
+    if pid > 0:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def restore(confdir: Path, statedir: Path) -> list[str]:
+    """Put the snapshot back (caller holds the lock); returns the packages restored."""
+    snap = statedir / "snapshot"
+    restored = []
+    for f in sorted(snap.iterdir()) if snap.is_dir() else []:
+        tmp = confdir / f".{f.name}.mwanctl-old"
+        shutil.copy2(f, tmp)
+        os.replace(tmp, confdir / f.name)
+        restored.append(f.name)
+    shutil.rmtree(snap, ignore_errors=True)
+    (statedir / "pending.json").unlink(missing_ok=True)
+    return restored
+
+
+def _timer_main(confdir: str, statedir: str, seconds: str) -> int:
+    """The detached rollback timer: sleep, then restore unless confirmed meanwhile."""
+    me = os.getpid()
+    time.sleep(float(seconds))
+    t = LocalTransport.__new__(LocalTransport)
+    t.statedir, t.confdir, t.router = Path(statedir), Path(confdir), "local"
+    with t._locked():
+        info = t._pending()
+        if info is None or int(info.get("timer") or 0) != me:
+            return 0
+        restored = restore(t.confdir, t.statedir)
+    try:
+        _, ubus = load_bindings()
+        ubus.connect()
+        for p in restored:
+            ubus.call("service", "event", {"type": "config.change", "data": {"package": p}})
+        ubus.disconnect()
+    except (TransportError, OSError, RuntimeError):
+        subprocess.run(["reload_config"], check=False)
+    return 0
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["rollback-timer"]:
+    sys.exit(_timer_main(*sys.argv[2:5]))
