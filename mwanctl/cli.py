@@ -384,8 +384,11 @@ def _each_router(env: Env, topology: str, routers: tuple[str, ...], accept_new: 
     for r in names:
         try:
             with transport_for(topo, r, opts) as t:
+                if t.read_state(("network",)).pending is None:
+                    click.echo(f"{r}: nothing pending")
+                    continue
                 getattr(t, action)()
-            click.echo(f"{r}: {action} done")
+            click.echo(f"{r}: {'confirmed' if action == 'confirm' else 'rolled back to its previous config'}")
         except MwanctlError as exc:
             click.echo(f"mwanctl: error: {r}: {exc}", err=True)
             code = ExitStatus.ERROR

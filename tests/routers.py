@@ -77,7 +77,7 @@ def _host_key(path: Path) -> str:
                    capture_output=True)
     out = subprocess.run(["dropbearkey", "-y", "-f", str(path)], check=True,
                          capture_output=True, text=True).stdout
-    line = next(l for l in out.splitlines() if l.startswith("ssh-"))
+    line = next(ln for ln in out.splitlines() if ln.startswith("ssh-"))
     return " ".join(line.split()[:2])
 
 
@@ -126,6 +126,7 @@ class TestRouter:
     proc: subprocess.Popen[bytes] | None = None
     user: str = "root"
     ns: str | None = field(default=None, repr=False)
+    ns_fd: int | None = field(default=None, repr=False)
 
     # -- paths as seen from the host -------------------------------------------------------
     @property
@@ -146,8 +147,10 @@ class TestRouter:
         raise ValueError(f"{router_path} is not private to the router")
 
     def _nsenter(self, argv: list[str], data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        assert self.proc is not None, "router is stopped"
-        return subprocess.run(["nsenter", "-t", str(self.proc.pid), "-m", "--"] + argv,
+        assert self.proc is not None and self.ns_fd is not None, "router is stopped"
+        # enter through the held namespace fd: works even after dropbear itself was killed
+        # (a router whose SSH server is gone but whose rollback timer still runs)
+        return subprocess.run(["nsenter", f"--mount=/proc/{os.getpid()}/fd/{self.ns_fd}", "--"] + argv,
                               input=data, capture_output=True, timeout=20, check=False,
                               env={"PATH": ROUTER_PATH, "HOME": "/"})
 
@@ -221,6 +224,9 @@ class TestRouter:
             pass
         self.proc.wait(timeout=10)
         self.proc = None
+        if self.ns_fd is not None:
+            os.close(self.ns_fd)
+            self.ns_fd = None
 
     def restart_with_new_host_key(self) -> None:
         """Simulate a reinstalled router: same address, new host key (known_hosts is not updated)."""
@@ -268,6 +274,10 @@ def _launch(r: TestRouter) -> None:
         r.stop()
         raise RuntimeError(f"router {r.name} did not start: {(r.root / 'dropbear.log').read_text()}")
     r.ns = _mnt_ns(r.proc.pid)
+    # Hold the namespace open: while this fd lives the kernel cannot free the namespace and hand
+    # its inode number to another one (e.g. an `ip netns exec` of a WireGuard test), so stop()
+    # never kills processes that are not this router's.
+    r.ns_fd = os.open(f"/proc/{r.proc.pid}/ns/mnt", os.O_RDONLY)
 
 
 def _write_etc(root: Path, files: dict[str, str] | None, password: str, home: str) -> None:
@@ -282,9 +292,9 @@ def _write_etc(root: Path, files: dict[str, str] | None, password: str, home: st
         (etc / "init.d" / svc).symlink_to(STANDINS / "initd")
     (etc / "mwtest").mkdir()
     (etc / "dropbear").mkdir()
-    passwd = [l for l in Path("/etc/passwd").read_text().splitlines() if not l.startswith("root:")]
+    passwd = [ln for ln in Path("/etc/passwd").read_text().splitlines() if not ln.startswith("root:")]
     (etc / "passwd").write_text("\n".join([f"root:x:0:0:root:{home}:/bin/sh"] + passwd) + "\n")
-    shadow = [l for l in Path("/etc/shadow").read_text().splitlines() if not l.startswith("root:")]
+    shadow = [ln for ln in Path("/etc/shadow").read_text().splitlines() if not ln.startswith("root:")]
     (etc / "shadow").write_text(
         "\n".join([f"root:{_password_hash(password)}:19000:0:99999:7:::"] + shadow) + "\n")
     (etc / "shadow").chmod(0o640)

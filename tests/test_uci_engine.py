@@ -10,8 +10,23 @@ import pytest
 from mwanctl.errors import UciParseError
 from mwanctl.shellquote import sh_quote
 from mwanctl.uci import (
-    Code, Op, UciOpError, UciPackage, UciSection, apply_ops, batch_script, diff, export,
-    file_text, get_text, parse, show, uci_quote, valid_name, valid_type, valid_value,
+    Code,
+    Op,
+    UciOpError,
+    UciPackage,
+    UciSection,
+    apply_ops,
+    batch_script,
+    diff,
+    export,
+    file_text,
+    get_text,
+    parse,
+    show,
+    uci_quote,
+    valid_name,
+    valid_type,
+    valid_value,
 )
 from mwanctl.uci.diff import run_batch
 from mwanctl.uci.engine import Store, anon_id
@@ -258,3 +273,18 @@ def test_store_reorder_and_retype_quirks() -> None:
     run_batch(st, f"set p.{first.anon_id}=longer_type\n")
     assert first.name == first.ref and first.anon_id is None  # retype to another length names it
     assert Store.empty("q").add_section("rule").anon_id == "cfg0192bd"
+
+
+def test_stand_in_batch_keeps_going_and_exits_zero(tmp_path: Path) -> None:
+    import subprocess
+
+    rec = vector("09")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "network").write_text(rec["files"]["network"])
+    standin = Path(__file__).resolve().parent / "standins" / "uci"
+    base = [str(standin), "-c", str(tmp_path / "c"), "-t", str(tmp_path / "s")]
+    env = {"PATH": "/usr/bin:/bin", "UCI_STANDIN_SAVEDIR": str(tmp_path / "d")}
+    res = subprocess.run(check=False, args=base + ["batch"], input=rec["steps"][0]["stdin"].encode(), capture_output=True, env=env)
+    assert res.returncode == 0 and res.stderr.count(b"uci: ") == 3
+    got = subprocess.run(check=False, args=base + ["get", "network.lan.ok3"], capture_output=True, env=env)
+    assert got.stdout == b"3\n"  # the line after the failures still ran

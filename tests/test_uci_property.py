@@ -10,7 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mwanctl.uci import (
-    Op, UciPackage, UciSection, apply_ops, batch_script, diff, export, parse, valid_value,
+    Op,
+    UciPackage,
+    UciSection,
+    apply_ops,
+    batch_script,
+    diff,
+    export,
+    parse,
+    valid_value,
 )
 
 STANDIN = Path(__file__).resolve().parent / "standins" / "uci"
@@ -39,13 +47,13 @@ def test_values_survive_the_real_batch_path(tmp_path: Path, opts: list[str], ite
     ops = [Op("set", "p", "s", f"o{i}", v) for i, v in enumerate(opts)]
     ops.append(Op("set_list", "p", "s", "l", tuple(items)))
     env = dict(os.environ, UCI_STANDIN_SAVEDIR=str(tmp_path / "dflt"))
-    res = subprocess.run([str(STANDIN), "-c", str(conf), "-t", str(save), "batch"],
+    res = subprocess.run(check=False, args=[str(STANDIN), "-c", str(conf), "-t", str(save), "batch"],
                          input=(batch_script(ops) + "commit p\n").encode(), capture_output=True, env=env)
     assert res.returncode == 0
     assert res.stderr == b"uci: Entry not found\n"  # the `delete` that set_list starts with
     want = UciPackage("p", [UciSection("thing", "s", {**{f"o{i}": v for i, v in enumerate(opts)},
                                                       "l": tuple(items)})])
-    out = subprocess.run([str(STANDIN), "-c", str(conf), "-t", str(save), "export", "p"],
+    out = subprocess.run(check=False, args=[str(STANDIN), "-c", str(conf), "-t", str(save), "export", "p"],
                          capture_output=True, env=env).stdout.decode()
     assert out == export(want)
     assert apply_ops(parse("config thing 's'\n", "p"), "p", ops) == want

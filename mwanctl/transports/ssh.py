@@ -42,7 +42,7 @@ PasswordSource = str | Callable[[], str] | None
 
 _PKG_RE = re.compile(r"^[A-Za-z0-9_-]+$")       # uci package (file) names
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")        # netifd interface / init script names
-_SVC_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_SVC_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9+/]{42,43}=?$")  # WireGuard public key (base64 of 32 bytes)
 _PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime")
 
@@ -331,7 +331,7 @@ class SshTransport(Transport):
             if rc != 0:
                 raise CommandError(f"{self.router}: cannot read /etc/config/{p}: {text.strip()}")
             state.packages[p] = parse(text, p)
-        uncommitted = [l.split(" ", 1)[1] for l in r.lines if l.startswith("uncommitted ")]
+        uncommitted = [ln.split(" ", 1)[1] for ln in r.lines if ln.startswith("uncommitted ")]
         if uncommitted:
             state.extra["uncommitted"] = " ".join(uncommitted)
         if "last_rollback" in r.blocks:

@@ -8,10 +8,16 @@ from mwanctl.uci.diff import apply_ops, diff
 from mwanctl.uci.engine import Code, UciOpError
 from mwanctl.uci.model import UciPackage, UciSection, Value
 from mwanctl.uci.parse import parse
-from mwanctl.uci.quote import uci_quote, valid_name, valid_package, valid_type, valid_value
+from mwanctl.uci.quote import (
+    uci_quote,
+    valid_name,
+    valid_package,
+    valid_type,
+    valid_value,
+)
 from mwanctl.uci.render import export, file_text, get_text, show
 
-__all__ = sorted([
+__all__ = [
     "Code",
     "Op",
     "OpKind",
@@ -32,4 +38,4 @@ __all__ = sorted([
     "valid_package",
     "valid_type",
     "valid_value",
-])
+]

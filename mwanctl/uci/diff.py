@@ -9,7 +9,7 @@ moves to the end of its section, ``reorder`` counts positions after removing the
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 from mwanctl.errors import UciParseError
 from mwanctl.uci.batch import batch_script
@@ -35,10 +35,10 @@ def _option_ops(package: str, cur: UciSection, want: UciSection) -> list[Op]:
     # keep the longest prefix of ``wanted`` that already sits in order and can be updated in
     # place (a plain ``set`` keeps its position; a re-created list moves to the end)
     prefix = 0
-    for k in wanted:
+    for k, v in wanted.items():
         if prefix >= len(kept) or kept[prefix] != k:
             break
-        if isinstance(wanted[k], tuple) and cur.options[k] != wanted[k]:
+        if isinstance(v, tuple) and cur.options[k] != v:
             break
         prefix += 1
     for i, (k, v) in enumerate(wanted.items()):
@@ -138,7 +138,7 @@ def run_batch(store: Store, text: str) -> list[Exception]:
     errors: list[Exception] = []
     r = Reader(text)
     while not r.eof:
-        argv = []
+        argv: list[str] = []
         tok = r.argument(first=True)
         while tok and len(argv) < 4:
             argv.append(tok)

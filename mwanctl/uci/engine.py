@@ -181,7 +181,7 @@ class Store:
     saved: list[Delta] = field(default_factory=list)
 
     @classmethod
-    def empty(cls, name: str) -> "Store":
+    def empty(cls, name: str) -> Store:
         return cls(UciPackage(name))
 
     # -- lookup -------------------------------------------------------------------------------

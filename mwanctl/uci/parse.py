@@ -9,7 +9,7 @@ what ``uci`` prints. The same tokenizer reads ``uci batch`` input and delta file
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from mwanctl.errors import UciParseError
 from mwanctl.uci.engine import Cmd, Code, Delta, Ptr, Store, UciOpError, parse_ptr
@@ -46,7 +46,7 @@ class LineSource:
 class Reader:
     """libuci's parse context: a growing line buffer over a byte stream (``uci_getln`` & co)."""
 
-    def __init__(self, data: "str | bytes | LineSource"):
+    def __init__(self, data: str | bytes | LineSource):
         self.src = data if isinstance(data, LineSource) else LineSource(data)
         self.buf = bytearray()
         self.pos = 0
@@ -296,10 +296,10 @@ class Importer:
             s = st.add_section(type_, record=self.record)
             self.section = Ptr(st.pkg.name, s.ref, s=s)
             return
-        s = st.find(name)
-        if s is not None and self.strict and s.type != type_:
+        found = st.find(name)
+        if found is not None and self.strict and found.type != type_:
             raise r.error("section of different type overwrites prior section with same name")
-        ptr = Ptr(st.pkg.name, name, value=type_, s=s)
+        ptr = Ptr(st.pkg.name, name, value=type_, s=found)
         st.set(ptr, record=self.record)
         self.section = Ptr(st.pkg.name, name, s=ptr.s)
 
