@@ -786,6 +786,8 @@ class Rpcd:
             return PERMISSION_DENIED
         if cmd == "/usr/bin/wg" and params == ["show", "all", "dump"]:
             return OK, {"code": 0, "stdout": self.wg_dump}
+        if cmd == "/bin/date" and params == ["+%s"]:
+            return OK, {"code": 0, "stdout": f"{int(time.time())}\n"}
         if cmd == "/usr/sbin/mwan3" and len(params) == 2 and params[0] in ("ifup", "ifdown"):
             if self.mwan3_status is None:
                 return NOT_FOUND

@@ -93,7 +93,8 @@ class Transport(ABC):
         """Run read-only status probes in one round trip; returns raw text by probe name.
 
         Probe names: "mwan3_status" (`ubus call mwan3 status`), "wg_dump" (`wg show all dump`),
-        "wan_status" (`ubus call network.interface.wan status`), "uptime" (/proc/uptime).
+        "wan_status" (`ubus call network.interface.wan status`), "uptime" (/proc/uptime),
+        "epoch" (the router's clock, `date +%s`, to age WireGuard handshakes against).
         A probe that fails returns its error text prefixed with "ERROR: ".
         """
 

@@ -244,6 +244,8 @@ class LocalTransport(Transport):
         try:
             if name == "uptime":
                 return Path("/proc/uptime").read_text()
+            if name == "epoch":
+                return f"{int(time.time())}\n"
             if name == "wg_dump":
                 res = subprocess.run(["wg", "show", "all", "dump"], capture_output=True, text=True, timeout=20, check=False)
                 return res.stdout if res.returncode == 0 else f"ERROR: {res.stderr.strip()}"
@@ -269,7 +271,7 @@ class LocalTransport(Transport):
             self._connected = False
 
 
-PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime")
+PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime", "epoch")
 
 
 def _stop(pid: int) -> None:

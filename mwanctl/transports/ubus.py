@@ -600,6 +600,7 @@ class UbusTransport(Transport):
         "wg_dump": Call("file", "exec", {"command": "/usr/bin/wg", "params": ["show", "all", "dump"]}),
         "wan_status": Call("network.interface.wan", "status", {}),
         "uptime": Call("file", "read", {"path": "/proc/uptime"}),
+        "epoch": Call("file", "exec", {"command": "/bin/date", "params": ["+%s"]}),
     }
 
     def query(self, names: Sequence[str]) -> dict[str, str]:
@@ -615,7 +616,7 @@ class UbusTransport(Transport):
         if not r.ok:
             return f"ERROR: {self.error(r)}"
         data = r.data or {}
-        if name == "wg_dump":
+        if name in ("wg_dump", "epoch"):
             if data.get("code", 0) != 0:
                 return f"ERROR: wg exited {data.get('code')}: {data.get('stderr', '').strip()}"
             return str(data.get("stdout", ""))
