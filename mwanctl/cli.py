@@ -453,24 +453,30 @@ def status(env: Env, topology: str, as_json: bool, watch: bool, interval: int, a
         else:
             render_table(site, env.console())
         return exit_code(site)
+    return _watch(env, lambda: _status_once(env, topo, exp, opts, ask_uplinks), as_json, interval)
+
+
+def _watch(env: Env, poll: Callable[[], Any], as_json: bool, interval: int) -> int:
+    """Redraw in place until Ctrl-C; the exit status is that of the last poll."""
     import time
     from rich.live import Live
-    console = env.console()
-    site = _status_once(env, topo, exp, opts, ask_uplinks)
-    with Live(console=console, auto_refresh=False) as live:
-        while True:
-            from rich.console import Group
-            from io import StringIO
-            if as_json:
-                live.update(json.dumps(to_json(site), indent=2), refresh=True)
-            else:
-                buf = env.console()
-                with buf.capture() as cap:
-                    render_table(site, buf)
-                from rich.text import Text
-                live.update(Text.from_ansi(cap.get()), refresh=True)
-            time.sleep(interval)
-            site = _status_once(env, topo, exp, opts, ask_uplinks)
+    from rich.text import Text
+    from mwanctl.status import exit_code, render_table, to_json
+    site = poll()
+    try:
+        with Live(console=env.console(), auto_refresh=False) as live:
+            while True:
+                if as_json:
+                    live.update(Text(json.dumps(to_json(site), indent=2)), refresh=True)
+                else:
+                    buf = env.console()
+                    with buf.capture() as cap:
+                        render_table(site, buf)
+                    live.update(Text.from_ansi(cap.get()), refresh=True)
+                time.sleep(interval)
+                site = poll()
+    except KeyboardInterrupt:
+        return exit_code(site)
 
 
 @keys.command("rotate")

@@ -138,8 +138,10 @@ def apply(names: list[str] | None, only_changed: bool) -> dict:
     ifaces = _interfaces(sections)
     state = load_state()
     applied = state["ifaces"]
+    gone, redone = [], []
     for name in list(applied):
         if name not in ifaces:
+            gone.append(name)
             del applied[name]
     for name, sec in ifaces.items():
         if names is not None and name not in names:
@@ -150,7 +152,9 @@ def apply(names: list[str] | None, only_changed: bool) -> dict:
         new = _applied(sec, sections)
         new["applies"] = (old or {}).get("applies", 0) + 1
         applied[name] = new
+        redone.append(name)
     save_state(state)
+    realize(redone, gone, state)
     return state
 
 
@@ -166,6 +170,8 @@ def set_up(name: str, up: bool) -> bool:
     iface["up"] = up
     iface["since"] = int(time.time())
     save_state(state)
+    if not up:
+        realize([], [name], state)
     return True
 
 
@@ -178,3 +184,79 @@ def wg_pubkey(private: str) -> str:
     except OSError:
         return "(none)"
     return r.stdout.strip() or "(invalid)"
+
+
+# --- a router bound to a netlab namespace (tests/netifd_bridge.py) --------------------------------
+# Unbound routers (no /etc/mwtest/netns.json) never get here: the emulation above is all they have.
+
+BINDING = "/etc/mwtest/netns.json"
+MWAN3_DOWN = "/tmp/mwtest/mwan3_down"
+
+
+def binding() -> dict | None:
+    """Where this router's interfaces really live: netns, lab host, run dir, how to get there."""
+    try:
+        with open(BINDING) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def host_argv(b: dict, argv: list[str]) -> list[str]:
+    """Run argv in the test process's mount namespace (where /run/netns is visible)."""
+    return ["nsenter", f"--mount={b['mnt']}", "--"] + argv
+
+
+def netns_argv(b: dict, argv: list[str]) -> list[str]:
+    """Run argv in the bound namespace, with the lab host's run dir over /run (as netlab does)."""
+    wrap = 'mount --bind "$0" /run && exec "$@"'
+    return host_argv(b, ["ip", "netns", "exec", b["netns"], "sh", "-c", wrap, b["rundir"]] + argv)
+
+
+def _drained() -> list[str]:
+    try:
+        return sorted(os.listdir(MWAN3_DOWN))
+    except FileNotFoundError:
+        return []
+
+
+def realize(up: list[str], down: list[str], state: dict | None = None, mwan3_only: bool = False) -> None:
+    """netifd acts for real: rebuild ``up`` / tear down ``down`` WireGuard devices in the netns;
+    on a mother, mwan3's hotplug puts a rebuilt interface back into use, then routing is synced."""
+    b = binding()
+    if b is None:
+        return
+    state = state if state is not None else load_state()
+    ifaces = state["ifaces"]
+    wg_up = [n for n in up if n in ifaces and ifaces[n]["proto"] == "wireguard" and ifaces[n]["up"]]
+    wg_down = [n for n in down if n not in ifaces or ifaces[n]["proto"] == "wireguard"]
+    wg_down += [n for n in up if n in ifaces and ifaces[n]["proto"] == "wireguard" and not ifaces[n]["up"]]
+    if mwan3_only:
+        wg_up, wg_down = [], []
+    req: dict = {"netns": b["netns"], "host": b["host"], "rundir": b["rundir"], "up": wg_up, "down": wg_down}
+    if wg_up:
+        with open(NETWORK) as f:
+            req["network"] = f.read()
+    if b.get("mother"):
+        for name in wg_up:     # hotplug ifup: mwan3 takes a (re)built interface back into use
+            try:
+                os.unlink(os.path.join(MWAN3_DOWN, name))
+            except FileNotFoundError:
+                pass
+        try:
+            with open("/etc/config/mwan3") as f:
+                req["mwan3"] = f.read()
+        except FileNotFoundError:
+            req["mwan3"] = ""
+        req["drained"] = _drained()
+        req["lan_dev"] = b.get("lan_dev", "lan")
+    if not (wg_up or wg_down or "mwan3" in req):
+        return
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": b["repo"], "HOME": "/"}
+    r = subprocess.run(host_argv(b, [b["python"], b["bridge"]]), input=json.dumps(req),
+                       capture_output=True, text=True, timeout=60, check=False, env=env)
+    with open("/tmp/mwtest/bridge.log", "a") as f:
+        f.write(json.dumps({"t": time.time(), "up": wg_up, "down": wg_down, "rc": r.returncode,
+                            "out": r.stdout.strip()[-2000:], "err": r.stderr.strip()[-2000:]}) + "\n")
+    if r.returncode != 0:
+        raise RuntimeError(f"netns bridge failed: {r.stdout.strip() or r.stderr.strip()}")
