@@ -48,7 +48,8 @@ from tests import routers as test_routers  # noqa: E402
 
 STOCK = ROOT / "tests" / "data" / "stock"
 PASSWORD_ENV = "MWBENCH_RPCD_PASSWORD"
-RPCD_USER, RPCD_PASSWORD = "root", "rigpass"   # tests/rpcd_server.py's default login
+ACL_FILE = ROOT / "mwanctl" / "data" / "rpcd-acl-mwanctl.json"
+RPCD_USER, RPCD_PASSWORD = "mwdeploy", "bench-pw"   # holds only mwanctl's shipped ACL, as documented
 
 
 # ------------------------------------------------------------------------------------ topology
@@ -165,7 +166,6 @@ def expected_wg_dump(compiled: Compiled, router: str) -> str:
 
     The rpcd stand-in only replays a dump; the ubus apply polls it for the planned peers.
     """
-    from mwanctl.keys import KeyStore  # noqa: F401  (keys are already in the sections)
     lines = []
     net = compiled.routers[router].sections["network"]
     for s in net:
@@ -179,9 +179,11 @@ def serve_rpcd(spec_file: str) -> None:
     """Child process: one rpcd stand-in per router; print their URLs; serve until stdin closes."""
     from tests import rpcd_server as rs
     spec = json.loads(Path(spec_file).read_text())
+    groups = {"unauthenticated": rs.DEFAULT_ACL_GROUPS["unauthenticated"], **json.loads(ACL_FILE.read_text())}
+    users = [rs.User(RPCD_USER, RPCD_PASSWORD, ["mwanctl"], ["mwanctl"])]
     servers = {}
     for name, s in spec.items():
-        rpcd = rs.Rpcd(Path(s["confdir"]), wg_dump=s["wg_dump"])
+        rpcd = rs.Rpcd(Path(s["confdir"]), users=users, acl_groups=groups, wg_dump=s["wg_dump"])
         servers[name] = rs.RpcdServer(rpcd).__enter__()
     print(json.dumps({n: srv.url for n, srv in servers.items()}), flush=True)
     sys.stdin.read()

@@ -343,32 +343,22 @@ def _report(outcomes: dict[str, Any]) -> int:
     return code
 
 
-@cli.command()
-@TOPOLOGY
-@click.option("--router", "routers", multiple=True, help="Only this router (repeatable).")
-@click.option("--accept-new-host-key", is_flag=True, help="Trust an unknown SSH host key.")
-@click.pass_obj
-@guarded
-def confirm(env: Env, topology: str, routers: tuple[str, ...], accept_new_host_key: bool) -> int:
-    """Confirm a deploy that was applied but not confirmed (stops the routers' rollback timers).
-
-    Example: mwanctl confirm examples/home.yaml --router dsl
-    """
-    return _each_router(env, topology, routers, accept_new_host_key, "confirm")
+def _router_action(action: str, doc: str) -> None:
+    """`confirm` and `rollback`: the same options, one action on each router that has a pending deploy."""
+    @cli.command(name=action, help=doc)
+    @TOPOLOGY
+    @click.option("--router", "routers", multiple=True, help="Only this router (repeatable).")
+    @click.option("--accept-new-host-key", is_flag=True, help="Trust an unknown SSH host key.")
+    @click.pass_obj
+    @guarded
+    def command(env: Env, topology: str, routers: tuple[str, ...], accept_new_host_key: bool) -> int:
+        return _each_router(env, topology, routers, accept_new_host_key, action)
 
 
-@cli.command()
-@TOPOLOGY
-@click.option("--router", "routers", multiple=True, help="Only this router (repeatable).")
-@click.option("--accept-new-host-key", is_flag=True, help="Trust an unknown SSH host key.")
-@click.pass_obj
-@guarded
-def rollback(env: Env, topology: str, routers: tuple[str, ...], accept_new_host_key: bool) -> int:
-    """Restore now the config a router had before an unconfirmed deploy.
-
-    Example: mwanctl rollback examples/home.yaml --router mother
-    """
-    return _each_router(env, topology, routers, accept_new_host_key, "rollback")
+_router_action("confirm", "Confirm a deploy that was applied but not confirmed (stops the routers' "
+               "rollback timers).\n\nExample: mwanctl confirm examples/home.yaml --router dsl")
+_router_action("rollback", "Restore now the config a router had before an unconfirmed deploy.\n\n"
+               "Example: mwanctl rollback examples/home.yaml --router mother")
 
 
 def _each_router(env: Env, topology: str, routers: tuple[str, ...], accept_new: bool, action: str) -> int:

@@ -256,3 +256,19 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def bind_router(router: Any, lab: netlab.Lab, host: str, *, mother: bool = False,
+                lan_dev: str = "lan") -> None:
+    """Bind a test router to ``host``'s namespace of ``lab``: from now on its netifd emulation
+    builds real WireGuard devices there, its ``wg show`` reads them, and (``mother``) its mwan3
+    stand-in steers the LAN's flows. Whatever the router has applied already is built at once."""
+    h = lab.hosts[host]
+    binding = {"netns": h.netns, "host": host, "rundir": str(h.rundir),
+               "mnt": f"/proc/{os.getpid()}/ns/mnt", "python": sys.executable,
+               "bridge": str(Path(__file__).resolve()), "repo": str(HERE.parent),
+               "mother": mother, "lan_dev": lan_dev}
+    router.write(BINDING, json.dumps(binding))
+    r = router.run("ubus mwtest-realize")
+    if r.returncode != 0:
+        raise netlab.LabError(f"binding {router.name} to {host} failed: {r.stderr.strip()[-500:]}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from mwanctl.errors import Diagnostic, TopologyError
 from mwanctl.topology import checks
@@ -277,17 +277,25 @@ def _flush(r: Reader, node: CommentedMap, path: str, default: tuple[str, ...]) -
     return values
 
 
+def _named_items(r: Reader, seq: Any, section: str, keys: tuple[str, ...],
+                 shape: str) -> Iterator[tuple[int, CommentedMap, Optional[str], str]]:
+    """(index, node, name, path) of each mapping in a list of named items; paths use the name
+    (``rules.https``) once it is known, so messages point at what the user called it."""
+    for i, node in enumerate(seq or []):
+        path = f"{section}[{i}]"
+        if not isinstance(node, CommentedMap):
+            r.error(r.src.item(seq, i), path, f"expected a mapping with {shape}")
+            continue
+        name = r.string(node, "name", path, pattern=NAME_RE, hint=NAME_HINT)
+        if name is not None:
+            path = f"{section}.{name}"
+        r.known_keys(node, path, keys)
+        yield i, node, name, path
+
+
 def _policies(r: Reader, seq: Any) -> tuple[Policy, ...]:
     out: list[Policy] = []
-    for i, p in enumerate(seq or []):
-        path = f"policies[{i}]"
-        if not isinstance(p, CommentedMap):
-            r.error(r.src.item(seq, i), path, "expected a mapping with `name:` and `members:`")
-            continue
-        name = r.string(p, "name", path, pattern=NAME_RE, hint=NAME_HINT)
-        if name is not None:
-            path = f"policies.{name}"
-        r.known_keys(p, path, POLICY_KEYS)
+    for i, p, name, path in _named_items(r, seq, "policies", POLICY_KEYS, "`name:` and `members:`"):
         members: list[PolicyMember] = []
         mseq = r.seq(p, "members", path, required=True) or []
         for j, m in enumerate(mseq):
@@ -315,15 +323,7 @@ def _policies(r: Reader, seq: Any) -> tuple[Policy, ...]:
 
 def _rules(r: Reader, seq: Any) -> tuple[Rule, ...]:
     out: list[Rule] = []
-    for i, n in enumerate(seq or []):
-        path = f"rules[{i}]"
-        if not isinstance(n, CommentedMap):
-            r.error(r.src.item(seq, i), path, "expected a mapping with `name:` and `policy:`")
-            continue
-        name = r.string(n, "name", path, pattern=NAME_RE, hint=NAME_HINT)
-        if name is not None:
-            path = f"rules.{name}"
-        r.known_keys(n, path, RULE_KEYS)
+    for i, n, name, path in _named_items(r, seq, "rules", RULE_KEYS, "`name:` and `policy:`"):
         port_re = re.compile(r"[0-9]{1,5}([:-][0-9]{1,5})?(,[0-9]{1,5}([:-][0-9]{1,5})?)*")
         port_hint = "use a port, a range `1000:2000` or a list `80,443` (iptables multiport)"
         rule = Rule(
