@@ -60,7 +60,7 @@ def transport_for(t: Topology, router: str, opts: ConnectOptions) -> Transport:
     if a.transport == "ubus":
         from mwanctl.transports.ubus import UbusTransport
         url = a.ubus_url or f"https://{host}/ubus"
-        return UbusTransport(router, url, username=a.user, password=_password(router, a, opts),
+        return UbusTransport(router, url, username=a.user, password=_password(router, a, opts) or "",
                              tls_fingerprint=a.tls_fingerprint, ca_file=a.ca_file,
                              timeout=a.connect_timeout)
     from mwanctl.transports.local import LocalTransport

@@ -197,7 +197,7 @@ class Rotation:
             while True:
                 probes = t.query(("wg_dump", "epoch"))
                 peers = parse_wg_dump(probes.get("wg_dump", ""), mother).get(u.iface)
-                peer = next((p for p in peers.peers if p.public_key == new_uplink.public), None) if peers else None
+                peer = peers.peers.get(new_uplink.public) if peers else None   # peers: by public key
                 epoch = _int(probes.get("epoch"))
                 if peer is not None and peer.latest_handshake and (epoch is None or epoch - peer.latest_handshake < 120):
                     self.say(f"{u.name}: handshake on the new keys")

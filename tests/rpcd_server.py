@@ -323,7 +323,7 @@ class Rpcd:
     def __init__(self, confdir: Path, users: list[User] | None = None,
                  acl_groups: dict[str, dict[str, Any]] | None = None, time_scale: float = 1.0,
                  mwan3_status: dict[str, Any] | None = None, wg_dump: str = "",
-                 script_timeout: float = 60.0):
+                 script_timeout: float = 60.0, wg_from_config: bool = False):
         self.confdir = Path(confdir)
         self.users = {u.name: u for u in (users or [User("root", "rigpass"),
                                                     User("reader", "rigpass", ["superuser"], [])])}
@@ -331,6 +331,7 @@ class Rpcd:
         self.time_scale = time_scale
         self.mwan3_status = mwan3_status      # None: mwan3 not installed (object not found)
         self.wg_dump = wg_dump
+        self.wg_from_config = wg_from_config  # answer `wg show all dump` from the committed config
         self.script_timeout = script_timeout
         self.hang: dict[tuple[str, str], float] = {}  # (object, method) -> seconds before replying
         self.events: list[tuple[str, str]] = []        # ("config.change", pkg), ("ifdown", "wg0"), ...
@@ -785,7 +786,7 @@ class Rpcd:
         if not _allowed(ses.acls, "file", line, "exec"):  # rpcd checks the whole command line
             return PERMISSION_DENIED
         if cmd == "/usr/bin/wg" and params == ["show", "all", "dump"]:
-            return OK, {"code": 0, "stdout": self.wg_dump}
+            return OK, {"code": 0, "stdout": self._wg_config_dump() if self.wg_from_config else self.wg_dump}
         if cmd == "/bin/date" and params == ["+%s"]:
             return OK, {"code": 0, "stdout": f"{int(time.time())}\n"}
         if cmd == "/usr/sbin/mwan3" and len(params) == 2 and params[0] in ("ifup", "ifdown"):
@@ -794,6 +795,27 @@ class Rpcd:
             self.events.append((f"mwan3 {params[0]}", params[1]))
             return OK, {"code": 0}
         return NOT_FOUND
+
+    def _wg_config_dump(self) -> str:
+        """What netifd would have applied after a reload: every WireGuard interface of the
+        committed network file with its peers (handshakes never happened: 0)."""
+        path = self.confdir / "network"
+        if not path.exists():
+            return ""
+        net = parse(path.read_text(), "network")
+        lines = []
+        for s in net.sections:
+            if s.type != "interface" or s.options.get("proto") != "wireguard" or s.name is None:
+                continue
+            lines.append(f"{s.name}\t(hidden)\t(none)\t{s.options.get('listen_port', '0')}\toff")
+            for p in net.of_type(f"wireguard_{s.name}"):
+                key = p.options.get("public_key")
+                if isinstance(key, str) and p.options.get("disabled") != "1":
+                    allowed = p.options.get("allowed_ips", ())
+                    allowed_text = ",".join(allowed) if isinstance(allowed, tuple) else str(allowed)
+                    lines.append("\t".join([s.name, key, "(none)", "(none)", allowed_text or "(none)",
+                                             "0", "0", "0", "off"]))
+        return "\n".join(lines) + ("\n" if lines else "")
 
     def _file_read(self, ses: Session, args: dict[str, Any]) -> Any:
         path = args.get("path")
