@@ -3,7 +3,7 @@ and an option OpenWrt would silently ignore is refused with file and line."""
 
 from __future__ import annotations
 
-import shutil
+import json
 from pathlib import Path
 
 import pytest
@@ -78,7 +78,7 @@ def test_any_accepted_description_survives_render_and_parse(desc: str) -> None:
     parser, quotes, `$()`, backslashes and all."""
     if desc != desc.strip() or not valid_value(desc):
         return
-    yaml_value = "'" + desc.replace("'", "''") + "'"
+    yaml_value = json.dumps(desc)        # a JSON string is a YAML double-quoted scalar: exact
     try:
         t = parse_topology(TOPO.replace("host: 192.168.1.2}", f"host: 192.168.1.2, description: {yaml_value}}}"))
     except TopologyError:
