@@ -19,7 +19,7 @@ from mwanctl.topology.load import load_topology
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml")) + sorted((HERE / "topologies").glob("*.yaml"))
 UPDATE = bool(os.environ.get("MWANCTL_UPDATE_GOLDEN"))
 
 
