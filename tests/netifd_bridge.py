@@ -158,17 +158,20 @@ class BoundHost(netlab.Lab):
                    if s.name and s.options.get("enabled") == "1"}
         ids = {name: i + 1 for i, name in enumerate(ifaces)}
         online = {n for n in ifaces if n in enabled and n not in drained and self.device_up(n)}
+        rules = self._ip(self.host, "-4", "rule", "show").stdout
         for name, i in ids.items():
-            self._ip(self.host, "-4", "rule", "del", "pref", str(2000 + i), check=False)
-            self._ip(self.host, "-4", "rule", "add", "pref", str(2000 + i), "fwmark",
-                     f"{i << 8:#x}/{MARK_MASK:#x}", "lookup", str(i))
+            # added once, never deleted and re-added: in between, the tunnel's flows would fall
+            # through to the main table and leave by another tunnel with the wrong source address
+            if not any(ln.startswith(f"{2000 + i}:") for ln in rules.splitlines()):
+                self._ip(self.host, "-4", "rule", "add", "pref", str(2000 + i), "fwmark",
+                         f"{i << 8:#x}/{MARK_MASK:#x}", "lookup", str(i))
             if self.device_up(name):
                 self._ip(self.host, "-4", "route", "replace", "default", "dev", name, "table", str(i))
             else:
                 self._ip(self.host, "-4", "route", "flush", "table", str(i), check=False)
-        self._ip(self.host, "-4", "rule", "del", "pref", "3000", check=False)
-        self._ip(self.host, "-4", "rule", "add", "pref", "3000", "fwmark",
-                 f"{UNREACHABLE_MARK:#x}/{MARK_MASK:#x}", "unreachable")
+        if not any(ln.startswith("3000:") for ln in rules.splitlines()):
+            self._ip(self.host, "-4", "rule", "add", "pref", "3000", "fwmark",
+                     f"{UNREACHABLE_MARK:#x}/{MARK_MASK:#x}", "unreachable")
         choice = _choice(mwan3, online, ids)
         self.run(self.host, ["nft", "-f", "-"], input=_nft_script(choice, lan_dev))
         return {"online": sorted(online), "choice": choice}

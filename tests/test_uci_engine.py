@@ -162,6 +162,7 @@ def test_batch_script_shapes() -> None:
            Op("reorder", "mwan3", "wanb", None, "1")]
     assert batch_script(ops) == (
         "set mwan3.wanb=interface\n"
+        "set mwan3.wanb.track_ip='1.1.1.1'\n"
         "delete mwan3.wanb.track_ip\n"
         "add_list mwan3.wanb.track_ip='1.1.1.1'\n"
         "add_list mwan3.wanb.track_ip='9.9.9.9'\n"
@@ -171,6 +172,25 @@ def test_batch_script_shapes() -> None:
 
 
 # -- batch execution semantics ---------------------------------------------------------------------
+
+def test_list_rebuild_prints_nothing_through_the_standin(tmp_path) -> None:
+    """A batch creating a list on a new section must leave stderr empty: the SSH apply treats
+    any batch output as a failed line."""
+    import subprocess
+    conf, save = tmp_path / "c", tmp_path / "s"
+    conf.mkdir()
+    save.mkdir()
+    (conf / "mwan3").write_text("")
+    ops = [Op("add_section", "mwan3", "wanb", None, "interface"),
+           Op("set_list", "mwan3", "wanb", "track_ip", ("1.1.1.1", "9.9.9.9"))]
+    uci = Path(__file__).parent / "standins" / "uci"
+    r = subprocess.run([str(uci), "-c", str(conf), "-t", str(save), "batch"], input=batch_script(ops),
+                       capture_output=True, text=True, env={"UCI_STANDIN_SAVEDIR": str(save), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
+    r = subprocess.run([str(uci), "-c", str(conf), "-t", str(save), "export", "mwan3"], capture_output=True,
+                       text=True, env={"UCI_STANDIN_SAVEDIR": str(save), "PATH": "/usr/bin:/bin"})
+    assert "\tlist track_ip '1.1.1.1'\n\tlist track_ip '9.9.9.9'\n" in r.stdout
+
 
 def test_failing_batch_lines_are_skipped_not_fatal() -> None:
     rec = vector("09")

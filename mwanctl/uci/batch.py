@@ -22,7 +22,11 @@ def op_lines(op: Op) -> list[str]:
         return [f"set {key}={uci_quote(op.value)}"]
     if op.kind == "set_list":
         assert op.value is not None
-        return [f"delete {key}"] + [f"add_list {key}={uci_quote(v)}" for v in option_values(op.value)]
+        # `set` first so the `delete` always finds something: `uci batch` then prints no
+        # "Entry not found" for a list that does not exist yet, and any stderr line is a real error
+        values = option_values(op.value)
+        return ([f"set {key}={uci_quote(values[0] or '-')}", f"delete {key}"]
+                + [f"add_list {key}={uci_quote(v)}" for v in values])
     if op.kind == "delete_option":
         return [f"delete {key}"]
     raise ValueError(f"unknown op kind {op.kind!r}")
