@@ -126,3 +126,22 @@ def test_disabled_uplink(site, capsys):
     doc = json.loads(out)
     assert {u["name"]: u["state"] for u in doc["uplinks"]}["b"] == "disabled"
     assert code == 1
+
+
+def test_uplinks_option_asks_each_uplink_router_about_its_wan(router_factory, tmp_path, capsys):
+    rs = {"mother": router_factory("mother"), "a": router_factory("a"), "b": router_factory("b")}
+    s = write_site(tmp_path, rs, ["a", "b"])
+    assert main(s.argv("render", str(s.path), "-o", str(tmp_path / "out"))) == 0
+    capsys.readouterr()
+    s.store = KeyStore.open("lab", s.state_dir)
+    put(s, "mwan3-status-both-online.json")
+    for name, up in (("a", True), ("b", False)):
+        rs[name].run("mkdir -p /etc/mwtest")
+        wan = {"up": up, "ipv4-address": [{"address": "203.0.113.7", "mask": 24}] if up else []}
+        rs[name].write("/etc/mwtest/iface_wan_status.json", json.dumps(wan))
+    code, out, err = status(s, capsys, "--json", "--uplinks")
+    doc = json.loads(out)
+    wans = {u["name"]: u["wan"] for u in doc["uplinks"]}
+    assert wans["a"]["up"] is True and wans["a"]["address"] == "203.0.113.7"
+    assert wans["b"]["up"] is False
+    assert any(p["kind"] == "wan-down" and p["uplink"] == "b" for p in doc["problems"])
