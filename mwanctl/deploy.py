@@ -47,7 +47,7 @@ class Deployment:
         """Read every router's config in parallel (one round trip each) and plan it."""
         routers = list(self.compiled.routers)
         with ThreadPoolExecutor(max_workers=max(1, min(self.parallel, len(routers)))) as pool:
-            for router, result in zip(routers, pool.map(self._read_one, routers)):
+            for router, result in zip(routers, pool.map(self._read_one, routers), strict=True):
                 if isinstance(result, MwanctlError):
                     self.errors[router] = str(result)
                     self.outcomes[router] = RouterOutcome(router, "unreachable", str(result))

@@ -212,12 +212,15 @@ class KeyStore:
             t = self.tunnels.get(n)
             if t is None or t.get("index") is None:
                 raise KeyStoreError(f"no keys for uplink {n} yet; run `mwanctl render` first")
-            pick = lambda end: (use == "pending" and self.pair(n, end, "pending")) or self.pair(n, end)  # noqa: E731
-            mother, uplink = pick("mother"), pick("uplink")
+            mother, uplink = (self._pick(n, end, use) for end in ENDS)
             if mother is None or uplink is None:
                 raise KeyStoreError(f"the key store lacks a key for uplink {n}")
             out[n] = TunnelKeys(int(t["index"]), mother, uplink)
         return out
+
+    def _pick(self, uplink: str, end: str, use: str) -> Optional[KeyPair]:
+        pending = self.pair(uplink, end, "pending") if use == "pending" else None
+        return pending or self.pair(uplink, end)
 
     def public_listing(self) -> Iterator[dict[str, Any]]:
         """One row per key (public half only) for `mwanctl keys show`."""

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from mwanctl.compile import RouterConfig, owns
-from mwanctl.errors import ApplyError
 from mwanctl.transports.base import ApplyPlan, Pending, RouterState
 from mwanctl.uci.changes import Op
 from mwanctl.uci.diff import apply_ops, diff
@@ -120,7 +119,7 @@ def _wireguard_effects(net: PackagePlan) -> tuple[list[str], dict[str, list[str]
     touched = {op.section for op in net.ops}
     before, after = _wg_ifaces(net.before), _wg_ifaces(net.after)
     restart, check = [], {}
-    for name, sec in after.items():
+    for name in after:
         peer_type = f"wireguard_{name}"
         peers_touched = any(s.type == peer_type and s.ref in touched
                             for s in net.before.sections + net.after.sections)
