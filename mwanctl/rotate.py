@@ -148,9 +148,17 @@ class Rotation:
                             self.clock() - start)
 
     def _drain(self, mother: str, u: Uplink, drained: bool) -> None:
+        """Drain at run time; also forget the tunnel's conntrack entries so flows already on it
+        (NATed to the mother's tunnel address) move to the other uplinks instead of being cut."""
         self.say(f"{u.name}: {'draining' if drained else 'restoring'} {u.iface} on {mother}")
+        forget = [str(self._mother_address(u))] if drained else []
         with self.connect(mother) as t:
-            t.set_drained(u.iface, drained)
+            t.set_drained(u.iface, drained, forget)
+
+    def _mother_address(self, u: Uplink) -> object:
+        from mwanctl.compile.context import Context
+        slot = self.store.tunnels[u.name]["index"]
+        return Context(self.topology, {u.name: int(slot)}, {}).addrs(u).mother4.ip
 
     def _apply_keys(self, compiled: Compiled, router: str, u: Uplink) -> None:
         """Apply the tunnel's two sections on one router, unless it already holds the new keys."""

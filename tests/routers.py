@@ -25,13 +25,17 @@ STANDINS = HERE / "standins"
 STOCK = HERE / "data" / "stock"
 BUSYBOX = Path("/usr/bin/busybox")
 # The `uci` the routers run: the stand-in, or (MWTEST_UCI=/path) e.g. a real libuci build.
-UCI = Path(os.environ.get("MWTEST_UCI") or STANDINS / "uci")
+# Inside a router the repository is bind-mounted at /mnt, so its stand-ins stay reachable even
+# when the checkout lives below /tmp (which each router replaces with its own).
+NS_REPO = Path("/mnt")
+NS_STANDINS = NS_REPO / "tests" / "standins"
+UCI = Path(os.environ.get("MWTEST_UCI") or NS_STANDINS / "uci")
 DROPBEAR = shutil.which("dropbear") or "/usr/sbin/dropbear"
 DEFAULT_PASSWORD = "mwtest-pw"
 # What dropbear gives root sessions (Debian build); the stand-ins overlay its first entry.
 ROUTER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INIT_SCRIPTS = ("network", "firewall", "mwan3")
-COMMANDS = ("uci", "ubus", "wg", "mwan3", "reload_config")
+COMMANDS = ("uci", "ubus", "wg", "mwan3", "reload_config", "conntrack")
 # Applets the scripts may use, as OpenWrt's busybox provides them.
 APPLETS = ("cat", "cp", "mv", "rm", "mkdir", "rmdir", "ln", "ls", "sleep", "kill", "date",
            "md5sum", "mktemp", "grep", "sed", "awk", "head", "tail", "tr", "cut", "touch",
@@ -45,8 +49,9 @@ def missing_requirements() -> str | None:
     for tool in (DROPBEAR, shutil.which("dropbearkey"), str(BUSYBOX), shutil.which("unshare")):
         if not tool or not os.path.exists(tool):
             return f"test routers need dropbear, dropbearkey, busybox and unshare (missing: {tool})"
-    if not UCI.exists():
-        return f"the uci stand-in {UCI} is missing"
+    uci_on_host = STANDINS / "uci" if UCI == NS_STANDINS / "uci" else UCI
+    if not uci_on_host.exists():
+        return f"the uci stand-in {uci_on_host} is missing"
     return None
 
 
@@ -242,6 +247,7 @@ def _setup_script(r: TestRouter) -> str:
     # /tmp last: the router dir itself may live below the host's /tmp.
     return "\n".join([
         "set -e",
+        f"mount --bind {HERE.parent} {NS_REPO}",
         f"mount -t overlay overlay -o lowerdir=/etc,upperdir={root}/etc-upper,workdir={root}/etc-work /etc",
         f"mount -t overlay overlay -o lowerdir={root}/sbin:/usr/local/sbin /usr/local/sbin",
         f"mount --bind {root}/run /run",
@@ -289,7 +295,7 @@ def _write_etc(root: Path, files: dict[str, str] | None, password: str, home: st
         (etc / "config" / pkg).write_text(text)
     (etc / "init.d").mkdir()
     for svc in INIT_SCRIPTS:
-        (etc / "init.d" / svc).symlink_to(STANDINS / "initd")
+        (etc / "init.d" / svc).symlink_to(NS_STANDINS / "initd")
     (etc / "mwtest").mkdir()
     (etc / "dropbear").mkdir()
     passwd = [ln for ln in Path("/etc/passwd").read_text().splitlines() if not ln.startswith("root:")]
@@ -323,7 +329,7 @@ def start_router(tmp_path: Path, name: str, files: dict[str, str] | None = None,
     (ssh_dir / "authorized_keys").write_text(pub.read_text())
     (ssh_dir / "authorized_keys").chmod(0o600)
     for cmd in COMMANDS:
-        (root / "sbin" / cmd).symlink_to(UCI if cmd == "uci" else STANDINS / cmd)
+        (root / "sbin" / cmd).symlink_to(UCI if cmd == "uci" else NS_STANDINS / cmd)
     for applet in APPLETS:
         (root / "sbin" / applet).symlink_to(BUSYBOX)
     host_key_path = root / "etc-upper" / "dropbear" / "host_key"

@@ -99,9 +99,14 @@ class Transport(ABC):
         """
 
     @abstractmethod
-    def set_drained(self, iface: str, drained: bool) -> None:
+    def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
         """Take an mwan3 interface out of (or back into) use at run time, without a config edit
-        (`mwan3 ifdown/ifup <iface>`): the mwan3 package is not touched, so mwan3 does not restart."""
+        (`mwan3 ifdown/ifup <iface>`): the mwan3 package is not touched, so mwan3 does not restart.
+
+        ``forget``: addresses (the tunnel's own, which the LAN is NATed to) whose connection-tracking
+        entries are deleted after draining. Without it, flows already on the interface stay pinned
+        to it by conntrack (pitfalls: "connection tracking keeps flows on the uplink they started
+        on"); with it, their next packet is routed again, over the remaining uplinks."""
 
     def close(self) -> None:
         """Release connections."""

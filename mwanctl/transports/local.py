@@ -256,11 +256,17 @@ class LocalTransport(Transport):
         except (CommandError, OSError, subprocess.SubprocessError) as e:
             return f"ERROR: {e}"
 
-    def set_drained(self, iface: str, drained: bool) -> None:
+    def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
         verb = "ifdown" if drained else "ifup"
         res = subprocess.run(["mwan3", verb, iface], capture_output=True, text=True, timeout=60, check=False)
         if res.returncode != 0:
             raise CommandError(f"{self.router}: mwan3 {verb} {iface} failed: {res.stderr.strip()}")
+        if drained:
+            for addr in forget:   # OpenWrt's kernel deletes the entries of an address written here
+                try:
+                    Path("/proc/net/nf_conntrack").write_text(f"{addr}\n")
+                except OSError:
+                    break
 
     def close(self) -> None:
         if self._connected:

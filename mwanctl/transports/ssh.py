@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import os
 import re
 import secrets
@@ -445,10 +446,11 @@ class SshTransport(Transport):
             out[n] = text if rc == 0 else "ERROR: " + (text.strip() or f"exit status {rc}")
         return out
 
-    def set_drained(self, iface: str, drained: bool) -> None:
+    def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
         action = "ifdown" if drained else "ifup"
+        addrs = " ".join(str(ipaddress.ip_address(a)) for a in forget)  # validated: IPs only
         r = self._run("drain", {"MW_IFACE": _check(_NAME_RE, iface, "interface"),
-                                "MW_ACTION": action}, f"mwan3 {action} {iface}")
+                                "MW_ACTION": action, "MW_FORGET": addrs}, f"mwan3 {action} {iface}")
         if r.first("ok") is None:
             text = r.blocks.get(f"mwan3 {action}", ("", 1))[0].strip()
             raise CommandError(f"{self.router}: mwan3 {action} {iface} failed: "

@@ -65,6 +65,7 @@ __all__ = ["PinnedSSLContext", "UbusTransport", "ops_to_calls", "package_from_va
 NULL_SID = "0" * 32
 ACL_HINT = "install mwanctl's rpcd ACL as /usr/share/rpcd/acl.d/mwanctl.json, see README"
 NOTE_KEY = "mwanctl"  # session value where an applying mwanctl leaves owner/since/deadline
+MAX_POST = 65536     # uhttpd's ubus.c UH_UBUS_MAX_POST_SIZE: a longer request body is refused
 
 UBUS_STATUS = {
     1: "Invalid command", 2: "Invalid argument", 3: "Method not found", 4: "Not found",
@@ -316,17 +317,40 @@ class UbusTransport(Transport):
             raise CommandError(f"{self.router}: {self.url} did not answer JSON-RPC") from e
 
     def _batch(self, calls: Sequence[Call], sid: str | None = None, client: Any = None) -> list[Reply]:
-        """Send ``calls`` as one JSON-RPC batch (one round trip); replies in the same order."""
+        """Send ``calls`` as one JSON-RPC batch (one round trip); replies in the same order.
+
+        A batch whose body would exceed uhttpd's request limit goes as several consecutive
+        requests (one more round trip each, same session, same order). That keeps a large apply
+        atomic: staged uci changes stay in the session until ``uci apply`` commits them.
+        """
         if not calls:
             return []
         client = client or self._http()
         sid = sid or self._sid or NULL_SID
         reqs = [{"jsonrpc": "2.0", "id": i, "method": "call", "params": [sid, c.obj, c.method, c.args]}
                 for i, c in enumerate(calls)]
-        raw = self._post(client, reqs if len(reqs) > 1 else reqs[0])
-        raw = raw if isinstance(raw, list) else [raw]
-        by_id = {r.get("id"): r for r in raw if isinstance(r, dict)}
+        by_id: dict[Any, Any] = {}
+        for chunk in self._chunks(reqs, calls):
+            raw = self._post(client, chunk if len(chunk) > 1 else chunk[0])
+            raw = raw if isinstance(raw, list) else [raw]
+            by_id.update((r.get("id"), r) for r in raw if isinstance(r, dict))
         return [self._reply(c, by_id.get(i)) for i, c in enumerate(calls)]
+
+    def _chunks(self, reqs: list[dict[str, Any]], calls: Sequence[Call]) -> list[list[dict[str, Any]]]:
+        """Split requests, in order, into JSON arrays each within ``MAX_POST`` bytes."""
+        chunks: list[list[dict[str, Any]]] = [[]]
+        size = 2  # the brackets
+        for req, call in zip(reqs, calls):
+            n = len(json.dumps(req, separators=(",", ":")).encode())
+            if n + 2 > MAX_POST:
+                raise CommandError(f"{self.router}: ubus {call} alone is {n} bytes, more than the "
+                                   f"{MAX_POST} bytes uhttpd accepts in one request")
+            if chunks[-1] and size + 1 + n > MAX_POST:
+                chunks.append([])
+                size = 2
+            size += n + (1 if len(chunks[-1]) else 0)
+            chunks[-1].append(req)
+        return chunks
 
     def _reply(self, call: Call, r: dict[str, Any] | None) -> Reply:
         if r is None:
@@ -624,7 +648,9 @@ class UbusTransport(Transport):
             return str(data.get("data", ""))
         return json.dumps(data, indent="\t")
 
-    def set_drained(self, iface: str, drained: bool) -> None:
+    def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
+        """``forget`` is not supported over rpcd (no ubus object deletes conntrack entries):
+        flows already on the drained interface stay on it until they end."""
         self._session()
         verb = "ifdown" if drained else "ifup"
         call = Call("file", "exec", {"command": "/usr/sbin/mwan3", "params": [verb, iface]})
