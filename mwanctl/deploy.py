@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from mwanctl.compile import Compiled
 from mwanctl.errors import ApplyError, ConfirmError, MwanctlError, TransportError
@@ -124,7 +124,7 @@ class Deployment:
         self.progress(router, "confirmed")
         return self._outcome(router, "applied", "applied and confirmed", [t, fresh])
 
-    def _outcome(self, router: str, status: str, msg: str, used: list[Optional[Transport]]) -> RouterOutcome:
+    def _outcome(self, router: str, status: str, msg: str, used: Sequence[Optional[Transport]]) -> RouterOutcome:
         trips = sum(x.counters.round_trips for x in used if x is not None)
         sent = sum(x.counters.bytes_sent for x in used if x is not None)
         for x in used[1:]:

@@ -65,7 +65,7 @@ def plan_router(cfg: RouterConfig, state: RouterState, only: Optional[set[str]] 
                             "`opkg install mwan3` (or `apk add mwan3`) first")
             continue
         before = current if current is not None else UciPackage(pkg)
-        ops = diff(before, cfg.sections[pkg], pkg, lambda s, p=pkg: owns(p, s), keep_order=(pkg == "mwan3"))
+        ops = diff(before, cfg.sections[pkg], pkg, cfg.owner(pkg), keep_order=(pkg == "mwan3"))
         ops += _owned_option_ops(pkg, before, cfg.owned_options.get(pkg, {}), cfg.name, problems)
         if only is not None:
             ops = [op for op in ops if op.section in only and op.kind != "reorder"]
@@ -118,7 +118,8 @@ def _wireguard_effects(net: PackagePlan) -> tuple[list[str], dict[str, list[str]
     """
     touched = {op.section for op in net.ops}
     before, after = _wg_ifaces(net.before), _wg_ifaces(net.after)
-    restart, check = [], {}
+    restart: list[str] = []
+    check: dict[str, list[str]] = {}
     for name in after:
         peer_type = f"wireguard_{name}"
         peers_touched = any(s.type == peer_type and s.ref in touched
@@ -127,9 +128,9 @@ def _wireguard_effects(net: PackagePlan) -> tuple[list[str], dict[str, list[str]
         if name in before and peers_touched and not iface_touched:
             restart.append(name)
         if peers_touched or iface_touched:
-            check[name] = [s.options["public_key"] for s in net.after.sections
-                           if s.type == peer_type and isinstance(s.options.get("public_key"), str)
-                           and s.options.get("disabled") != "1"]
+            check[name] = [key for s in net.after.sections
+                           if s.type == peer_type and s.options.get("disabled") != "1"
+                           and isinstance(key := s.options.get("public_key"), str)]
     return restart, check
 
 

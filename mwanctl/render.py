@@ -21,8 +21,10 @@ def creation_ops(package: str, sections: list) -> list[Op]:
     for s in sections:
         ops.append(Op("add_section", package, s.name, None, s.type))
         for opt, val in s.options.items():
-            kind = "set_list" if isinstance(val, tuple) else "set"
-            ops.append(Op(kind, package, s.name, opt, val))
+            if isinstance(val, tuple):
+                ops.append(Op("set_list", package, s.name, opt, val))
+            else:
+                ops.append(Op("set", package, s.name, opt, val))
     return ops
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mwanctl.topology.model import Tracking
+
 # Named profiles. "fast" is the setting measured in the lab (offline after 5.6 s, back after
 # 1.65 s); "conservative" is mwan3's own code default; "balanced" sits between.
 PROFILES: dict[str, dict[str, int]] = {
@@ -35,7 +37,7 @@ class Timing:
                 f"recovery within {_fmt(self.online_min)}-{_fmt(self.online_max)}")
 
 
-def timing(t: "TrackingLike") -> Timing:
+def timing(t: Tracking) -> Timing:
     """Detection times, computed the way mwan3track counts.
 
     offline = U(0, interval) + down * (N * timeout * count) + (down - 1) * failure_interval
@@ -49,7 +51,7 @@ def timing(t: "TrackingLike") -> Timing:
     return Timing(off_base, off_base + t.interval, on_base, on_base + t.interval)
 
 
-def advice(t: "TrackingLike") -> list[str]:
+def advice(t: Tracking) -> list[str]:
     """Settings that will flap or fail silently; each message says what to change."""
     out: list[str] = []
     if not t.targets:
@@ -69,18 +71,6 @@ def advice(t: "TrackingLike") -> list[str]:
         out.append("`arping` only works on the local link; through a tunnel it cannot reach an "
                    "internet target; use `ping`")
     return out
-
-
-class TrackingLike:  # pragma: no cover - structural type for documentation only
-    targets: tuple[str, ...]
-    timeout: int
-    count: int
-    interval: int
-    failure_interval: int
-    recovery_interval: int
-    down: int
-    up: int
-    method: str
 
 
 def _fmt(seconds: float) -> str:

@@ -150,7 +150,7 @@ def _mother(r: Reader, node: Optional[CommentedMap], base: Tracking) -> Optional
     subnet = r.parsed(lan, "subnet", "mother.lan", lambda s: ipaddress.IPv4Network(s, strict=False),
                       "an IPv4 network such as 192.168.1.0/24", None)
     wans: list[MotherWan] = []
-    seq = r.seq(node, "wans", "mother.wans") or []
+    seq: Any = r.seq(node, "wans", "mother.wans") or []
     for i, w in enumerate(seq):
         path = f"mother.wans[{i}]"
         if isinstance(w, str):
@@ -297,7 +297,7 @@ def _policies(r: Reader, seq: Any) -> tuple[Policy, ...]:
     out: list[Policy] = []
     for i, p, name, path in _named_items(r, seq, "policies", POLICY_KEYS, "`name:` and `members:`"):
         members: list[PolicyMember] = []
-        mseq = r.seq(p, "members", path, required=True) or []
+        mseq: Any = r.seq(p, "members", path, required=True) or []
         for j, m in enumerate(mseq):
             mpath = f"{path}.members[{j}]"
             if isinstance(m, str):
