@@ -29,22 +29,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mwanctl.compile import Compiled  # noqa: E402
-from mwanctl.connect import ConnectOptions, transport_for  # noqa: E402
-from mwanctl.deploy import Deployment  # noqa: E402
-from mwanctl.site import prepare  # noqa: E402
-from mwanctl.topology.load import load_topology  # noqa: E402
-from mwanctl.topology.model import Topology  # noqa: E402
-from mwanctl.transports.base import Transport  # noqa: E402
-from tests import routers as test_routers  # noqa: E402
+from mwanctl.compile import Compiled
+from mwanctl.connect import ConnectOptions, transport_for
+from mwanctl.deploy import Deployment
+from mwanctl.site import prepare
+from mwanctl.topology.load import load_topology
+from mwanctl.topology.model import Topology
+from mwanctl.transports.base import Transport
+from tests import routers as test_routers
 
 STOCK = ROOT / "tests" / "data" / "stock"
 PASSWORD_ENV = "MWBENCH_RPCD_PASSWORD"
@@ -89,10 +90,13 @@ def stock_files(role: str) -> dict[str, str]:
 @dataclass
 class Run:
     wall: float
+    phases: dict[str, float]       # "read", "uplinks", "mother": wall seconds of each stage
+    cpu: dict[str, float]          # "client" (this process), "machine" (all CPUs): CPU seconds
     trips: dict[str, int]          # router -> round trips over all its connections
     sent: dict[str, int]           # router -> bytes sent
     connections: dict[str, int]    # router -> transports (connections) opened
     statuses: dict[str, str]
+    mother_ops: int                # uci changes planned for the mother (its work grows with N)
 
 
 @dataclass
@@ -108,26 +112,51 @@ class Recorder:
         return t
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent not idle (all CPUs), from /proc/stat.
+
+    Why not per router: dropbear reaps a session only at its next wake-up, so the CPU of an
+    apply shows up in the next deploy's numbers; the machine-wide figure has no such lag (but
+    includes anything else running on the machine).
+    """
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def deploy_once(compiled: Compiled, connect: Callable[[str], Transport], parallel: int) -> Run:
     rec = Recorder(connect)
-    dep = Deployment(compiled, rec, confirm_timeout=60, parallel=parallel)
-    t0 = time.perf_counter()
+    mother = next(r for r, c in compiled.routers.items() if c.role == "mother")
+    marks: dict[str, float] = {}
+
+    def progress(router: str, msg: str) -> None:
+        if router == mother and not msg.startswith("reading"):
+            marks.setdefault("mother", time.perf_counter())
+    dep = Deployment(compiled, rec, confirm_timeout=60, parallel=parallel, progress=progress)
+    busy0 = machine_busy()
+    cpu0, t0 = time.process_time(), time.perf_counter()
     try:
         dep.read()
+        t_read = time.perf_counter()
         if dep.blocked:
             raise SystemExit("bench: deploy blocked: " + "; ".join(dep.blocked))
+        mother_ops = dep.plans[mother].op_count
         outcomes = dep.apply()
     finally:
         dep.close()
-    wall = time.perf_counter() - t0
+    t_end = time.perf_counter()
+    cpu = {"client": time.process_time() - cpu0, "machine": machine_busy() - busy0}
     bad = {r: o.message for r, o in outcomes.items() if o.status not in ("applied", "unchanged")}
     if bad:
-        raise SystemExit(f"bench: deploy failed: {bad}")
-    return Run(wall,
+        first = next(iter(bad.items()))
+        raise SystemExit(f"bench: deploy failed on {len(bad)} router(s), e.g. {first[0]}: {first[1]}")
+    t_mother = marks.get("mother", t_end)
+    return Run(t_end - t0, {"read": t_read - t0, "uplinks": t_mother - t_read, "mother": t_end - t_mother},
+               cpu,
                {r: sum(t.counters.round_trips for t in ts) for r, ts in rec.made.items()},
                {r: sum(t.counters.bytes_sent for t in ts) for r, ts in rec.made.items()},
                {r: len(ts) for r, ts in rec.made.items()},
-               {r: o.status for r, o in outcomes.items()})
+               {r: o.status for r, o in outcomes.items()}, mother_ops)
 
 
 # ------------------------------------------------------------------------------------ SSH
@@ -220,6 +249,7 @@ def ubus_site(tmp: Path, n: int) -> tuple[Topology, Compiled, subprocess.Popen[s
 class Row:
     transport: str
     n: int
+    parallel: int
     kind: str
     run: Run
 
@@ -229,14 +259,15 @@ class Row:
         per = f"{trips[0]}" if trips[0] == trips[-1] else f"{trips[0]}-{trips[-1]}"
         conns = sorted(r.connections.values())
         conn = f"{conns[0]}" if conns[0] == conns[-1] else f"{conns[0]}-{conns[-1]}"
-        mother = r.trips.get("mother", 0)
         sent = sum(r.sent.values())
-        return [self.transport, str(self.n), self.kind, f"{r.wall:7.2f}", f"{r.wall / self.n * 1000:7.0f}",
-                per, str(mother), conn, f"{sent / 1024:8.1f}", f"{sent / self.n / 1024:6.1f}"]
+        return [self.transport, str(self.n), str(self.parallel), self.kind, f"{r.wall:.2f}",
+                f"{r.phases['read']:.2f}", f"{r.phases['uplinks']:.2f}", f"{r.phases['mother']:.2f}",
+                per, str(r.trips.get("mother", 0)), str(r.mother_ops), conn, f"{sent / self.n / 1024:.1f}",
+                f"{r.cpu['client']:.1f}", f"{r.cpu['machine']:.1f}"]
 
 
-HEADER = ["transport", "routers", "deploy", "wall s", "ms/router", "trips/router", "mother",
-          "conns/router", "sent KiB", "KiB/router"]
+HEADER = ["transport", "routers", "par", "deploy", "wall s", "read s", "uplinks s", "mother s",
+          "trips/router", "mother trips", "mother ops", "conns/router", "KiB sent/router", "client CPU s", "machine CPU s"]
 
 
 def table(rows: list[Row]) -> str:
@@ -260,14 +291,15 @@ def goals(rows: list[Row]) -> list[str]:
                      f"{'met' if noop <= 1 else 'MISSED'}")
         lines.append(f"{tr}: first-deploy round trips per router, worst {first} (goal <= 3): "
                      f"{'met' if first <= 3 else 'MISSED'}")
-        for kind in ("first", "no-op"):
-            by_n = {r.n: r.run.wall for r in mine if r.kind == kind}
-            big = max(by_n)
-            for base in (1, 2):
-                if base in by_n and big != base:
-                    ratio = by_n[big] / by_n[base]
-                    lines.append(f"{tr}: {kind} deploy, {big} routers / {base} router(s) = {ratio:.2f}x "
-                                 f"(goal < 3x vs one): {'met' if ratio < 3 else 'MISSED'}")
+        for par in sorted({r.parallel for r in mine}):
+            for kind in ("first", "no-op"):
+                by_n = {r.n: r.run.wall for r in mine if r.kind == kind and r.parallel == par}
+                big = max(by_n)
+                for base in (1, 2):
+                    if base in by_n and big != base:
+                        ratio = by_n[big] / by_n[base]
+                        lines.append(f"{tr}: parallel {par}, {kind} deploy: {big} routers / {base} = "
+                                     f"{ratio:.2f}x (goal < 3x vs one): {'met' if ratio < 3 else 'MISSED'}")
     return lines
 
 
@@ -291,7 +323,7 @@ def bench_size(transport: str, n: int, parallel: int) -> list[Row]:
         assert all(s == "applied" for s in first.statuses.values()), first.statuses
         noop = deploy_once(compiled, connect, parallel)
         assert all(s == "unchanged" for s in noop.statuses.values()), noop.statuses
-        return [Row(transport, n, "first", first), Row(transport, n, "no-op", noop)]
+        return [Row(transport, n, parallel, "first", first), Row(transport, n, parallel, "no-op", noop)]
     finally:
         for r in routers:
             r.stop()
@@ -305,7 +337,8 @@ def bench_size(transport: str, n: int, parallel: int) -> list[Row]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1,2,10,50", help="routers per site (comma separated)")
-    ap.add_argument("--parallel", type=int, default=8, help="Deployment.parallel (the CLI default is 8)")
+    ap.add_argument("--parallel", default="8,64",
+                    help="Deployment.parallel values to try (comma separated; the CLI default is 8)")
     ap.add_argument("--only", choices=("ssh", "ubus"), help="one transport only")
     ap.add_argument("--serve-rpcd", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -313,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         serve_rpcd(args.serve_rpcd)
         return 0
     sizes = [int(x) for x in args.sizes.split(",")]
+    pars = [int(x) for x in args.parallel.split(",")]
     transports = [args.only] if args.only else ["ssh", "ubus"]
     if "ssh" in transports:
         why = test_routers.missing_requirements()
@@ -321,13 +355,17 @@ def main(argv: list[str] | None = None) -> int:
             transports.remove("ssh")
     rows: list[Row] = []
     for tr in transports:
-        for n in sizes:
-            print(f"... {tr}, {n} router(s)", file=sys.stderr, flush=True)
-            rows += bench_size(tr, n, args.parallel)
+        for par in pars:
+            for n in sizes:
+                if par > n and par != min(pars) and n > 1 and any(p >= n for p in pars if p < par):
+                    continue  # the same run again: parallelism beyond the site size changes nothing
+                print(f"... {tr}, {n} router(s), parallel {par}", file=sys.stderr, flush=True)
+                rows += bench_size(tr, n, par)
     print(f"deploy benchmark: one site = mother + (N-1) uplinks (N=1: the mother alone); "
-          f"parallel={args.parallel}; {os.cpu_count()} CPUs")
-    print("trips/router: min-max over the site's routers (the mother is also shown alone); "
-          "conns/router: connections opened (the confirm always opens a fresh one)")
+          f"{os.cpu_count()} CPUs shared by client and routers")
+    print("read/uplinks/mother: wall seconds of each stage; trips/router: min-max over the site's routers; "
+          "conns/router: connections opened (confirm always opens a fresh one); CPU: this process, "
+          "and the whole machine (routers and rpcd stand-ins run on the same CPUs)")
     print(table(rows))
     print()
     for line in goals(rows):
