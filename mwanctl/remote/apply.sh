@@ -128,8 +128,10 @@ mw_check_peers() {
 	_tries=0
 	while :; do
 		_missing=
+		# one `wg` call per try, however many tunnels: "iface:peer-key" per peer line of the dump
+		_live=$(wg show all dump 2>/dev/null | awk 'BEGIN { FS = "\t" } NF == 9 { print $1 ":" $2 }')
 		for _e in $MW_PEERS; do
-			wg show "${_e%%:*}" peers 2>/dev/null | grep -qxF -- "${_e#*:}" || _missing="$_missing $_e"
+			printf '%s\n' "$_live" | grep -qxF -- "$_e" || _missing="$_missing $_e"
 		done
 		[ -z "$_missing" ] && return 0
 		_tries=$((_tries + 1))
