@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 try:
-    from tests import routers
+    from tests import netlab, routers
 except ImportError:  # tests/ is not a package: pytest put it on sys.path
+    import netlab  # type: ignore[no-redef]
     import routers  # type: ignore[no-redef]
 
 
@@ -31,3 +32,13 @@ def router_factory(tmp_path: Path) -> Iterator[Callable[..., routers.TestRouter]
     for r in started:
         r.stop()
         shutil.rmtree(r.root, ignore_errors=True)
+
+
+@pytest.fixture
+def lab() -> Iterator[netlab.Lab]:
+    """A network lab (namespaces, veths, wireguard-go) removed at teardown, even after a failure."""
+    why = netlab.skip_reason()
+    if why:
+        pytest.skip(why)
+    with netlab.Lab() as the_lab:
+        yield the_lab

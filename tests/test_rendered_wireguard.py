@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,15 +151,6 @@ def ping_tunnels(lab: netlab.Lab, r: Rendered, timeout: float) -> dict[str, tupl
         for up, side, fut in futures:
             result[up][side] = result[up][side] and fut.result()
     return {up: (a, b) for up, (a, b) in result.items()}
-
-
-@pytest.fixture
-def lab() -> Iterator[netlab.Lab]:
-    why = netlab.skip_reason()
-    if why:
-        pytest.skip(why)
-    with netlab.Lab() as lab:
-        yield lab
 
 
 # --------------------------------------------------------------------------- every example works

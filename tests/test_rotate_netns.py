@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -28,15 +27,6 @@ except ImportError:  # pragma: no cover
     from routers import TestRouter  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.netns, pytest.mark.ssh]
-
-
-@pytest.fixture
-def lab() -> Iterator[netlab.Lab]:
-    why = netlab.skip_reason()
-    if why:
-        pytest.skip(why)
-    with netlab.Lab() as lab:
-        yield lab
 
 
 def run(site: Any, capsys: Any, *args: str) -> tuple[int, str, str]:
