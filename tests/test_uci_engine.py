@@ -308,3 +308,29 @@ def test_stand_in_batch_keeps_going_and_exits_zero(tmp_path: Path) -> None:
     assert res.returncode == 0 and res.stderr.count(b"uci: ") == 3
     got = subprocess.run(check=False, args=base + ["get", "network.lan.ok3"], capture_output=True, env=env)
     assert got.stdout == b"3\n"  # the line after the failures still ran
+
+
+def test_standin_batch_fast_path_equals_reload_per_line(tmp_path) -> None:
+    """The stand-in keeps packages loaded across a plain batch (mwanctl's kind) instead of
+    reloading per line as libuci does; both must leave identical deltas and exports."""
+    import subprocess
+    uci = Path(__file__).parent / "standins" / "uci"
+    lines = []
+    for i in range(30):
+        lines += [f"set network.mw_u{i}=interface", f"set network.mw_u{i}.proto='wireguard'",
+                  f"set network.mw_u{i}.addresses='x'", f"delete network.mw_u{i}.addresses",
+                  f"add_list network.mw_u{i}.addresses='10.0.{i}.1/30'", f"reorder network.mw_u{i}={i}"]
+    lines += ["delete network.wan6", "set network.lan.ipaddr='192.168.9.1'"]
+    results = []
+    for extra in ("", "delete network.@nosuch[0]\n"):     # the second line forces reload per line
+        conf, save = tmp_path / f"c{len(extra)}", tmp_path / f"s{len(extra)}"
+        conf.mkdir()
+        save.mkdir()
+        (conf / "network").write_text((Path(__file__).parent / "data" / "stock" / "network").read_text())
+        env = {"UCI_STANDIN_SAVEDIR": str(save), "PATH": "/usr/bin:/bin"}
+        r = subprocess.run([str(uci), "-c", str(conf), "-t", str(save), "batch"], input="\n".join(lines) + "\n" + extra,
+                           capture_output=True, text=True, env=env)
+        out = subprocess.run([str(uci), "-c", str(conf), "-t", str(save), "export", "network"],
+                             capture_output=True, text=True, env=env).stdout
+        results.append((out, (save / "network").read_text(), r.stderr.replace("uci: Entry not found\n", "")))
+    assert results[0] == results[1]
