@@ -183,6 +183,32 @@ def test_lost_connection_rolls_back_by_itself(router_factory: Factory) -> None:
     t.close()
 
 
+def test_reboot_during_confirm_window_restores_at_boot(router_factory: Factory) -> None:
+    """The timer dies with a reboot; the boot guard installed by apply restores the snapshot
+    before the network starts, so an unconfirmed config never survives a restart."""
+    r = router_factory("m")
+    before = {p: r.config_bytes(p) for p in ("network", "mwan3")}
+    plan = make_plan(r, {"network": ADD_WG, "mwan3": [Op("set", "mwan3", "wan", "enabled", "0")]},
+                     reload=["network", "mwan3"])
+    t = transport(r)
+    t.apply(plan, confirm_timeout=600)
+    t.close()
+    assert r.config_bytes("network") != before["network"]
+    assert r.run("readlink /etc/rc.d/S11mwanctl").stdout.strip() == "../init.d/mwanctl"
+    # "reboot": the timer process is gone, then OpenWrt's rc runs `boot` of each S* script
+    r.run("kill -9 $(cat /etc/mwanctl/pending/pid)")
+    calls = len(r.calls())
+    res = r.run("sh -c '. /etc/rc.d/S11mwanctl; boot'")
+    assert res.returncode == 0, res.stderr
+    for p, data in before.items():
+        assert r.config_bytes(p) == data
+    assert not pending(r)
+    assert r.calls()[calls:] == []            # nothing reloaded: the services start after it
+    assert r.run("sh -c '. /etc/rc.d/S11mwanctl; boot'").returncode == 0   # a second boot: no-op
+    for p, data in before.items():
+        assert r.config_bytes(p) == data
+
+
 def test_confirm_window_starts_when_the_change_is_live(router_factory: Factory) -> None:
     r = router_factory("m")
     r.write("/etc/mwtest/slow_mwan3", "3")  # a reload longer than the whole confirm window

@@ -146,6 +146,7 @@ mw_apply() {
 	trap '' HUP PIPE
 	mw_take_lock || return 3
 	mw_snapshot || { mw_say "fail snapshot"; rm -rf "$MW_LOCK"; return 1; }
+	mw_install_guard || { mw_say "fail guard"; rm -rf "$MW_LOCK"; return 1; }
 	if ! mw_stage_and_check; then
 		mw_unstage
 		mw_say "fail stage"

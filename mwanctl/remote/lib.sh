@@ -86,15 +86,36 @@ mw_restore() {
 		fi
 	done
 	sync
-	for _s in $(cat "$MW_LOCK/reload"); do
-		[ -x "/etc/init.d/$_s" ] && "/etc/init.d/$_s" reload
-	done
-	for _i in $(cat "$MW_LOCK/ifaces"); do
-		ubus call "network.interface.$_i" down
-		ubus call "network.interface.$_i" up
-	done
+	if [ "$1" != boot ]; then  # at boot the services have not started yet: nothing to reload
+		for _s in $(cat "$MW_LOCK/reload"); do
+			[ -x "/etc/init.d/$_s" ] && "/etc/init.d/$_s" reload
+		done
+		for _i in $(cat "$MW_LOCK/ifaces"); do
+			ubus call "network.interface.$_i" down
+			ubus call "network.interface.$_i" up
+		done
+	fi
 	echo "$(date +%s) $(cat "$MW_LOCK/owner" 2>/dev/null)" > "$MW_DIR/last-rollback"
 	rm -rf "$MW_LOCK"
+}
+
+# The boot guard: the rollback timer does not survive a reboot, so a router restarted while a
+# deploy awaits confirmation would keep the unconfirmed config forever. This init script
+# (START=11, before network/firewall/mwan3) restores the snapshot at boot instead. It carries a
+# copy of this library, so the restore at boot is the same code as the timer's.
+mw_install_guard() {
+	_g=/etc/init.d/mwanctl
+	{
+		echo '#!/bin/sh /etc/rc.common'
+		echo '# Installed by mwanctl: restores the config of an unconfirmed deploy at boot.'
+		echo 'START=11'
+		echo 'boot() {'
+		echo '	[ -d /etc/mwanctl/pending ] || return 0'
+		echo '	. /etc/mwanctl/lib.sh && mw_restore boot'  # nothing else runs this early
+		echo '}'
+	} > "$_g.tmp" && chmod 755 "$_g.tmp" && mv -f "$_g.tmp" "$_g" || return 1
+	printf '%s\n' "$MW_LIB" > "$MW_DIR/lib.sh.tmp" && mv -f "$MW_DIR/lib.sh.tmp" "$MW_DIR/lib.sh" || return 1
+	mkdir -p /etc/rc.d && ln -sf ../init.d/mwanctl /etc/rc.d/S11mwanctl   # what `enable` does
 }
 
 # Claim the pending deploy for exactly one of: timer, confirm, rollback (mkdir is atomic).

@@ -377,6 +377,7 @@ class SshTransport(Transport):
             "MW_RELOAD": " ".join(_check(_SVC_RE, s, "service") for s in plan.reload),
             "MW_IFACES": " ".join(_check(_NAME_RE, i, "interface") for i in plan.restart_ifaces),
             "MW_PEERS": peers,
+            "MW_LIB": remote_script("lib.sh"),   # the boot guard keeps a copy (see mw_install_guard)
         }
 
     def _apply_failure(self, r: Reply, plan: ApplyPlan) -> ApplyError:
