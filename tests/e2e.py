@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -58,6 +57,3 @@ def _uplink_stock() -> dict[str, str]:
     stock = Path(__file__).parent / "data" / "stock"
     return {p: (stock / p).read_text() for p in ("network", "firewall")}
 
-
-def wipe(site: Site) -> None:
-    shutil.rmtree(site.state_dir, ignore_errors=True)

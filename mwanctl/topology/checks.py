@@ -263,9 +263,4 @@ def _access(t: Topology, r: Reader) -> None:
             r.error(loc, f"access.{key}.jump", f"no router named `{a.jump}` to jump through")
         if a.jump == key:
             r.error(loc, f"access.{key}.jump", "a router cannot be its own jump host")
-        if a.transport == "ubus" and not a.ubus_url and key != "defaults":
-            pass  # derived from the host: https://<host>/ubus
 
-
-def loc_of(r: Reader, node: Any, key: str) -> Location:
-    return r.src.value(node, key)
