@@ -500,3 +500,11 @@ def test_reload_config_and_netifd_emulation(router_factory: Factory) -> None:
     r.run("ubus call network.interface.lan down")
     assert '"up": false' in r.run("ubus call network.interface.lan status").stdout
     assert r.run("ubus call network.interface.nosuch status").returncode != 0
+
+
+def test_pending_report_with_fields_still_being_written() -> None:
+    """A lock another apply has just taken may not have its times yet: that is not a crash."""
+    from mwanctl.transports.ssh import Reply, _pending
+    r = Reply(0, ["pending  5 running"], {"owner": ("", 0)}, "")
+    p = _pending(r)
+    assert p is not None and p.since == 0 and p.owner == "?"

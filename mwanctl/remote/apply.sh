@@ -8,6 +8,11 @@
 mw_take_lock() {
 	mkdir -p "$MW_DIR" || return 1
 	if ! mkdir "$MW_LOCK" 2>/dev/null; then
+		# the holder may have just taken it: give it a moment to write who and when
+		for _w in 1 2 3 4 5 6 7 8 9 10; do
+			[ -s "$MW_LOCK/deadline" ] && break
+			sleep 0.1 2>/dev/null || sleep 1
+		done
 		mw_say "locked"
 		mw_report_pending
 		return 1

@@ -29,9 +29,13 @@ mw_uptime() { read -r _up _idle < /proc/uptime; echo "${_up%%.*}"; }
 mw_boot_id() { cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo none; }
 
 # Seconds left before the rollback timer fires; 0 when the router rebooted (timer gone).
+# A file of the lock dir, or $2 when it is missing or empty (another apply may be writing it).
+mw_lockval() { _v=$(cat "$MW_LOCK/$1" 2>/dev/null); echo "${_v:-$2}"; }
+
 mw_left() {
-	if [ "$(cat "$MW_LOCK/boot" 2>/dev/null)" = "$(mw_boot_id)" ]; then
-		echo $(( $(cat "$MW_LOCK/deadline" 2>/dev/null || echo 0) - $(mw_uptime) ))
+	if [ "$(mw_lockval boot none)" = "$(mw_boot_id)" ]; then
+		_d=$(mw_lockval deadline 0)
+		echo $(( _d - $(mw_uptime) ))
 	else
 		echo 0
 	fi
@@ -46,7 +50,7 @@ mw_timer_state() {
 # Report a pending deploy (if any): "<mark> pending <since> <left> <timer>" + an owner block.
 mw_report_pending() {
 	[ -d "$MW_LOCK" ] || return 1
-	mw_say "pending $(cat "$MW_LOCK/since" 2>/dev/null || echo 0) $(mw_left) $(mw_timer_state)"
+	mw_say "pending $(mw_lockval since 0) $(mw_left) $(mw_timer_state)"
 	mw_block owner cat "$MW_LOCK/owner" 2>/dev/null
 	return 0
 }

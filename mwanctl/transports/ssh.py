@@ -499,7 +499,15 @@ def _pending(r: Reply) -> Pending | None:
     if p is None:
         return None
     owner = r.blocks.get("owner", ("?", 0))[0].strip() or "?"
-    return Pending(owner=owner, since=int(p[1]), deadline=int(p[2]))
+    return Pending(owner=owner, since=_int_or(p, 1), deadline=_int_or(p, 2))
+
+
+def _int_or(fields: list[str], i: int, default: int = 0) -> int:
+    """A number from a marker line; a lock another apply is still filling in reads as 0."""
+    try:
+        return int(fields[i])
+    except (IndexError, ValueError):
+        return default
 
 
 def _why(r: Reply) -> str:
