@@ -390,7 +390,7 @@ def _each_router(env: Env, topology: str, routers: tuple[str, ...], accept_new: 
 MOTHER_PROBES = ("mwan3_status", "wg_dump", "uptime", "epoch")
 
 
-def _status_once(env: Env, topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
+def _status_once(topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
     from mwanctl.connect import transport_for
     from mwanctl.status import SiteStatus, build_status
     try:
@@ -437,13 +437,13 @@ def status(env: Env, topology: str, as_json: bool, watch: bool, interval: int, a
     exp = expectation(topo, {u.name: store.pair(u.name, "uplink") for u in topo.uplinks})
     opts = _connect_options(accept_new_host_key)
     if not watch:
-        site = _status_once(env, topo, exp, opts, ask_uplinks)
+        site = _status_once(topo, exp, opts, ask_uplinks)
         if as_json:
             click.echo(json.dumps(to_json(site), indent=2))
         else:
             render_table(site, env.console())
         return exit_code(site)
-    return _watch(env, lambda: _status_once(env, topo, exp, opts, ask_uplinks), as_json, interval)
+    return _watch(env, lambda: _status_once(topo, exp, opts, ask_uplinks), as_json, interval)
 
 
 def _watch(env: Env, poll: Callable[[], Any], as_json: bool, interval: int) -> int:

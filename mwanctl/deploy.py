@@ -93,13 +93,12 @@ class Deployment:
                 self.outcomes[m] = self._apply_one(m)
         return self.outcomes
 
-    def apply_router(self, router: str) -> RouterOutcome:
-        """Apply one planned router and confirm it from a fresh connection."""
-        return self._apply_one(router)
-
     def _apply_one(self, router: str) -> RouterOutcome:
-        plan = self.plans[router]
-        t = self._transports[router]
+        return self.apply_router(router, self.plans[router], self._transports[router])
+
+    def apply_router(self, router: str, plan: RouterPlan, t: Transport) -> RouterOutcome:
+        """Apply one router's plan over ``t`` and confirm it from a fresh connection (key
+        rotation uses this directly, with plans limited to one tunnel)."""
         if not plan.changed:
             self.progress(router, "up to date")
             return self._outcome(router, "unchanged", "up to date", [t])

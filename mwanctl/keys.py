@@ -58,20 +58,6 @@ def generate(now: Optional[_dt.datetime] = None) -> KeyPair:
                    _iso(now or _dt.datetime.now(_dt.timezone.utc)))
 
 
-def public_key(private_b64: str) -> str:
-    """The public key belonging to a base64 private key (validates the key on the way)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-    try:
-        raw = base64.b64decode(private_b64, validate=True)
-        key = X25519PrivateKey.from_private_bytes(raw)
-    except Exception as exc:  # noqa: BLE001 - any decoding problem means a broken store
-        raise KeyStoreError("a stored private key is not a valid WireGuard key") from exc
-    pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(pub).decode()
-
-
 def _iso(t: _dt.datetime) -> str:
     return t.astimezone(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -156,33 +142,44 @@ class KeyStore:
         store, so adding or removing an uplink never renumbers the others.
         """
         changed = False
-        for name, explicit in uplinks:
+        for name, _ in uplinks:
             t = self.tunnels.get(name)
             if t is None:
                 t = self.tunnels[name] = {"index": None}
-                changed = True
-            if explicit is not None and t.get("index") != explicit:
-                t["index"] = explicit
                 changed = True
             for end in ENDS:
                 slot = t.setdefault(end, {})
                 if "current" not in slot:
                     slot["current"] = generate(now).to_json()
                     changed = True
-        taken = {t["index"] for n, t in self.tunnels.items() if t.get("index") is not None}
-        for name, _ in uplinks:
-            t = self.tunnels[name]
-            if t.get("index") is None:
-                free = next((i for i in range(slots) if i not in taken), None)
-                if free is None:
-                    raise KeyStoreError(f"the tunnel pool has no free slot for uplink {name}; use a larger pool")
-                t["index"] = free
-                taken.add(free)
+        for name, index in self.assign_slots(uplinks, slots).items():
+            if self.tunnels[name].get("index") != index:
+                self.tunnels[name]["index"] = index
                 changed = True
         clash = self._clashes([n for n, _ in uplinks])
         if clash:
             raise KeyStoreError(clash)
         return changed
+
+    def assign_slots(self, uplinks: list[tuple[str, Optional[int]]], slots: int) -> dict[str, int]:
+        """Each uplink's pool slot: the explicit one, else the remembered one, else the lowest
+        free one. Slots of uplinks no longer listed stay reserved: nothing is ever renumbered."""
+        names = {n for n, _ in uplinks}
+        out: dict[str, int] = {}
+        for name, explicit in uplinks:
+            known = self.tunnels.get(name, {}).get("index")
+            if explicit is not None or known is not None:
+                out[name] = explicit if explicit is not None else int(known)
+        taken = set(out.values()) | {int(t["index"]) for n, t in self.tunnels.items()
+                                     if n not in names and t.get("index") is not None}
+        for name, _ in uplinks:
+            if name not in out:
+                free = next((i for i in range(slots) if i not in taken), None)
+                if free is None:
+                    raise KeyStoreError(f"the tunnel pool has no free slot for uplink {name}; use a larger pool")
+                out[name] = free
+                taken.add(free)
+        return out
 
     def _clashes(self, names: list[str]) -> Optional[str]:
         seen: dict[int, str] = {}
@@ -233,20 +230,3 @@ class KeyStore:
                         yield {"uplink": name, "end": end, "state": which, "public_key": p.public,
                                "created": p.created, "slot": t.get("index")}
 
-
-def slots_preview(store: "KeyStore", uplinks: list[tuple[str, Optional[int]]], slots: int) -> dict[str, int]:
-    """The slots ``ensure`` would assign, without generating keys or writing anything."""
-    out: dict[str, int] = {}
-    for name, explicit in uplinks:
-        known = store.tunnels.get(name, {}).get("index")
-        if explicit is not None:
-            out[name] = explicit
-        elif known is not None:
-            out[name] = int(known)
-    taken = set(out.values()) | {t["index"] for t in store.tunnels.values() if t.get("index") is not None}
-    for name, _ in uplinks:
-        if name not in out:
-            free = next(i for i in range(slots) if i not in taken)
-            out[name] = free
-            taken.add(free)
-    return out

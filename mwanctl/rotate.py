@@ -17,6 +17,7 @@ looks at which key each end holds and finishes the rotation.
 from __future__ import annotations
 
 import datetime as _dt
+import ipaddress
 import re
 import time
 from dataclasses import dataclass, field
@@ -155,7 +156,7 @@ class Rotation:
         with self.connect(mother) as t:
             t.set_drained(u.iface, drained, forget)
 
-    def _mother_address(self, u: Uplink) -> object:
+    def _mother_address(self, u: Uplink) -> ipaddress.IPv4Address:
         from mwanctl.compile.context import Context
         slot = self.store.tunnels[u.name]["index"]
         return Context(self.topology, {u.name: int(slot)}, {}).addrs(u).mother4.ip
@@ -174,8 +175,7 @@ class Rotation:
                 self.say(f"{u.name}: {router} already holds the new keys")
                 return
             self.say(f"{u.name}: new keys on {router}")
-            dep.plans[router], dep._transports[router] = plan, t
-            outcome = dep.apply_router(router)
+            outcome = dep.apply_router(router, plan, t)
             if outcome.status != "applied":
                 raise RotateError(f"{router}: {outcome.message}")
         finally:

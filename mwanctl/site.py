@@ -8,7 +8,7 @@ from typing import Optional
 from mwanctl.compile import Compiled, compile_site
 from mwanctl.compile.context import Context
 from mwanctl.compile.templates import Templates
-from mwanctl.keys import KeyStore, slots_preview
+from mwanctl.keys import KeyStore
 from mwanctl.topology.checks import SLOT_PREFIX
 from mwanctl.topology.model import Topology
 
@@ -38,4 +38,4 @@ def prepare(t: Topology, state_dir: Optional[Path], templates: Optional[Template
 def preview(t: Topology, state_dir: Optional[Path]) -> Context:
     """Addresses without generating or writing anything (for graph and validate)."""
     store = open_store(t, state_dir)
-    return Context(t, slots_preview(store, slot_spec(t), pool_slots(t)), {})
+    return Context(t, store.assign_slots(slot_spec(t), pool_slots(t)), {})
