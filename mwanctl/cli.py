@@ -241,7 +241,9 @@ def _show_plan(env: Env, dep: Any) -> None:
             continue
         out.print(f"[yellow]{router}[/yellow] ({plan.role}): {plan.op_count} change(s), reloads "
                   f"{', '.join(plan.apply.reload)}"
-                  + (f", restarts {', '.join(plan.apply.restart_ifaces)}" if plan.apply.restart_ifaces else ""))
+                  + (f", restarts {', '.join(plan.apply.restart_ifaces)}" if plan.apply.restart_ifaces else "")
+                  + (f", renews {', '.join(plan.apply.renew_ifaces)}" if plan.apply.renew_ifaces else "")
+                  + (f"; netifd rebuilds {', '.join(plan.restarts)} (one uplink at a time)" if plan.restarts else ""))
         for line in describe(plan):
             style = "green" if line.lstrip().startswith("+") else "red" if line.lstrip().startswith("-") else None
             out.print(line, style=style, markup=False)
@@ -325,7 +327,10 @@ def _plan_or_deploy(env: Env, topology: str, accept_new: bool, confirm_timeout: 
             if not click.confirm("Apply these changes?", default=False, err=True):
                 click.echo("nothing was changed", err=True)
                 return ExitStatus.OK
-        return _report(dep.apply())
+        outcomes = dep.apply()
+        for note in dep.notes:
+            click.echo(f"note: {note}", err=True)
+        return _report(outcomes)
     finally:
         dep.close()
 

@@ -2,19 +2,25 @@
 
 napalm's contract, split so the planning is pure (``mwanctl.plan``) and this module only
 orders the I/O: bounded parallel reads, applies that each arm a router-side rollback, and a
-confirm from a *fresh* connection that proves the router is still reachable.
+confirm from a *fresh* connection that proves the router is still reachable, given only once
+every tunnel the change touched has handshaken again (``mwanctl.verify``).
 """
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from mwanctl.compile import Compiled
+from mwanctl import verify
 from mwanctl.errors import ApplyError, ConfirmError, MwanctlError, TransportError
+from mwanctl.facts import Mwan3Status, WgInterface, parse_mwan3_status, parse_wg_dump
 from mwanctl.plan import RouterPlan, plan_router
 from mwanctl.transports.base import RouterState, Transport
+from mwanctl.uci.model import UciPackage
+from mwanctl.verify import TunnelCheck
 
 Connect = Callable[[str], Transport]
 Progress = Callable[[str, str], None]     # (router, message)
@@ -23,7 +29,9 @@ Progress = Callable[[str, str], None]     # (router, message)
 @dataclass
 class RouterOutcome:
     router: str
-    status: str          # "unchanged" | "applied" | "failed" | "not-confirmed" | "skipped" | "unreachable"
+    # "unchanged" | "applied" | "failed" | "not-confirmed" | "rolled-back" | "skipped" | "unreachable"
+    # (while deploying also "armed": applied, rollback timer running, not yet confirmed)
+    status: str
     message: str = ""
     round_trips: int = 0
     bytes_sent: int = 0
@@ -35,12 +43,19 @@ class Deployment:
     connect: Connect
     confirm_timeout: int = 90
     parallel: int = 8
+    verify_timeout: int = 25      # seconds to wait for fresh handshakes and mwan3 after an apply
+    poll_interval: float = 1.0
     progress: Progress = lambda r, m: None
     states: dict[str, RouterState] = field(default_factory=dict)
     plans: dict[str, RouterPlan] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)     # router -> why it could not be read
     outcomes: dict[str, RouterOutcome] = field(default_factory=dict)
+    checks: list[TunnelCheck] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)           # printed, not failures
     _transports: dict[str, Transport] = field(default_factory=dict)
+    _armed_at: dict[str, float] = field(default_factory=dict)
+    _baseline: dict[str, dict[str, str]] = field(default_factory=dict)
+    _started: int = field(default_factory=lambda: int(time.time()))
 
     # -- facts and plan --------------------------------------------------------------------------
     def read(self) -> None:
@@ -78,39 +93,112 @@ class Deployment:
 
     # -- apply -----------------------------------------------------------------------------------
     def apply(self) -> dict[str, RouterOutcome]:
-        """Uplinks in parallel, then the mother only if every uplink succeeded."""
+        """Arm every router (uplinks, then the mother), prove the touched tunnels work, then
+        confirm all; if one does not, roll back every router this deploy armed.
+
+        Uplinks whose tunnel netifd rebuilds (a declared interface parameter changed) go one at
+        a time, each handshaken again (the mother asked to re-dial) before the next, so the LAN
+        never loses every uplink at once; the others go in parallel.
+        """
         uplinks = [r for r, c in self.compiled.routers.items() if c.role == "uplink"]
         mothers = [r for r, c in self.compiled.routers.items() if c.role == "mother"]
-        with ThreadPoolExecutor(max_workers=max(1, min(self.parallel, len(uplinks) or 1))) as pool:
-            for outcome in pool.map(self._apply_one, uplinks):
+        tunnels = self._tunnels(uplinks, mothers)
+        touched = {i: t for i, t in tunnels.items() if any(self._iface_touched(r, i) for r in t)}
+        self._baseline = self._probe({r for t in touched.values() for r in t[:2]}, mwan3=True)
+        serial = [u for u in uplinks if self.plans[u].restarts]
+        rest = [u for u in uplinks if u not in serial]
+        with ThreadPoolExecutor(max_workers=max(1, min(self.parallel, len(rest) or 1))) as pool:
+            for outcome in pool.map(self._arm_one, rest):
                 self.outcomes[outcome.router] = outcome
-        bad = [o.router for o in self.outcomes.values() if o.status not in ("unchanged", "applied")]
+        for u in serial:
+            if self._bad():
+                break
+            self.outcomes[u] = self._arm_one(u)
+            # its tunnels that work again without the mother's change (which comes last)
+            mine = {i: t for i, t in touched.items() if t[0] == u and not self._iface_touched(t[1], i)}
+            if self.outcomes[u].status == "armed" and mine:
+                failed = [c for c in self._verify(mine) if not c.ok and not c.was_down]
+                if failed:
+                    self.outcomes[u].status = "verify-failed"
+                    self.outcomes[u].message = "; ".join(f"{c.iface}: {c.why}" for c in failed)
+        for u in serial:
+            self.outcomes.setdefault(u, RouterOutcome(u, "skipped", "not applied: an earlier uplink failed"))
+        bad = self._bad()
         for m in mothers:
             if bad:
                 self.outcomes[m] = RouterOutcome(m, "skipped", "not applied because "
                                                  f"{', '.join(sorted(bad))} failed; the mother keeps its old config")
             else:
-                self.outcomes[m] = self._apply_one(m)
+                self.outcomes[m] = self._arm_one(m)
+        checks = [] if self._bad() else self._verify(touched)
+        self.checks = checks
+        failed = [c for c in checks if not c.ok and not c.was_down]
+        if self._bad() or failed:
+            self._roll_back_armed(failed)
+        else:
+            self._confirm_armed()
+        for c in checks:
+            if c.was_down and not c.ok:
+                self.notes.append(f"{c.iface}: {c.why} (it was already down before this deploy)")
         return self.outcomes
 
-    def _apply_one(self, router: str) -> RouterOutcome:
-        return self.apply_router(router, self.plans[router], self._transports[router])
+    def _bad(self) -> list[str]:
+        return [o.router for o in self.outcomes.values() if o.status not in ("unchanged", "applied", "armed")]
 
-    def apply_router(self, router: str, plan: RouterPlan, t: Transport) -> RouterOutcome:
-        """Apply one router's plan over ``t`` and confirm it from a fresh connection (key
-        rotation uses this directly, with plans limited to one tunnel)."""
+    def _tunnels(self, uplinks: list[str], mothers: list[str]) -> dict[str, tuple[str, str]]:
+        """WireGuard interface -> (uplink, mother): the compiler names both ends alike."""
+        out: dict[str, tuple[str, str]] = {}
+        for m in mothers:
+            mnet = self.plans[m].packages.get("network")
+            if mnet is None:
+                continue
+            for u in uplinks:
+                unet = self.plans[u].packages.get("network")
+                if unet is None:
+                    continue
+                for name in _wg_names(unet.after) & _wg_names(mnet.after):
+                    out[name] = (u, m)
+        return out
+
+    def _iface_touched(self, router: str, iface: str) -> bool:
+        plan = self.plans[router]
+        net = plan.packages.get("network")
+        if net is None or not net.ops:
+            return False
+        return iface in plan.effects or iface not in _wg_names(net.before)
+
+
+    def _arm_one(self, router: str) -> RouterOutcome:
+        return self.arm_router(router, self.plans[router], self._transports[router],
+                               self.confirm_timeout + self.verify_timeout)
+
+    def arm_router(self, router: str, plan: RouterPlan, t: Transport, timeout: int) -> RouterOutcome:
+        """Apply one router's plan over ``t``; its rollback timer is armed for ``timeout`` s
+        (status "armed"), or nothing needed doing ("unchanged"), or it failed."""
         if not plan.changed:
             self.progress(router, "up to date")
             return self._outcome(router, "unchanged", "up to date", [t])
         assert plan.apply is not None
         try:
             self.progress(router, f"applying {plan.op_count} change(s)")
-            t.apply(plan.apply, self.confirm_timeout)
+            t.apply(plan.apply, timeout)
         except ApplyError as exc:
             return self._outcome(router, "failed", f"{exc}; {router} is on its old config", [t])
-        except TransportError as exc:
-            return self._outcome(router, "failed", f"{exc}; {router} may have armed its rollback: it "
-                                 f"returns to its old config within {self.confirm_timeout} s unless confirmed", [t])
+        except (TransportError, ConfirmError) as exc:
+            return self._outcome(router, "not-confirmed", self._after_lost(router, f"{exc}", timeout), [t])
+        self._armed_at[router] = time.monotonic()
+        return RouterOutcome(router, "armed", "applied, awaiting confirmation",
+                             t.counters.round_trips, t.counters.bytes_sent)
+
+    def apply_router(self, router: str, plan: RouterPlan, t: Transport) -> RouterOutcome:
+        """Apply one router's plan over ``t`` and confirm it from a fresh connection (key
+        rotation uses this directly, with plans limited to one tunnel)."""
+        out = self.arm_router(router, plan, t, self.confirm_timeout)
+        if out.status != "armed":
+            return out
+        return self._confirm_one(router, t, self.confirm_timeout)
+
+    def _confirm_one(self, router: str, t: Transport, timeout: int) -> RouterOutcome:
         self.progress(router, "applied; reconnecting to confirm")
         fresh: Optional[Transport] = None
         try:
@@ -118,10 +206,166 @@ class Deployment:
             fresh.confirm()
         except (ConfirmError, TransportError) as exc:
             return self._outcome(router, "not-confirmed",
-                                 f"applied but could not confirm ({exc}); {router} restores its previous "
-                                 f"config by itself within {self.confirm_timeout} s", [t] + ([fresh] if fresh else []))
+                                 self._after_lost(router, f"applied but could not confirm ({exc})", timeout),
+                                 [t] + ([fresh] if fresh else []))
         self.progress(router, "confirmed")
         return self._outcome(router, "applied", "applied and confirmed", [t, fresh])
+
+    def _confirm_armed(self) -> None:
+        armed = [r for r, o in self.outcomes.items() if o.status == "armed"]
+        for r in armed:
+            self.outcomes[r] = self._confirm_one(r, self._transports[r], self.confirm_timeout + self.verify_timeout)
+
+    def _roll_back_armed(self, failed: list[TunnelCheck]) -> None:
+        """Explicit rollback of every armed router (its timer stays the fallback)."""
+        why = "; ".join(f"{c.iface} ({c.uplink} <-> {c.mother}): {c.why}" for c in failed) \
+            or "another router failed: " + ", ".join(sorted(r for r in self._bad()))
+        for r, o in list(self.outcomes.items()):
+            if o.status not in ("armed", "verify-failed"):
+                continue
+            msg = o.message if o.status == "verify-failed" else why
+            t = self._transports[r]
+            try:
+                self.progress(r, "rolling back")
+                try:
+                    t.rollback()
+                except TransportError:
+                    t.close()
+                    t = self.connect(r)
+                    self._transports[r] = t
+                    t.rollback()
+                self.outcomes[r] = RouterOutcome(r, "rolled-back", f"not confirmed: {msg}; rolled back "
+                                                 "to its old config", t.counters.round_trips, t.counters.bytes_sent)
+            except MwanctlError as exc:
+                self.outcomes[r] = RouterOutcome(r, "not-confirmed", self._after_lost(
+                    r, f"not confirmed: {msg}; rollback failed ({exc})", self.confirm_timeout + self.verify_timeout))
+
+    def _after_lost(self, router: str, what: str, timeout: int) -> str:
+        """After a lost connection: what the router itself says happened (its pending deploy and
+        ``last-rollback`` record), read over a fresh connection; a guess only if it cannot be read."""
+        try:
+            t = self.connect(router)
+            try:
+                state = t.read_state(())
+            finally:
+                t.close()
+        except MwanctlError as exc:
+            return (f"{what}; cannot read {router} now ({exc}): it restores its previous config by "
+                    f"itself within {timeout} s of the apply unless confirmed")
+        return f"{what}; {describe_router_state(router, state, self._started)}"
+
+    # -- verification ----------------------------------------------------------------------------
+    def _probe(self, routers: set[str], mwan3: bool = False) -> dict[str, dict[str, str]]:
+        """wg dump and clock (and on a mother mwan3 status) of each router, in parallel."""
+        def one(r: str) -> tuple[str, dict[str, str]]:
+            names = ["epoch", "wg_dump"]
+            if mwan3 and self.compiled.routers[r].role == "mother":
+                names.append("mwan3_status")
+            try:
+                return r, self._transports[r].query(names)
+            except MwanctlError as exc:
+                return r, {n: f"ERROR: {exc}" for n in names}
+        if not routers:
+            return {}
+        with ThreadPoolExecutor(max_workers=max(1, min(self.parallel, len(routers)))) as pool:
+            return dict(pool.map(one, sorted(routers)))
+
+    def _verify(self, tunnels: dict[str, tuple[str, str]]) -> list[TunnelCheck]:
+        """Ask the mother for a new handshake on each tunnel, then wait (bounded) until both
+        ends show one newer than the request and mwan3 has the tunnel online again where it had
+        it before; then compare the live state with the config."""
+        if not tunnels:
+            return []
+        routers = {r for t in tunnels.values() for r in t}
+        self.progress(",".join(sorted({t[1] for t in tunnels.values()})),
+                      f"checking tunnels {', '.join(sorted(tunnels))}")
+        since = {r: _epoch(p) for r, p in self._probe(routers).items()}
+        checks = {i: TunnelCheck(i, u, m) for i, (u, m) in tunnels.items()}
+        base = getattr(self, "_baseline", {})
+        for i, c in checks.items():
+            before = _wg(base.get(c.mother, {}), c.mother)
+            c.was_down = i in before and not verify.alive(verify.only_peer(before, i, self._peer_keys(c.mother, i)),
+                                                          _epoch(base.get(c.mother, {})) or 0)
+        by_mother: dict[str, dict[str, list[str]]] = {}
+        for i, c in checks.items():
+            by_mother.setdefault(c.mother, {})[i] = self._peer_keys(c.mother, i)
+        for m, peers in by_mother.items():
+            try:
+                self._transports[m].rehandshake(peers)
+            except NotImplementedError:
+                pass
+            except MwanctlError as exc:
+                for i in peers:
+                    checks[i].notes.append(f"could not ask {m} for a new handshake ({exc})")
+        deadline = time.monotonic() + self.verify_timeout
+        unreadable: dict[str, int] = {}
+        while True:
+            probes = self._probe(routers, mwan3=True)
+            for r, p in probes.items():
+                unreadable[r] = unreadable.get(r, 0) + 1 if p.get("epoch", "").startswith("ERROR") else 0
+            pending = False
+            for i, c in checks.items():
+                if c.ok:
+                    continue
+                c.why = self._judge(c, probes, since, base)
+                c.ok = not c.why
+                pending = pending or not c.ok
+            # a router that cannot be read twice in a row will not show a handshake either
+            hopeless = all(c.ok or any(unreadable.get(r, 0) >= 2 for r in (c.uplink, c.mother))
+                           for c in checks.values())
+            if not pending or hopeless or time.monotonic() >= deadline:
+                break
+            time.sleep(self.poll_interval)
+        self._check_live([c for c in checks.values() if c.ok])
+        return list(checks.values())
+
+    def _peer_keys(self, router: str, iface: str) -> list[str]:
+        net = self.plans[router].packages["network"].after
+        return [str(s.options["public_key"]) for s in net.of_type(f"wireguard_{iface}")
+                if isinstance(s.options.get("public_key"), str) and s.options.get("disabled") != "1"]
+
+    def _judge(self, c: TunnelCheck, probes: dict[str, dict[str, str]], since: dict[str, Optional[int]],
+               base: dict[str, dict[str, str]]) -> str:
+        """'' when the tunnel works, else why not."""
+        for r in (c.uplink, c.mother):
+            err = probes.get(r, {}).get("epoch", "")
+            if err.startswith("ERROR"):
+                return f"cannot check: {r} does not answer ({err[7:]})"
+            wg = _wg(probes.get(r, {}), r)
+            peer = verify.only_peer(wg, c.iface, self._peer_keys(r, c.iface))
+            if peer is None:
+                return f"no handshake: {r} has no live peer on {c.iface}"
+            t0 = since.get(r)
+            if t0 is None or not verify.fresh(peer, t0):
+                return f"no handshake within {self.verify_timeout} s ({r} saw none since the deploy)"
+        was = verify.mwan3_online(_mw(base.get(c.mother, {}), c.mother), c.iface)
+        now = verify.mwan3_online(_mw(probes.get(c.mother, {}), c.mother), c.iface)
+        if was and not now:
+            return "handshake, but mwan3 tracking reports it offline"
+        return ""
+
+    def _check_live(self, checks: list[TunnelCheck]) -> None:
+        if not checks:
+            return
+        routers = sorted({r for c in checks for r in (c.uplink, c.mother)})
+        live: dict[str, dict[str, str]] = {}
+        for r in routers:
+            try:
+                live[r] = self._transports[r].query(["wg_dump", "ip_addr", "ip_link"])
+            except (MwanctlError, ValueError) as exc:
+                live[r] = {"wg_dump": f"ERROR: {exc}"}
+        for c in checks:
+            diffs = []
+            for r in (c.uplink, c.mother):
+                p = live[r]
+                wg = _wg(p, r)
+                addrs = None if p.get("ip_addr", "ERROR").startswith("ERROR") else verify.parse_ip_addr(p["ip_addr"])
+                mtus = None if p.get("ip_link", "ERROR").startswith("ERROR") else verify.parse_ip_link(p["ip_link"])
+                net = self.plans[r].packages["network"].after
+                diffs += [f"{r}: {d}" for d in verify.live_differences(net, c.iface, wg, addrs, mtus)]
+            if diffs:
+                c.ok = False
+                c.why = "live state differs from the config: " + "; ".join(diffs)
 
     def _outcome(self, router: str, status: str, msg: str, used: Sequence[Optional[Transport]]) -> RouterOutcome:
         trips = sum(x.counters.round_trips for x in used if x is not None)
@@ -134,3 +378,48 @@ class Deployment:
     def close(self) -> None:
         for t in self._transports.values():
             t.close()
+
+
+def _wg_names(pkg: UciPackage) -> set[str]:
+    return {s.name for s in pkg.sections if s.type == "interface" and s.name
+            and s.options.get("proto") == "wireguard"}
+
+
+def _epoch(probes: dict[str, str]) -> Optional[int]:
+    text = probes.get("epoch", "").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _wg(probes: dict[str, str], router: str) -> dict[str, WgInterface]:
+    try:
+        return parse_wg_dump(probes.get("wg_dump", "ERROR: not read"), router)
+    except MwanctlError:
+        return {}
+
+
+def _mw(probes: dict[str, str], router: str) -> Optional[Mwan3Status]:
+    text = probes.get("mwan3_status")
+    if not text or text.startswith("ERROR"):
+        return None
+    try:
+        return parse_mwan3_status(text, router)
+    except MwanctlError:
+        return None
+
+
+def describe_router_state(router: str, state: RouterState, since: int) -> str:
+    """What a router says about its last deploy: still pending (and for how long), or rolled
+    back at a time (its ``last-rollback`` record: "<epoch> <owner>")."""
+    if state.pending is not None:
+        timer = state.extra.get("pending_timer", "")
+        left = max(0, state.pending.deadline)
+        if timer == "gone":
+            return (f"{router} still holds the unconfirmed change and its rollback timer is gone "
+                    "(rebooted?): run `mwanctl rollback` or `mwanctl confirm`")
+        return f"{router} still has it pending: it rolls back by itself in {left} s unless confirmed"
+    rec = state.extra.get("last_rollback", "").split(" ", 1)
+    if rec and rec[0].isdigit() and int(rec[0]) >= since - 5:
+        when = time.strftime("%H:%M:%S", time.localtime(int(rec[0])))
+        return f"{router} rolled back to its previous config at {when} (its clock)"
+    return (f"{router} has nothing pending and no rollback recorded since the deploy began (the change "
+            "was never committed, or another session confirmed it)")

@@ -2,9 +2,10 @@
 
 Input: a compiled ``RouterConfig`` and the ``RouterState`` read from the router. Output: a
 ``RouterPlan`` with the change ops, the exact files expected afterwards, which services to
-reload and which WireGuard interfaces to restart so that each change really takes effect
-(pitfalls: a peer-only change is not applied by a network reload; any mwan3 change restarts
-mwan3, so mwan3 is only touched when its config really changed).
+reload and which WireGuard interfaces to renew so that each change really takes effect
+(netifd facts in ``option_action``: a peer-only or ``list addresses`` change is not applied by a
+network reload, renew applies it without downtime; any mwan3 change restarts mwan3, so mwan3 is
+only touched when its config really changed).
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ class RouterPlan:
     @property
     def op_count(self) -> int:
         return sum(len(p.ops) for p in self.packages.values())
+
+    @property
+    def effects(self) -> dict[str, "IfaceEffect"]:
+        """Per changed WireGuard interface: none / reload / renew / restart (see option_action)."""
+        net = self.packages.get("network")
+        return wireguard_effects(net.before, net.after) if net is not None and net.ops else {}
+
+    @property
+    def restarts(self) -> list[str]:
+        """Tunnels netifd will rebuild (no session until the other end handshakes again)."""
+        return sorted(n for n, e in self.effects.items() if e.action == RESTART)
 
 
 def plan_router(cfg: RouterConfig, state: RouterState, only: Optional[set[str]] = None,
@@ -101,7 +113,7 @@ def _apply_plan(changed: dict[str, PackagePlan]) -> ApplyPlan:
                      reload=[p for p in RELOAD_ORDER if p in changed])
     net = changed.get("network")
     if net is not None:
-        plan.restart_ifaces, plan.check_peers = _wireguard_effects(net)
+        plan.renew_ifaces, plan.check_peers = _wireguard_effects(net)
     return plan
 
 
@@ -110,28 +122,118 @@ def _wg_ifaces(pkg: UciPackage) -> dict[str, UciSection]:
             and s.options.get("proto") == "wireguard"}
 
 
-def _wireguard_effects(net: PackagePlan) -> tuple[list[str], dict[str, list[str]]]:
-    """Which WireGuard interfaces need a down/up, and which peers `wg` must then show.
+# --- what netifd does with a change ----------------------------------------------------------------
+# Facts (netifd e97e36f interface.c/config.c/proto-shell.c, OpenWrt's wireguard.sh; recorded on the
+# real daemons, see tests/vectors/netifd/README.md):
+# * `network reload` re-applies an existing interface only when one of netifd's own interface
+#   attributes that restart it, or a parameter the proto handler *declares*, changed; it then tears
+#   the interface down and sets it up again (a new WireGuard device: no session).
+# * libuci leaves a `list` option out of the blob for a parameter declared as a string, and
+#   wireguard.sh declares `addresses` as a string: a `list addresses` change is invisible to reload.
+# * peer sections (`wireguard_<if>`) are not interface parameters: invisible to reload.
+# * `ubus call network.interface.<if> renew` runs wireguard.sh's setup again (renew_handler=1):
+#   `wg syncconf` with the whole config read from uci, addresses and routes re-sent, no new device,
+#   no lost session: every option of the interface and its peers goes live without downtime.
 
-    netifd rebuilds an interface whose own section changed, and creates new ones on reload;
-    but a change to `wireguard_<if>` peer sections alone leaves the old peers in place.
-    """
-    touched = {op.section for op in net.ops}
-    before, after = _wg_ifaces(net.before), _wg_ifaces(net.after)
-    restart: list[str] = []
-    check: dict[str, list[str]] = {}
-    for name in after:
+NONE, RELOAD, RENEW, RESTART = "none", "reload", "renew", "restart"
+_RANK = {NONE: 0, RELOAD: 1, RENEW: 2, RESTART: 3}
+# interface_change_config: these make netifd restart the interface on reload
+NETIFD_RESTART_ATTRS = {"device", "ifname", "proto", "auto", "zone", "jail", "jail_device",
+                        "jail_ifname", "host_device", "disabled"}
+# the other interface attributes netifd applies on reload in place (reload_ip, dns, ...)
+NETIFD_INPLACE_ATTRS = {"defaultroute", "peerdns", "metric", "dns", "renew", "dns_search",
+                        "dns_metric", "interface", "ip6assign", "ip6hint", "ip4table", "ip6table",
+                        "ip6class", "delegate", "ip6ifaceid", "force_link", "ip6weight", "tags",
+                        "carrier_loss_delay"}
+# proto_wireguard_init_config: proto_config_add_{string,int}
+WIREGUARD_DECLARED = {"private_key": "string", "listen_port": "int", "mtu": "int",
+                      "fwmark": "string", "addresses": "string"}
+PEER_INERT = {"description"}      # read by nothing: wireguard.sh never looks at it
+
+
+@dataclass
+class IfaceEffect:
+    """What one WireGuard interface needs so that a change is live, and why."""
+
+    iface: str
+    action: str                                   # none | reload | renew | restart
+    reasons: list[str] = field(default_factory=list)
+
+
+def _blob_value(kind: str, v: Optional[Value]) -> Optional[Value]:
+    """What netifd's config blob holds for a declared parameter (libuci skips a list for a
+    non-array type)."""
+    return None if isinstance(v, tuple) else v
+
+
+def option_action(section_type: str, option: str, old: Optional[Value], new: Optional[Value]) -> str:
+    """PURE: the least that makes one changed option of a WireGuard interface (``section_type``
+    'interface') or of one of its peers ('peer') live."""
+    if old == new:
+        return NONE
+    if section_type == "peer":
+        return NONE if option in PEER_INERT else RENEW
+    if option in WIREGUARD_DECLARED:
+        kind = WIREGUARD_DECLARED[option]
+        if _blob_value(kind, old) != _blob_value(kind, new):
+            return RESTART       # reload sees it and rebuilds the interface
+        return RENEW             # e.g. `list addresses`: only the handler's setup reads it
+    if option in NETIFD_RESTART_ATTRS:
+        return RESTART
+    if option in NETIFD_INPLACE_ATTRS:
+        return RELOAD
+    return RENEW                 # read by wireguard.sh from uci (nohostroute, ip6prefix, ...)
+
+
+def wireguard_effects(before: UciPackage, after: UciPackage) -> dict[str, IfaceEffect]:
+    """PURE: per WireGuard interface present before and after, the action its changes need.
+    New interfaces are set up by reload, removed ones torn down by it (not listed)."""
+    b_ifs, a_ifs = _wg_ifaces(before), _wg_ifaces(after)
+    out: dict[str, IfaceEffect] = {}
+    for name in a_ifs.keys() & b_ifs.keys():
+        eff = IfaceEffect(name, NONE)
+
+        def bump(action: str, why: str) -> None:
+            if action == NONE:
+                return
+            eff.reasons.append(f"{why}: {action}")
+            if _RANK[action] > _RANK[eff.action]:
+                eff.action = action
+
+        bi, ai = b_ifs[name], a_ifs[name]
+        for opt in dict.fromkeys(list(bi.options) + list(ai.options)):
+            bump(option_action("interface", opt, bi.options.get(opt), ai.options.get(opt)), opt)
         peer_type = f"wireguard_{name}"
-        peers_touched = any(s.type == peer_type and s.ref in touched
-                            for s in net.before.sections + net.after.sections)
-        iface_touched = name in touched
-        if name in before and peers_touched and not iface_touched:
-            restart.append(name)
-        if peers_touched or iface_touched:
-            check[name] = [key for s in net.after.sections
-                           if s.type == peer_type and s.options.get("disabled") != "1"
-                           and isinstance(key := s.options.get("public_key"), str)]
-    return restart, check
+        b_peers = {s.ref: s for s in before.sections if s.type == peer_type}
+        a_peers = {s.ref: s for s in after.sections if s.type == peer_type}
+        for ref in dict.fromkeys(list(b_peers) + list(a_peers)):
+            bp, ap = b_peers.get(ref), a_peers.get(ref)
+            if bp is None or ap is None:
+                bump(RENEW, f"peer {ref} {'added' if bp is None else 'removed'}")
+                continue
+            for opt in dict.fromkeys(list(bp.options) + list(ap.options)):
+                bump(option_action("peer", opt, bp.options.get(opt), ap.options.get(opt)), f"{ref}.{opt}")
+        if eff.action != NONE:
+            out[name] = eff
+    return out
+
+
+def _wireguard_effects(net: PackagePlan) -> tuple[list[str], dict[str, list[str]]]:
+    """Which WireGuard interfaces need a renew, and which peers `wg` must then show.
+
+    Nothing is taken down and up by mwanctl: a change netifd does not see on reload goes live by
+    renew (no downtime); one it sees makes netifd restart the interface by itself.
+    """
+    effects = wireguard_effects(net.before, net.after)
+    renew = [n for n, e in effects.items() if e.action == RENEW]
+    new = _wg_ifaces(net.after).keys() - _wg_ifaces(net.before).keys()
+    check: dict[str, list[str]] = {}
+    for name in list(effects) + sorted(new):
+        peer_type = f"wireguard_{name}"
+        check[name] = [key for s in net.after.sections
+                       if s.type == peer_type and s.options.get("disabled") != "1"
+                       and isinstance(key := s.options.get("public_key"), str)]
+    return renew, check
 
 
 def _notes(packages: dict[str, PackagePlan]) -> list[str]:

@@ -142,6 +142,17 @@ class BoundHost(netlab.Lab):
             self._secrets.update(wif.secrets())
             self._setup_one(self.host, wif)
 
+    def renew(self, network: UciPackage, names: list[str]) -> None:
+        """wireguard.sh's renew: the same device gets the whole current config (`wg syncconf`,
+        sessions of unchanged peers kept), MTU, and netifd's address list replaced in place."""
+        wanted = {w.name: w for w in netlab.read_wireguard_interfaces(network)}
+        for name in names:
+            wif = wanted.get(name)
+            if wif is None or not self.device_up(name):
+                continue
+            self._secrets.update(wif.secrets())
+            renew_device(self, self.host, wif)
+
     def set_down(self, names: list[str]) -> None:
         for name in names:
             self._stop_wireguard_go((self.host, name))
@@ -175,6 +186,59 @@ class BoundHost(netlab.Lab):
         choice = _choice(mwan3, online, ids)
         self.run(self.host, ["nft", "-f", "-"], input=_nft_script(choice, lan_dev))
         return {"online": sorted(online), "choice": choice}
+
+
+def renew_device(lab: netlab.Lab, host: str, wif: Any) -> None:
+    """Apply ``wif`` to its existing device in place: syncconf, MTU, addresses (old ones not in
+    the config removed, new ones added, kept ones untouched) and the peers' routes."""
+    dev = wif.name
+    assert lab._tmp is not None
+    cfg = lab._tmp / host / f"wg-{dev}.renew.conf"
+    fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(wif.wg_config())
+        r = lab.run(host, ["wg", "syncconf", dev, str(cfg)], check=False)
+    finally:
+        cfg.unlink(missing_ok=True)
+    if r.returncode != 0:
+        raise netlab.WgSetupError(f"[{host}] wg syncconf {dev} failed: {lab._redact(r.stderr.strip())}")
+    if wif.mtu:
+        lab._ip(host, "link", "set", "mtu", wif.mtu, "dev", dev, check=False)
+    want = {}
+    for address in wif.addresses:
+        pfx = netlab._prefix_of(address)
+        if pfx is not None:
+            want[pfx[1]] = pfx[0]
+    have = lab._ip(host, "-o", "addr", "show", "dev", dev).stdout
+    for line in have.splitlines():
+        parts = line.split()
+        if len(parts) > 3 and parts[2] in ("inet", "inet6") and parts[3] not in want \
+                and not parts[3].startswith("fe80:"):
+            lab._ip(host, "addr", "del", parts[3], "dev", dev, check=False)
+    for cidr, fam in want.items():
+        if cidr not in have:
+            extra = ["noprefixroute"] if wif.metric else []
+            lab._ip(host, f"-{fam}", "addr", "add", cidr, "dev", dev, *extra, check=False)
+            if wif.metric:
+                lab._ip(host, f"-{fam}", "route", "replace", netlab.Lab._network_of(cidr), "dev", dev,
+                        "proto", "kernel", "scope", "link", "metric", str(wif.metric),
+                        *netlab.Lab._table(wif, fam), check=False)
+    for peer in wif.peers:
+        if not peer.route_allowed_ips:
+            continue
+        for allowed in peer.allowed_ips:
+            pfx = netlab._prefix_of(allowed)
+            if pfx is None:
+                continue
+            fam, cidr = pfx
+            if cidr.endswith("/0") and not wif.defaultroute:
+                continue
+            dest = "default" if cidr.endswith("/0") else cidr
+            argv = ["route", "replace", dest, "dev", dev, "proto", "static", "scope", "link"]
+            if wif.metric:
+                argv += ["metric", str(wif.metric)]
+            lab._ip(host, f"-{fam}", *argv, *netlab.Lab._table(wif, fam), check=False)
 
 
 def _alive(pid: int) -> bool:
@@ -239,6 +303,7 @@ def _nft_script(choice: list[tuple[int, int]], lan_dev: str) -> str:
 
 def main() -> int:
     """Request on stdin: {"netns", "host", "rundir", "network": text, "up": [...], "down": [...],
+    "renew": [...],
     and for a mother "mwan3": text, "drained": [...], "lan_dev"}. Prints {"ok": ..., "mwan3": ...}."""
     req = json.load(sys.stdin)
     h = BoundHost(req["host"], req["netns"], Path(req["rundir"]))
@@ -248,6 +313,8 @@ def main() -> int:
             h.set_down(req["down"])
         if req.get("up"):
             h.set_up(parse(req.get("network", ""), "network"), req["up"])
+        if req.get("renew"):
+            h.renew(parse(req.get("network", ""), "network"), req["renew"])
         if req.get("mwan3") is not None:
             out["mwan3"] = h.sync_mwan3(parse(req["mwan3"], "mwan3"), set(req.get("drained", [])),
                                         req.get("lan_dev", "lan"))

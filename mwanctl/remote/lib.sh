@@ -78,7 +78,8 @@ mw_unpark_user_delta() {  # $1 = dir; changes made meanwhile are appended after 
 }
 
 # Put the snapshot back byte for byte (copy to a temp name, then rename over), reload the
-# same services, restart the same interfaces, then release the lock. Used by the timer,
+# same services, restart and renew the same interfaces, record when (last-rollback: "<epoch>
+# <owner>", read back by the CLI after a lost connection), then release the lock. Used by the timer,
 # by rollback, and by apply when a post-commit check fails.
 mw_restore() {
 	for _p in $(cat "$MW_LOCK/packages"); do
@@ -97,6 +98,10 @@ mw_restore() {
 		for _i in $(cat "$MW_LOCK/ifaces"); do
 			ubus call "network.interface.$_i" down
 			ubus call "network.interface.$_i" up
+		done
+		# what reload does not see (peers, `list addresses`) goes back live the way it came
+		for _i in $(cat "$MW_LOCK/renew" 2>/dev/null); do
+			ubus call "network.interface.$_i" renew
 		done
 	fi
 	echo "$(date +%s) $(cat "$MW_LOCK/owner" 2>/dev/null)" > "$MW_DIR/last-rollback"

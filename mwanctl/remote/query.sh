@@ -7,6 +7,8 @@ mw_probe() {
 		wan_status) ubus call network.interface.wan status ;;
 		uptime) cat /proc/uptime ;;
 		epoch) date +%s ;;
+		ip_addr) ip -o addr show ;;
+		ip_link) ip -o link show ;;
 		*) echo "unknown probe $1"; return 1 ;;
 	esac
 }

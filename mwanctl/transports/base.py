@@ -41,6 +41,7 @@ class ApplyPlan:
     expected: dict[str, str]                # per package: exact `uci export <pkg>` text after the ops
     reload: list[str] = field(default_factory=list)          # init scripts to reload, in order
     restart_ifaces: list[str] = field(default_factory=list)  # netifd ifaces to take down and up
+    renew_ifaces: list[str] = field(default_factory=list)    # `ubus call network.interface.X renew`
     check_peers: dict[str, list[str]] = field(default_factory=dict)  # iface -> pubkeys `wg` must show
 
     @property
@@ -75,8 +76,9 @@ class Transport(ABC):
         Takes the router's deploy lock (refusing if held), snapshots the touched files, stages the
         ops, verifies the staged result equals ``plan.expected`` byte for byte, commits, arms a
         timer that restores the snapshot after ``confirm_timeout`` seconds unless confirmed (it
-        must survive the connection ending), reloads ``plan.reload`` and restarts
-        ``plan.restart_ifaces``. Any failure before the commit leaves the old config and raises
+        must survive the connection ending), reloads ``plan.reload``, restarts
+        ``plan.restart_ifaces`` and renews ``plan.renew_ifaces`` (a rollback renews them again).
+        Any failure before the commit leaves the old config and raises
         ``ApplyError``.
         """
 
@@ -94,9 +96,17 @@ class Transport(ABC):
 
         Probe names: "mwan3_status" (`ubus call mwan3 status`), "wg_dump" (`wg show all dump`),
         "wan_status" (`ubus call network.interface.wan status`), "uptime" (/proc/uptime),
-        "epoch" (the router's clock, `date +%s`, to age WireGuard handshakes against).
+        "epoch" (the router's clock, `date +%s`, to age WireGuard handshakes against),
+        "ip_addr" / "ip_link" (`ip -o addr show` / `ip -o link show`: live addresses and MTUs).
         A probe that fails returns its error text prefixed with "ERROR: ".
         """
+
+    def rehandshake(self, peers: dict[str, list[str]]) -> None:
+        """Start a new WireGuard session with these peers now (iface -> peer public keys): the
+        peer is removed and ``renew`` puts it back from the config. For the end that dials (the
+        mother) after the other end rebuilt its device: otherwise it keeps sending on the old
+        session for ~15 s."""
+        raise NotImplementedError(f"{type(self).__name__} cannot ask for a new handshake")
 
     @abstractmethod
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:

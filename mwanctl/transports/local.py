@@ -187,6 +187,8 @@ class LocalTransport(Transport):
             for iface in plan.restart_ifaces:
                 self._call(f"network.interface.{iface}", "down", {})
                 self._call(f"network.interface.{iface}", "up", {})
+            for iface in plan.renew_ifaces:   # what reload does not see (peers, list addresses)
+                self._call(f"network.interface.{iface}", "renew", {})
         except CommandError as e:
             self.rollback()
             raise ApplyError(f"{e} (rolled back)") from e
@@ -199,7 +201,7 @@ class LocalTransport(Transport):
             shutil.copy2(self.confdir / p, self._snapshot / p)
         now = time.time()
         info = {"owner": self.owner, "since": int(now), "deadline": now + timeout,
-                "packages": plan.packages, "timer": 0}
+                "packages": plan.packages, "renew": plan.renew_ifaces, "timer": 0}
         self._pending_file.write_text(json.dumps(info))
         timer = subprocess.Popen(
             [sys.executable, "-m", "mwanctl.transports.local", "rollback-timer",
@@ -231,6 +233,15 @@ class LocalTransport(Transport):
             restored = restore(self.confdir, self.statedir)
         _stop(int(info.get("timer") or 0))
         self._announce(restored)
+        for iface in info.get("renew") or []:
+            self._call(f"network.interface.{iface}", "renew", {})
+
+    def rehandshake(self, peers: dict[str, list[str]]) -> None:
+        for iface, keys in peers.items():
+            for key in keys:
+                subprocess.run(["wg", "set", iface, "peer", key, "remove"], capture_output=True,
+                               timeout=20, check=False)
+            self._call(f"network.interface.{iface}", "renew", {})
 
     def query(self, names: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -246,8 +257,10 @@ class LocalTransport(Transport):
                 return Path("/proc/uptime").read_text()
             if name == "epoch":
                 return f"{int(time.time())}\n"
-            if name == "wg_dump":
-                res = subprocess.run(["wg", "show", "all", "dump"], capture_output=True, text=True, timeout=20, check=False)
+            if name in ("wg_dump", "ip_addr", "ip_link"):
+                argv = {"wg_dump": ["wg", "show", "all", "dump"], "ip_addr": ["ip", "-o", "addr", "show"],
+                        "ip_link": ["ip", "-o", "link", "show"]}[name]
+                res = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
                 return res.stdout if res.returncode == 0 else f"ERROR: {res.stderr.strip()}"
             obj = {"mwan3_status": "mwan3", "wan_status": "network.interface.wan"}[name]
             reply = self._call(obj, "status", {})
@@ -277,7 +290,7 @@ class LocalTransport(Transport):
             self._connected = False
 
 
-PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime", "epoch")
+PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime", "epoch", "ip_addr", "ip_link")
 
 
 def _stop(pid: int) -> None:
@@ -318,6 +331,8 @@ def _timer_main(confdir: str, statedir: str, seconds: str) -> int:
         ubus.connect()
         for p in restored:
             ubus.call("service", "event", {"type": "config.change", "data": {"package": p}})
+        for iface in info.get("renew") or []:
+            ubus.call(f"network.interface.{iface}", "renew", {})
         ubus.disconnect()
     except (TransportError, OSError, RuntimeError):
         subprocess.run(["reload_config"], check=False)

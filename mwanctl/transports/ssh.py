@@ -45,7 +45,7 @@ _PKG_RE = re.compile(r"^[A-Za-z0-9_-]+$")       # uci package (file) names
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")        # netifd interface / init script names
 _SVC_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9+/]{42,43}=?$")  # WireGuard public key (base64 of 32 bytes)
-_PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime", "epoch")
+_PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime", "epoch", "ip_addr", "ip_link")
 
 
 @dataclass
@@ -376,6 +376,7 @@ class SshTransport(Transport):
             "MW_TIMEOUT": str(int(confirm_timeout)),
             "MW_RELOAD": " ".join(_check(_SVC_RE, s, "service") for s in plan.reload),
             "MW_IFACES": " ".join(_check(_NAME_RE, i, "interface") for i in plan.restart_ifaces),
+            "MW_RENEW": " ".join(_check(_NAME_RE, i, "interface") for i in plan.renew_ifaces),
             "MW_PEERS": peers,
             "MW_LIB": remote_script("lib.sh"),   # the boot guard keeps a copy (see mw_install_guard)
         }
@@ -446,6 +447,16 @@ class SshTransport(Transport):
             text, rc = r.blocks.get(f"probe {n}", ("no output", 1))
             out[n] = text if rc == 0 else "ERROR: " + (text.strip() or f"exit status {rc}")
         return out
+
+    def rehandshake(self, peers: dict[str, list[str]]) -> None:
+        arg = " ".join(f"{_check(_NAME_RE, i, 'interface')}:{_check(_KEY_RE, k, 'public key')}"
+                       for i, keys in peers.items() for k in keys)
+        if not arg:
+            return
+        r = self._run("rehandshake", {"MW_PEERS": arg}, "rehandshake")
+        if r.first("ok") is None:
+            failed = [f"{n}: {t.strip()}" for n, (t, rc) in r.blocks.items() if rc != 0]
+            raise CommandError(f"{self.router}: rehandshake failed: {failed[-1] if failed else _why(r)}")
 
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
         action = "ifdown" if drained else "ifup"

@@ -530,6 +530,7 @@ class UbusTransport(Transport):
         self._commit(confirm_timeout)
         try:
             self._restart(plan.restart_ifaces)
+            self._renew(plan.renew_ifaces)
             self._check_peers(plan.check_peers)
         except MwanctlError as e:
             self.rollback()
@@ -588,6 +589,19 @@ class UbusTransport(Transport):
         calls = [Call(f"network.interface.{i}", m, {}) for i in ifaces for m in ("down", "up")]
         self._check(self._batch(calls))
 
+    def _renew(self, ifaces: Sequence[str]) -> None:
+        """What reload does not see (peers, ``list addresses``): wireguard.sh's renew. rpcd's own
+        rollback timer only reloads: after it, such a change stays live until the next renew."""
+        self._renew_after_rollback = list(ifaces)
+        if ifaces:
+            self._check(self._batch([Call(f"network.interface.{i}", "renew", {}) for i in ifaces]))
+
+    def rehandshake(self, peers: dict[str, list[str]]) -> None:
+        calls = [Call("file", "exec", {"command": "/usr/bin/wg", "params": ["set", i, "peer", k, "remove"]})
+                 for i, keys in peers.items() for k in keys]
+        calls += [Call(f"network.interface.{i}", "renew", {}) for i in peers]
+        self._check(self._with_relogin(calls))
+
     def _check_peers(self, check: dict[str, list[str]]) -> None:
         """After a restart netifd needs a moment: poll ``wg show all dump`` until every peer shows."""
         if not check:
@@ -635,6 +649,9 @@ class UbusTransport(Transport):
         if reply.status in (0, 5):
             self._applied = False
             self._deadline = None
+            renew = getattr(self, "_renew_after_rollback", [])
+            if renew and reply.status == 0:
+                self._batch([Call(f"network.interface.{i}", "renew", {}) for i in renew])
             return
         if reply.status == 6:
             raise ApplyError(f"{self.router}: the pending apply belongs to another rpcd session")
@@ -646,6 +663,8 @@ class UbusTransport(Transport):
         "wan_status": Call("network.interface.wan", "status", {}),
         "uptime": Call("file", "read", {"path": "/proc/uptime"}),
         "epoch": Call("file", "exec", {"command": "/bin/date", "params": ["+%s"]}),
+        "ip_addr": Call("file", "exec", {"command": "/sbin/ip", "params": ["-o", "addr", "show"]}),
+        "ip_link": Call("file", "exec", {"command": "/sbin/ip", "params": ["-o", "link", "show"]}),
     }
 
     def query(self, names: Sequence[str]) -> dict[str, str]:
@@ -661,7 +680,7 @@ class UbusTransport(Transport):
         if not r.ok:
             return f"ERROR: {self.error(r)}"
         data = r.data or {}
-        if name in ("wg_dump", "epoch"):
+        if name in ("wg_dump", "epoch", "ip_addr", "ip_link"):
             if data.get("code", 0) != 0:
                 return f"ERROR: wg exited {data.get('code')}: {data.get('stderr', '').strip()}"
             return str(data.get("stdout", ""))

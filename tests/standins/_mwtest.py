@@ -1,8 +1,21 @@
 """Shared state of the test-router stand-ins: call log and a netifd emulation.
 
-netifd keeps an *applied* view of each interface. Following pitfalls.md (last section), a reload
-re-applies only interfaces that are new or whose interface section changed; a change to the
-``wireguard_<if>`` peer sections alone is applied only by ifdown/ifup, renew or a restart.
+netifd keeps an *applied* view of each interface. As recorded on the real netifd with OpenWrt's
+wireguard.sh (tests/vectors/netifd/README.md, proven by tests/test_netifd_standin.py):
+
+* reload re-applies an existing interface only when its *blob* changed: netifd's own interface
+  attributes plus the parameters the proto handler declares, where a ``list`` given for a string
+  parameter is left out (wireguard.sh declares ``addresses`` as a string). It then rebuilds the
+  interface (a new device, no session). Peer sections are not part of the blob: a peer-only or
+  ``list addresses`` change is not applied by reload;
+* renew (wireguard.sh's renew_handler) applies the whole current config in place: same device,
+  sessions kept, uptime keeps counting;
+* down + up rebuilds the device: it comes back with no session.
+
+Unbound routers have no wire, so no real session: ``wg show`` reports each applied peer as just
+handshaken (a far end that always answers), or never, when /etc/mwtest/no_handshake exists. What
+sessions really do (kept by renew, lost by a rebuild) is proven on routers bound to namespaces,
+where ``wg`` is the real one (tests/test_netifd_standin.py).
 """
 
 from __future__ import annotations
@@ -118,16 +131,57 @@ def save_state(state: dict) -> None:
     os.replace(tmp, STATE)
 
 
-def _applied(section: dict, sections: list[dict]) -> dict:
+# netifd's interface attributes (interface.c iface_attrs) and wireguard.sh's declared parameters
+IFACE_ATTRS = {"device", "proto", "ifname", "auto", "zone", "jail", "jail_device", "jail_ifname",
+               "host_device", "defaultroute", "peerdns", "metric", "dns", "renew", "dns_search",
+               "dns_metric", "interface", "ip6assign", "ip6hint", "ip4table", "ip6table", "ip6class",
+               "delegate", "ip6ifaceid", "force_link", "ip6weight", "tags", "carrier_loss_delay",
+               "disabled"}
+ARRAY_ATTRS = {"dns", "dns_search", "ip6class", "tags"}
+WIREGUARD_PARAMS = {"private_key", "listen_port", "mtu", "fwmark", "addresses"}   # none an array
+
+
+def blob(opts: dict) -> dict:
+    """What netifd compares on reload. Only the WireGuard handler's parameters are modelled;
+    any other proto is compared whole (e.g. proto static declares its address lists as arrays)."""
+    if opts.get("proto") != "wireguard":
+        return dict(opts)
+    keep = IFACE_ATTRS | WIREGUARD_PARAMS
+    return {k: v for k, v in opts.items() if k in keep
+            and (not isinstance(v, list) or k in ARRAY_ATTRS)}
+
+
+def _as_list(v: object) -> list[str]:
+    if v is None:
+        return []
+    items = v if isinstance(v, list) else [v]
+    return [x for item in items for x in str(item).split()]
+
+
+def handshake_on() -> bool:
+    return not os.path.exists("/etc/mwtest/no_handshake")
+
+
+def _applied(section: dict, sections: list[dict], old: dict | None = None) -> dict:
+    """The applied view of one interface; ``old`` given: a renew (same device, sessions kept)."""
     opts = section["options"]
+    now = int(time.time())
+    peers = _peers(sections, section["name"])
     return {
         "section": opts,
+        "blob": blob(opts),
         "proto": opts.get("proto", "none"),
         "private_key": opts.get("private_key", ""),
-        "peers": [p["public_key"] for p in _peers(sections, section["name"])],
-        "allowed_ips": {p["public_key"]: p.get("allowed_ips", []) for p in _peers(sections, section["name"])},
+        "listen_port": opts.get("listen_port", ""),
+        "addresses": _as_list(opts.get("addresses")),
+        "mtu": opts.get("mtu", ""),
+        "peers": [p["public_key"] for p in peers],
+        "allowed_ips": {p["public_key"]: _as_list(p.get("allowed_ips")) for p in peers},
+        "endpoints": {p["public_key"]: (f"{p['endpoint_host']}:{p.get('endpoint_port') or '51820'}"
+                                        if p.get("endpoint_host") else "") for p in peers},
+        "keepalive": {p["public_key"]: p.get("persistent_keepalive", "") for p in peers},
         "up": opts.get("auto", "1") != "0" and opts.get("disabled", "0") != "1",
-        "since": int(time.time()),
+        "since": (old or {}).get("since", now),
         "applies": 0,
     }
 
@@ -147,8 +201,8 @@ def apply(names: list[str] | None, only_changed: bool) -> dict:
         if names is not None and name not in names:
             continue
         old = applied.get(name)
-        if only_changed and old is not None and old["section"] == sec["options"]:
-            continue
+        if only_changed and old is not None and old.get("blob", old["section"]) == blob(sec["options"]):
+            continue          # reload: nothing netifd compares changed (peers, list addresses)
         new = _applied(sec, sections)
         new["applies"] = (old or {}).get("applies", 0) + 1
         applied[name] = new
@@ -156,6 +210,40 @@ def apply(names: list[str] | None, only_changed: bool) -> dict:
     save_state(state)
     realize(redone, gone, state)
     return state
+
+
+def renew(name: str) -> bool:
+    """wireguard.sh's renew: the current config applied in place (no new device, sessions and
+    uptime kept); netifd's stored blob is refreshed too."""
+    sections = read_network()
+    sec = _interfaces(sections).get(name)
+    state = load_state()
+    old = state["ifaces"].get(name)
+    if sec is None or old is None:
+        return False
+    if not old["up"] or sec["options"].get("proto") != "wireguard":
+        return True       # netifd: renew of a down interface, or a proto without renew: nothing
+    new = _applied(sec, sections, old)
+    new["applies"] = old.get("applies", 0)
+    new["renews"] = old.get("renews", 0) + 1
+    state["ifaces"][name] = new
+    save_state(state)
+    realize_renew([name], state)
+    return True
+
+
+def remove_peer(name: str, key: str) -> bool:
+    """`wg set <if> peer <key> remove` on the emulated device (its session goes with it)."""
+    state = load_state()
+    i = state["ifaces"].get(name)
+    if i is None or not i["up"]:
+        return False
+    if key in i["peers"]:
+        i["peers"].remove(key)
+        for k in ("allowed_ips", "endpoints", "keepalive"):
+            i.get(k, {}).pop(key, None)
+    save_state(state)
+    return True
 
 
 def set_up(name: str, up: bool) -> bool:
@@ -218,6 +306,31 @@ def _drained() -> list[str]:
         return sorted(os.listdir(MWAN3_DOWN))
     except FileNotFoundError:
         return []
+
+
+def realize_renew(names: list[str], state: dict) -> None:
+    """A bound router: renew these devices in place in the netns (wg syncconf, addresses)."""
+    b = binding()
+    if b is None:
+        return
+    wg = [n for n in names if state["ifaces"].get(n, {}).get("proto") == "wireguard"]
+    if not wg:
+        return
+    with open(NETWORK) as f:
+        req = {"netns": b["netns"], "host": b["host"], "rundir": b["rundir"], "renew": wg,
+               "network": f.read()}
+    _bridge(b, req, {"renew": wg})
+
+
+def _bridge(b: dict, req: dict, what: dict) -> None:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": b["repo"], "HOME": "/"}
+    r = subprocess.run(host_argv(b, [b["python"], b["bridge"]]), input=json.dumps(req),
+                       capture_output=True, text=True, timeout=60, check=False, env=env)
+    with open("/tmp/mwtest/bridge.log", "a") as f:
+        f.write(json.dumps({"t": time.time(), **what, "rc": r.returncode,
+                            "out": r.stdout.strip()[-2000:], "err": r.stderr.strip()[-2000:]}) + "\n")
+    if r.returncode != 0:
+        raise RuntimeError(f"netns bridge failed: {r.stdout.strip() or r.stderr.strip()}")
 
 
 def realize(up: list[str], down: list[str], state: dict | None = None, mwan3_only: bool = False) -> None:

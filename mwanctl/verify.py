@@ -1,0 +1,159 @@
+"""PURE: is a deployed tunnel working, and is its config live?
+
+A loaded config proves nothing (`wg show` lists a peer the moment the config is read, even with
+a typo in its endpoint). A tunnel counts as working only when both ends show a handshake newer
+than the moment mwanctl asked for one, and, when mwan3 had it online before, mwan3 has it
+online again. Its live state (addresses, MTU, listen port, peers' allowed IPs, endpoint,
+keepalive) must equal the config: netifd leaves some changes unapplied (see plan.option_action).
+The I/O (probes over the transports) is in ``mwanctl.deploy``; this module only judges.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+from mwanctl.facts import Mwan3Status, WgInterface, WgPeer
+from mwanctl.uci.model import UciPackage, Value
+
+# WireGuard's REJECT_AFTER_TIME: a session older than this carries nothing any more
+SESSION_LIFETIME = 180
+
+
+@dataclass
+class TunnelCheck:
+    """The verdict on one tunnel after a deploy."""
+
+    iface: str
+    uplink: str
+    mother: str
+    ok: bool = False
+    why: str = ""                            # when not ok: no handshake / tracking down / ...
+    was_down: bool = False                   # down before the deploy: reported, not blamed
+    notes: list[str] = field(default_factory=list)
+
+
+def _as_list(v: Optional[Value]) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, tuple):
+        return [x for item in v for x in item.split()]
+    return v.split()
+
+
+def _net(text: str) -> str:
+    try:
+        return str(ipaddress.ip_interface(text if "/" in text else text + ("/128" if ":" in text else "/32")))
+    except ValueError:
+        return text
+
+
+def alive(peer: Optional[WgPeer], now: int) -> bool:
+    """A session exists and is young enough to carry traffic."""
+    return peer is not None and peer.latest_handshake is not None and now - peer.latest_handshake < SESSION_LIFETIME
+
+
+def fresh(peer: Optional[WgPeer], since: int) -> bool:
+    """The peer handshook at or after ``since`` (router clock, whole seconds)."""
+    return peer is not None and peer.latest_handshake is not None and peer.latest_handshake >= since
+
+
+def only_peer(wg: dict[str, WgInterface], iface: str, keys: list[str]) -> Optional[WgPeer]:
+    w = wg.get(iface)
+    if w is None:
+        return None
+    for k in keys:
+        if k in w.peers:
+            return w.peers[k]
+    return None
+
+
+def mwan3_online(mw: Optional[Mwan3Status], iface: str) -> Optional[bool]:
+    """True/False from `ubus call mwan3 status`; None when mwan3 says nothing about it."""
+    if mw is None or iface not in mw.interfaces:
+        return None
+    return mw.interfaces[iface].status == "online"
+
+
+_ADDR = re.compile(r"^\d+:\s+(\S+)\s+(inet6?)\s+(\S+)")
+_LINK = re.compile(r"^\d+:\s+([^:@\s]+)(?:@\S+)?:\s.*\bmtu\s+(\d+)")
+
+
+def parse_ip_addr(text: str) -> dict[str, set[str]]:
+    """`ip -o addr show` (iproute2 or busybox): device -> {address/prefix}."""
+    out: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        m = _ADDR.match(line)
+        if m:
+            out.setdefault(m.group(1), set()).add(_net(m.group(3)))
+    return out
+
+
+def parse_ip_link(text: str) -> dict[str, int]:
+    """`ip -o link show`: device -> MTU."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        m = _LINK.match(line)
+        if m:
+            out[m.group(1)] = int(m.group(2))
+    return out
+
+
+def live_differences(network: UciPackage, iface: str, wg: dict[str, WgInterface],
+                     addrs: Optional[dict[str, set[str]]], mtus: Optional[dict[str, int]]) -> list[str]:
+    """What of the config of ``iface`` (its interface and peer sections) is not live.
+
+    Only what the config sets is compared; an endpoint the config leaves out (a listening uplink
+    learns the mother's from its handshakes) or names by host name is not. ``addrs``/``mtus``
+    None: the router's `ip` could not be read, those are not compared."""
+    sec = network.get(iface)
+    if sec is None:
+        return []
+    w = wg.get(iface)
+    if w is None:
+        return [f"no WireGuard device {iface}"]
+    diffs: list[str] = []
+    port = sec.options.get("listen_port")
+    if isinstance(port, str) and port.isdigit() and w.listen_port != int(port):
+        diffs.append(f"listen port {w.listen_port} (config {port})")
+    if addrs is not None:
+        want = {_net(a) for a in _as_list(sec.options.get("addresses"))}
+        have = addrs.get(iface, set())
+        if want and want != have:
+            diffs.append(f"addresses {', '.join(sorted(have)) or 'none'} (config {', '.join(sorted(want))})")
+    mtu = sec.options.get("mtu")
+    if mtus is not None and isinstance(mtu, str) and mtu.isdigit() and mtus.get(iface) not in (None, int(mtu)):
+        diffs.append(f"MTU {mtus.get(iface)} (config {mtu})")
+    for p in network.of_type(f"wireguard_{iface}"):
+        key = p.options.get("public_key")
+        if not isinstance(key, str) or p.options.get("disabled") == "1":
+            continue
+        live = w.peers.get(key)
+        label = f"peer {p.name or key[:8]}"
+        if live is None:
+            diffs.append(f"{label} not live")
+            continue
+        want_ips = {_net(a) for a in _as_list(p.options.get("allowed_ips"))}
+        if want_ips != {_net(a) for a in live.allowed_ips}:
+            diffs.append(f"{label} allowed IPs {', '.join(live.allowed_ips) or 'none'} "
+                         f"(config {', '.join(sorted(want_ips)) or 'none'})")
+        host = p.options.get("endpoint_host")
+        if isinstance(host, str) and host:
+            eport = str(p.options.get("endpoint_port") or "51820")
+            try:
+                ipaddress.ip_address(host)
+                want_ep = f"[{host}]:{eport}" if ":" in host else f"{host}:{eport}"
+            except ValueError:
+                want_ep = None           # a host name: only the port can be compared
+            got = live.endpoint or ""
+            if want_ep is not None and got != want_ep:
+                diffs.append(f"{label} endpoint {got or 'none'} (config {want_ep})")
+            elif want_ep is None and not got.endswith(f":{eport}"):
+                diffs.append(f"{label} endpoint {got or 'none'} (config {host}:{eport})")
+        ka = p.options.get("persistent_keepalive")
+        want_ka = int(ka) if isinstance(ka, str) and ka.isdigit() and ka != "0" else None
+        if want_ka != live.keepalive:
+            diffs.append(f"{label} keepalive {live.keepalive or 'off'} (config {want_ka or 'off'})")
+    return diffs
