@@ -153,7 +153,7 @@ def test_lost_router_before_confirm_restores_itself(router_factory, tmp_path, ca
     assert "not confirmed: mw_dsl (dsl <-> mother)" in lines["mother"]
     assert "restores its previous config by itself" in lines["mother"]
     assert "dsl rolled back to its previous config at" in lines["dsl"]
-    assert time.monotonic() - t0 < 30
+    assert time.monotonic() - t0 < 60   # includes waiting (25 s) for a handshake that never comes
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and mother.config_text("network") != before["network"]:
         time.sleep(0.5)
