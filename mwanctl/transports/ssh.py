@@ -152,7 +152,7 @@ class SshTransport(Transport):
                  known_hosts: str | os.PathLike[str] | None = None,
                  accept_new_host_key: bool = False, connect_timeout: float = 10.0,
                  command_timeout: float = 120.0, jump: JumpHost | None = None,
-                 owner: str | None = None):
+                 owner: str | None = None, dead_after: float = 8.0):
         super().__init__(router)
         self.host, self.port, self.user = host, port, user
         self.key_filename = str(key_filename) if key_filename else None
@@ -162,6 +162,7 @@ class SshTransport(Transport):
         self.accept_new_host_key = accept_new_host_key
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
+        self.dead_after = dead_after    # seconds without an answer before the link counts as cut
         self.jump = jump
         self.owner = owner or _default_owner()
         self._client: paramiko.SSHClient | None = None
@@ -190,7 +191,9 @@ class SshTransport(Transport):
             return self._tunnel(host, port, deadline)
         where = f"{self.router} ({host}:{port})"
         try:
-            return socket.create_connection((host, port), timeout=_left(deadline))
+            sock = socket.create_connection((host, port), timeout=_left(deadline))
+            _detect_dead_link(sock, self.dead_after)
+            return sock
         except TimeoutError:
             raise ConnectError(f"cannot connect to {where}: timed out after "
                                f"{self.connect_timeout:g} s") from None
@@ -270,6 +273,9 @@ class SshTransport(Transport):
                                            deadline)
         self._client = self._open(self.host, self.port, self.user, self.key_filename,
                                   self.password, deadline)
+        for c in (self._jump_client, self._client):
+            if c is not None:   # traffic for the kernel's unanswered-data timeout to judge by
+                c.get_transport().set_keepalive(max(1, int(self.dead_after / 4)))
         return self._client
 
     def close(self) -> None:
@@ -470,6 +476,20 @@ class SshTransport(Transport):
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _detect_dead_link(sock: socket.socket, dead_after: float) -> None:
+    """A cut link (cable, route, firewall) sends no RST: without this, a read blocks until the
+    command timeout. TCP keepalive probes an idle connection, and TCP_USER_TIMEOUT drops one whose
+    sent data (paramiko's keepalives, every dead_after/4 s) stays unacknowledged for dead_after s.
+    A router that is merely busy still ACKs at the TCP level, so it is never mistaken for dead."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    idle = max(1, int(dead_after / 2))
+    for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", max(1, idle // 2)),
+                        ("TCP_KEEPCNT", 2), ("TCP_USER_TIMEOUT", int(dead_after * 1000))):
+        opt = getattr(socket, name, None)
+        if opt is not None:      # Linux; elsewhere the paramiko keepalive alone remains
+            sock.setsockopt(socket.IPPROTO_TCP, opt, value)
+
+
 def _left(deadline: float) -> float:
     return max(0.05, deadline - time.monotonic())
 
