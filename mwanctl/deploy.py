@@ -218,12 +218,17 @@ class Deployment:
 
     def _roll_back_armed(self, failed: list[TunnelCheck]) -> None:
         """Explicit rollback of every armed router (its timer stays the fallback)."""
-        why = "; ".join(f"{c.iface} ({c.uplink} <-> {c.mother}): {c.why}" for c in failed) \
-            or "another router failed: " + ", ".join(sorted(r for r in self._bad()))
+        def why(router: str) -> str:
+            mine = [f"{c.iface} ({c.uplink} <-> {c.mother}): {c.why}" for c in failed if router in (c.uplink, c.mother)]
+            if mine:
+                return "; ".join(mine)
+            if failed:
+                return "the deploy as a whole failed (" + ", ".join(c.iface for c in failed) + ")"
+            return "another router failed: " + ", ".join(sorted(r for r in self._bad() if r != router))
         for r, o in list(self.outcomes.items()):
             if o.status not in ("armed", "verify-failed"):
                 continue
-            msg = o.message if o.status == "verify-failed" else why
+            msg = o.message if o.status == "verify-failed" else why(r)
             t = self._transports[r]
             try:
                 self.progress(r, "rolling back")

@@ -86,7 +86,7 @@ def parse_ip_addr(text: str) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for line in text.splitlines():
         m = _ADDR.match(line)
-        if m:
+        if m and not m.group(3).lower().startswith("fe80:"):   # the kernel's own link-local
             out.setdefault(m.group(1), set()).add(_net(m.group(3)))
     return out
 

@@ -332,6 +332,7 @@ class Rpcd:
         self.mwan3_status = mwan3_status      # None: mwan3 not installed (object not found)
         self.wg_dump = wg_dump
         self.wg_from_config = wg_from_config  # answer `wg show all dump` from the committed config
+        self.no_handshake = False
         self.script_timeout = script_timeout
         self.hang: dict[tuple[str, str], float] = {}  # (object, method) -> seconds before replying
         self.events: list[tuple[str, str]] = []        # ("config.change", pkg), ("ifdown", "wg0"), ...
@@ -773,6 +774,9 @@ class Rpcd:
         if method in ("up", "down"):
             self.events.append((f"if{method}", iface))
             return OK
+        if method == "renew":     # wireguard.sh's renew (h4: peer changes go live this way)
+            self.events.append(("renew", iface))
+            return OK
         if method == "status":
             return OK, {"up": True, "pending": False, "available": True, "interface": iface,
                         "l3_device": iface, "proto": "wireguard", "uptime": 100}
@@ -787,6 +791,10 @@ class Rpcd:
             return PERMISSION_DENIED
         if cmd == "/usr/bin/wg" and params == ["show", "all", "dump"]:
             return OK, {"code": 0, "stdout": self._wg_config_dump() if self.wg_from_config else self.wg_dump}
+        if cmd == "/usr/bin/wg" and len(params) == 5 and params[0] == "set" and params[2] == "peer" \
+                and params[4] == "remove":
+            self.events.append(("wg peer remove", params[1]))
+            return OK, {"code": 0, "stdout": ""}
         if cmd == "/bin/date" and params == ["+%s"]:
             return OK, {"code": 0, "stdout": f"{int(time.time())}\n"}
         if cmd == "/usr/sbin/mwan3" and len(params) == 2 and params[0] in ("ifup", "ifdown"):
@@ -797,8 +805,9 @@ class Rpcd:
         return NOT_FOUND
 
     def _wg_config_dump(self) -> str:
-        """What netifd would have applied after a reload: every WireGuard interface of the
-        committed network file with its peers (handshakes never happened: 0)."""
+        """What netifd would have applied: every WireGuard interface of the committed network
+        file with its peers. There is no wire here: each peer shows as just handshaken (a far end
+        that always answers), or never when ``no_handshake`` is set."""
         path = self.confdir / "network"
         if not path.exists():
             return ""
@@ -813,8 +822,12 @@ class Rpcd:
                 if isinstance(key, str) and p.options.get("disabled") != "1":
                     allowed = p.options.get("allowed_ips", ())
                     allowed_text = ",".join(allowed) if isinstance(allowed, tuple) else str(allowed)
-                    lines.append("\t".join([s.name, key, "(none)", "(none)", allowed_text or "(none)",
-                                             "0", "0", "0", "off"]))
+                    host, port = p.options.get("endpoint_host"), p.options.get("endpoint_port") or "51820"
+                    ka = p.options.get("persistent_keepalive")
+                    lines.append("\t".join([s.name, key, "(none)", f"{host}:{port}" if host else "(none)",
+                                             allowed_text or "(none)",
+                                             "0" if self.no_handshake else str(int(time.time())), "0", "0",
+                                             str(ka) if ka else "off"]))
         return "\n".join(lines) + ("\n" if lines else "")
 
     def _file_read(self, ses: Session, args: dict[str, Any]) -> Any:

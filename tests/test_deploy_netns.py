@@ -1,0 +1,133 @@
+"""Deploys against routers whose tunnels are real (namespaces, wireguard-go, the mother's mwan3
+stand-in steering a LAN client's flows; tests/rotate_lab.py): a change that breaks a tunnel is
+rolled back and named, changes that need no restart keep the client's stream flowing, and an
+address change really goes live."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from mwanctl.cli import main
+
+try:
+    from tests import netlab, rotate_lab
+except ImportError:  # pragma: no cover
+    import netlab  # type: ignore[no-redef]
+    import rotate_lab  # type: ignore[no-redef]
+
+pytestmark = [pytest.mark.netns, pytest.mark.ssh]
+UPLINKS = ["u1", "u2"]
+
+
+def run(site: Any, capsys: Any, *args: str) -> tuple[int, str, str]:
+    code = main(site.argv(*args))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def edit(site: Any, old: str, new: str) -> None:
+    text = site.path.read_text()
+    assert old in text, old
+    site.path.write_text(text.replace(old, new, 1))
+
+
+def configs(site: Any) -> dict[str, dict[str, str]]:
+    return {n: {p: r.config_text(p) for p in ("network", "firewall", "mwan3")} for n, r in site.routers.items()}
+
+
+def deployed(lab: netlab.Lab, router_factory: Any, tmp_path: Any, capsys: Any) -> Any:
+    site = rotate_lab.build(lab, router_factory, tmp_path, UPLINKS, confirm_timeout=30)
+    code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
+    assert code == 0, err
+    rotate_lab.wait_tunnels(lab, UPLINKS)
+    return site
+
+
+def deploy_under_traffic(site: Any, lab: netlab.Lab, capsys: Any) -> tuple[int, str, str, Any, float]:
+    ping = rotate_lab.PingStream(lab).start()          # 20 pings/s
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
+    took = time.monotonic() - t0
+    time.sleep(1.5)
+    p = ping.stop()
+    print(out, err, f"deploy {took:.1f} s; pings lost {p.lost_count}/{p.sent}: {p.lost}")
+    return code, out, err, p, took
+
+
+def test_wrong_endpoint_is_rolled_back_and_named(lab, router_factory, tmp_path, capsys):
+    site = deployed(lab, router_factory, tmp_path, capsys)
+    before = configs(site)
+    edit(site, "    host: 192.0.2.10\n", "    host: 192.0.2.10\n    endpoint: 192.0.2.99\n")  # a typo
+    code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
+    assert code == 5, (out, err)
+    errors = [ln for ln in err.splitlines() if ln.startswith("mwanctl: error:")]
+    assert errors and all("mw_u1 (u1 <-> mother): no handshake" in ln for ln in errors), err
+    assert any(ln.startswith("mwanctl: error: mother: not confirmed") and "rolled back to its old config" in ln
+               for ln in errors), err
+    assert "mw_u2" not in err.split("checking tunnels")[-1].split("\n")[0]   # only the touched tunnel
+    assert configs(site) == before
+    rotate_lab.wait_tunnels(lab, UPLINKS, timeout=10)   # the old endpoint is live again
+    assert not any(r.exists("/etc/mwanctl/pending") for r in site.routers.values())
+
+
+def test_wrong_port_is_rolled_back_and_named(lab, router_factory, tmp_path, capsys):
+    """The uplink's new listen port is not reachable from the mother (an upstream NAT or
+    firewall still forwards only 51820): both ends take the change, no handshake follows."""
+    site = deployed(lab, router_factory, tmp_path, capsys)
+    before = configs(site)
+    lab.run("u1", ["nft", "-f", "-"], input="table ip upstream { chain in { type filter hook input "
+            "priority 0; policy accept; iifname \"lan\" udp dport != 51820 drop } }\n")
+    edit(site, "    host: 192.0.2.10\n", "    host: 192.0.2.10\n    tunnel: {port: 51821}\n")
+    code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
+    assert code == 5, (out, err)
+    assert "u1 (uplink): " in out and "netifd rebuilds mw_u1" in out
+    assert "mw_u1 (u1 <-> mother): no handshake" in err, err
+    assert configs(site) == before
+    rotate_lab.wait_tunnels(lab, UPLINKS, timeout=10)    # after the rollback the mother re-dialed
+    assert "\t51820\t" in lab.wg_dump("u1")
+
+
+def test_keepalive_change_is_renewed_and_the_stream_flows(lab, router_factory, tmp_path, capsys):
+    site = deployed(lab, router_factory, tmp_path, capsys)
+    edit(site, "    host: 192.0.2.10\n", "    host: 192.0.2.10\n    tunnel: {keepalive: 15}\n")
+    code, out, err, p, took = deploy_under_traffic(site, lab, capsys)
+    assert code == 0, err
+    assert "renews mw_u1" in out
+    assert "\t15\n" in lab.wg_dump("mother") or "\t15" in lab.wg_dump("mother")
+    assert p.sent > 20 * took * 0.8
+    assert p.lost_count <= 1, p.lost
+
+
+def test_mother_rename_restarts_nothing_and_the_stream_flows(lab, router_factory, tmp_path, capsys):
+    site = deployed(lab, router_factory, tmp_path, capsys)
+    edit(site, "mother:\n  host: 192.0.2.1\n", "mother:\n  name: hub\n  host: 192.0.2.1\n")
+    edit(site, "  mother:\n    host: 127.0.0.1", "  hub:\n    host: 127.0.0.1")
+    site.routers["hub"] = site.routers["mother"]
+    before = {u: lab.run(u, ["ip", "-o", "link", "show", f"mw_{u}"]).stdout.split(":")[0] for u in UPLINKS}
+    code, out, err, p, took = deploy_under_traffic(site, lab, capsys)
+    assert code == 0, err
+    assert "description: 'mwanctl mother mother (lab)' -> 'mwanctl mother hub (lab)'" in out
+    assert "renews" not in out and "rebuilds" not in out
+    after = {u: lab.run(u, ["ip", "-o", "link", "show", f"mw_{u}"]).stdout.split(":")[0] for u in UPLINKS}
+    assert after == before                               # the same devices (ifindex): no restart
+    assert p.lost_count <= 1, p.lost
+
+
+def test_address_change_goes_live(lab, router_factory, tmp_path, capsys):
+    site = deployed(lab, router_factory, tmp_path, capsys)
+    text = site.path.read_text()
+    assert "tunnels:" not in text
+    site.path.write_text(text.replace("access:\n", "tunnels:\n  pool: 10.253.0.0/16\naccess:\n", 1))
+    code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
+    assert code == 0, err
+    for u in UPLINKS:
+        assert rotate_lab.tunnel_address(lab, u).startswith("10.253."), u
+        mine = lab.run("mother", ["ip", "-4", "-o", "addr", "show", "dev", f"mw_{u}"]).stdout
+        assert "10.253." in mine and "10.254." not in mine
+    rotate_lab.wait_tunnels(lab, UPLINKS, timeout=10)
+    assert lab.ping("client", rotate_lab.TARGET)
