@@ -36,7 +36,8 @@ def edit(site: Any, old: str, new: str) -> None:
 
 
 def configs(site: Any) -> dict[str, dict[str, str]]:
-    return {n: {p: r.config_text(p) for p in ("network", "firewall", "mwan3")} for n, r in site.routers.items()}
+    return {n: {p: (r.read(f"/etc/config/{p}") or b"").decode() for p in ("network", "firewall", "mwan3")}
+            for n, r in site.routers.items()}
 
 
 def deployed(lab: netlab.Lab, router_factory: Any, tmp_path: Any, capsys: Any) -> Any:
