@@ -299,7 +299,7 @@ class Deployment:
                 self._transports[m].rehandshake(peers)
             except NotImplementedError:
                 pass
-            except MwanctlError as exc:
+            except (MwanctlError, ValueError) as exc:
                 for i in peers:
                     checks[i].notes.append(f"could not ask {m} for a new handshake ({exc})")
         deadline = time.monotonic() + self.verify_timeout

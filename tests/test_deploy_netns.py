@@ -81,8 +81,8 @@ def test_wrong_port_is_rolled_back_and_named(lab, router_factory, tmp_path, caps
     firewall still forwards only 51820): both ends take the change, no handshake follows."""
     site = deployed(lab, router_factory, tmp_path, capsys)
     before = configs(site)
-    lab.run("u1", ["nft", "-f", "-"], input="table ip upstream { chain in { type filter hook input "
-            "priority 0; policy accept; iifname \"lan\" udp dport != 51820 drop } }\n")
+    lab.run("u1", ["nft", "-f", "-"], input="table ip upstream {\n chain inp {\n  type filter hook input "
+            "priority 0; policy accept;\n  iifname \"lan\" udp dport != 51820 drop\n }\n}\n")
     edit(site, "    host: 192.0.2.10\n", "    host: 192.0.2.10\n    tunnel: {port: 51821}\n")
     code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
     assert code == 5, (out, err)

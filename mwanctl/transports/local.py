@@ -237,11 +237,17 @@ class LocalTransport(Transport):
             self._call(f"network.interface.{iface}", "renew", {})
 
     def rehandshake(self, peers: dict[str, list[str]]) -> None:
+        from mwanctl.rehandshake import readd_argv
+
         for iface, keys in peers.items():
+            dump = subprocess.run(["wg", "show", iface, "dump"], capture_output=True, text=True,
+                                  timeout=20, check=False).stdout
             for key in keys:
-                subprocess.run(["wg", "set", iface, "peer", key, "remove"], capture_output=True,
-                               timeout=20, check=False)
-            self._call(f"network.interface.{iface}", "renew", {})
+                argv, psk = readd_argv(iface, key, dump)
+                res = subprocess.run(["wg", *argv], input=psk, capture_output=True, text=True,
+                                     timeout=20, check=False)
+                if res.returncode != 0:
+                    raise CommandError(f"{self.router}: wg set {iface} failed: {res.stderr.strip()}")
 
     def query(self, names: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}

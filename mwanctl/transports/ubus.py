@@ -597,9 +597,20 @@ class UbusTransport(Transport):
             self._check(self._batch([Call(f"network.interface.{i}", "renew", {}) for i in ifaces]))
 
     def rehandshake(self, peers: dict[str, list[str]]) -> None:
-        calls = [Call("file", "exec", {"command": "/usr/bin/wg", "params": ["set", i, "peer", k, "remove"]})
-                 for i, keys in peers.items() for k in keys]
-        calls += [Call(f"network.interface.{i}", "renew", {}) for i in peers]
+        """A preshared key cannot be handed to `wg` through rpcd's file exec: such a peer is put
+        back by netifd's renew instead (a longer gap)."""
+        from mwanctl.rehandshake import readd_argv
+
+        dump = self.query(["wg_dump"])["wg_dump"]
+        calls, renew = [], []
+        for i, keys in peers.items():
+            for k in keys:
+                argv, psk = readd_argv(i, k, "\n".join(ln.split("\t", 1)[1] for ln in dump.splitlines()
+                                                      if ln.startswith(i + "\t")))
+                if psk:
+                    argv, renew = ["set", i, "peer", k, "remove"], renew + [i]
+                calls.append(Call("file", "exec", {"command": "/usr/bin/wg", "params": argv}))
+        calls += [Call(f"network.interface.{i}", "renew", {}) for i in dict.fromkeys(renew)]
         self._check(self._with_relogin(calls))
 
     def _check_peers(self, check: dict[str, list[str]]) -> None:

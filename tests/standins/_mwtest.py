@@ -232,12 +232,15 @@ def renew(name: str) -> bool:
     return True
 
 
-def remove_peer(name: str, key: str) -> bool:
-    """`wg set <if> peer <key> remove` on the emulated device (its session goes with it)."""
+def remove_peer(name: str, key: str, dry_run: bool = False) -> bool:
+    """`wg set <if> peer <key> remove` on the emulated device (its session goes with it);
+    ``dry_run``: the same command puts it back (only the session changes, not emulated here)."""
     state = load_state()
     i = state["ifaces"].get(name)
     if i is None or not i["up"]:
         return False
+    if dry_run:
+        return True
     if key in i["peers"]:
         i["peers"].remove(key)
         for k in ("allowed_ips", "endpoints", "keepalive"):
