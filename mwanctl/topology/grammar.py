@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from typing import Optional, Union
 
 # RFC 1123 labels, at most 253 characters in all; \Z (not $) so a trailing newline never matches.
@@ -32,6 +33,8 @@ def text_problem(s: str, max_len: int = MAX_TEXT) -> Optional[str]:
     """
     if len(s) > max_len:
         return f"is {len(s)} characters long; at most {max_len} are allowed"
+    if s.isprintable():   # fast path: no control, separator or surrogate character in it
+        return None
     for c in s:
         o = ord(c)
         if o < 32 or 0x7F <= o < 0xA0:
@@ -43,6 +46,7 @@ def text_problem(s: str, max_len: int = MAX_TEXT) -> Optional[str]:
     return None
 
 
+@lru_cache(maxsize=4096)   # the same few tracking targets repeat on every uplink
 def ip_address(s: str, scope: bool = False) -> Optional[AnyAddress]:
     """``s`` as an IP address, or None. Python accepts any zone id after ``%`` (even a newline);
     here a zone id is only allowed when ``scope`` is set, and only as an interface name."""

@@ -19,7 +19,7 @@ from mwanctl.topology.grammar import (
 from mwanctl.topology.reader import (
     BAD_VALUE, MISSING, NOT_ALLOWED, WRONG_TYPE, Reader,
 )
-from mwanctl.topology.source import CommentedMap, Source, read_file, read_source
+from mwanctl.topology.source import YamlMap, Source, read_file, read_source
 from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, PROFILES
 
 SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
@@ -104,7 +104,7 @@ def _build(r: Reader) -> Optional[Topology]:
     r.known_keys(top, "", TOP_KEYS)
     site = r.string(top, "site", "", pattern=SITE_RE,
                     hint="use up to 32 letters, digits, `-` or `_`, starting with a letter or digit")
-    tunnels = r.mapping(top, "tunnels", "tunnels") or CommentedMap()
+    tunnels = r.mapping(top, "tunnels", "tunnels") or YamlMap()
     r.known_keys(tunnels, "tunnels", TUNNELS_KEYS)
     base_tracking = _tracking(r, r.mapping(top, "tracking", "tracking"), "tracking", None)
     pool = _pool(r, tunnels)
@@ -136,7 +136,7 @@ def _balanced(mother: Mother, uplinks: tuple[Uplink, ...]) -> Policy:
     return Policy("balanced", tuple(members), "unreachable")
 
 
-def _pool(r: Reader, tunnels: CommentedMap) -> Optional[Pool]:
+def _pool(r: Reader, tunnels: YamlMap) -> Optional[Pool]:
     v4 = r.parsed(tunnels, "pool", "tunnels", lambda s: ipaddress.IPv4Network(s, strict=True),
                   "an IPv4 network such as 10.254.0.0/16", ipaddress.IPv4Network(DEFAULT_POOL))
     v6 = r.parsed(tunnels, "pool6", "tunnels", lambda s: ipaddress.IPv6Network(s, strict=True),
@@ -150,13 +150,13 @@ def _pool(r: Reader, tunnels: CommentedMap) -> Optional[Pool]:
     return Pool(v4, v6)
 
 
-def _mother(r: Reader, node: Optional[CommentedMap], base: Tracking) -> Optional[Mother]:
+def _mother(r: Reader, node: Optional[YamlMap], base: Tracking) -> Optional[Mother]:
     if node is None:
         return None
     r.known_keys(node, "mother", MOTHER_KEYS)
     name = r.string(node, "name", "mother", "mother", pattern=NAME_RE, hint=NAME_HINT)
     host = r.host(node, "host", "mother")
-    lan = r.mapping(node, "lan", "mother.lan") or CommentedMap()
+    lan = r.mapping(node, "lan", "mother.lan") or YamlMap()
     r.known_keys(lan, "mother.lan", LAN_KEYS)
     lan_network = r.string(lan, "network", "mother.lan", "lan", pattern=NAME_RE, hint=NAME_HINT)
     lan_zone = r.string(lan, "zone", "mother.lan", "lan", pattern=ZONE_RE,
@@ -168,8 +168,8 @@ def _mother(r: Reader, node: Optional[CommentedMap], base: Tracking) -> Optional
     for i, w in enumerate(seq):
         path = f"mother.wans[{i}]"
         if isinstance(w, str):
-            w = CommentedMap(name=w)
-        if not isinstance(w, CommentedMap):
+            w = YamlMap(name=w)
+        if not isinstance(w, YamlMap):
             r.error(r.src.item(seq, i), path, "expected a mapping with at least `name:`", WRONG_TYPE)
             continue
         r.known_keys(w, path, WAN_KEYS)
@@ -200,7 +200,7 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> O
     out: list[Uplink] = []
     for i, u in enumerate(seq):
         path = f"uplinks[{i}]"
-        if not isinstance(u, CommentedMap):
+        if not isinstance(u, YamlMap):
             r.error(r.src.item(seq, i), path, "expected a mapping with `name:` and `host:`", WRONG_TYPE)
             continue
         name = r.string(u, "name", path, pattern=NAME_RE, hint=NAME_HINT)
@@ -209,7 +209,7 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> O
         r.known_keys(u, path, UPLINK_KEYS)
         host = r.host(u, "host", path)
         endpoint = r.host(u, "endpoint", path, host)
-        tun = r.mapping(u, "tunnel", path + ".tunnel") or CommentedMap()
+        tun = r.mapping(u, "tunnel", path + ".tunnel") or YamlMap()
         r.known_keys(tun, path + ".tunnel", TUNNEL_KEYS)
         tpath = path + ".tunnel"
         tunnel = TunnelSettings(
@@ -239,9 +239,9 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> O
     return tuple(out)
 
 
-def _tracking(r: Reader, node: Optional[CommentedMap], path: str, base: Optional[Tracking]) -> Tracking:
+def _tracking(r: Reader, node: Optional[YamlMap], path: str, base: Optional[Tracking]) -> Tracking:
     """Tracking settings: a profile's numbers, overridden by explicit ones, inheriting ``base``."""
-    node = node if node is not None else CommentedMap()
+    node = node if node is not None else YamlMap()
     r.known_keys(node, path, TRACKING_KEYS)
     inherit = base.profile if base else DEFAULT_PROFILE
     profile = r.choice(node, "profile", path, PROFILES.keys(), inherit)
@@ -275,7 +275,7 @@ def _tracking(r: Reader, node: Optional[CommentedMap], path: str, base: Optional
     )
 
 
-def _flush(r: Reader, node: CommentedMap, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
+def _flush(r: Reader, node: YamlMap, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
     values = r.strings(node, "flush_conntrack", path, default)
     allowed = ("ifup", "ifdown", "connected", "disconnected")
     bad = [v for v in values if v not in allowed]
@@ -287,12 +287,12 @@ def _flush(r: Reader, node: CommentedMap, path: str, default: tuple[str, ...]) -
 
 
 def _named_items(r: Reader, seq: Any, section: str, keys: tuple[str, ...],
-                 shape: str) -> Iterator[tuple[int, CommentedMap, Optional[str], str]]:
+                 shape: str) -> Iterator[tuple[int, YamlMap, Optional[str], str]]:
     """(index, node, name, path) of each mapping in a list of named items; paths use the name
     (``rules.https``) once it is known, so messages point at what the user called it."""
     for i, node in enumerate(seq or []):
         path = f"{section}[{i}]"
-        if not isinstance(node, CommentedMap):
+        if not isinstance(node, YamlMap):
             r.error(r.src.item(seq, i), path, f"expected a mapping with {shape}", WRONG_TYPE)
             continue
         name = r.string(node, "name", path, pattern=NAME_RE, hint=NAME_HINT)
@@ -315,7 +315,7 @@ def _policies(r: Reader, seq: Any) -> tuple[Policy, ...]:
                 if target is not None:
                     members.append(PolicyMember(target, 0, 0))   # 0 = the uplink's own tier/weight
                 continue
-            if not isinstance(m, CommentedMap):
+            if not isinstance(m, YamlMap):
                 r.error(r.src.item(mseq, j), mpath, "expected an uplink name or a mapping with `uplink:`",
                         WRONG_TYPE)
                 continue
@@ -363,7 +363,7 @@ def _rules(r: Reader, seq: Any) -> tuple[Rule, ...]:
     return tuple(out)
 
 
-def _ports(r: Reader, node: CommentedMap, key: str, path: str) -> Optional[str]:
+def _ports(r: Reader, node: YamlMap, key: str, path: str) -> Optional[str]:
     """An iptables multiport list, with `a-b` ranges written the iptables way (`a:b`)."""
     text = r.string(node, key, path, None, max_len=200)
     if text is None:
@@ -374,7 +374,7 @@ def _ports(r: Reader, node: CommentedMap, key: str, path: str) -> Optional[str]:
     return value
 
 
-def _access(r: Reader, node: Optional[CommentedMap]) -> dict[str, Access]:
+def _access(r: Reader, node: Optional[YamlMap]) -> dict[str, Access]:
     out: dict[str, Access] = {}
     if node is None:
         return out
@@ -383,7 +383,7 @@ def _access(r: Reader, node: Optional[CommentedMap]) -> dict[str, Access]:
     for key in order:
         a = node[key]
         path = f"access.{key}"
-        if not isinstance(a, CommentedMap):
+        if not isinstance(a, YamlMap):
             r.error(r.src.value(node, key), path, "expected a mapping (transport, user, port, key, ...)",
                     WRONG_TYPE)
             continue

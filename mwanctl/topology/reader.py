@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from mwanctl.errors import Diagnostic, Location
 from mwanctl.topology.grammar import MAX_TEXT, is_host, is_ip, short, text_problem
-from mwanctl.topology.source import CommentedMap, CommentedSeq, Source
+from mwanctl.topology.source import YamlMap, YamlSeq, Source
 
 T = TypeVar("T")
 _MISSING = object()
@@ -38,9 +38,9 @@ def _type_name(v: Any) -> str:
         return "a decimal number"
     if isinstance(v, str):
         return "a string"
-    if isinstance(v, (list, CommentedSeq)):
+    if isinstance(v, (list, YamlSeq)):
         return "a list"
-    if isinstance(v, (dict, CommentedMap)):
+    if isinstance(v, (dict, YamlMap)):
         return "a mapping"
     if v is None:
         return "nothing"
@@ -70,7 +70,7 @@ class Reader:
         return any(d.severity == "error" for d in self.diags)
 
     # -- structure ---------------------------------------------------------------------------
-    def mapping(self, parent: Any, key: str, path: str, required: bool = False) -> Optional[CommentedMap]:
+    def mapping(self, parent: Any, key: str, path: str, required: bool = False) -> Optional[YamlMap]:
         """The mapping under ``key`` (None when absent or wrong)."""
         if parent is None or key not in parent:
             if required:
@@ -78,28 +78,28 @@ class Reader:
             return None
         v = parent[key]
         if v is None:
-            return CommentedMap()
-        if not isinstance(v, CommentedMap):
+            return YamlMap()
+        if not isinstance(v, YamlMap):
             self.error(self.src.value(parent, key), path, f"expected a mapping, got {_type_name(v)}", WRONG_TYPE)
             return None
         return v
 
-    def seq(self, parent: Any, key: str, path: str, required: bool = False) -> Optional[CommentedSeq]:
+    def seq(self, parent: Any, key: str, path: str, required: bool = False) -> Optional[YamlSeq]:
         if parent is None or key not in parent:
             if required:
                 self.error(self.src.of(parent), path, f"missing; add a `{key}:` list", MISSING)
             return None
         v = parent[key]
         if v is None:
-            return CommentedSeq()
-        if not isinstance(v, CommentedSeq):
+            return YamlSeq()
+        if not isinstance(v, YamlSeq):
             self.error(self.src.value(parent, key), path, f"expected a list, got {_type_name(v)}", WRONG_TYPE)
             return None
         return v
 
     def known_keys(self, node: Any, path: str, allowed: Iterable[str]) -> None:
         """Unknown keys are errors with a did-you-mean (a typo must never be silently ignored)."""
-        if not isinstance(node, CommentedMap):
+        if not isinstance(node, YamlMap):
             return
         allowed = list(allowed)
         for k in node:
@@ -198,7 +198,7 @@ class Reader:
         if isinstance(v, (str, int)) and not isinstance(v, bool):
             one = self.string(node, key, path, None, max_len=max_len)
             return (one,) if one is not None else ()
-        if not isinstance(v, CommentedSeq):
+        if not isinstance(v, YamlSeq):
             self.error(self.src.value(node, key), _join(path, key), f"expected a list, got {_type_name(v)}",
                        WRONG_TYPE)
             return default

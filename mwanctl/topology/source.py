@@ -4,19 +4,60 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml import events
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 
 from mwanctl.errors import Diagnostic, Location
 
 RULE = "MW100"         # the YAML itself cannot be read (see the README's rule table)
-MAX_DEPTH = 64         # nesting far beyond any topology; deeper input only exhausts the stack
+MAX_DEPTH = 64         # nesting far beyond any topology
 _TOKEN = re.compile(r"[^\s,\[\]{}#]+")
+
+
+class LineCol:
+    """0-based positions of a container, its keys and values (``data[key]`` = [kl, kc, vl, vc])
+    or its items (``data[i]`` = [l, c]); the same interface as ruamel's round-trip ``lc``."""
+
+    __slots__ = ("line", "col", "data")
+
+    def __init__(self, line: Optional[int] = None, col: Optional[int] = None):
+        self.line, self.col = line, col
+        self.data: dict[Any, list[int]] = {}
+
+    def key(self, k: Any) -> tuple[int, int]:
+        v = self.data[k]
+        return v[0], v[1]
+
+    def value(self, k: Any) -> tuple[int, int]:
+        v = self.data[k]
+        return v[2], v[3]
+
+    def item(self, i: int) -> tuple[int, int]:
+        v = self.data[i]
+        return v[0], v[1]
+
+
+class YamlMap(dict):  # type: ignore[type-arg]
+    """A mapping read from YAML: a plain dict (fast) plus ``lc``, where each key and value is."""
+
+    __slots__ = ("lc",)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lc = LineCol()
+
+
+class YamlSeq(list):  # type: ignore[type-arg]
+    """A list read from YAML plus ``lc``, where each item is."""
+
+    __slots__ = ("lc",)
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        self.lc = LineCol()
 
 
 class Source:
@@ -71,77 +112,226 @@ class Source:
         return m.group(0) if m else None
 
 
-class _Constructor(RoundTripConstructor):
-    """Round-trip construction whose value errors (a 30 February, `!!int 0x`, `!!bool maybe`,
-    `!!set` on a scalar) carry the node's position instead of escaping as bare exceptions."""
-
-    def construct_object(self, node: Any, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep)
-        except MarkedYAMLError:
-            raise
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
-            raise _ValueAt(node, exc) from exc
-
-
-class _ValueAt(Exception):
-    def __init__(self, node: Any, exc: Exception):
-        super().__init__(str(exc))
-        self.node, self.exc = node, exc
-
-
 def read_source(text: str, file: str) -> tuple[Source | None, list[Diagnostic]]:
     """Parse YAML text; any problem reading it becomes a Diagnostic instead of a traceback."""
-    def fail(line: int, col: int, msg: str) -> tuple[None, list[Diagnostic]]:
-        return None, [Diagnostic(Location(file, line, col), "yaml", msg, rule=RULE)]
-
-    yaml = YAML(typ="rt")
-    yaml.Constructor = _Constructor
-    yaml.allow_duplicate_keys = False
     try:
-        data = yaml.load(text)
+        data = _Builder(file).build(_events(text))
+    except _Problem as exc:
+        return None, [Diagnostic(Location(file, exc.line, exc.col), "yaml", exc.msg, rule=RULE)]
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
-        return fail(mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
-                    f"{_yaml_message(problem)}; fix the YAML syntax here")
-    except _ValueAt as exc:
-        mark = exc.node.start_mark
-        tag = str(getattr(exc.node, "tag", "") or "")
-        value = getattr(exc.node, "value", "")
-        shown = repr(value[:40]) if isinstance(value, str) else "this value"
-        hint = f" as {tag.rsplit(':', 1)[-1]}" if tag else ""
-        why = f" ({str(exc.exc)[:80]})" if isinstance(exc.exc, ValueError) and str(exc.exc) else ""
-        return fail(mark.line + 1, mark.column + 1,
-                    f"cannot read {shown}{hint}{why}; quote it if it is meant as text")
-    except RecursionError:
-        line, col = _too_deep(text) or (1, 1)
-        return fail(line, col, f"nested more than {MAX_DEPTH} levels deep; a topology needs a few")
+        loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
+        return None, [Diagnostic(loc, "yaml", f"{_yaml_message(problem)}; fix the YAML syntax here", rule=RULE)]
     except (YAMLError, ValueError, TypeError) as exc:
-        return fail(1, 1, f"cannot read the file as YAML ({type(exc).__name__})")
+        return None, [Diagnostic(Location(file, 1, 1), "yaml",
+                                 f"cannot read the file as YAML ({type(exc).__name__})", rule=RULE)]
     if data is None:
-        data = CommentedMap()
-    if not isinstance(data, CommentedMap):
+        data = YamlMap()
+    if not isinstance(data, YamlMap):
         return None, [Diagnostic(Location(file, 1, 1), "(top level)",
                                  "expected a mapping with keys like `site`, `mother` and `uplinks`", rule=RULE)]
     return Source(file, data, text), []
 
 
-def _too_deep(text: str) -> Optional[tuple[int, int]]:
-    """(line, col) where nesting first exceeds MAX_DEPTH; the event parser is iterative, so
-    this is safe where composing (recursive) would overflow the stack."""
-    depth = 0
+def _events(text: str) -> Iterator[Any]:
+    """YAML parse events, from libyaml when ruamel.yaml.clib is there (10x faster), else pure."""
     try:
-        for ev in YAML(typ="rt").parse(text):
-            if isinstance(ev, CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return ev.start_mark.line + 1, ev.start_mark.column + 1
-            elif isinstance(ev, CollectionEndEvent):
-                depth -= 1
-    except (YAMLError, RecursionError, ValueError, TypeError):
-        return None   # load() reports syntax errors with their position
-    return None
+        from ruamel.yaml.cyaml import CParser
+    except ImportError:   # pragma: no cover - the C parser is a dependency; keep working without it
+        yield from YAML(typ="safe", pure=True).parse(text)
+        return
+    parser = CParser(text)
+    while parser.check_event():
+        yield parser.get_event()
+
+
+class _Problem(Exception):
+    def __init__(self, mark: Any, msg: str):
+        super().__init__(msg)
+        self.line, self.col, self.msg = mark.line + 1, mark.column + 1, msg
+
+
+_STR, _INT, _FLOAT, _BOOL, _NULL = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null"))
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+# YAML 1.2 core schema: what a plain scalar means. Dates, `yes`/`no`, `0b1`, `1_000` and
+# sexagesimal numbers (YAML 1.1) stay text, so `description: 2024-02-30` is just text.
+_CORE = (
+    (re.compile(r"(?:~|null|Null|NULL|)\Z"), _NULL),
+    (re.compile(r"(?:true|True|TRUE|false|False|FALSE)\Z"), _BOOL),
+    (re.compile(r"(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z"), _INT),
+    (re.compile(r"(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z"), _FLOAT),
+)
+MAX_ALIAS_WEIGHT = 100_000   # events aliases may stand for in all (a "billion laughs" guard)
+
+
+def _scalar(tag: str, value: str, mark: Any) -> Any:
+    if tag == _STR:
+        return value
+    if tag == _NULL:
+        if value in ("", "~", "null", "Null", "NULL"):
+            return None
+    elif tag == _BOOL:
+        if value in ("true", "True", "TRUE", "false", "False", "FALSE"):
+            return value[0] in "tT"
+    elif tag == _INT:
+        v = value
+        try:
+            if re.fullmatch(r"[-+]?0x[0-9a-fA-F]+", v):
+                return int(v, 16)
+            if re.fullmatch(r"[-+]?0o[0-7]+", v):
+                return int(v.replace("0o", ""), 8)
+            if re.fullmatch(r"[-+]?[0-9]+", v):
+                return int(v)
+        except ValueError:
+            pass
+    elif tag == _FLOAT:
+        low = value.lower()
+        if low.lstrip("+-") in (".inf", ".nan"):
+            return float(low.replace(".", ""))
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    else:
+        raise _Problem(mark, f"the tag `{tag.replace('tag:yaml.org,2002:', '!!')}` is not supported here; "
+                       "write plain values, lists and mappings")
+    raise _Problem(mark, f"cannot read {value[:40]!r} as {tag.rsplit(':', 1)[-1]}; quote it if it is text")
+
+
+class _Builder:
+    """YAML events -> YamlMap/YamlSeq with line/column of every key, value and item.
+
+    Iterative (a stack, no recursion), so no input can exhaust Python's stack or libyaml's;
+    nesting deeper than MAX_DEPTH is refused where it happens. Anchors and aliases share one
+    object (never expanded), `<<` merge keys work, duplicate keys are errors.
+    """
+
+    def __init__(self, file: str):
+        self.file = file
+        self.anchors: dict[str, tuple[Any, int]] = {}   # anchor -> (object, events it spans)
+        self.weight = 0
+
+    def build(self, events: Iterable[Any]) -> Any:
+        stack: list[list[Any]] = []    # [container, start mark, anchor, first event no, pending key, key mark, merges]
+        root: Any = None
+        docs = 0
+        n = 0
+        for ev in events:
+            n += 1
+            kind = _KIND.get(type(ev)) or type(ev).__name__
+            if kind == "ScalarEvent":
+                tag = ev.tag
+                if tag is None or tag == "!":
+                    tag = _STR if (tag == "!" or ev.style not in (None, "")) else _resolve(ev.value)
+                value = _scalar(tag, ev.value, ev.start_mark) if tag is not _STR else ev.value
+                mark = ev.start_mark
+                if ev.anchor is not None:
+                    self.anchors[ev.anchor] = (value, 1)
+                if stack:
+                    self._add(stack[-1], value, mark)
+                else:
+                    root = value
+                continue
+            if kind in ("StreamStartEvent", "StreamEndEvent", "DocumentEndEvent"):
+                continue
+            if kind == "DocumentStartEvent":
+                docs += 1
+                if docs > 1:
+                    raise _Problem(ev.start_mark, "a second YAML document; a topology is one document")
+                continue
+            if kind in ("MappingEndEvent", "SequenceEndEvent"):
+                frame = stack.pop()
+                obj = frame[0]
+                if frame[6]:
+                    self._merge(obj, frame[6])
+                if frame[2] is not None:
+                    self.anchors[frame[2]] = (obj, n - frame[3])
+                value, mark = obj, frame[1]
+            elif kind == "AliasEvent":
+                if ev.anchor not in self.anchors:
+                    raise _Problem(ev.start_mark, f"the alias *{ev.anchor} names no anchor defined before it")
+                value, size = self.anchors[ev.anchor]
+                self.weight += size
+                if self.weight > MAX_ALIAS_WEIGHT:
+                    raise _Problem(ev.start_mark, "aliases expand to more than "
+                                   f"{MAX_ALIAS_WEIGHT} values; a topology needs far fewer")
+                mark = ev.start_mark
+            elif kind in ("MappingStartEvent", "SequenceStartEvent"):
+                want = _MAP if kind == "MappingStartEvent" else _SEQ
+                if ev.tag not in (None, "!", want):
+                    raise _Problem(ev.start_mark, f"the tag `{ev.tag.replace('tag:yaml.org,2002:', '!!')}` is "
+                                   "not supported here; write plain values, lists and mappings")
+                if len(stack) >= MAX_DEPTH:
+                    raise _Problem(ev.start_mark, f"nested more than {MAX_DEPTH} levels deep; a topology "
+                                   "needs a few")
+                obj = YamlMap() if want == _MAP else YamlSeq()
+                obj.lc.line, obj.lc.col = ev.start_mark.line, ev.start_mark.column
+                if ev.anchor is not None:        # visible to aliases inside it (a recursive structure)
+                    self.anchors[ev.anchor] = (obj, 1)
+                stack.append([obj, ev.start_mark, ev.anchor, n, _NO_KEY, None, []])
+                continue
+            else:   # pragma: no cover - every event type is handled above
+                raise _Problem(ev.start_mark, f"unexpected YAML event {kind}")
+            if not stack:
+                root = value
+                continue
+            self._add(stack[-1], value, mark)
+        return root
+
+    def _add(self, frame: list[Any], value: Any, mark: Any) -> None:
+        obj = frame[0]
+        if type(obj) is YamlSeq:
+            obj.lc.data[len(obj)] = [mark.line, mark.column]
+            obj.append(value)
+            return
+        if frame[4] is _NO_KEY:          # this value is a key
+            if isinstance(value, (YamlMap, YamlSeq)):
+                raise _Problem(mark, "a list or mapping used as a key; keys are plain names")
+            if value in obj:
+                raise _Problem(mark, f"found duplicate key {str(value)[:40]!r}; every key appears once")
+            frame[4], frame[5] = value, mark
+            return
+        key, kmark = frame[4], frame[5]
+        frame[4] = _NO_KEY
+        if key == "<<":
+            sources = value if isinstance(value, YamlSeq) else [value]
+            if not all(isinstance(m, YamlMap) for m in sources):
+                raise _Problem(mark, "`<<` merges mappings only (an alias of a mapping, or a list of them)")
+            frame[6].extend(sources)
+            return
+        obj.lc.data[key] = [kmark.line, kmark.column, mark.line, mark.column]
+        obj[key] = value
+
+    @staticmethod
+    def _merge(obj: YamlMap, sources: list[YamlMap]) -> None:
+        """`<<: *base`: keys of ``base`` that ``obj`` does not set itself (the first source wins)."""
+        for src in sources:
+            for k, v in src.items():
+                if k not in obj:
+                    pos = src.lc.data.get(k)
+                    if pos is not None:
+                        obj.lc.data[k] = pos
+                    obj[k] = v
+
+
+_NO_KEY = object()
+
+
+_KIND = {getattr(events, n): n for n in (
+    "ScalarEvent", "MappingStartEvent", "MappingEndEvent", "SequenceStartEvent", "SequenceEndEvent",
+    "AliasEvent", "StreamStartEvent", "StreamEndEvent", "DocumentStartEvent", "DocumentEndEvent")}
+_MAYBE_NOT_STR = frozenset("0123456789+-.~nNtTfF")
+
+
+def _resolve(value: str) -> str:
+    if value and value[0] not in _MAYBE_NOT_STR:
+        return _STR
+    for pattern, tag in _CORE:
+        if pattern.match(value):
+            return tag
+    return _STR
 
 
 def read_file(path: str | Path) -> tuple[Source | None, list[Diagnostic]]:
@@ -165,4 +355,4 @@ def _yaml_message(problem: str) -> str:
     return problem
 
 
-__all__ = ["Source", "read_source", "read_file", "CommentedMap", "CommentedSeq"]
+__all__ = ["Source", "read_source", "read_file", "YamlMap", "YamlSeq"]
