@@ -74,7 +74,7 @@ def _names(t: Topology, r: Reader, at: Locator) -> None:
         if len(longest) > MWAN3_IFACE_NAME:
             room = MWAN3_IFACE_NAME - len(PREFIX) - (1 if u.ipv6 else 0)
             r.error(at.uplink(u, "name"), f"uplinks.{u.name}.name",
-                    f"too long: it becomes the interface `{short(longest, 30)}` ({len(longest)} chars), but "
+                    f"too long: it becomes the interface `{_clip(longest)}` ({len(longest)} chars), but "
                     f"mwan3 and Linux allow {MWAN3_IFACE_NAME}; use at most {room} characters", NAMES)
     for w in t.mother.wans:
         if len(w.name) > MWAN3_IFACE_NAME:
@@ -88,9 +88,13 @@ def _names(t: Topology, r: Reader, at: Locator) -> None:
         for p in items:
             if len(p.section) > MWAN3_POLICY_NAME:
                 r.error(p.loc, f"{kind}.{p.name}.name",
-                        f"becomes `{short(p.section, 30)}` ({len(p.section)} chars) but mwan3 silently skips "
+                        f"becomes `{_clip(p.section)}` ({len(p.section)} chars) but mwan3 silently skips "
                         f"names over {MWAN3_POLICY_NAME}; use at most {MWAN3_POLICY_NAME - len(PREFIX)} "
                         "characters", NAMES)
+
+
+def _clip(name: str, limit: int = 40) -> str:
+    return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
 def _reserved(t: Topology, r: Reader, at: Locator) -> None:
@@ -384,7 +388,7 @@ def _access(t: Topology, r: Reader, at: Locator) -> None:
         while cur is not None and cur not in seen:
             seen.append(cur)
             cur = t.access_for(cur).jump if cur != "defaults" else t.access[cur].jump
-        if cur is not None and cur != start and len(seen) > 1 and cur == seen[0]:
+        if cur is not None and cur == start and len(seen) > 1:
             r.error(r.src.key(node, start), f"access.{start}.jump",
                     f"jump hosts go round in a circle ({' -> '.join(seen + [cur])})", ACCESS)
 

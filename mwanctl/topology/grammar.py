@@ -119,11 +119,11 @@ _USABLE6 = [ipaddress.IPv6Network(n) for n in ("2000::/3", "fc00::/7")]
 def pool4_problem(net: ipaddress.IPv4Network) -> Optional[str]:
     for bad in _UNUSABLE4:
         if net.overlaps(bad):
-            what = {"0.0.0.0/8": "`this network` (0/8)", "127.0.0.0/8": "loopback",
+            what = {"0.0.0.0/8": "`this network`", "127.0.0.0/8": "loopback",
                     "169.254.0.0/16": "link-local", "224.0.0.0/4": "multicast",
                     "240.0.0.0/4": "reserved"}[str(bad)]
-            return (f"overlaps {bad}, which is {what} and cannot carry tunnels; use a private "
-                    "range such as 10.254.0.0/16")
+            return (f"lies in (or overlaps) {bad}, the {what} range, which cannot carry tunnels; "
+                    "use a private range such as 10.254.0.0/16")
     if net.prefixlen > 30:
         return "is smaller than one tunnel (/30); use a /16 to /24"
     return None

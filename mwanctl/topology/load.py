@@ -70,7 +70,14 @@ def parse_topology(text: str, file: str = "<topology>") -> Topology:
 
 def diagnose(path: str | Path) -> tuple[Optional[Topology], list[Diagnostic]]:
     """Like load_topology but returns (topology or None, diagnostics incl. warnings)."""
-    src, diags = read_file(path)
+    return _diagnose(*read_file(path))
+
+
+def diagnose_text(text: str, file: str = "<topology>") -> tuple[Optional[Topology], list[Diagnostic]]:
+    return _diagnose(*read_source(text, file))
+
+
+def _diagnose(src: Optional[Source], diags: list[Diagnostic]) -> tuple[Optional[Topology], list[Diagnostic]]:
     if src is None:
         return None, diags
     r = Reader(src)

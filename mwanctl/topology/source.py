@@ -14,6 +14,7 @@ from mwanctl.errors import Diagnostic, Location
 
 RULE = "MW100"         # the YAML itself cannot be read (see the README's rule table)
 MAX_DEPTH = 64         # nesting far beyond any topology
+USE_LIBYAML = True     # tests turn it off to prove the pure-Python fallback reads the same
 _TOKEN = re.compile(r"[^\s,\[\]{}#]+")
 
 
@@ -137,8 +138,10 @@ def read_source(text: str, file: str) -> tuple[Source | None, list[Diagnostic]]:
 def _events(text: str) -> Iterator[Any]:
     """YAML parse events, from libyaml when ruamel.yaml.clib is there (10x faster), else pure."""
     try:
+        if not USE_LIBYAML:
+            raise ImportError("pure parser requested")
         from ruamel.yaml.cyaml import CParser
-    except ImportError:   # pragma: no cover - the C parser is a dependency; keep working without it
+    except ImportError:   # OpenWrt ships no ruamel.yaml.clib: the pure parser gives the same events
         yield from YAML(typ="safe", pure=True).parse(text)
         return
     parser = CParser(text)
@@ -214,7 +217,9 @@ class _Builder:
         self.weight = 0
 
     def build(self, events: Iterable[Any]) -> Any:
-        stack: list[list[Any]] = []    # [container, start mark, anchor, first event no, pending key, key mark, merges]
+        # frame: [container, start mark, anchor, first event no, pending key, key mark, merges,
+        #         expanded size of what it holds so far]
+        stack: list[list[Any]] = []
         root: Any = None
         docs = 0
         n = 0
@@ -230,6 +235,7 @@ class _Builder:
                 if ev.anchor is not None:
                     self.anchors[ev.anchor] = (value, 1)
                 if stack:
+                    stack[-1][7] += 1
                     self._add(stack[-1], value, mark)
                 else:
                     root = value
@@ -246,14 +252,15 @@ class _Builder:
                 obj = frame[0]
                 if frame[6]:
                     self._merge(obj, frame[6])
+                size = frame[7] + 1
                 if frame[2] is not None:
-                    self.anchors[frame[2]] = (obj, n - frame[3])
+                    self.anchors[frame[2]] = (obj, size)
                 value, mark = obj, frame[1]
             elif kind == "AliasEvent":
                 if ev.anchor not in self.anchors:
                     raise _Problem(ev.start_mark, f"the alias *{ev.anchor} names no anchor defined before it")
                 value, size = self.anchors[ev.anchor]
-                self.weight += size
+                self.weight += size     # what the alias stands for, expanded
                 if self.weight > MAX_ALIAS_WEIGHT:
                     raise _Problem(ev.start_mark, "aliases expand to more than "
                                    f"{MAX_ALIAS_WEIGHT} values; a topology needs far fewer")
@@ -270,13 +277,14 @@ class _Builder:
                 obj.lc.line, obj.lc.col = ev.start_mark.line, ev.start_mark.column
                 if ev.anchor is not None:        # visible to aliases inside it (a recursive structure)
                     self.anchors[ev.anchor] = (obj, 1)
-                stack.append([obj, ev.start_mark, ev.anchor, n, _NO_KEY, None, []])
+                stack.append([obj, ev.start_mark, ev.anchor, n, _NO_KEY, None, [], 0])
                 continue
             else:   # pragma: no cover - every event type is handled above
                 raise _Problem(ev.start_mark, f"unexpected YAML event {kind}")
             if not stack:
                 root = value
                 continue
+            stack[-1][7] += size
             self._add(stack[-1], value, mark)
         return root
 
