@@ -113,12 +113,19 @@ def client(lab: dict[str, Any]) -> tuple[httpx.Client, str]:
 
 
 def states(driver: Any) -> dict[str, tuple[str, str]]:
-    """uplink -> (state written in the picture, the box's stroke colour)."""
-    out = {}
-    for g in driver.find_elements("css selector", "svg.topo g.uplink"):
-        rect = g.find_element("css selector", "rect")
-        out[g.get_attribute("data-uplink")] = (g.get_attribute("data-state"), rect.value_of_css_property("stroke"))
-    return out
+    """uplink -> (state written in the picture, the box's stroke colour), read in one script so
+    a live update cannot replace the elements halfway."""
+    got = driver.execute_script(
+        "const o = {}; for (const g of document.querySelectorAll('svg.topo g.uplink')) {"
+        " o[g.dataset.uplink] = [g.querySelector('text.state').textContent,"
+        " getComputedStyle(g.querySelector('rect')).stroke]; } return o;")
+    return {k: (v[0], v[1]) for k, v in got.items()}
+
+
+def rows(driver: Any) -> dict[str, str]:
+    return driver.execute_script(
+        "const o = {}; for (const r of document.querySelectorAll('table.uplinks tbody tr'))"
+        " o[r.dataset.uplink] = r.innerText; return o;")
 
 
 def test_page_shows_both_uplinks_online(lab):
@@ -127,10 +134,10 @@ def test_page_shows_both_uplinks_online(lab):
     got = weblab.wait_for(lambda: (s := states(d)) and all(v[0] == "online" for v in s.values()) and s, 3 * INTERVAL)
     assert got and set(got) == {"a", "b"}, states(d)
     assert all(colour == "rgb(26, 127, 55)" for _, colour in got.values())
-    rows = {r.get_attribute("data-uplink"): r for r in d.find_elements("css selector", "table.uplinks tbody tr")}
-    assert set(rows) == {"a", "b"}
-    assert "online" in rows["a"].text and "198.51.100.1 up" in rows["a"].text
-    assert "ago" in rows["a"].text                                        # handshake age
+    r = rows(d)
+    assert set(r) == {"a", "b"}
+    assert "online" in r["a"] and "198.51.100.1 up" in r["a"] and " ms" in r["a"]   # target, RTT
+    assert "ago" in r["a"]                                                 # handshake age
     assert d.find_element("css selector", "p.summary").text == "2/2 uplinks online"
     # keyboard: the skip link is the first stop and leads to the content; every input has a label
     for inp in d.find_elements("css selector", "input:not([type=hidden])"):
@@ -153,8 +160,7 @@ def test_cut_uplink_turns_red_within_one_poll_interval_and_is_in_the_timeline(la
     # the next poll starts within INTERVAL; the poll itself (3 SSH round trips) and the push are extra
     assert took <= INTERVAL + 1.0, f"turned red after {took:.2f} s"
     assert states(d)["b"][0] == "online"
-    row = d.find_element("css selector", "table.uplinks tr[data-uplink=a]")
-    assert "offline" in row.text
+    assert "offline" in rows(d)["a"]
     ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=state][data-result=offline]"), 2)
     assert ev and "a: online → offline" in ev[0].text and "targets down" in ev[0].text
     assert d.find_element("css selector", "p.summary").text.startswith("1/2 uplinks online")
@@ -233,7 +239,6 @@ def test_plan_is_the_cli_plan_and_deploy_from_the_page_changes_the_router(lab, c
     assert net.get("mw_a").options["proto"] == "wireguard"              # the router really changed
     ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=deploy]"), 3 * INTERVAL)
     assert ev and ev[0].get_attribute("data-result") == "applied"
-    d.find_element("css selector", "#jobs details summary").click()
     d.execute_script("document.getElementById('jobs').scrollIntoView()")
     shot(lab, "web-deploy.png")
     # and the CLI agrees there is nothing left to do
@@ -308,12 +313,17 @@ def test_csrf_less_post_is_refused(lab):
 
 
 def test_phone_layout(lab):
-    d = weblab.chrome(390, 844)
+    d = weblab.chrome(phone=True)
     try:
         d.get(lab["server"].url.replace("/?", "/site/lab?"))
         assert weblab.wait_for(lambda: states(d).get("a", ("",))[0] == "online", 3 * INTERVAL)
+        assert d.execute_script("return window.innerWidth") == 390
         width = d.execute_script("return document.documentElement.scrollWidth")
         assert width <= 390, f"page is {width} px wide on a 390 px phone"
+        # the uplink table turns into one block per uplink, each value labelled
+        cell = d.find_element("css selector", "table.uplinks td[data-label=State]")
+        assert cell.value_of_css_property("display") == "block"
         shot(lab, "web-phone.png")
     finally:
         d.quit()
+

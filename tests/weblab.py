@@ -129,7 +129,7 @@ class WebServer:
         return self.proc.returncode
 
 
-def chrome(width: int = 1200, height: int = 900) -> Any:
+def chrome(width: int = 1200, height: int = 900, phone: bool = False) -> Any:
     """Headless Debian Chromium through the system chromedriver; nothing is downloaded."""
     os.environ.setdefault("SE_OFFLINE", "true")
     from selenium import webdriver
@@ -139,7 +139,11 @@ def chrome(width: int = 1200, height: int = 900) -> Any:
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 f"--window-size={width},{height}", "--force-device-scale-factor=1"):
         opts.add_argument(arg)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    if phone:   # a 390 x 844 CSS-pixel phone screen (a window cannot be made that narrow)
+        d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                          {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    return d
 
 
 def wait_for(predicate: Any, timeout: float, step: float = 0.05) -> Any:

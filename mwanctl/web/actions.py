@@ -201,7 +201,7 @@ class Actions:
             finally:
                 dep.close()
             for o in outcomes.values():
-                job.routers[o.router] = f"{o.status}: {o.message}"
+                job.routers[o.router] = o.message if o.status in ("applied", "unchanged") else f"{o.status}: {o.message}"
             bad = {o.router: o.status for o in outcomes.values() if o.status not in ("applied", "unchanged")}
             worst = "not-confirmed" if "not-confirmed" in bad.values() else "failed" if bad else "applied"
             text = "; ".join(f"{o.router}: {o.message}" for o in outcomes.values())

@@ -95,6 +95,7 @@ def serve(topologies: list[tuple[Path, Topology]], state_dir: Optional[Path], te
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((o.host.strip("[]"), o.port))
+        sock.listen(128)          # before the URL is printed: a client may connect right away
     except OSError as exc:
         sock.close()
         raise WebError(f"cannot listen on {o.host}:{o.port}: {exc.strerror}") from None

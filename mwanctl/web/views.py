@@ -119,7 +119,8 @@ def _targets(u: UplinkRow) -> str:
     items = []
     for t in u.targets:
         q = "" if t.latency_ms is None else f" {t.latency_ms} ms, {t.loss_pct}% loss"
-        items.append(f'<li><span class="dot {"ok" if t.status == "up" else "bad"}" aria-hidden=true></span>'
+        dot = {"up": "ok", "skipped": "off"}.get(t.status, "bad")
+        items.append(f'<li><span class="dot {dot}" aria-hidden=true></span>'
                      f"{e(t.ip)} {e(t.status)}{e(q)}</li>")
     return f"<ul class=targets>{''.join(items)}</ul>"
 
@@ -201,11 +202,11 @@ def timeline(events: list[Event]) -> str:
 def _chart(title: str, unit: str, series: list[tuple[str, str, list[tuple[float, Optional[float]]], bool]],
            start: float, end: float, fmt: Any = None) -> str:
     """A line chart; ``series`` is (name, colour, points, dashed). Gaps (None) break the line."""
-    w, h, left, right, top, bottom = 640, 200, 56, 8, 10, 28
+    w, h, left, right, top, bottom = 1000, 200, 64, 8, 10, 28
     values = [v for _, _, pts, _ in series for _, v in pts if v is not None]
     vmax = max(values) if values else 1.0
     vmax = vmax * 1.1 if vmax > 0 else 1.0
-    fmt = fmt or (lambda v: f"{v:.0f}")
+    fmt = fmt or (lambda v: f"{v:.0f}" if vmax >= 20 else f"{v:.1f}")
     span = max(1.0, end - start)
 
     def x(ts: float) -> float:
@@ -228,7 +229,7 @@ def _chart(title: str, unit: str, series: list[tuple[str, str, list[tuple[float,
         ts = start + frac * span
         anchor = ("start", "middle", "end")[int(frac * 2)]
         out.append(f'<text x="{x(ts):.1f}" y={h - 8} text-anchor={anchor} class=axis>'
-                   f'{dt.datetime.fromtimestamp(ts, dt.timezone.utc):%H:%M}</text>')
+                   f'{dt.datetime.fromtimestamp(ts, dt.timezone.utc):{"%H:%M:%S" if span < 900 else "%H:%M"}}</text>')
     for name, colour, pts, dashed in series:
         seg: list[str] = []
         segs: list[list[str]] = [seg]
@@ -260,6 +261,11 @@ def charts(history: History, ref: SiteRef, uplinks: Sequence[str], hours: float)
     end = time.time()
     start = end - hours * 3600
     data = {u: history.series(ref.name, u, start) for u in uplinks}
+    first = min((rows[0][0] for rows in data.values() if rows), default=start)
+    since = ""
+    if first > start + 60:          # less history than the window: draw what there is, say so
+        start = first
+        since = f" (history since {dt.datetime.fromtimestamp(first, dt.timezone.utc):%H:%M:%S} UTC)"
     colours = {u: PALETTE[i % len(PALETTE)] for i, u in enumerate(uplinks)}
     rtt = [(u, colours[u], [(r[0], r[1]) for r in data[u]], False) for u in uplinks]
     loss = [(u, colours[u], [(r[0], r[2]) for r in data[u]], False) for u in uplinks]
@@ -269,7 +275,7 @@ def charts(history: History, ref: SiteRef, uplinks: Sequence[str], hours: float)
             for u in uplinks]
     choose = " ".join(f'<a href="?hours={x:g}"{" aria-current=true" if x == hours else ""}>{_span(x)}</a>'
                       for x in HOURS)
-    return (f'<div class=charts-head><span>Last {_span(hours)}</span><span class=choose>{choose}</span></div>'
+    return (f'<div class=charts-head><span>Last {_span(hours)}{since}</span><span class=choose>{choose}</span></div>'
             + _chart("Round-trip time", "ms", rtt, start, end)
             + _chart("Packet loss", "%", loss, start, end)
             + _chart("Throughput", "kbit/s", thr, start, end,
