@@ -96,9 +96,11 @@ def lab(tmp_path_factory):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def shot(lab: dict[str, Any], name: str) -> None:
+def shot(lab: dict[str, Any], name: str, driver: Any = None) -> None:
     path = lab["tmp"] / name
-    lab["driver"].save_screenshot(str(path))
+    (driver or lab["driver"]).save_screenshot(str(path))
+    if os.environ.get("MWTEST_DEBUG_HTML"):
+        Path(os.environ["MWTEST_DEBUG_HTML"], name + ".html").write_text((driver or lab["driver"]).page_source)
     if os.environ.get("MWANCTL_UPDATE_SCREENSHOTS"):
         shutil.copy(path, DOCS / name)
 
@@ -323,7 +325,7 @@ def test_phone_layout(lab):
         # the uplink table turns into one block per uplink, each value labelled
         cell = d.find_element("css selector", "table.uplinks td[data-label=State]")
         assert cell.value_of_css_property("display") == "block"
-        shot(lab, "web-phone.png")
+        shot(lab, "web-phone.png", d)
     finally:
         d.quit()
 

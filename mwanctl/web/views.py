@@ -244,7 +244,7 @@ def _chart(title: str, unit: str, series: list[tuple[str, str, list[tuple[float,
                 cx, cy = s[0].split(",")
                 out.append(f'<circle cx={cx} cy={cy} r=2 fill="{colour}"/>')
             elif s:
-                out.append(f'<polyline points="{" ".join(s)}" fill=none stroke="{colour}" stroke-width=2'
+                out.append(f'<polyline points="{" ".join(s)}" fill=none stroke="{colour}" stroke-width="2"'
                            + (' stroke-dasharray="5 3"' if dashed else "") + "/>")
     out.append("</svg><ul class=legend>" + "".join(
         f'<li><svg viewBox="0 0 12 12" aria-hidden=true><rect width=12 height=12 rx=2 fill="{c}"/></svg>'
