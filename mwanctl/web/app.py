@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +119,8 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
             return g
         body = "<h1 class=sr>All sites</h1>" + "".join(
             f'<div id="live-card-{views.e(n)}">{views.card(sites[n], snap(n), link=True)}</div>' for n in names)
-        return respond(HTMLResponse(views.page("mwanctl: sites", body, g.csrf, names, stream="/events")))
+        stream = f"/events?after={time.time():.3f}"
+        return respond(HTMLResponse(views.page("mwanctl: sites", body, g.csrf, names, stream=stream)))
 
     def hours_of(request: Request) -> float:
         try:
@@ -154,7 +156,7 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
                 f'<section class=card aria-labelledby=h-history><h2 id=h-history>History</h2>'
                 f'<div id="charts-{s}">{parts[f"charts-{site}"]}</div>'
                 f'<h3>Timeline</h3><div id="timeline-{s}">{parts[f"timeline-{site}"]}</div></section>')
-        stream = f"/events?site={urllib.parse.quote(site)}&hours={hours:g}"
+        stream = f"/events?site={urllib.parse.quote(site)}&hours={hours:g}&after={time.time():.3f}"
         return respond(HTMLResponse(views.page(f"mwanctl: {site}", body, g.csrf, names, site, stream)))
 
     async def login(request: Request) -> Response:
@@ -192,6 +194,10 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
         if site is not None and site not in sites:
             return denied(request, "no such site", 404)
         sub = Subscriber(asyncio.Queue(), site, hours_of(request))
+        try:
+            after = float(request.query_params.get("after", "0"))
+        except ValueError:
+            after = 0.0
         hub.subscribers.add(sub)
 
         def status_msg(name: str) -> str:
@@ -204,8 +210,10 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
         async def stream() -> AsyncIterator[str]:
             try:
                 yield "retry: 2000\n\n"
-                for n in ([site] if site else names):      # catch up on what changed before connecting
-                    yield status_msg(n)
+                for n in ([site] if site else names):      # catch up on what the page does not show
+                    s = snap(n)
+                    if s is not None and s.seen > after:
+                        yield status_msg(n)
                 while True:
                     try:
                         kind, payload = await asyncio.wait_for(sub.queue.get(), 15)
