@@ -123,11 +123,15 @@ def validate(env: Env, topology: str) -> int:
 
 
 def _print_summary(topo: Any) -> None:
-    from mwanctl.tracking import timing
+    from mwanctl.tracking import family_tracking, timing
     click.echo(f"site {topo.site}: mother {topo.mother.name} ({topo.mother.host}) with "
                f"{len(topo.uplinks)} uplink(s) and {len(topo.mother.wans)} own WAN(s)")
-    rows = [(u.name, u.tier, u.weight, u.tracking) for u in topo.uplinks]
-    rows += [(w.name, w.tier, w.weight, w.tracking) for w in topo.mother.wans]
+    rows = []
+    for u in topo.uplinks:
+        rows.append((u.name, u.tier, u.weight, u.tracking))
+        if u.ipv6:
+            rows.append((f"{u.name} (IPv6)", u.tier, u.weight, family_tracking(u.tracking, "ipv6")))
+    rows += [(w.name, w.tier, w.weight, family_tracking(w.tracking, w.family)) for w in topo.mother.wans]
     for name, tier, weight, tr in rows:
         t = timing(tr)
         click.echo(f"  {name}: tier {tier}, weight {weight}, tracking {tr.profile} "

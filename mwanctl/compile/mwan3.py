@@ -11,27 +11,20 @@ from typing import Iterator
 
 from mwanctl.compile.context import Context
 from mwanctl.topology.model import PREFIX, Policy, PolicyMember, Rule, Topology, Tracking
+from mwanctl.tracking import family_tracking
 from mwanctl.uci.model import UciSection
 
 BUILTIN = ("default", "unreachable", "blackhole")
 
 
 def _interfaces(t: Topology) -> Iterator[tuple[str, str, Tracking]]:
-    """(mwan3 interface, family, tracking) in mwan3 id order."""
+    """(mwan3 interface, family, tracking) in mwan3 id order; each tracks its family's targets."""
     for w in t.mother.wans:
-        yield w.iface, w.family, w.tracking
+        yield w.iface, w.family, family_tracking(w.tracking, w.family)
     for u in t.uplinks:
-        yield u.iface, "ipv4", u.tracking
+        yield u.iface, "ipv4", family_tracking(u.tracking, "ipv4")
         if u.ipv6:
-            yield u.iface6, "ipv6", _v6_tracking(u.tracking)
-
-
-def _v6_tracking(tr: Tracking) -> Tracking:
-    from dataclasses import replace
-    import ipaddress
-    v6 = tuple(x for x in tr.targets if ipaddress.ip_address(x).version == 6) or (
-        "2606:4700:4700::1111", "2620:fe::fe")
-    return replace(tr, targets=v6, reliability=min(tr.reliability, len(v6)))
+            yield u.iface6, "ipv6", family_tracking(u.tracking, "ipv6")
 
 
 def member_name(iface: str, tier: int, weight: int) -> str:

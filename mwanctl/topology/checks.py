@@ -13,7 +13,7 @@ from typing import Any, Optional
 from mwanctl.errors import Location
 from mwanctl.topology.model import PREFIX, Topology, Tracking
 from mwanctl.topology.reader import Reader, is_ip
-from mwanctl.tracking import advice
+from mwanctl.tracking import advice, family_tracking
 
 MWAN3_IFACE_MAX = 60     # 2^6 - 1 - 3 with mwan3's default mmx_mask 0x3F00
 MWAN3_IFACE_NAME = 13    # iptables chain `mwan3_iface_in_<name>` <= 28 chars
@@ -178,12 +178,25 @@ def _metrics(t: Topology, r: Reader) -> None:
 
 
 def _tracking(t: Topology, r: Reader) -> None:
-    """MW006: tracking that can never succeed is an error; settings that flap are warnings."""
+    """MW006: tracking that can never succeed is an error; settings that flap are warnings.
+
+    Each mwan3 interface is checked with the targets of its family (``family_tracking``): IPv4
+    interfaces track ``targets``, IPv6 ones (WANs with ``family: ipv6``, the ``mw_<uplink>6``
+    aliases) ``targets6``; an address of the other family in either list is an error.
+    """
     items: list[tuple[str, Tracking, Optional[Location], str]] = []
-    items += [(f"uplinks.{u.name}.tracking", u.tracking, _uplink_loc(t, r, u.name), "ipv4") for u in t.uplinks]
+    for u in t.uplinks:
+        items.append((f"uplinks.{u.name}.tracking", u.tracking, _uplink_loc(t, r, u.name), "ipv4"))
+        if u.ipv6:
+            items.append((f"uplinks.{u.name}.tracking", u.tracking, _uplink_loc(t, r, u.name), "ipv6"))
     items += [(f"mother.wans.{w.name}.tracking", w.tracking, w.loc, w.family) for w in t.mother.wans]
-    for path, tr, loc, family in items:
-        if tr.reliability > len(tr.targets):
+    for path, full, loc, family in items:
+        tr = family_tracking(full, family)
+        field = "targets6" if family == "ipv6" else "targets"
+        if not tr.targets and family == "ipv6":
+            r.error(loc, f"{path}.targets6", "empty, so the IPv6 interface would never fail over; "
+                                             "list IPv6 targets or leave `targets6` out for the defaults")
+        elif tr.reliability > len(tr.targets):
             r.error(loc, f"{path}.reliability",
                     f"{tr.reliability} targets must answer but only {len(tr.targets)} are tracked: the "
                     "interface could never come online; lower `reliability` or add targets")
@@ -191,13 +204,18 @@ def _tracking(t: Topology, r: Reader) -> None:
             if tr.method == "httping" and not is_ip(target):
                 continue
             if not is_ip(target):
-                r.error(loc, f"{path}.targets", f"{target!r} is not an IP address (ping tracking needs IPs)")
+                r.error(loc, f"{path}.{field}", f"{target!r} is not an IP address (ping tracking needs IPs)")
             elif family == "ipv6" and ipaddress.ip_address(target).version == 4:
-                r.error(loc, f"{path}.targets", f"{target} is IPv4 but this WAN tracks IPv6")
+                r.error(loc, f"{path}.targets6", f"{target} is IPv4 but `targets6` are tracked over IPv6; "
+                                                 f"put it in `targets`")
+            elif family == "ipv4" and ipaddress.ip_address(target).version == 6:
+                where = "this WAN is IPv4" if path.startswith("mother.") else "the tunnel interface is IPv4"
+                r.error(loc, f"{path}.targets", f"{target} is IPv6 but {where}; put IPv6 targets in "
+                                                f"`targets6` (they are tracked on the IPv6 interface)")
         if tr.method == "arping" and family == "ipv6":
             r.error(loc, f"{path}.method", "arping is IPv4 only; use ping")
-        for msg in advice(tr):
-            r.warn(loc, path, msg)
+        for msg in advice(tr, family) if tr.targets or family == "ipv4" else ():
+            r.warn(loc, path + (" (IPv6)" if family == "ipv6" and path.startswith("uplinks.") else ""), msg)
 
 
 def _member_targets(t: Topology) -> set[str]:
