@@ -214,3 +214,16 @@ def test_history_is_bounded(tmp_path):
     assert oldest >= now - 3600 and 0 < counts["samples"] <= 51
     assert (tmp_path / "h.sqlite").stat().st_mode & 0o777 == 0o600
     h.close()
+
+
+def test_wheel_carries_the_dashboard(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(root)], check=True, capture_output=True)
+    names = set(zipfile.ZipFile(next(tmp_path.glob("mwanctl-*.whl"))).namelist())
+    for f in (root / "mwanctl" / "web").rglob("*"):
+        if f.is_file() and "__pycache__" not in f.parts:
+            assert f"mwanctl/web/{f.relative_to(root / 'mwanctl' / 'web')}" in names, f

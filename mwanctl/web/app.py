@@ -204,7 +204,7 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
             s = snap(name)
             parts = site_parts(name, sub.hours) if sub.site else {
                 f"live-card-{name}": views.card(sites[name], s, link=True)}
-            data = {"site": name, "seen": s.seen if s else None, "parts": parts}
+            data = {"site": name, "seen": s.seen if s else None, "sent": time.time(), "parts": parts}
             return f"event: status\ndata: {json.dumps(data)}\n\n"
 
         async def stream() -> AsyncIterator[str]:

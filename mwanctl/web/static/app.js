@@ -30,7 +30,7 @@
         if (el) el.innerHTML = html;
       }
       const now = Date.now() / 1000;
-      if (msg.seen) window.mwUpdates.push({ site: msg.site, seen: msg.seen, shown: now });
+      if (msg.seen) window.mwUpdates.push({ site: msg.site, seen: msg.seen, sent: msg.sent, shown: now });
       if (window.mwUpdates.length > 200) window.mwUpdates.shift();
       stamp("live · updated " + new Date().toLocaleTimeString(), "ok");
     });
