@@ -214,8 +214,8 @@ def _meaning() -> list[Case]:
            "MW006"),
         _c("v6-targets-only-dual", HEAD + ups("a", extra=", ipv6: true, tracking: {targets: ['2620:fe::fe'], "
                                               "reliability: 1}") + six, "MW006"),
-        _c("v4-target-on-v6-wan", "site: s\nmother:\n  host: 192.168.1.1\n  wans: [{name: wan6, family: ipv6, "
-           "tracking: {targets: [1.1.1.1]}}]\n" + ups("a"), "MW006"),
+        _c("v4-target6-on-v6-wan", "site: s\nmother:\n  host: 192.168.1.1\n  wans: [{name: wan6, family: ipv6, "
+           "tracking: {targets6: [1.1.1.1]}}]\n" + ups("a"), "MW006"),
         _c("v6-target-on-v4-wan", "site: s\nmother:\n  host: 192.168.1.1\n  wans: [{name: wan, "
            "tracking: {targets: ['2620:fe::fe', 1.1.1.1]}}]\n" + ups("a"), "MW006"),
         _c("reliability-over-targets", HEAD + ups("a", extra=", tracking: {targets: [1.1.1.1], reliability: 2}"),

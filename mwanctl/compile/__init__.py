@@ -17,7 +17,7 @@ from mwanctl.compile.wireguard import Wireguard
 from mwanctl.errors import TopologyError
 from mwanctl.keys import TunnelKeys
 from mwanctl.topology.model import PREFIX, Topology
-from mwanctl.tracking import Timing, timing
+from mwanctl.tracking import Timing, family_tracking, timing
 from mwanctl.uci.model import UciSection, Value
 
 CONVERTERS = (Wireguard, Mwan3, Firewall)
@@ -90,7 +90,7 @@ def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
         if w.metric is not None:
             mother.owned_options.setdefault("network", {})[w.name] = {"metric": str(w.metric)}
     timings = {u.name: timing(u.tracking) for u in t.uplinks}
-    timings.update({w.name: timing(w.tracking) for w in t.mother.wans})
+    timings.update({w.name: timing(family_tracking(w.tracking, w.family)) for w in t.mother.wans})
     return Compiled(t.site, routers, timings)
 
 

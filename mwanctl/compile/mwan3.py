@@ -7,45 +7,25 @@ aliases right after their tunnel). Rules: the user's, then the catch-all default
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import replace
 from typing import Iterator
 
 from mwanctl.compile.context import Context, Origin, of_policy, of_rule, of_uplink, of_wan
 from mwanctl.topology.model import PREFIX, Policy, PolicyMember, Rule, Topology, Tracking
+from mwanctl.tracking import family_tracking
 from mwanctl.uci.model import UciSection
 
 BUILTIN = ("default", "unreachable", "blackhole")
 
 
 def _interfaces(t: Topology) -> Iterator[tuple[str, str, Tracking, Origin]]:
-    """(mwan3 interface, family, tracking, origin) in mwan3 id order."""
+    """(mwan3 interface, family, tracking, origin) in mwan3 id order; each tracks its family's
+    targets (`targets` IPv4, `targets6` IPv6)."""
     for w in t.mother.wans:
-        yield w.iface, w.family, w.tracking, of_wan(w)
+        yield w.iface, w.family, family_tracking(w.tracking, w.family), of_wan(w)
     for u in t.uplinks:
-        yield u.iface, "ipv4", _v4_tracking(u.tracking), of_uplink(u)
+        yield u.iface, "ipv4", family_tracking(u.tracking, "ipv4"), of_uplink(u)
         if u.ipv6:
-            yield u.iface6, "ipv6", _v6_tracking(u.tracking), of_uplink(u)
-
-
-def _version(target: str) -> int:
-    """4 or 6 for an IP target, 0 for a host name (httping), which both families may use."""
-    try:
-        return ipaddress.ip_address(target).version
-    except ValueError:
-        return 0
-
-
-def _v4_tracking(tr: Tracking) -> Tracking:
-    """The IPv4 interface of a dual-stack uplink tracks only its IPv4 (and host-name) targets."""
-    v4 = tuple(x for x in tr.targets if _version(x) != 6)
-    return tr if v4 == tr.targets else replace(tr, targets=v4)
-
-
-def _v6_tracking(tr: Tracking) -> Tracking:
-    v6 = tuple(x for x in tr.targets if _version(x) != 4) or (
-        "2606:4700:4700::1111", "2620:fe::fe")
-    return replace(tr, targets=v6, reliability=min(tr.reliability, len(v6)))
+            yield u.iface6, "ipv6", family_tracking(u.tracking, "ipv6"), of_uplink(u)
 
 
 def member_name(iface: str, tier: int, weight: int) -> str:

@@ -16,7 +16,7 @@ from mwanctl.errors import Diagnostic, Location
 from mwanctl.topology.grammar import HOSTNAME, ip_address, short
 from mwanctl.topology.model import PREFIX, Topology, Tracking, Uplink
 from mwanctl.topology.reader import Reader
-from mwanctl.tracking import advice
+from mwanctl.tracking import advice, family_tracking
 
 MWAN3_IFACE_MAX = 60     # 2^6 - 1 - 3 with mwan3's default mmx_mask 0x3F00
 MWAN3_IFACE_NAME = 13    # iptables chain `mwan3_iface_in_<name>` <= 28 chars
@@ -260,42 +260,47 @@ def _metrics(t: Topology, r: Reader, at: Locator) -> None:
 def _tracking(t: Topology, r: Reader, at: Locator) -> None:
     """MW006: tracking that can never succeed is an error; settings that flap are warnings.
 
-    Targets must fit the interface's family: an uplink's IPv4 interface tracks its IPv4 targets,
-    its IPv6 alias (with `ipv6: true`) the IPv6 ones; a WAN tracks targets of its `family`.
+    Each mwan3 interface is checked with the targets of its family (``family_tracking``): IPv4
+    interfaces track ``targets``, IPv6 ones (WANs with ``family: ipv6``, the ``mw_<uplink>6``
+    aliases) ``targets6``; an address of the other family in either list is an error. Targets are
+    IP addresses without a zone id (host names only for httping).
     """
-    items: list[tuple[str, Tracking, Optional[Location], tuple[str, ...]]] = []
-    items += [(f"uplinks.{u.name}.tracking", u.tracking, at.uplink(u, "tracking"),
-               ("ipv4", "ipv6") if u.ipv6 else ("ipv4",)) for u in t.uplinks]
-    items += [(f"mother.wans.{w.name}.tracking", w.tracking, w.loc, (w.family,)) for w in t.mother.wans]
-    for path, tr, loc, families in items:
-        v4 = v6 = 0
+    items: list[tuple[str, Tracking, Optional[Location], str]] = []
+    for u in t.uplinks:
+        items.append((f"uplinks.{u.name}.tracking", u.tracking, at.uplink(u, "tracking"), "ipv4"))
+        if u.ipv6:
+            items.append((f"uplinks.{u.name}.tracking", u.tracking, at.uplink(u, "tracking"), "ipv6"))
+    items += [(f"mother.wans.{w.name}.tracking", w.tracking, w.loc, w.family) for w in t.mother.wans]
+    for path, full, loc, family in items:
+        tr = family_tracking(full, family)
+        field = "targets6" if family == "ipv6" else "targets"
+        if not tr.targets and family == "ipv6":
+            r.error(loc, f"{path}.targets6", "empty, so the IPv6 interface would never fail over; "
+                    "list IPv6 targets or leave `targets6` out for the defaults", TRACKING)
+        elif tr.reliability > len(tr.targets):
+            r.error(loc, f"{path}.reliability",
+                    f"{tr.reliability} targets must answer but only {len(tr.targets)} are tracked: the "
+                    "interface could never come online; lower `reliability` or add targets", TRACKING)
         for target in tr.targets:
             addr = ip_address(target)
             if addr is None:
                 if tr.method == "httping" and HOSTNAME.match(target):
                     continue
-                r.error(loc, f"{path}.targets", f"{short(target)} is not an IP address"
+                r.error(loc, f"{path}.{field}", f"{short(target)} is not an IP address"
                         + (" or host name" if tr.method == "httping" else " (ping tracking needs IPs)"),
                         TRACKING)
-                continue
-            family = f"ipv{addr.version}"
-            v4 += family == "ipv4"
-            v6 += family == "ipv6"
-            if family not in families:
-                fix = "set `ipv6: true` on the uplink or remove it" if families == ("ipv4",) and \
-                    path.startswith("uplinks") else f"track {families[0]} targets here"
-                r.error(loc, f"{path}.targets", f"{target} is {family[:2].upper()}{family[2:]} but this "
-                        f"interface tracks {' and '.join(families)} only; {fix}", TRACKING)
-        main = families[0]    # the family of the interface `reliability` applies to
-        usable = (v4 if main == "ipv4" else v6) + sum(1 for x in tr.targets if ip_address(x) is None)
-        if tr.reliability > usable:
-            r.error(loc, f"{path}.reliability",
-                    f"{tr.reliability} targets must answer but only {usable} {main} target(s) are tracked: "
-                    "the interface could never come online; lower `reliability` or add targets", TRACKING)
-        if tr.method == "arping" and "ipv6" in families:
+            elif family == "ipv6" and addr.version == 4:
+                r.error(loc, f"{path}.targets6", f"{target} is IPv4 but `targets6` are tracked over IPv6; "
+                        "put it in `targets`", TRACKING)
+            elif family == "ipv4" and addr.version == 6:
+                where = "this WAN is IPv4" if path.startswith("mother.") else "the tunnel interface is IPv4"
+                r.error(loc, f"{path}.targets", f"{target} is IPv6 but {where}; put IPv6 targets in "
+                        "`targets6` (they are tracked on the IPv6 interface)", TRACKING)
+        if tr.method == "arping" and family == "ipv6":
             r.error(loc, f"{path}.method", "arping is IPv4 only; use ping", TRACKING)
-        for msg in advice(tr):
-            r.warn(loc, path, msg, TRACKING)
+        for msg in advice(tr, family) if tr.targets or family == "ipv4" else ():
+            r.warn(loc, path + (" (IPv6)" if family == "ipv6" and path.startswith("uplinks.") else ""), msg,
+                   TRACKING)
 
 
 def _member_targets(t: Topology) -> set[str]:

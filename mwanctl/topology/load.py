@@ -20,7 +20,7 @@ from mwanctl.topology.reader import (
     BAD_VALUE, MISSING, NOT_ALLOWED, WRONG_TYPE, Reader,
 )
 from mwanctl.topology.source import YamlMap, Source, read_file, read_source
-from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, PROFILES
+from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, DEFAULT_TARGETS6, PROFILES
 
 SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 NAME_RE = re.compile(r"[A-Za-z0-9_]{1,63}")
@@ -43,7 +43,7 @@ UPLINK_KEYS = ("name", "host", "endpoint", "weight", "tier", "ipv6", "tracking",
                "mother_zone", "wan_zone", "description")
 TUNNELS_KEYS = ("pool", "pool6", "port", "mtu", "keepalive")
 TUNNEL_KEYS = ("port", "mtu", "keepalive", "index", "metric")
-TRACKING_KEYS = ("profile", "targets", "method", "reliability", "count", "timeout", "interval",
+TRACKING_KEYS = ("profile", "targets", "targets6", "method", "reliability", "count", "timeout", "interval",
                  "failure_interval", "recovery_interval", "down", "up", "keep_failure_interval",
                  "initial_state", "check_quality", "failure_latency", "failure_loss",
                  "recovery_latency", "recovery_loss", "flush_conntrack", "httping_ssl", "size",
@@ -260,9 +260,11 @@ def _tracking(r: Reader, node: Optional[YamlMap], path: str, base: Optional[Trac
         nums[k] = r.integer(node, k, path, nums[k], lo, 3600)
     get = lambda k, d: getattr(base, k) if base is not None else d  # noqa: E731
     targets = r.strings(node, "targets", path, get("targets", DEFAULT_TARGETS))
+    targets6 = r.strings(node, "targets6", path, get("targets6", DEFAULT_TARGETS6))
     return Tracking(
         profile=profile,
         targets=targets,
+        targets6=targets6,
         method=r.string(node, "method", path, get("method", "ping"),
                         pattern=re.compile(r"ping|arping|httping|nslookup|nping-[a-z]+"),
                         hint="use ping, arping, httping, nslookup or nping-<mode>"),

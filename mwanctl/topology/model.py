@@ -45,6 +45,7 @@ class Tracking:
     httping_ssl: bool = False
     size: Optional[int] = None
     max_ttl: Optional[int] = None
+    targets6: tuple[str, ...] = ()   # what IPv6 interfaces track (`targets` is IPv4 only)
 
 
 @dataclass(frozen=True)
