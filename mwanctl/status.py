@@ -771,7 +771,7 @@ def render_table(site: SiteStatus, console: Any) -> None:
 
     utf = (getattr(console, "encoding", "utf-8") or "").lower().startswith("utf")
     dash = "—" if utf else "-"
-    if site.reachable:
+    if site.reachable and site.error is None:
         console.print(_table(site))
     for p in site.problems:
         style = "red" if p.severity == "error" else "yellow"
