@@ -552,6 +552,44 @@ def keys_rotate(env: Env, topology: str, uplinks: tuple[str, ...], older_than: O
     return code
 
 
+# --- web (mwanctl/web) -----------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("topologies", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
+@click.option("--interval", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True,
+              help="Seconds between polls of each site.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="History database "
+              "(default <state dir>/web.sqlite).")
+@click.option("--history-hours", type=click.FloatRange(1, 24 * 90), default=24.0, show_default=True,
+              help="How long per-uplink samples are kept.")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Log in with this password instead of a random token (or set MWANCTL_WEB_PASSWORD).")
+@click.option("--certfile", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="TLS certificate.")
+@click.option("--keyfile", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="TLS key.")
+@click.option("--insecure-remote", is_flag=True, help="Allow a non-loopback --host without TLS.")
+@click.option("--allow-host", "allow_hosts", multiple=True, help="Another name the browser may use for "
+              "this server (Host header), e.g. behind a proxy.")
+@click.option("--no-uplinks", is_flag=True, help="Poll only the mothers, not each uplink router's own WAN.")
+@click.pass_obj
+@guarded
+def web(env: Env, topologies: tuple[str, ...], host: str, port: int, interval: float, db: Optional[Path],
+        history_hours: float, password_file: Optional[Path], certfile: Optional[Path], keyfile: Optional[Path],
+        insecure_remote: bool, allow_hosts: tuple[str, ...], no_uplinks: bool) -> int:
+    """Serve a live dashboard for one or more sites (binds 127.0.0.1; prints its URL with a token).
+
+    Example: mwanctl web examples/home.yaml
+    """
+    from mwanctl.web.history import Retention
+    from mwanctl.web.server import WebOptions, serve
+    loaded = [(Path(p), _load(p)) for p in topologies]
+    env.templates()
+    opts = WebOptions(host, port, interval, db, password_file, certfile, keyfile, insecure_remote, allow_hosts,
+                      Retention(sample_hours=history_hours), not no_uplinks)
+    return serve(loaded, env.state_dir, env.templates_dir, opts, lambda line: click.echo(line))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Console entry point; returns the exit status instead of raising SystemExit."""
     try:
