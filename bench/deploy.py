@@ -17,6 +17,7 @@ ubus: every router is one tests/rpcd_server.py instance (uhttpd's /ubus + rpcd s
 from a separate process, so the servers do not share the client's interpreter lock.
 
 Run: sudo python bench/deploy.py [--sizes 1,2,10,50] [--parallel 8] [--only ssh|ubus]
+     sudo python bench/deploy.py --outage [--runs 3]   (client-visible loss per kind of change)
 """
 
 from __future__ import annotations
@@ -341,7 +342,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="Deployment.parallel values to try (comma separated; the CLI default is 8)")
     ap.add_argument("--only", choices=("ssh", "ubus"), help="one transport only")
     ap.add_argument("--serve-rpcd", help=argparse.SUPPRESS)
+    ap.add_argument("--outage", action="store_true",
+                    help="instead: what a LAN client loses during each kind of change (bench/deploy_outage.py)")
+    ap.add_argument("--runs", type=int, default=1, help="with --outage: repetitions")
     args = ap.parse_args(argv)
+    if args.outage:
+        from bench import deploy_outage
+        return deploy_outage.main(["--runs", str(args.runs)])
     if args.serve_rpcd:
         serve_rpcd(args.serve_rpcd)
         return 0

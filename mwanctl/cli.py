@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -243,6 +244,12 @@ def _deployment(env: Env, topology: str, accept_new: bool, confirm_timeout: Opti
 def _show_plan(env: Env, dep: Any) -> None:
     from mwanctl.plan import describe
     out = env.console()
+    for router, state in dep.states.items():
+        rec = state.extra.get("last_rollback", "").split(" ", 1)
+        if rec[0].isdigit():   # the router's own record (remote/lib.sh mw_restore)
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(rec[0])))
+            click.echo(f"note: {router} rolled back an unconfirmed deploy at {when}"
+                       + (f" (applied by {rec[1]})" if len(rec) > 1 and rec[1] else ""), err=True)
     for router, plan in dep.plans.items():
         if not plan.changed:
             out.print(f"[green]{router}[/green]: up to date")
