@@ -135,9 +135,11 @@ class Deployment:
         failed = [c for c in checks if not c.ok and not c.was_down]
         if self._bad() or failed:
             self._roll_back_armed(failed)
+            self._redial(touched)
         else:
             self._confirm_armed()
         for c in checks:
+            self.notes += [f"{c.iface}: {n}" for n in c.notes]
             if c.was_down and not c.ok:
                 self.notes.append(f"{c.iface}: {c.why} (it was already down before this deploy)")
         return self.outcomes
@@ -166,7 +168,6 @@ class Deployment:
         if net is None or not net.ops:
             return False
         return iface in plan.effects or iface not in _wg_names(net.before)
-
 
     def _arm_one(self, router: str) -> RouterOutcome:
         return self.arm_router(router, self.plans[router], self._transports[router],
@@ -244,6 +245,20 @@ class Deployment:
             except MwanctlError as exc:
                 self.outcomes[r] = RouterOutcome(r, "not-confirmed", self._after_lost(
                     r, f"not confirmed: {msg}; rollback failed ({exc})", self.confirm_timeout + self.verify_timeout))
+
+    def _redial(self, touched: dict[str, tuple[str, str]]) -> None:
+        """After a rollback: the mother re-dials the tunnels of uplinks that are back on their
+        old config (a rebuilt device has no session), so the old site works at once, not after
+        WireGuard's ~15 s. Best effort: a failure here changes nothing already reported."""
+        back = {i: t for i, t in touched.items() if self.outcomes.get(t[0], RouterOutcome(t[0], "")).status
+                in ("rolled-back", "unchanged")}
+        for m in {t[1] for t in back.values()}:
+            peers = {i: self._peer_keys(m, i, before=self.outcomes[m].status == "rolled-back")
+                     for i, t in back.items() if t[1] == m}
+            try:
+                self._transports[m].rehandshake({i: k for i, k in peers.items() if k})
+            except (MwanctlError, NotImplementedError, ValueError):
+                pass
 
     def _after_lost(self, router: str, what: str, timeout: int) -> str:
         """After a lost connection: what the router itself says happened (its pending deploy and
@@ -324,8 +339,9 @@ class Deployment:
         self._check_live([c for c in checks.values() if c.ok])
         return list(checks.values())
 
-    def _peer_keys(self, router: str, iface: str) -> list[str]:
-        net = self.plans[router].packages["network"].after
+    def _peer_keys(self, router: str, iface: str, before: bool = False) -> list[str]:
+        pp = self.plans[router].packages["network"]
+        net = pp.before if before else pp.after
         return [str(s.options["public_key"]) for s in net.of_type(f"wireguard_{iface}")
                 if isinstance(s.options.get("public_key"), str) and s.options.get("disabled") != "1"]
 
