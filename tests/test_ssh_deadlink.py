@@ -55,9 +55,7 @@ def test_cut_link_is_detected_in_seconds_and_the_router_says_what_happened(route
     site = start_site(router_factory, tmp_path, ["dsl"], confirm_timeout=30)
     mother = site.routers["mother"]
     before = mother.config_text("network")
-    from mwanctl import deploy
     from mwanctl.transports import ssh
-    monkeypatch.setattr(deploy.Deployment, "verify_timeout", 5)
     real_apply = ssh.SshTransport.apply
     with cut_link(mother.port) as (on, off):
         def apply(self: Any, plan: Any, timeout: int) -> None:
@@ -83,7 +81,8 @@ def test_cut_link_is_detected_in_seconds_and_the_router_says_what_happened(route
         code = main(site.argv("plan", str(site.path)))
         out, err = capsys.readouterr()
         m = re.search(r"rolls it back in (\d+) s", out + err)
-        assert m and 0 < int(m.group(1)) <= 35, out + err
+        # the window: confirm 30 s + the tunnel check's 25 s, from when the apply finished
+        assert m and 0 < int(m.group(1)) <= 55, out + err
         deadline = time.monotonic() + int(m.group(1)) + 15
         while time.monotonic() < deadline and mother.config_text("network") != before:
             time.sleep(1)
