@@ -121,7 +121,6 @@ def test_old_rotation_loses_new_flows_in_the_lab_as_on_real_mwan3(lab, router_fa
     rotate_lab.wait_tunnels(lab, uplinks)
     mother = site.routers["mother"]
     flows = rotate_lab.FlowStream(lab).start()
-    t_start = time.time()
     time.sleep(1.0)
     before = len(mwan3_log(lab))
     assert mother.run("mwan3 ifdown mw_u1").returncode == 0
@@ -133,10 +132,6 @@ def test_old_rotation_loses_new_flows_in_the_lab_as_on_real_mwan3(lab, router_fa
     f = flows.stop()
     events = rebuilds(mwan3_log(lab)[before:])
     print(f"old way, one tunnel: {events}; new flows lost {f.lost_count}/{f.sent}")
-    import os
-    if os.environ.get("H5DEBUG"):
-        print("\n".join(f"{float(ln.split()[0]) - t_start:.3f} {ln.split(' ', 1)[1]}" for ln in mwan3_log(lab)[before:]))
-        print([round(0.3 + n * 0.05, 2) for n in f.lost])
     assert events == [f"Execute {a} event on interface mw_u1"
                       for a in ("ifdown", "disconnected", "ifdown", "ifup", "ifup")]
     assert "mw_u1" in back                            # back in the policy before `mwan3 ifup`
@@ -219,17 +214,17 @@ def test_lost_confirm_keeps_pending_keys_and_a_rerun_finishes(lab, router_factor
     assert lab.ping("client", rotate_lab.TARGET)
 
 
-def test_single_uplink_says_nothing_to_drain_and_loss_is_measured(lab, router_factory, tmp_path, capsys):
+def test_single_uplink_rotates_live_and_loss_is_measured(lab, router_factory, tmp_path, capsys):
+    """With one uplink there is nothing to drain to, and nothing needs draining: the mother holds
+    what it sends while the ends disagree. Measured, not promised: the queue WireGuard keeps per
+    peer has room for 128 packets."""
     uplinks = ["u1"]
     site = rotate_lab.build(lab, router_factory, tmp_path, uplinks)
     assert run(site, capsys, "deploy", str(site.path), "--yes")[0] == 0
     rotate_lab.wait_tunnels(lab, uplinks)
     code, err, took, p, f = rotate_under_traffic(site, lab, capsys)
     assert code == 0, err
-    assert "the only uplink, nothing to drain to" in err
     assert_store_matches_routers(site, uplinks)
-    # no zero assertion: the tunnel is down from the uplink's new keys to the new handshake.
-    # New flows come back; the one long ping flow's loss is only measured (OPEN: in the runs so
-    # far it had not recovered 2 s after the rotation; not yet explained)
-    assert f.lost_count > 0 and f.lost[-1] < f.sent - 10, f.lost
+    assert "u1: new keys on mother (live, no restart)" in err
+    assert not f.lost or f.lost[-1] < f.sent - 10, f.lost      # new flows flow again
     print(f"single uplink: ping flow lost {p.lost_count}/{p.sent}, new flows lost {f.lost_count}/{f.sent}")
