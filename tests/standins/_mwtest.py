@@ -225,6 +225,9 @@ def renew(name: str) -> bool:
     new = _applied(ifaces[name], sections)
     new["applies"] = old.get("applies", 0) + 1
     new["since"], new["up"] = old["since"], old["up"]
+    # netifd's own copy of the config is not renewed (interface_renew only runs the handler): a
+    # later reload still compares against it, so e.g. a private_key renewed live restarts then
+    new["section"] = old["section"]
     state["ifaces"][name] = new
     save_state(state)
     if new["up"]:
