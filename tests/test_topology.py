@@ -139,3 +139,17 @@ def test_a_template_override_that_makes_names_clash_is_refused_at_compile_with_l
         compile_site(topo, _keys(topo, {"a": 0}), Templates(d))
     assert {d.rule for d in exc.value.diagnostics} == {"MW010"}
     assert all(d.location is not None and d.location.line == 5 for d in exc.value.diagnostics)
+
+
+def test_port_ranges_written_with_a_dash_reach_mwan3_as_iptables_ranges() -> None:
+    """`80-443` (fw4's spelling) means the range; mwan3 hands ports to iptables' multiport, which
+    reads `80:443`, so that is what is written."""
+    from mwanctl.compile import compile_site
+    topo = parse_topology("site: s\nmother: {host: 192.168.1.1}\nuplinks:\n  - {name: a, host: 192.168.1.2}\n"
+                          "rules:\n  - {name: web, proto: tcp, dest_port: '80-443,8000:8080,22', src_port: 1024-65535,"
+                          " policy: balanced}\n")
+    assert topo.rules[0].dest_port == "80:443,8000:8080,22"
+    rule = next(s for s in compile_site(topo, _keys(topo, {"a": 0})).routers["mother"].sections["mwan3"]
+                if s.name == "mw_web")
+    assert rule.options["dest_port"] == "80:443,8000:8080,22"
+    assert rule.options["src_port"] == "1024:65535"
