@@ -190,6 +190,10 @@ def test_validate_shows_errors_at_their_line(lab):
         assert f"{path}:{at + 1}:" in d.find_element("css selector", "#result ul.diags").text
         d.execute_script("document.getElementById('result').scrollIntoView()")
         shot(lab, "web-validate.png")
+        # the poller noticed too: it keeps the last good topology and says so in the timeline
+        ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=topology]"),
+                             3 * INTERVAL)
+        assert ev and "still using the last good version" in ev[0].text
     finally:
         path.write_text(good)
     d.find_element("css selector", "form[data-kind=validate] button").click()

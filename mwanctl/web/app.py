@@ -32,8 +32,7 @@ from mwanctl.web.poller import Fleet, Snapshot
 
 STATIC = Path(__file__).parent / "static"
 HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; base-uri 'none'; "
-                               "form-action 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": views.CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",

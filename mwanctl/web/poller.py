@@ -91,13 +91,14 @@ class Poller(threading.Thread):
     """Polls one site until ``stop``; ``listeners`` get every snapshot (from this thread)."""
 
     def __init__(self, ref: SiteRef, history: History, interval: float,
-                 opts: Optional[ConnectOptions] = None, ask_uplinks: bool = True):
+                 opts: Optional[ConnectOptions] = None, ask_uplinks: bool = True, offset: float = 0.0):
         super().__init__(name=f"poller-{ref.name}", daemon=True)
         self.ref = ref
         self.history = history
         self.interval = interval
         self.opts = opts or ConnectOptions()
         self.ask_uplinks = ask_uplinks
+        self.offset = offset            # delay before the second poll: spreads sites over the interval
         self.listeners: list[Listener] = []
         self.latest: Optional[Snapshot] = None
         self.polls = 0
@@ -119,12 +120,17 @@ class Poller(threading.Thread):
         self._wake.set()
 
     def refresh(self) -> None:
-        """Re-read topology and keys before the next poll."""
-        self.ref.reload()
+        """Re-read topology and keys before the next poll; a file that no longer loads keeps the
+        last good topology in use and says so in the timeline."""
+        why = self.ref.reload()
+        if why is not None:
+            self.history.add_event(self.ref.name, "topology", self.ref.name, "error",
+                                   f"{self.ref.path} does not load, still using the last good version: {why}")
         self._exp = self.ref.expectation()
         self.poll_now()
 
     def run(self) -> None:
+        first = True
         while not self._stop_evt.is_set():
             started = time.monotonic()
             try:
@@ -133,7 +139,9 @@ class Poller(threading.Thread):
             except Exception as exc:  # noqa: BLE001 - a poller must outlive any one bad poll
                 self.history.add_event(self.ref.name, "poller", self.ref.name, "error",
                                        f"poll failed: {type(exc).__name__}: {exc}")
-            self._wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
+            pause = self.interval + (self.offset if first else 0.0)
+            first = False
+            self._wake.wait(max(0.0, pause - (time.monotonic() - started)))
             self._wake.clear()
         for t in self._transports.values():
             t.close()

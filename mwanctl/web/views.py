@@ -7,10 +7,13 @@ coloured mark also carries the state's word.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import html
 import json
 import time
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from mwanctl.errors import Diagnostic
@@ -24,6 +27,19 @@ STATE_CLASS = {"online": "ok", "offline": "bad", "missing": "bad", "unknown": "b
                "disconnecting": "warn", "disabled": "off", "not tracking": "info"}
 PALETTE = ("#0969da", "#bc4c00", "#8250df", "#1a7f37", "#bf3989", "#0598bc", "#6e7781", "#9a6700")
 HOURS = (0.25, 1, 6, 24)
+STATIC = Path(__file__).parent / "static"
+# Inlined into every page (one response paints the page: no extra round trip before the first
+# paint) and allowed by their hashes in the Content-Security-Policy, so no other inline code runs.
+CSS = (STATIC / "style.css").read_text()
+JS = (STATIC / "app.js").read_text()
+
+
+def _sha(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+CSP = (f"default-src 'self'; script-src {_sha(JS)}; style-src {_sha(CSS)}; img-src 'self' data:; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def _t(ts: float) -> str:
@@ -57,11 +73,10 @@ def page(title: str, body: str, csrf: str, sites: Sequence[str], current: Option
         '<meta name=viewport content="width=device-width,initial-scale=1">'
         f"<title>{e(title)}</title><meta name=csrf-token content=\"{e(csrf)}\">"
         f'<meta name=stream content="{e(stream)}">'
-        '<link rel=stylesheet href="/static/style.css"><script defer src="/static/app.js"></script>'
-        '</head><body><a class=skip href="#main">Skip to content</a>'
+        f"<style>{CSS}</style></head><body><a class=skip href=\"#main\">Skip to content</a>"
         f'<header><a class=brand href="/">mwanctl</a><nav aria-label=Sites>{nav}</nav>'
         '<span id=live class=live role=status aria-live=polite>connecting…</span></header>'
-        f"<main id=main tabindex=-1>{body}</main></body></html>")
+        f"<main id=main tabindex=-1>{body}</main><script>{JS}</script></body></html>")
 
 
 # --------------------------------------------------------------------------- overview
