@@ -217,7 +217,7 @@ def test_plan_is_the_cli_plan_and_deploy_from_the_page_changes_the_router(lab, c
     for end in ("mother", "uplink"):
         for u in ("a", "b"):
             assert lab["store"].pair(u, end).private not in d.page_source
-    d.execute_script("document.getElementById('result').scrollIntoView()")
+    d.execute_script("document.getElementById('h-actions').scrollIntoView()")
     shot(lab, "web-plan.png")
 
     # a wrong site name starts nothing
@@ -245,7 +245,7 @@ def test_plan_is_the_cli_plan_and_deploy_from_the_page_changes_the_router(lab, c
     assert net.get("mw_a").options["proto"] == "wireguard"              # the router really changed
     ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=deploy]"), 3 * INTERVAL)
     assert ev and ev[0].get_attribute("data-result") == "applied"
-    d.execute_script("document.getElementById('jobs').scrollIntoView()")
+    d.execute_script("document.getElementById('h-actions').scrollIntoView()")
     shot(lab, "web-deploy.png")
     # and the CLI agrees there is nothing left to do
     assert main(site.argv("plan", str(site.path))) == 0
