@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 import click
 
 from mwanctl import __version__
-from mwanctl.errors import Diagnostic, ExitStatus, MwanctlError, TopologyError
+from mwanctl.errors import CommandError, Diagnostic, ExitStatus, MwanctlError, TopologyError
 
 # --- shared plumbing ------------------------------------------------------------------------------
 
@@ -73,6 +73,10 @@ def run_guarded(fn: Callable[[], int]) -> int:
         click.echo(f"mwanctl: internal error: {type(exc).__name__}: {exc} "
                    "(set MWANCTL_TRACEBACK=1 to see where; please report it)", err=True)
         return ExitStatus.ERROR
+
+
+def _raise(exc: BaseException) -> int:
+    raise exc
 
 
 def guarded(fn: Callable[..., int]) -> Callable[..., None]:
@@ -396,10 +400,12 @@ MOTHER_PROBES = ("mwan3_status", "wg_dump", "uptime", "epoch")
 
 def _status_once(topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
     from mwanctl.connect import transport_for
-    from mwanctl.status import SiteStatus, build_status
+    from mwanctl.status import SiteStatus, status_or_unknown
     try:
         with transport_for(topo, topo.mother.name, opts) as t:
             probes = t.query(MOTHER_PROBES)
+    except CommandError as exc:   # connected, but the probes could not be run or read
+        return SiteStatus.unknown(topo.mother.name, str(exc))
     except MwanctlError as exc:
         return SiteStatus.unreachable(topo.mother.name, str(exc))
     uplink_probes = None
@@ -412,12 +418,13 @@ def _status_once(topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
             except MwanctlError as exc:
                 uplink_probes[u.name] = {"wan_status": f"ERROR: {exc}"}
     import time
-    return build_status(exp, probes, None, uplink_probes, now=time.time())
+    return status_or_unknown(exp, probes, None, uplink_probes, now=time.time())
 
 
 @cli.command()
 @TOPOLOGY
-@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (schema mwanctl.status/1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (schema mwanctl.status/2), "
+              "always one object, also when the state cannot be read.")
 @click.option("--watch", is_flag=True, help="Refresh in place until interrupted.")
 @click.option("--interval", type=click.IntRange(1, 3600), default=5, show_default=True,
               help="Seconds between refreshes with --watch.")
@@ -429,16 +436,26 @@ def status(env: Env, topology: str, as_json: bool, watch: bool, interval: int, a
            accept_new_host_key: bool) -> int:
     """What every uplink is doing: mwan3 state, tracking, WireGuard handshake, traffic share.
 
-    Exit status: 0 all online, 1 degraded, 2 no uplink online or the mother unreachable.
+    Exit status (monitoring-plugin convention): 0 OK, every uplink online; 1 WARNING, degraded;
+    2 CRITICAL, no uplink online (for IPv4, or for IPv6 where it is balanced); 3 UNKNOWN, the state
+    cannot be told (mother unreachable, mwan3 probe failed, unreadable topology or key store).
 
     Example: mwanctl status examples/home.yaml --json
     """
     from mwanctl.expect import expectation
     from mwanctl.site import open_store
-    from mwanctl.status import exit_code, render_table, to_json
-    topo = _load(topology)
-    store = open_store(topo, env.state_dir)
-    exp = expectation(topo, {u.name: store.pair(u.name, "uplink") for u in topo.uplinks})
+    from mwanctl.status import UNKNOWN, SiteStatus, exit_code, render_table, to_json
+    try:
+        topo = _load(topology)
+        store = open_store(topo, env.state_dir)
+        exp = expectation(topo, {u.name: store.pair(u.name, "uplink") for u in topo.uplinks})
+    except MwanctlError as exc:
+        # Cannot even start asking: UNKNOWN, the usual error lines on stderr, and with --json still
+        # the one object (a cron job writing it to a file must not get an empty file).
+        if as_json:
+            click.echo(json.dumps(to_json(SiteStatus.unknown(None, str(exc))), indent=2))
+        run_guarded(lambda: _raise(exc))
+        return UNKNOWN
     opts = _connect_options(accept_new_host_key)
     if not watch:
         site = _status_once(topo, exp, opts, ask_uplinks)

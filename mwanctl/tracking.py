@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from mwanctl.topology.model import Tracking
+if TYPE_CHECKING:  # the topology package imports this module: no import cycle at run time
+    from mwanctl.topology.model import Tracking
 
 # Named profiles. "fast" is the setting measured in the lab (offline after 5.6 s, back after
 # 1.65 s); "conservative" is mwan3's own code default; "balanced" sits between.
