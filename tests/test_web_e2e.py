@@ -243,7 +243,7 @@ def test_plan_is_the_cli_plan_and_deploy_from_the_page_changes_the_router(lab, c
     assert "mother: applied and confirmed" in text and "a: applied and confirmed" in text
     net = parse(mother.config_text("network"), "network")
     assert net.get("mw_a").options["proto"] == "wireguard"              # the router really changed
-    ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=deploy]"), 3 * INTERVAL)
+    ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=deploy]"), 10 * INTERVAL)
     assert ev and ev[0].get_attribute("data-result") == "applied"
     d.execute_script("document.getElementById('h-actions').scrollIntoView()")
     shot(lab, "web-deploy.png")
