@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Optional, Sequence
 
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage
@@ -107,6 +107,18 @@ class Transport(ABC):
         mother) after the other end rebuilt its device: otherwise it keeps sending on the old
         session for ~15 s."""
         raise NotImplementedError(f"{type(self).__name__} cannot ask for a new handshake")
+
+    #: whether :meth:`rekey_live` is there (key rotation falls back to a plain apply without it)
+    can_rekey_live = False
+
+    def rekey_live(self, iface: str, peer: str, endpoint: Optional[str], keepalive: int = 0) -> bool:
+        """Key rotation on an uplink: an apply that committed the tunnel's new keys but made nothing
+        live (no reload, no restart, no renew) is pending; bring it live (netifd rebuilds the
+        tunnel; the pending rollback is made to rebuild it too), wait for ``peer`` in ``wg``, then
+        start the handshake now: ``endpoint`` (``host:port``) set live, persistent keepalive on
+        until the handshake is there (WireGuard then sends at once), then back to ``keepalive``.
+        True when the handshake was seen (always False without an endpoint)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot bring a rotation live")
 
     @abstractmethod
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
