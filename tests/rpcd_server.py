@@ -791,8 +791,8 @@ class Rpcd:
             return PERMISSION_DENIED
         if cmd == "/usr/bin/wg" and params == ["show", "all", "dump"]:
             return OK, {"code": 0, "stdout": self._wg_config_dump() if self.wg_from_config else self.wg_dump}
-        if cmd == "/usr/bin/wg" and len(params) == 5 and params[0] == "set" and params[2] == "peer" \
-                and params[4] == "remove":
+        if cmd == "/usr/bin/wg" and len(params) >= 5 and params[0] == "set" and params[2] == "peer" \
+                and params[4] == "remove":        # and put back in the same command: a new session
             self.events.append(("wg peer remove", params[1]))
             return OK, {"code": 0, "stdout": ""}
         if cmd == "/bin/date" and params == ["+%s"]:
