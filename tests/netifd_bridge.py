@@ -275,19 +275,20 @@ def renew_device(lab: netlab.Lab, host: str, wif: Any) -> None:
         if pfx is not None:
             want[pfx[1]] = pfx[0]
     have = lab._ip(host, "-o", "addr", "show", "dev", dev).stdout
-    for line in have.splitlines():
-        parts = line.split()
-        if len(parts) > 3 and parts[2] in ("inet", "inet6") and parts[3] not in want \
-                and not parts[3].startswith("fe80:"):
-            lab._ip(host, "addr", "del", parts[3], "dev", dev, check=False)
+    have_set = {ln.split()[3] for ln in have.splitlines() if len(ln.split()) > 3}
+    # netifd's update adds the new addresses, then flushes the old ones: the device never has
+    # none (the kernel would drop every route through it, mwan3's tables included)
     for cidr, fam in want.items():
-        if cidr not in have:
+        if cidr not in have_set:
             extra = ["noprefixroute"] if wif.metric else []
             lab._ip(host, f"-{fam}", "addr", "add", cidr, "dev", dev, *extra, check=False)
             if wif.metric:
                 lab._ip(host, f"-{fam}", "route", "replace", netlab.Lab._network_of(cidr), "dev", dev,
                         "proto", "kernel", "scope", "link", "metric", str(wif.metric),
                         *netlab.Lab._table(wif, fam), check=False)
+    for cidr in have_set - set(want):
+        if not cidr.startswith("fe80:"):
+            lab._ip(host, "addr", "del", cidr, "dev", dev, check=False)
     for peer in wif.peers:
         if not peer.route_allowed_ips:
             continue
