@@ -97,7 +97,7 @@ def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
 def build_sections(ctx: Context) -> dict[str, dict[str, list[UciSection]]]:
     """router -> package -> sections, in deploy order (uplinks first, the mother last)."""
     t = ctx.topology
-    routers = {u.name: {p: [] for p in PACKAGES["uplink"]} for u in t.uplinks}
+    routers: dict[str, dict[str, list[UciSection]]] = {u.name: {p: [] for p in PACKAGES["uplink"]} for u in t.uplinks}
     routers[t.mother.name] = {p: [] for p in PACKAGES["mother"]}
     for conv in CONVERTERS:
         for router, secs in conv.convert(ctx).items():

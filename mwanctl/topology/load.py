@@ -13,12 +13,8 @@ from mwanctl.topology.model import (
     Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, Topology, Tracking, TunnelSettings,
     Uplink,
 )
-from mwanctl.topology.grammar import (
-    HOSTNAME, ip_address, network_text, pool4_problem, pool6_problem, port_list, short,
-)
-from mwanctl.topology.reader import (
-    BAD_VALUE, MISSING, NOT_ALLOWED, WRONG_TYPE, Reader,
-)
+from mwanctl.topology.grammar import network_text, pool4_problem, pool6_problem, port_list, short
+from mwanctl.topology.reader import MISSING, NOT_ALLOWED, WRONG_TYPE, Reader
 from mwanctl.topology.source import YamlMap, Source, read_file, read_source
 from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, DEFAULT_TARGETS6, PROFILES
 
