@@ -315,8 +315,7 @@ def _policies(r: Reader, seq: Any) -> tuple[Policy, ...]:
         for j, m in enumerate(mseq):
             mpath = f"{path}.members[{j}]"
             if isinstance(m, (str, int)) and not isinstance(m, bool):
-                target = r._text(m, r.src.item(mseq, j), mpath, r.src.raw_item(mseq, j), NAME_RE,
-                                 NAME_HINT, 63)
+                target = r._text(m, (mseq, j), mpath, NAME_RE, NAME_HINT, 63)
                 if target is not None:
                     members.append(PolicyMember(target, 0, 0))   # 0 = the uplink's own tier/weight
                 continue
