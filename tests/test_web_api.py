@@ -106,7 +106,7 @@ def test_api_status_is_the_status_json_and_metrics_parse(lab, capsys):
     c, _ = login(server)
     assert weblab.wait_for(lambda: c.get("/api/status").json().get("reachable"), 10)
     api = c.get("/api/status").json()
-    assert c.get("/api/status/lab").json()["schema"] == "mwanctl.status/1"
+    assert c.get("/api/status/lab").json()["schema"] == "mwanctl.status/2"
     code = main(site.argv("status", str(site.path), "--json", "--uplinks"))
     cli = json.loads(capsys.readouterr().out)
     assert stable(api) == stable(cli)

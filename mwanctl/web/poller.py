@@ -74,7 +74,7 @@ def sample_of(row: UplinkRow, rates: tuple[Optional[float], Optional[float]]) ->
     rtts = [t.latency_ms for t in row.targets if t.latency_ms is not None]
     losses = [t.loss_pct for t in row.targets if t.loss_pct is not None]
     share = max(row.shares.values()) if row.shares else None
-    return Sample(row.name, row.state, _avg(rtts), _avg(losses), rates[0], rates[1],
+    return Sample(row.label or row.name, row.state, _avg(rtts), _avg(losses), rates[0], rates[1],
                   row.wg.handshake_age if row.wg else None, share)
 
 
@@ -192,7 +192,7 @@ class Poller(threading.Thread):
                 status = SiteStatus.unreachable(mother, str(exc))
                 reach[mother] = str(exc)
         seen = time.time()
-        rates = {row.name: self._rate(row, seen) for row in status.uplinks}
+        rates = {row.label or row.name: self._rate(row, seen) for row in status.uplinks}
         snap = Snapshot(self.ref.name, seen, status, to_json(status), reach, rates, time.monotonic() - started)
         self._record(snap)
         self.latest = snap
@@ -204,8 +204,8 @@ class Poller(threading.Thread):
     def _rate(self, row: UplinkRow, ts: float) -> tuple[Optional[float], Optional[float]]:
         if row.wg is None or row.wg.rx_bytes is None or row.wg.tx_bytes is None:
             return None, None
-        prev = self._counters.get(row.name)
-        self._counters[row.name] = (ts, row.wg.rx_bytes, row.wg.tx_bytes)
+        prev = self._counters.get(row.label or row.name)
+        self._counters[row.label or row.name] = (ts, row.wg.rx_bytes, row.wg.tx_bytes)
         if prev is None or ts <= prev[0] or row.wg.rx_bytes < prev[1] or row.wg.tx_bytes < prev[2]:
             return None, None        # first sample, or the counters were reset (tunnel rebuilt)
         dt = ts - prev[0]
@@ -213,7 +213,7 @@ class Poller(threading.Thread):
 
     def _record(self, snap: Snapshot) -> None:
         site, h = snap.site, self.history
-        h.add_samples(site, snap.seen, [sample_of(r, snap.rates[r.name]) for r in snap.status.uplinks])
+        h.add_samples(site, snap.seen, [sample_of(r, snap.rates[r.label or r.name]) for r in snap.status.uplinks])
         for router, why in snap.reach.items():
             state = "reachable" if why is None else "unreachable"
             prev = h.transition(site, f"router:{router}", state, snap.seen)
@@ -221,16 +221,17 @@ class Poller(threading.Thread):
                 msg = f"{router} answers again" if why is None else f"{router} unreachable: {why}"
                 h.add_event(site, "reachability", router, state, msg, snap.seen)
         for row in snap.status.uplinks:
-            prev = h.transition(site, f"uplink:{row.name}", row.state, snap.seen)
+            key = row.label or row.name   # one per mwan3 interface: an IPv6 alias has its own history
+            prev = h.transition(site, f"uplink:{key}", row.state, snap.seen)
             if prev is None:
                 continue
             reason = _reason(row, snap.status)
             if prev[0] is None:
-                msg = f"{row.name}: {row.state} (first seen)"
+                msg = f"{key}: {row.state} (first seen)"
             else:
-                msg = (f"{row.name}: {prev[0]} → {row.state} (was {prev[0]} for "
+                msg = (f"{key}: {prev[0]} → {row.state} (was {prev[0]} for "
                        f"{format_duration(snap.seen - prev[1])})")
-            h.add_event(site, "state", row.name, row.state, msg + (f"; {reason}" if reason else ""), snap.seen)
+            h.add_event(site, "state", key, row.state, msg + (f"; {reason}" if reason else ""), snap.seen)
         if self.polls % 120 == 0:
             h.prune()
 

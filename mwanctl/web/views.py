@@ -78,7 +78,7 @@ def topology_svg(ref: SiteRef, snap: Optional[Snapshot]) -> str:
     if snap is not None and snap.status.reachable:
         for u in snap.status.uplinks:
             share = max(u.shares.values()) if u.shares else 0.0
-            rows.append((u.name, u.state, f"tier {u.tier} · w{u.weight} · {share:.0%}"))
+            rows.append((u.label or u.name, u.state, f"tier {u.tier} · w{u.weight} · {share:.0%}"))
     else:
         why = "waiting for the first poll" if snap is None else "unreachable"
         rows = [(u.name, "unknown", why) for u in ref.topology.uplinks]
@@ -144,18 +144,18 @@ def uplink_table(snap: Snapshot) -> str:
             "Handshake", "RX / TX")
     rows = []
     for u in snap.status.uplinks:
-        rx, tx = snap.rates.get(u.name, (None, None))
+        rx, tx = snap.rates.get(u.label or u.name, (None, None))
         since = format_duration(u.since) if u.since is not None else "–"
         wan = ""
         if u.wan is not None:
             wan = f'<div class=small>own WAN: {"up" if u.wan.up else "down" if u.wan.up is False else "?"}</div>'
-        cells = [f"<th scope=row>{e(u.name)}<div class=small>{e(u.kind)} {e(u.iface)}</div>{wan}</th>",
+        cells = [f"<th scope=row>{e(u.label or u.name)}<div class=small>{e(u.kind)} {e(u.iface)}</div>{wan}</th>",
                  f"<td data-label=State>{_badge(u.state)}</td>", f"<td data-label=Since>{since}</td>",
                  f"<td data-label=Tier>{u.tier}</td>", f"<td data-label=Weight>{u.weight}</td>",
                  f"<td data-label=Share>{_shares(u)}</td>", f"<td data-label=Targets>{_targets(u)}</td>",
                  f"<td data-label=Handshake>{_handshake(u)}</td>",
                  f"<td data-label=\"RX / TX\">{rate(rx)} / {rate(tx)}</td>"]
-        rows.append(f'<tr data-uplink="{e(u.name)}" data-state="{e(u.state)}">{"".join(cells)}</tr>')
+        rows.append(f'<tr data-uplink="{e(u.label or u.name)}" data-state="{e(u.state)}">{"".join(cells)}</tr>')
     ths = "".join(f"<th scope=col>{h}</th>" for h in head)
     return (f"<div class=scroll><table class=uplinks><caption class=sr>Uplinks of {e(snap.site)}</caption>"
             f"<thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
