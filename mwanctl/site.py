@@ -9,12 +9,8 @@ from mwanctl.compile import Compiled, compile_site
 from mwanctl.compile.context import Context
 from mwanctl.compile.templates import Templates
 from mwanctl.keys import KeyStore, store_lock
-from mwanctl.topology.checks import SLOT_PREFIX
+from mwanctl.topology.checks import pool_slots
 from mwanctl.topology.model import Topology
-
-
-def pool_slots(t: Topology) -> int:
-    return 2 ** (SLOT_PREFIX - t.pool.ipv4.prefixlen)
 
 
 def slot_spec(t: Topology) -> list[tuple[str, Optional[int]]]:

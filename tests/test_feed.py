@@ -15,6 +15,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # PyPI distribution -> OpenWrt package. None: not installed on the router (workstation-only).
 PYPI_TO_OPENWRT: dict[str, str | None] = {
     "ruamel.yaml": "python3-ruamel-yaml",
+    "ruamel.yaml.clib": None,  # only speeds up reading YAML; the router uses the pure-Python parser
     "click": "python3-click",
     "rich": "python3-rich",
     "cryptography": "python3-cryptography",

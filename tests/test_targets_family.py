@@ -73,7 +73,7 @@ def test_wrong_family_targets_are_refused_with_a_location(tmp_path: Path, capsys
                               '["2001:db8:ff::1", "2001:db8:ff::2"]}', f"tracking: {tracking}"))
     assert main(["validate", str(p)]) == 1
     err = capsys.readouterr().err
-    assert f"{p}:8:5: {message}" in err and "Traceback" not in err
+    assert f"{p}:11:15: {message}" in err and "Traceback" not in err   # at the `tracking:` value
 
 
 def test_ipv6_in_targets_of_an_ipv4_wan_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
