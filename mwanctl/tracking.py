@@ -18,6 +18,10 @@ PROFILES: dict[str, dict[str, int]] = {
     "balanced": dict(interval=5, failure_interval=2, recovery_interval=2, timeout=2, count=1, down=3, up=3),
     "conservative": dict(interval=10, failure_interval=10, recovery_interval=10, timeout=4, count=1, down=5, up=5),
 }
+# `instant`: mwanctl's own tracker (mwanctl/remote/tracker/mwanctl-track) owns the uplink; mwan3track
+# keeps the `fast` numbers as the fallback should the tracker stop.
+PROFILES["instant"] = dict(PROFILES["fast"])
+TRACKER_PROFILE = "instant"
 DEFAULT_PROFILE = "balanced"
 DEFAULT_TARGETS = ("1.1.1.1", "9.9.9.9")
 METHODS = ("ping", "arping", "httping", "nslookup")  # plus nping-<mode>
@@ -44,11 +48,36 @@ def timing(t: Tracking) -> Timing:
     online  = U(0, interval) + (up - 1) * recovery_interval
     N is the number of targets probed in a failing round (all of them: none answers).
     """
+    if t.tracker:
+        return tracker_timing(t)
     n = max(1, len(t.targets))
     probe = n * t.timeout * max(1, t.count)
     off_base = t.down * probe + (t.down - 1) * t.failure_interval
     on_base = (t.up - 1) * t.recovery_interval
     return Timing(off_base, off_base + t.interval, on_base, on_base + t.interval)
+
+
+# What the tracker's bounds are made of (seconds): it decides on a 0.1 s clock; mwan3's policy
+# rebuild after the event takes 0.07-0.13 s on real mwan3 2.12.2 plus its 0.1-0.2 s without members
+# (tests/vectors/mwan3/failover): 0.3 s covers both.
+TRACKER_CLOCK = 0.1
+MWAN3_REBUILD = 0.3
+
+
+def tracker_timing(t: Tracking) -> Timing:
+    """Handover and recovery bounds of mwanctl-track (profile `instant`).
+
+    handover = the last answer came at most one probe spacing before the cut, the decision
+               follows `window` after it on the next clock tick, then mwan3 rebuilds once:
+               [window - spacing, window + clock + rebuild]
+    recovery = the first answer within one probe interval of the restore, then `stable` without
+               a gap, the next tick, one rebuild: [stable, interval + stable + clock + rebuild]
+    spacing = probe interval / number of IPv4 targets (they are probed in parallel).
+    """
+    iv, win, stab = t.probe_interval_ms / 1000, t.window_ms / 1000, t.stable_ms / 1000
+    n = max(1, sum(1 for x in t.targets if ":" not in x))
+    return Timing(round(max(0.0, win - iv / n), 2), round(win + TRACKER_CLOCK + MWAN3_REBUILD, 2),
+                  round(stab, 2), round(iv + stab + TRACKER_CLOCK + MWAN3_REBUILD, 2))
 
 
 def advice(t: Tracking) -> list[str]:

@@ -42,6 +42,11 @@ class ApplyPlan:
     reload: list[str] = field(default_factory=list)          # init scripts to reload, in order
     restart_ifaces: list[str] = field(default_factory=list)  # netifd ifaces to take down and up
     check_peers: dict[str, list[str]] = field(default_factory=dict)  # iface -> pubkeys `wg` must show
+    # files besides /etc/config (the handover tracker): installed, symlinked, removed; the
+    # router snapshots them with the config and restores them on rollback
+    files: dict[str, str] = field(default_factory=dict)      # path -> text
+    links: dict[str, str] = field(default_factory=dict)      # path -> symlink target
+    remove: list[str] = field(default_factory=list)
 
     @property
     def packages(self) -> list[str]:
