@@ -404,7 +404,7 @@ def _status_once(topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
     from mwanctl.status import SiteStatus, build_status
     try:
         with transport_for(topo, topo.mother.name, opts) as t:
-            probes = t.query(MOTHER_PROBES)
+            probes = t.query(MOTHER_PROBES + (("tracker",) if any(u.tracking.tracker for u in topo.uplinks) else ()))
     except MwanctlError as exc:
         return SiteStatus.unreachable(topo.mother.name, str(exc))
     uplink_probes = None

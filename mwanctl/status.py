@@ -9,10 +9,11 @@ plugin's ``percent`` (truncated to 0/100 by the 25.12 ucode plugin, reference §
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mwanctl.errors import CommandError
+from mwanctl.trackerview import TrackerView, parse_tracker_probe
 from mwanctl.facts import (
     Mwan3Interface,
     Mwan3Status,
@@ -148,6 +149,7 @@ class UplinkRow:
     wg: WgView | None
     shares: dict[str, float]       # policy -> fraction of new flows (0..1)
     wan: OwnWan | None = None
+    tracker: TrackerView | None = None   # mwanctl's handover tracker, when it owns the uplink
 
     @property
     def ok(self) -> bool:
@@ -447,10 +449,13 @@ def build_status(expectation: Expectation, probes: Mapping[str, str], now_uptime
     policies = _policy_statuses(expectation, carrying)
     shares = {p.name: {m.iface: m.share for m in p.members} for p in policies}
     epoch = _epoch(probes, now)
+    trackers = parse_tracker_probe(probes.get("tracker", ""), _uptime(probes, router, now_uptime))
     rows = []
     for up in expectation.uplinks:
         wg, wg_problems = _wg_view(up, dump, epoch)
         row = _row(up, mw, shares, wg, _own_wan(up.router, uplink_probes))
+        if up.iface in trackers:
+            row = replace(row, tracker=trackers[up.iface])
         rows.append(row)
         found = [_offline_problem(row), *wg_problems, _stale(row, expectation.stale_handshake_after),
                  _wan_problem(row)]
@@ -528,7 +533,9 @@ def to_json(site: SiteStatus) -> dict[str, Any]:
                  "wireguard": null | {"iface", "peer_public_key", "endpoint", "latest_handshake",
                                       "handshake_age", "rx_bytes", "tx_bytes"},
                  "shares": {policy: fraction 0..1},
-                 "wan": null | {"up": bool|null, "address": str|null, "error": str|null}}],
+                 "wan": null | {"up": bool|null, "address": str|null, "error": str|null},
+                 "tracker": null | {"state": "up"|"down", "since", "last_answer_age", "loss_pct",
+                                    "rtt_avg_ms", "rtt_max_ms", "reason"}}],
     "policies": [{"name", "last_resort": bool, "members": [{"iface", "metric", "weight", "share"}]}],
     "problems": [{"severity": "error"|"warning", "kind", "uplink": str|null, "message"}]}``
     """
@@ -562,6 +569,7 @@ def _uplink_json(u: UplinkRow) -> dict[str, Any]:
         "targets": [{"ip": t.ip, "status": t.status, "latency_ms": t.latency_ms, "loss_pct": t.loss_pct}
                     for t in u.targets],
         "wireguard": wg, "shares": dict(u.shares), "wan": wan,
+        "tracker": u.tracker.to_json() if u.tracker is not None else None,
     }
 
 
@@ -617,7 +625,8 @@ def _table(site: SiteStatus) -> Any:
         cells: list[Any] = [
             u.name, Text(u.state, style=_STATE_STYLE.get(u.state, "")),
             format_duration(u.since) if u.since is not None else "-", str(u.tier), str(u.weight),
-            _share_text(u), "\n".join(map(_target_text, u.targets)) or u.tracking,
+            _share_text(u), "\n".join([*map(_target_text, u.targets)] + ([u.tracker.text()] if u.tracker else []))
+            or u.tracking,
             Text(hs, style="bold red" if stale else ""),
             f"{format_bytes(u.wg.rx_bytes)} / {format_bytes(u.wg.tx_bytes)}" if u.wg and u.wg.rx_bytes is not None
             else "-",

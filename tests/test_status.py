@@ -295,7 +295,7 @@ def test_json_schema_keys_are_stable() -> None:
     assert list(doc["summary"]) == ["online", "total", "text"]
     up = doc["uplinks"][0]
     assert list(up) == ["name", "iface", "kind", "router", "tier", "weight", "state", "since", "tracking", "up",
-                        "targets", "wireguard", "shares", "wan"]
+                        "targets", "wireguard", "shares", "wan", "tracker"]
     assert list(up["targets"][0]) == ["ip", "status", "latency_ms", "loss_pct"]
     assert list(up["wireguard"]) == ["iface", "peer_public_key", "endpoint", "latest_handshake", "handshake_age",
                                      "rx_bytes", "tx_bytes"]

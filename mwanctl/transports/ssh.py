@@ -45,7 +45,7 @@ _PKG_RE = re.compile(r"^[A-Za-z0-9_-]+$")       # uci package (file) names
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")        # netifd interface / init script names
 _SVC_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9+/]{42,43}=?$")  # WireGuard public key (base64 of 32 bytes)
-_PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime", "epoch")
+_PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime", "epoch", "tracker")
 
 
 @dataclass
