@@ -46,11 +46,12 @@ def summary(name: str, rows: list[dict[str, float]]) -> None:
         return vals[min(len(vals) - 1, int(round(p * (len(vals) - 1))))] if vals else float("nan")
 
     print(f"\n{name}: {len(rows)} cuts")
-    print(f"  {'':<26}{'p50':>8}{'p95':>8}{'max':>8}")
+    print(f"  {'':<27}{'p50':>8}{'p95':>8}{'max':>8}")
     for key, label in (("moved", "cut -> new flows moved (s)"), ("lost", "new flows lost"),
-                       ("gap", "running UDP flow gap (s)"), ("back", "restore -> back (s)")):
+                       ("gap", "running UDP flow gap (s)"), ("back", "restore -> back (s)"),
+                       ("down_event", "cut -> disconnected event"), ("up_event", "restore -> connected event")):
         vals = [r[key] for r in rows]
-        print(f"  {label:<26}{q(vals, .5):>8.2f}{q(vals, .95):>8.2f}{q(vals, 1):>8.2f}")
+        print(f"  {label:<27}{q(vals, .5):>8.2f}{q(vals, .95):>8.2f}{q(vals, 1):>8.2f}")
 
 
 def rebuild_latency(tl: TrackerLab) -> list[float]:
@@ -70,9 +71,10 @@ def tree(pid: int) -> list[int]:
     return [pid] + [p for k in kids for p in tree(int(k))]
 
 
-def cpu_mem(pid: int, seconds: float) -> tuple[float, int, int, int]:
+def cpu_mem(pid: int, seconds: float) -> tuple[float, int, int, int, int]:
     """CPU seconds of the process tree over ``seconds`` (live processes plus reaped children),
-    and RSS / PSS in kB summed over the tree at the end, and the number of processes."""
+    RSS / PSS / private (clean + dirty) kB summed over the tree at the end, and the number of
+    processes."""
     hz = os.sysconf("SC_CLK_TCK")
 
     def ticks() -> int:
@@ -88,7 +90,7 @@ def cpu_mem(pid: int, seconds: float) -> tuple[float, int, int, int]:
     t0 = ticks()
     time.sleep(seconds)
     cpu = (ticks() - t0) / hz
-    rss = pss = 0
+    rss = pss = priv = 0
     procs = tree(pid)
     for p in procs:
         try:
@@ -97,9 +99,11 @@ def cpu_mem(pid: int, seconds: float) -> tuple[float, int, int, int]:
                     rss += int(ln.split()[1])
                 elif ln.startswith("Pss:"):
                     pss += int(ln.split()[1])
+                elif ln.startswith(("Private_Clean:", "Private_Dirty:")):
+                    priv += int(ln.split()[1])
         except OSError:
             pass
-    return cpu, rss, pss, len(procs)
+    return cpu, rss, pss, priv, len(procs)
 
 
 def main() -> int:
@@ -107,6 +111,7 @@ def main() -> int:
     ap.add_argument("--cuts", type=int, default=20)
     ap.add_argument("--loss-minutes", type=float, default=10)
     ap.add_argument("--skip-fast", action="store_true")
+    ap.add_argument("--skip-loss", action="store_true")
     a = ap.parse_args()
     why = netlab.skip_reason()
     if why:
@@ -120,10 +125,10 @@ def main() -> int:
         time.sleep(0.5)
         trk = tl.start_tracker()
         time.sleep(3)
-        cpu, rss, pss, n = cpu_mem(trk.pid, 60.0)
+        cpu, rss, pss, priv, n = cpu_mem(trk.pid, 60.0)
         print(f"tracker, {UPLINKS} uplinks x 2 targets, probe interval 0.2 s: CPU {cpu:.2f} s in 60 s "
-              f"({cpu / 60 * 100:.2f} % of one core), {n} processes, RSS {rss} kB summed "
-              f"(PSS {pss} kB: shared busybox pages counted once)")
+              f"({cpu / 60 * 100:.2f} % of one core), {n} processes; memory summed over them: RSS {rss} kB, "
+              f"PSS {pss} kB (shared pages split), private {priv} kB (Debian's glibc busybox)")
         tr = Traffic(tl, tmp)
         time.sleep(2)
         n_before = len(tl.hotplug_log())
@@ -144,6 +149,9 @@ def main() -> int:
             summary("mwan3 profile fast (emulated mwan3track loop: interval 1, timeout 1, down 2, up 2)", rows)
         tr.stop()
         tl.stop_all()
+        if a.skip_loss:
+            tl.stop_all(service=True)
+            return 0
         # false failovers: tracker alone, loss on three uplinks
         per = {3: {"window": 1.0}}
         tl.mwan3_start()

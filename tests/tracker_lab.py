@@ -362,8 +362,10 @@ def one_cut(tl: TrackerLab, tr: Traffic, hold: float) -> dict[str, float] | None
     u = tr.running_on()
     if u is None:
         return None
+    uc = _uptime()
     tc = tl.cut(u)
     time.sleep(hold)
+    ur = _uptime()
     trs = tl.restore(u)
     deadline = time.time() + 15
     back = None
@@ -381,4 +383,20 @@ def one_cut(tl: TrackerLab, tr: Traffic, hold: float) -> dict[str, float] | None
     after = [g for g, v in run if g >= tc and v != u]
     gap = (after[0] - before[-1]) if before and after else float("nan")
     return {"moved": (max(lost) - tc) if lost else 0.0, "lost": float(len(lost)), "gap": gap,
-            "back": back if back is not None else float("nan")}
+            "back": back if back is not None else float("nan"),
+            "down_event": _event_after(tl, "disconnected", u, uc), "up_event": _event_after(tl, "connected", u, ur)}
+
+
+def _uptime() -> float:
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def _event_after(tl: TrackerLab, action: str, uplink: str, since: float) -> float:
+    """Seconds from ``since`` (uptime) to the first ``action`` event for the uplink's interface:
+    when the tracker (or mwan3track) decided, before mwan3's rebuild."""
+    for ln in tl.hotplug_log():
+        parts = ln.split()
+        if len(parts) == 3 and parts[1] == action and parts[2] == f"mw_{uplink}" and float(parts[0]) >= since:
+            return float(parts[0]) - since
+    return float("nan")
