@@ -54,7 +54,7 @@ def test_install_update_remove(router_factory, tmp_path, capsys):
     code, out, err = run(site, capsys, "plan", str(site.path))
     assert code == 2, err
     assert "+ mw_tracker (tracker)" in out and "+ mw_dsl (uplink)" in out
-    assert "handover tracker: outage noticed within 0.5 s-1 s" in out
+    assert "handover tracker: outage noticed within 0.5 s-1.2 s" in out
     code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
     assert code == 0, (out, err)
     conf = parse(m.config_text("mwanctl"), "mwanctl")
