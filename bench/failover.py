@@ -6,8 +6,8 @@ Per cut (the uplink carrying the running UDP flow loses its upstream; its tunnel
 * moved: cut → the last lost new flow (after it every new flow takes another uplink), as in the
   recordings of real mwan3 (tests/vectors/mwan3/failover);
 * lost: new flows (one every 50 ms) lost between cut and restore;
-* gap: the running flow (one datagram every 20 ms) from its last reply before the cut to its first
-  reply over another uplink;
+* gap: the running flow (one datagram every 20 ms) from its last reply before the cut to its next
+  reply (over another uplink, or over the same one once restored: mwan3 alone leaves it pinned);
 * back: restore → the first new flow over the restored uplink.
 Then false failovers under random loss on the uplinks' forwarding path (nftables `numgen`, both
 directions; the kernel here has no netem), and the tracker's CPU time and memory with 4 uplinks.

@@ -380,7 +380,7 @@ def one_cut(tl: TrackerLab, tr: Traffic, hold: float) -> dict[str, float] | None
     lost = [s for k, _n, s, g, _v in recs if k == "new" and tc <= s < trs and g is None]
     run = sorted((g, via_uplink(v)) for k, _n, _s, g, v in recs if k == "run" and g is not None)
     before = [g for g, _v in run if g < tc]
-    after = [g for g, v in run if g >= tc and v != u]
+    after = [g for g, v in run if g >= tc]   # over another uplink, or over this one after restore
     gap = (after[0] - before[-1]) if before and after else float("nan")
     return {"moved": (max(lost) - tc) if lost else 0.0, "lost": float(len(lost)), "gap": gap,
             "back": back if back is not None else float("nan"),
