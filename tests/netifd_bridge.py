@@ -524,44 +524,32 @@ def main() -> int:
     return 0 if out["ok"] else 1
 
 
-def hotplug(mwan3_conf: str, state_dir: str, lan_dev: str) -> int:
-    """The policy rebuild of mwan3's hotplug handler on a tracker's connected/disconnected event,
-    run in the mother's namespace by tests/standins/hotplug-call: the same new-flow choice as
-    :meth:`BoundHost.sync_mwan3`, with "online" read from mwan3's per-interface hotplug states
-    (``/var/run/mwan3/iface_state/<iface>``, written by the caller) instead of the drain list.
-    Only the choice is rebuilt: routes and rules do not change on these events."""
-    with open(mwan3_conf) as f:
-        mwan3 = parse(f.read(), "mwan3")
-    ifaces = [s.name for s in mwan3.of_type("interface") if s.name]
-    ids = {name: i + 1 for i, name in enumerate(ifaces)}
-
-    def state(name: str) -> str:
-        try:
-            with open(os.path.join(state_dir, name)) as f:
-                return f.read().strip()
-        except FileNotFoundError:
-            return "offline"
-
-    online = {n for s in mwan3.of_type("interface") if (n := s.name) and s.options.get("enabled") == "1"
-              and state(n) == "online" and os.path.exists(f"/sys/class/net/{n}")}
-    r = subprocess.run(["nft", "-f", "-"], input=_nft_script(_choice(mwan3, online, ids), lan_dev),
-                       capture_output=True, text=True, check=False)
-    if r.returncode:
-        print(f"nft: {r.stderr.strip()}", file=sys.stderr)
-    return r.returncode
-
-
-def hotplug_server(requests: str, mwan3_conf: str, state_dir: str, lan_dev: str) -> int:
-    """:func:`hotplug` as a resident process (the lab starts it in the mother's namespace), so a
-    rebuild costs what the rebuild costs and not a Python start-up (0.3-1 s on a busy machine,
-    where real mwan3 takes 0.07-0.13 s). Each request line names a FIFO that gets "done"."""
-    fd = os.open(requests, os.O_RDWR)
+def hotplug_server(netns: str, host: str, rundir: str, mwan3_conf: str, lan_dev: str) -> int:
+    """mwan3's reaction to a tracker's hotplug events (mwanctl-track's or the emulated
+    mwan3track's ``hotplug-call iface``): tests/standins/hotplug-call, in the mother's namespace,
+    writes one line "<action> <iface> <reply fifo name>" into ``<rundir>/mwtest-hotplug.req``;
+    this resident process (in the test's mount namespace, where ``ip netns exec`` works) runs the
+    same :meth:`BoundHost.mwan3` as every other event of the lab's mwan3 (the policy rebuilt from
+    empty, state by state) and answers "done <rc>" on the reply FIFO when the rebuild is live.
+    Resident, so a rebuild costs what the rebuild costs and not a Python start-up (0.3-1 s on a
+    busy machine). One request at a time, as 15-mwan3 runs under procd_lock."""
+    h = BoundHost(host, netns, Path(rundir))
+    fd = os.open(os.path.join(rundir, "mwtest-hotplug.req"), os.O_RDWR)
     with os.fdopen(fd, "r") as req:
         for line in req:
-            reply = line.strip()
-            rc = hotplug(mwan3_conf, state_dir, lan_dev)
+            parts = line.split()
+            if len(parts) != 3:
+                continue
+            action, iface, reply = parts
+            rc = 0
             try:
-                with open(reply, "w") as f:
+                with open(mwan3_conf) as f:
+                    h.mwan3(f.read(), [["hotplug", action, iface]], lan_dev, REBUILD_PAUSES)
+            except Exception as exc:  # noqa: BLE001 - logged, the caller only waits
+                print(f"hotplug {action} {iface}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                rc = 1
+            try:
+                with open(os.path.join(rundir, os.path.basename(reply)), "w") as f:
                     f.write(f"done {rc}\n")
             except OSError:
                 pass
@@ -569,10 +557,8 @@ def hotplug_server(requests: str, mwan3_conf: str, state_dir: str, lan_dev: str)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["hotplug"]:
-        sys.exit(hotplug(*sys.argv[2:5]))
     if sys.argv[1:2] == ["hotplug-server"]:
-        sys.exit(hotplug_server(*sys.argv[2:6]))
+        sys.exit(hotplug_server(*sys.argv[2:7]))
     sys.exit(main())
 
 

@@ -2,8 +2,9 @@
 
 Why: the tracker's promise (new traffic off a dead uplink in under a second, running flows moved,
 back within two) is about packets, so it is measured on real tunnels, real routing and marks: the
-mother's policy routing and new-flow choice are netifd_bridge's mwan3 emulation, rebuilt on every
-connected/disconnected event by tests/standins/hotplug-call (what 15-mwan3 does on them). The
+mother's policy routing and new-flow choice are netifd_bridge's mwan3 emulation (the policy rebuilt
+from empty on every event, as real mwan3 does), driven on every connected/disconnected event by
+tests/standins/hotplug-call (what 15-mwan3 does on them). The
 tracker itself (mwanctl/remote/tracker/mwanctl-track) runs unmodified under busybox sh with
 busybox ping/awk in the mother's namespace, configured through the uci stand-in; the `fast`
 profile is driven by tests/standins/mwan3track (mwan3track's loop).
@@ -42,10 +43,10 @@ APPLETS = ("ping", "awk", "sed", "sleep", "mkfifo", "rm", "mkdir", "cat", "env",
 
 try:
     from tests import netlab
-    from tests.netifd_bridge import BoundHost
+    from tests.netifd_bridge import REBUILD_PAUSES, BoundHost
 except ImportError:  # pragma: no cover - tests/ on sys.path
     import netlab  # type: ignore[no-redef]
-    from netifd_bridge import BoundHost  # type: ignore[no-redef]
+    from netifd_bridge import REBUILD_PAUSES, BoundHost  # type: ignore[no-redef]
 
 from mwanctl.uci.parse import parse  # noqa: E402
 
@@ -183,11 +184,6 @@ class TrackerLab:
         (self.bin / "logger").chmod(0o755)
         (self.tmp / "mwan3").write_text(mwan3_config(self.n))
         (self.conf / "mwanctl").write_text(tracker_config(self.n))
-        env = {"MW_REPO": str(REPO), "MW_PYTHON": sys.executable,
-               "MW_BRIDGE": str(HERE / "netifd_bridge.py"), "MW_MWAN3": str(self.tmp / "mwan3"),
-               "MW_LAN_DEV": "lan"}
-        (self.run_dir("mother") / "mwtest-hotplug.env").write_text(
-            "".join(f"{k}='{v}'\n" for k, v in env.items()))
 
     def run_dir(self, host: str) -> Path:
         return self.lab.hosts[host].rundir
@@ -197,36 +193,38 @@ class TrackerLab:
                 f"UCI_STANDIN_CONFDIR={self.conf}", f"UCI_STANDIN_SAVEDIR={self.tmp / 'uci-save'}"]
 
     def mwan3_start(self) -> None:
-        """What `mwan3 start` leaves: rules, tables, the policy, every interface online."""
+        """What `mwan3 start` leaves (netifd_bridge's emulation: rules, tables, the policy with
+        every interface online) and the hotplug states the trackers read."""
         h = self.lab.hosts["mother"]
-        BoundHost("mother", h.netns, h.rundir).sync_mwan3(parse((self.tmp / "mwan3").read_text(), "mwan3"),
-                                                          set(), "lan")
+        BoundHost("mother", h.netns, h.rundir).mwan3((self.tmp / "mwan3").read_text(), [], "lan",
+                                                     REBUILD_PAUSES)
         state = self.run_dir("mother") / "mwan3" / "iface_state"
         state.mkdir(parents=True, exist_ok=True)
         for u in self.uplinks:
             (state / f"mw_{u}").write_text("online\n")
 
     def rebuilder(self) -> None:
-        """The resident policy rebuilder the hotplug stand-in asks (see netifd_bridge.hotplug_server)."""
-        req = self.run_dir("mother") / "mwtest-hotplug.req"
+        """The resident mwan3 emulation hotplug-call asks (netifd_bridge.hotplug_server)."""
+        h = self.lab.hosts["mother"]
+        req = h.rundir / "mwtest-hotplug.req"
         if not req.exists():
             os.mkfifo(req)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
         out = open(self.tmp / "rebuilder.log", "ab")
-        p = subprocess.Popen(self.lab.argv_for("mother", [sys.executable, str(HERE / "netifd_bridge.py"),
-                                                          "hotplug-server", "/run/mwtest-hotplug.req",
-                                                          str(self.tmp / "mwan3"), "/run/mwan3/iface_state", "lan"]),
-                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                             start_new_session=True)
+        self.service = subprocess.Popen(
+            [sys.executable, str(HERE / "netifd_bridge.py"), "hotplug-server", h.netns, "mother",
+             str(h.rundir), str(self.tmp / "mwan3"), "lan"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         out.close()
-        self.service = p
 
     def mwan3_stop(self) -> None:
-        """What `mwan3 stop` does to the state the trackers see: both state trees go."""
+        """What `mwan3 stop` does to the state the trackers see: both state trees go (and the
+        emulation starts from scratch next time)."""
         import shutil
 
         shutil.rmtree(self.run_dir("mother") / "mwan3", ignore_errors=True)
         shutil.rmtree(self.run_dir("mother") / "mwan3track", ignore_errors=True)
+        (self.run_dir("mother") / "mwan3.json").unlink(missing_ok=True)
 
     # -- processes --------------------------------------------------------------------------
     def spawn(self, host: str, argv: list[str], log: str) -> subprocess.Popen[bytes]:
