@@ -274,9 +274,7 @@ class TrackerLab:
                 except ProcessLookupError:
                     pass
                 p.wait()
-        self.procs.clear()
-        # busybox ping children of a killed tracker live on in the namespace
-        self.lab.run("mother", ["sh", "-c", "pkill -9 -x ping; pkill -9 -f mwan3track; true"], check=False)
+        self.procs.clear()   # each spawn is its own process group: its pings went with it
 
     # -- what the mother's trackers did -----------------------------------------------------
     def read(self, rel: str) -> str:
