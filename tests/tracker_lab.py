@@ -375,9 +375,10 @@ def one_cut(tl: TrackerLab, tr: Traffic, hold: float) -> dict[str, float] | None
     recs = tr.records()
     lost = [s for k, _n, s, g, _v in recs if k == "new" and tc <= s < trs and g is None]
     run = sorted((g, via_uplink(v)) for k, _n, _s, g, v in recs if k == "run" and g is not None)
-    before = [g for g, _v in run if g < tc]
-    after = [g for g, v in run if g >= tc]   # over another uplink, or over this one after restore
-    gap = (after[0] - before[-1]) if before and after else float("nan")
+    # the longest silence of the running flow from just before the cut until after the restore
+    # (replies in flight at the cut still arrive a moment later: the gap is between replies)
+    times = [g for g, _v in run if tc - 0.5 <= g <= trs + 3.0]
+    gap = max((b - a for a, b in zip(times, times[1:])), default=float("nan"))
     return {"moved": (max(lost) - tc) if lost else 0.0, "lost": float(len(lost)), "gap": gap,
             "back": back if back is not None else float("nan"),
             "down_event": _event_after(tl, "disconnected", u, uc), "up_event": _event_after(tl, "connected", u, ur)}
