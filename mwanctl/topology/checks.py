@@ -37,7 +37,7 @@ RESERVED = "MW011"       # a name mwan3 or mwanctl already gives a meaning
 def run(t: Topology, r: Reader) -> None:
     at = Locator(r)
     for check in (_names, _reserved, _duplicates, _capacity, _pool, _metrics, _tracking, _policies,
-                  _rules, _access, _sections):
+                  _rules, _access, _tracker, _sections):
         check(t, r, at)
 
 
@@ -418,6 +418,28 @@ def _access(t: Topology, r: Reader, at: Locator) -> None:
         if cur is not None and cur == start and len(seen) > 1:
             r.error(r.src.key(node, start), f"access.{start}.jump",
                     f"jump hosts go round in a circle ({' -> '.join(seen + [cur])})", ACCESS)
+
+
+def tracker_transport(t: Topology, loc: Optional[Location] = None) -> list[Diagnostic]:
+    """MW009: profile `instant` installs mwanctl's tracker on the mother, which only the ssh
+    transport does. One function for validate (with the location) and compile (as a guard)."""
+    if not any(u.tracking.tracker for u in t.uplinks):
+        return []
+    transport = t.access_for(t.mother.name).transport
+    if transport == "ssh":
+        return []
+    return [Diagnostic(loc, f"access.{t.mother.name}.transport",
+                       f"profile `instant` installs mwanctl's tracker on the mother, which needs the ssh "
+                       f"transport (the mother uses {transport}); use ssh for the mother or another profile",
+                       rule=ACCESS)]
+
+
+def _tracker(t: Topology, r: Reader, at: Locator) -> None:
+    node = r.src.data.get("access") or {}
+    key = t.mother.name if t.mother.name in node else "defaults"
+    entry = node.get(key) if hasattr(node, "get") else None
+    loc = r.src.value(entry, "transport") if hasattr(entry, "get") and "transport" in entry else at.top("access")
+    r.diags.extend(tracker_transport(t, loc))
 
 
 def _sections(t: Topology, r: Reader, at: Locator) -> None:
