@@ -178,4 +178,4 @@ def test_sessions_renew_keeps_them_down_up_loses_them_as_recorded(lab, router_fa
     gap = longest_gap(ping)
     print(f"recorded outage {end - start:.1f} s; emulated {gap:.1f} s; lost {p.lost_count}/{p.sent}")
     assert abs(gap - (end - start)) < 4.0, (gap, end - start)
-    assert peer("u1")[5] != "0"                                 # the mother re-dialed in the end
+    assert max(ping.received()) >= p.sent - 5                   # and the stream came back

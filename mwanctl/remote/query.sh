@@ -9,6 +9,10 @@ mw_probe() {
 		epoch) date +%s ;;
 		ip_addr) ip -o addr show ;;
 		ip_link) ip -o link show ;;
+		# mwanctl's handover tracker: its view of each uplink (see mwanctl/trackerview.py)
+		tracker) for _f in /var/run/mwanctl-track/*.state; do
+				[ -f "$_f" ] || continue; _n=${_f##*/}; echo "== ${_n%.state}"; cat "$_f"
+			done ;;
 		*) echo "unknown probe $1"; return 1 ;;
 	esac
 }
