@@ -213,9 +213,17 @@ class Deployment:
         return self._outcome(router, "applied", "applied and confirmed", [t, fresh])
 
     def _confirm_armed(self) -> None:
-        armed = [r for r, o in self.outcomes.items() if o.status == "armed"]
+        """The mother first: if it cannot be confirmed it rolls back, and the uplinks with it
+        (their new side of a tunnel may need the mother's new side)."""
+        armed = sorted((r for r, o in self.outcomes.items() if o.status == "armed"),
+                       key=lambda r: self.compiled.routers[r].role != "mother")
+        window = self.confirm_timeout + self.verify_timeout
         for r in armed:
-            self.outcomes[r] = self._confirm_one(r, self._transports[r], self.confirm_timeout + self.verify_timeout)
+            if self.compiled.routers[r].role != "mother" and self._bad():
+                break
+            self.outcomes[r] = self._confirm_one(r, self._transports[r], window)
+        if self._bad():
+            self._roll_back_armed([])
 
     def _roll_back_armed(self, failed: list[TunnelCheck]) -> None:
         """Explicit rollback of every armed router (its timer stays the fallback)."""
@@ -225,7 +233,7 @@ class Deployment:
                 return "; ".join(mine)
             if failed:
                 return "the deploy as a whole failed (" + ", ".join(c.iface for c in failed) + ")"
-            return "another router failed: " + ", ".join(sorted(r for r in self._bad() if r != router))
+            return "not confirmed because " + ", ".join(sorted(r for r in self._bad() if r != router)) + " failed"
         for r, o in list(self.outcomes.items()):
             if o.status not in ("armed", "verify-failed"):
                 continue
