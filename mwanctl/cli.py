@@ -335,7 +335,7 @@ def _report(outcomes: dict[str, Any]) -> int:
     code = ExitStatus.OK
     for o in outcomes.values():
         line = f"{o.router}: {o.message}"
-        if o.exit_status == ExitStatus.OK:
+        if o.ok:
             click.echo(line)
         else:
             click.echo(f"mwanctl: error: {line}", err=True)

@@ -33,8 +33,9 @@ OUTCOMES: dict[str, tuple[str, ExitStatus]] = {
     "unchanged": ("its config already matched: nothing sent", ExitStatus.OK),
     "applied": ("applied and confirmed: on the new config", ExitStatus.OK),
     "failed": ("on its old config: nothing committed, or rolled back at once", ExitStatus.APPLY_FAILED),
-    "unreachable": ("on its old config: nothing was sent", ExitStatus.CONNECT),
-    "skipped": ("on its old config: not applied because an uplink failed", ExitStatus.APPLY_FAILED),
+    "unreachable": ("on its old config: unreachable, or refused before anything was committed", ExitStatus.CONNECT),
+    # a skipped mother adds no code of its own: the deploy exits with its failed uplinks' code
+    "skipped": ("on its old config: not applied because an uplink failed", ExitStatus.OK),
     "not-confirmed": ("applied (or maybe applied) but not confirmed: back on its old config by "
                       "itself when the confirm timeout runs out", ExitStatus.NOT_CONFIRMED),
     "rolled-back": ("applied, but the router had restored its old config when the confirm "
@@ -53,6 +54,10 @@ class RouterOutcome:
     @property
     def exit_status(self) -> ExitStatus:
         return OUTCOMES[self.status][1]
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("applied", "unchanged")
 
 
 def one_line(router: str, exc: BaseException) -> str:
@@ -157,7 +162,7 @@ class Deployment:
         except ApplyInterrupted as exc:
             return self._outcome(router, "not-confirmed", f"{one_line(router, exc)}; not confirmed", [t])
         except TransportError as exc:  # before anything was sent that could change the router
-            return self._outcome(router, "unreachable", f"{one_line(router, exc)}; nothing was sent: "
+            return self._outcome(router, "unreachable", f"{one_line(router, exc)}; nothing was committed: "
                                  f"{router} is on its old config", [t])
         except MwanctlError as exc:
             return self._outcome(router, "failed", f"{one_line(router, exc)}; {router} is on its old config", [t])

@@ -346,6 +346,7 @@ class Rpcd:
         self.sessions: dict[str, Session] = {
             NULL_SID: Session(NULL_SID, None, compute_acls(self.acl_groups, None), 0, time.monotonic())}
         self.pending: PendingApply | None = None
+        self._cache: dict[tuple[str | None, str], list[Any]] = {}
 
     # -- JSON-RPC framing (uhttpd ubus.c) --------------------------------------------------------
     def handle(self, body: bytes, port: int = 0) -> bytes:
@@ -496,13 +497,25 @@ class Rpcd:
         return p if _valid_name(config.replace("-", "_")) and p.is_file() else None
 
     def _staged(self, ses: Session | None, config: str) -> Staged:
+        """The file with the session's deltas replayed. Cached per session and package, and
+        brought up to date by replaying only the deltas added since (they are only appended;
+        a package whose deltas were cut back or replaced gets a new list: the cache misses).
+        Callers must not change what they get."""
         path = self._package_file(config)
         assert path is not None
-        pkg = parse(path.read_text(), config)
-        st = Staged(pkg, len(pkg.sections))
-        for d in (ses.deltas.get(config, []) if ses else []):
-            _replay(st, d)
-        return st
+        stat = path.stat()
+        deltas = ses.deltas.get(config, []) if ses else []
+        key = (ses.sid if ses else None, config)
+        hit = self._cache.get(key)
+        if hit is None or hit[0] != (stat.st_mtime_ns, stat.st_size) or hit[1] is not deltas \
+                or hit[2] > len(deltas):
+            pkg = parse(path.read_text(), config)
+            hit = [(stat.st_mtime_ns, stat.st_size), deltas, 0, Staged(pkg, len(pkg.sections))]
+            self._cache[key] = hit
+        for d in deltas[hit[2]:]:
+            _replay(hit[3], d)
+        hit[2] = len(deltas)
+        return hit[3]  # type: ignore[no-any-return]
 
     def _can(self, ses: Session, config: str, perm: str) -> bool:
         return _allowed(ses.acls, "uci", config, perm)
@@ -565,7 +578,7 @@ class Rpcd:
         status, config, st = self._load(ses, args, "write")
         if st is None:
             return status
-        before = copy.deepcopy(ses.deltas.get(config, []))
+        before = len(ses.deltas.get(config, []))  # deltas are only appended
         if name is None:
             name = anon_name(st.counter + 1, type_)
             self._stage(ses, config, "add", name, type_)
@@ -576,7 +589,7 @@ class Rpcd:
         values = args.get("values")
         status = self._merge_values(ses, config, name, values) if isinstance(values, dict) else OK
         if status != OK:  # rpcd saves nothing when any value failed
-            ses.deltas[config] = before
+            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
             return status
         return OK, {"section": name}
 
@@ -584,12 +597,12 @@ class Rpcd:
         """rpc_uci_merge_set for each option; returns the last error as a ubus status (the
         caller then drops what was staged: rpcd calls uci_save only when nothing failed)."""
         last = OK
+        s = self._staged(ses, config).find(section)  # the keys differ: one read serves them all
+        assert s is not None
         for opt, val in values.items():
             if not _valid_name(opt):
                 last = INVALID_ARGUMENT
                 continue
-            s = self._staged(ses, config).find(section)
-            assert s is not None
             cur = s.options.get(opt)
             if isinstance(val, list):
                 items = [format_value(v) for v in val]
@@ -617,13 +630,13 @@ class Rpcd:
         targets = self._targets(st, args)
         if not targets:
             return NOT_FOUND
-        before = copy.deepcopy(ses.deltas.get(config, []))
+        before = len(ses.deltas.get(config, []))  # deltas are only appended
         status = OK
         for s in targets:
             rv = self._merge_values(ses, config, s.ref, values)
             status = rv if rv != OK else status
         if status != OK:  # one bad item: rpcd saves nothing of the whole call
-            ses.deltas[config] = before
+            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
         return status
 
     def _uci_delete(self, ses: Session, args: dict[str, Any]) -> Any:
@@ -634,7 +647,7 @@ class Rpcd:
         if not targets:
             return NOT_FOUND
         opt, opts = args.get("option"), args.get("options")
-        before = copy.deepcopy(ses.deltas.get(config, []))
+        before = len(ses.deltas.get(config, []))  # deltas are only appended
         status = OK
         for s in targets:  # rpc_uci_merge_delete; like rpcd, the last section's answer counts
             if isinstance(opts, list):  # an array: NOT_FOUND only when none of them existed
@@ -650,7 +663,7 @@ class Rpcd:
                 self._stage(ses, config, "remove", s.ref)
                 status = OK
         if status != OK:
-            ses.deltas[config] = before
+            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
         return status
 
     def _uci_rename(self, ses: Session, args: dict[str, Any]) -> Any:
@@ -676,7 +689,7 @@ class Rpcd:
         status, config, st = self._load(ses, args, "write")
         if st is None:
             return status
-        before = copy.deepcopy(ses.deltas.get(config, []))
+        before = len(ses.deltas.get(config, []))  # deltas are only appended
         status, i = OK, 0
         for name in sections:
             if not isinstance(name, str):
@@ -687,10 +700,9 @@ class Rpcd:
                 status = status or NOT_FOUND
                 continue
             self._stage(ses, config, "order", s.ref, i)
-            _replay(st, ["order", s.ref, i])
             i += 1
         if status != OK:  # rpcd saves nothing when any item failed
-            ses.deltas[config] = before
+            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
         return status
 
     def _uci_changes(self, ses: Session, args: dict[str, Any]) -> Any:

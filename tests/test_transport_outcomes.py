@@ -101,7 +101,7 @@ def test_every_router_ends_in_an_outcome_whatever_fails() -> None:
         assert (o.status, o.exit_status) == (status, code), (name, o)
         assert f"{name}: {name}:" not in f"{name}: {o.message}"      # the name once per line
         assert "may have armed" not in o.message
-    assert "nothing was sent" in seen["auth"].message
+    assert "nothing was committed" in seen["auth"].message
     assert seen["late"].message.startswith("applied, but rolled back by the router")
 
 
