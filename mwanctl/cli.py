@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 import click
 
 from mwanctl import __version__
-from mwanctl.errors import Diagnostic, ExitStatus, MwanctlError, TopologyError
+from mwanctl.errors import CommandError, Diagnostic, ExitStatus, MwanctlError, TopologyError
 
 # --- shared plumbing ------------------------------------------------------------------------------
 
@@ -75,6 +75,10 @@ def run_guarded(fn: Callable[[], int]) -> int:
         return ExitStatus.ERROR
 
 
+def _raise(exc: BaseException) -> int:
+    raise exc
+
+
 def guarded(fn: Callable[..., int]) -> Callable[..., None]:
     import functools
 
@@ -123,11 +127,15 @@ def validate(env: Env, topology: str) -> int:
 
 
 def _print_summary(topo: Any) -> None:
-    from mwanctl.tracking import timing
+    from mwanctl.tracking import family_tracking, timing
     click.echo(f"site {topo.site}: mother {topo.mother.name} ({topo.mother.host}) with "
                f"{len(topo.uplinks)} uplink(s) and {len(topo.mother.wans)} own WAN(s)")
-    rows = [(u.name, u.tier, u.weight, u.tracking) for u in topo.uplinks]
-    rows += [(w.name, w.tier, w.weight, w.tracking) for w in topo.mother.wans]
+    rows = []
+    for u in topo.uplinks:
+        rows.append((u.name, u.tier, u.weight, u.tracking))
+        if u.ipv6:
+            rows.append((f"{u.name} (IPv6)", u.tier, u.weight, family_tracking(u.tracking, "ipv6")))
+    rows += [(w.name, w.tier, w.weight, family_tracking(w.tracking, w.family)) for w in topo.mother.wans]
     for name, tier, weight, tr in rows:
         t = timing(tr)
         click.echo(f"  {name}: tier {tier}, weight {weight}, tracking {tr.profile} "
@@ -401,10 +409,12 @@ MOTHER_PROBES = ("mwan3_status", "wg_dump", "uptime", "epoch")
 
 def _status_once(topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
     from mwanctl.connect import transport_for
-    from mwanctl.status import SiteStatus, build_status
+    from mwanctl.status import SiteStatus, status_or_unknown
     try:
         with transport_for(topo, topo.mother.name, opts) as t:
             probes = t.query(MOTHER_PROBES)
+    except CommandError as exc:   # connected, but the probes could not be run or read
+        return SiteStatus.unknown(topo.mother.name, str(exc))
     except MwanctlError as exc:
         return SiteStatus.unreachable(topo.mother.name, str(exc))
     uplink_probes = None
@@ -417,12 +427,13 @@ def _status_once(topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
             except MwanctlError as exc:
                 uplink_probes[u.name] = {"wan_status": f"ERROR: {exc}"}
     import time
-    return build_status(exp, probes, None, uplink_probes, now=time.time())
+    return status_or_unknown(exp, probes, None, uplink_probes, now=time.time())
 
 
 @cli.command()
 @TOPOLOGY
-@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (schema mwanctl.status/1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (schema mwanctl.status/2), "
+              "always one object, also when the state cannot be read.")
 @click.option("--watch", is_flag=True, help="Refresh in place until interrupted.")
 @click.option("--interval", type=click.IntRange(1, 3600), default=5, show_default=True,
               help="Seconds between refreshes with --watch.")
@@ -434,16 +445,26 @@ def status(env: Env, topology: str, as_json: bool, watch: bool, interval: int, a
            accept_new_host_key: bool) -> int:
     """What every uplink is doing: mwan3 state, tracking, WireGuard handshake, traffic share.
 
-    Exit status: 0 all online, 1 degraded, 2 no uplink online or the mother unreachable.
+    Exit status (monitoring-plugin convention): 0 OK, every uplink online; 1 WARNING, degraded;
+    2 CRITICAL, no uplink online (for IPv4, or for IPv6 where it is balanced); 3 UNKNOWN, the state
+    cannot be told (mother unreachable, mwan3 probe failed, unreadable topology or key store).
 
     Example: mwanctl status examples/home.yaml --json
     """
     from mwanctl.expect import expectation
     from mwanctl.site import open_store
-    from mwanctl.status import exit_code, render_table, to_json
-    topo = _load(topology)
-    store = open_store(topo, env.state_dir)
-    exp = expectation(topo, {u.name: store.pair(u.name, "uplink") for u in topo.uplinks})
+    from mwanctl.status import UNKNOWN, SiteStatus, exit_code, render_table, to_json
+    try:
+        topo = _load(topology)
+        store = open_store(topo, env.state_dir)
+        exp = expectation(topo, {u.name: store.pair(u.name, "uplink") for u in topo.uplinks})
+    except MwanctlError as exc:
+        # Cannot even start asking: UNKNOWN, the usual error lines on stderr, and with --json still
+        # the one object (a cron job writing it to a file must not get an empty file).
+        if as_json:
+            click.echo(json.dumps(to_json(SiteStatus.unknown(None, str(exc))), indent=2))
+        run_guarded(lambda: _raise(exc))
+        return UNKNOWN
     opts = _connect_options(accept_new_host_key)
     if not watch:
         site = _status_once(topo, exp, opts, ask_uplinks)
@@ -538,6 +559,44 @@ def keys_rotate(env: Env, topology: str, uplinks: tuple[str, ...], older_than: O
             code = ExitStatus.ERROR
             break
     return code
+
+
+# --- web (mwanctl/web) -----------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("topologies", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
+@click.option("--interval", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True,
+              help="Seconds between polls of each site.")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="History database "
+              "(default <state dir>/web.sqlite).")
+@click.option("--history-hours", type=click.FloatRange(1, 24 * 90), default=24.0, show_default=True,
+              help="How long per-uplink samples are kept.")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Log in with this password instead of a random token (or set MWANCTL_WEB_PASSWORD).")
+@click.option("--certfile", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="TLS certificate.")
+@click.option("--keyfile", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="TLS key.")
+@click.option("--insecure-remote", is_flag=True, help="Allow a non-loopback --host without TLS.")
+@click.option("--allow-host", "allow_hosts", multiple=True, help="Another name the browser may use for "
+              "this server (Host header), e.g. behind a proxy.")
+@click.option("--no-uplinks", is_flag=True, help="Poll only the mothers, not each uplink router's own WAN.")
+@click.pass_obj
+@guarded
+def web(env: Env, topologies: tuple[str, ...], host: str, port: int, interval: float, db: Optional[Path],
+        history_hours: float, password_file: Optional[Path], certfile: Optional[Path], keyfile: Optional[Path],
+        insecure_remote: bool, allow_hosts: tuple[str, ...], no_uplinks: bool) -> int:
+    """Serve a live dashboard for one or more sites (binds 127.0.0.1; prints its URL with a token).
+
+    Example: mwanctl web examples/home.yaml
+    """
+    from mwanctl.web.history import Retention
+    from mwanctl.web.server import WebOptions, serve
+    loaded = [(Path(p), _load(p)) for p in topologies]
+    env.templates()
+    opts = WebOptions(host, port, interval, db, password_file, certfile, keyfile, insecure_remote, allow_hosts,
+                      Retention(sample_hours=history_hours), not no_uplinks)
+    return serve(loaded, env.state_dir, env.templates_dir, opts, lambda line: click.echo(line))
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -54,17 +54,36 @@ class Location:
 
 @dataclass(frozen=True)
 class Diagnostic:
-    """One problem in a topology: where, which field, what is wrong and how to fix it."""
+    """One problem in a topology: where, which field, what is wrong and how to fix it.
+
+    ``rule`` is the MWnnn id the README's rule table documents; it is printed so a user can
+    look the problem up and a test can name it.
+    """
 
     location: Location | None
     field: str
     message: str
     severity: str = "error"  # or "warning"
+    rule: str = ""
 
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
         tag = "" if self.severity == "error" else "warning: "
-        return f"{where}{tag}{self.field}: {self.message}"
+        rule = f" [{self.rule}]" if self.rule else ""
+        return one_line(f"{where}{tag}{self.field}: {self.message}{rule}")
+
+
+def one_line(text: str) -> str:
+    """Escape what would break a one-line message: control characters, line separators and lone
+    surrogates (a hostile key or value must not forge extra output lines or crash the print)."""
+    out = []
+    for c in text:
+        o = ord(c)
+        if o < 32 or 0x7F <= o < 0xA0 or o in (0x2028, 0x2029) or 0xD800 <= o <= 0xDFFF:
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}")
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 class MwanctlError(Exception):

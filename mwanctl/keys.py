@@ -1,8 +1,14 @@
 """WireGuard keys and the small state file that keeps them (and each tunnel's pool slot).
 
 The store lives apart from the topology (it holds secrets; the topology is meant to be shared
-and versioned). It is written atomically with mode 0600, and private keys never appear in a
-repr, a log line or any output: ``mwanctl keys show`` prints public keys only.
+and versioned). It is written with ``mwanctl.privfile.write_private`` (0600, atomic, no symlink
+followed), and private keys never appear in a repr, a log line, an error or any output:
+``mwanctl keys show`` prints public keys only, and a damaged store is reported by the path of the
+bad field, never its value.
+
+Concurrent runs: ``store_lock`` (flock on ``state.lock`` beside the store) serialises whoever
+generates keys, and ``save`` refuses to overwrite a store that changed on disk since it was read,
+so a key that a router may hold is never dropped by a second run's write.
 
 Rotation keeps up to three pairs per tunnel end: ``current`` (what the routers hold),
 ``pending`` (generated, being rolled out) and ``previous`` (kept until the new pair is confirmed
@@ -12,15 +18,19 @@ on both ends), so at no moment is a key the routers might hold missing from the 
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
-import tempfile
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from mwanctl.errors import KeyStoreError
+from mwanctl.privfile import PrivateFileError, exclusive_lock, write_private
 
 SCHEMA = "mwanctl.state/1"
 ENDS = ("mother", "uplink")
@@ -83,51 +93,143 @@ def default_state_dir() -> Path:
     return Path(base) / "mwanctl"
 
 
+def store_path(site: str, state_dir: Optional[Path] = None) -> Path:
+    return (state_dir or default_state_dir()) / site / "state.json"
+
+
+@contextlib.contextmanager
+def store_lock(site: str, state_dir: Optional[Path] = None, timeout: float = 120.0) -> Iterator[None]:
+    """Exclusive lock on a site's key store; hold it from ``open`` to ``save``."""
+    path = store_path(site, state_dir)
+    try:
+        with exclusive_lock(path.with_name("state.lock"), f"the key store of site {site}", timeout):
+            yield
+    except PrivateFileError as exc:
+        raise KeyStoreError(str(exc)) from None
+
+
+def _read(path: Path) -> Optional[bytes]:
+    """The store's bytes, or None when there is none yet; a symlink is refused, not followed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if path.is_symlink():
+            raise KeyStoreError(f"{path} is a symlink; mwanctl only reads a regular key store file") from None
+        raise KeyStoreError(f"cannot read key store {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise KeyStoreError(f"{path} is not a regular file")
+        mode = st.st_mode & 0o777
+        if mode & 0o077:
+            raise KeyStoreError(f"{path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")
+        return f.read()
+
+
+def _key_ok(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) != 44:
+        return False
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _public_of(private: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    key = X25519PrivateKey.from_private_bytes(base64.b64decode(private))
+    return base64.b64encode(key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                          serialization.PublicFormat.Raw)).decode()
+
+
+def check_data(data: Any, where: str) -> None:
+    """Refuse a damaged store by the path of the bad field; values are never quoted (secrets)."""
+    def bad(field: str, what: str) -> KeyStoreError:
+        return KeyStoreError(f"{where}: {field} {what}; restore the key store from a backup")
+
+    if not isinstance(data, dict):
+        raise bad("the top level", "is not a JSON object")
+    if data.get("schema") != SCHEMA:
+        shown = data.get("schema") if isinstance(data.get("schema"), str) and len(data["schema"]) < 40 else "?"
+        raise KeyStoreError(f"{where} is not an mwanctl state file (schema {shown!r})")
+    tunnels = data.get("tunnels", {})
+    if not isinstance(tunnels, dict):
+        raise bad("tunnels", "is not an object")
+    for name, t in tunnels.items():
+        if not isinstance(t, dict):
+            raise bad(f"tunnels.{name}", "is not an object")
+        index = t.get("index")
+        if index is not None and (not isinstance(index, int) or isinstance(index, bool) or index < 0):
+            raise bad(f"tunnels.{name}.index", "is not a slot number")
+        for end in ENDS:
+            slots = t.get(end, {})
+            if not isinstance(slots, dict):
+                raise bad(f"tunnels.{name}.{end}", "is not an object")
+            for which, pair in slots.items():
+                field = f"tunnels.{name}.{end}.{which}"
+                if not isinstance(pair, dict):
+                    raise bad(field, "is not a key pair object")
+                for part in ("private", "public"):
+                    if not _key_ok(pair.get(part)):
+                        raise bad(f"{field}.{part}", "is missing or not a WireGuard key (44 base64 characters)")
+                if not isinstance(pair.get("created"), str):
+                    raise bad(f"{field}.created", "is missing")
+                try:
+                    parse_time(pair["created"])
+                except ValueError:
+                    raise bad(f"{field}.created", "is not an ISO 8601 time") from None
+                if _public_of(pair["private"]) != pair["public"]:
+                    raise bad(f"{field}.public", "does not belong to its private key")
+
+
+def _digest(raw: Optional[bytes]) -> Optional[str]:
+    return None if raw is None else hashlib.sha256(raw).hexdigest()
+
+
 class KeyStore:
     """The per-site state file: ``<state dir>/<site>/state.json``."""
 
-    def __init__(self, path: Path, data: dict[str, Any]):
+    def __init__(self, path: Path, data: dict[str, Any], digest: Optional[str] = None):
         self.path = path
         self.data = data
+        self._digest = digest   # sha256 of the bytes read (None: there was no file)
 
     # -- persistence ---------------------------------------------------------------------------
     @classmethod
     def open(cls, site: str, state_dir: Optional[Path] = None) -> "KeyStore":
-        path = (state_dir or default_state_dir()) / site / "state.json"
-        if not path.exists():
+        path = store_path(site, state_dir)
+        raw = _read(path)
+        if raw is None:
             return cls(path, {"schema": SCHEMA, "site": site, "tunnels": {}})
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise KeyStoreError(f"cannot read key store {path}: {exc}; restore it from a backup") from exc
-        if data.get("schema") != SCHEMA:
-            raise KeyStoreError(f"{path} is not an mwanctl state file (schema {data.get('schema')!r})")
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise KeyStoreError(f"{path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")
-        return cls(path, data)
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise KeyStoreError(f"cannot read key store {path}: not UTF-8 at byte {exc.start}; "
+                                f"restore it from a backup") from None
+        except ValueError as exc:
+            # JSONDecodeError's own message names line/column only (never the text), and so do we.
+            pos = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            raise KeyStoreError(f"cannot read key store {path}: not valid JSON{pos}; "
+                                f"restore it from a backup") from None
+        check_data(data, str(path))
+        return cls(path, data, _digest(raw))
 
     def save(self) -> None:
-        """Write atomically: temp file (0600) in the same directory, fsync, rename."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".state.", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.data, f, indent=1, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-            dfd = os.open(self.path.parent, os.O_RDONLY)
+        """Write under the store lock, refusing to clobber a store another run changed meanwhile."""
+        site = self.path.parent.name
+        with store_lock(site, self.path.parent.parent):
+            if _digest(_read(self.path)) != self._digest:
+                raise KeyStoreError(f"{self.path} was changed by another mwanctl run since this one read "
+                                    f"it; nothing was saved; run the command again")
+            text = json.dumps(self.data, indent=1, sort_keys=True) + "\n"
             try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+                write_private(self.path, text)
+            except PrivateFileError as exc:
+                raise KeyStoreError(str(exc)) from None
+            self._digest = _digest(text.encode())
 
     # -- tunnels -------------------------------------------------------------------------------
     @property

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from mwanctl.compile import Compiled
+from mwanctl.privfile import write_private
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage
 
@@ -28,17 +28,8 @@ def creation_ops(package: str, sections: list) -> list[Op]:
     return ops
 
 
-def write_private(path: Path, text: str) -> None:
-    """Rendered config holds private keys: write it 0600, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_tree(compiled: Compiled, out: Path, batch: bool = False) -> list[Path]:
+    """Every file may hold private keys (network, uci-batch.txt): all go through write_private."""
     from mwanctl.uci.batch import batch_script
     written = []
     for router, cfg in compiled.routers.items():

@@ -8,13 +8,9 @@ from typing import Optional
 from mwanctl.compile import Compiled, compile_site
 from mwanctl.compile.context import Context
 from mwanctl.compile.templates import Templates
-from mwanctl.keys import KeyStore
-from mwanctl.topology.checks import SLOT_PREFIX
+from mwanctl.keys import KeyStore, store_lock
+from mwanctl.topology.checks import pool_slots
 from mwanctl.topology.model import Topology
-
-
-def pool_slots(t: Topology) -> int:
-    return 2 ** (SLOT_PREFIX - t.pool.ipv4.prefixlen)
 
 
 def slot_spec(t: Topology) -> list[tuple[str, Optional[int]]]:
@@ -27,10 +23,15 @@ def open_store(t: Topology, state_dir: Optional[Path]) -> KeyStore:
 
 def prepare(t: Topology, state_dir: Optional[Path], templates: Optional[Templates] = None,
             use: str = "current") -> tuple[Compiled, KeyStore]:
-    """Make sure every tunnel has a slot and keys (saving the store first), then compile."""
-    store = open_store(t, state_dir)
-    if store.ensure(slot_spec(t), pool_slots(t)):
-        store.save()
+    """Make sure every tunnel has a slot and keys (saving the store first), then compile.
+
+    Read, fill and save happen under the store lock: two runs on a fresh store would otherwise
+    both generate keys and one would render keys the store no longer has.
+    """
+    with store_lock(t.site, state_dir):
+        store = open_store(t, state_dir)
+        if store.ensure(slot_spec(t), pool_slots(t)):
+            store.save()
     names = [u.name for u in t.uplinks]
     return compile_site(t, store.material(names, use=use), templates), store
 

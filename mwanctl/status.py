@@ -4,6 +4,10 @@ Data flows one way: ``build_status`` (pure: no I/O, no clock) turns what the top
 the routers printed into a ``SiteStatus``; ``exit_code``, ``to_json`` and ``render_table`` only read that
 model. Shares are computed from the expected members and the live states, never from the status
 plugin's ``percent`` (truncated to 0/100 by the 25.12 ucode plugin, reference §2.2).
+
+Every mwan3 interface is a row: an uplink with IPv6 has two (``mw_<u>`` and its alias
+``mw_<u>6``), so an offline IPv6 side is never hidden behind an online IPv4 one. Exit codes follow
+the monitoring-plugin convention (OK, WARNING, CRITICAL, UNKNOWN; see ``exit_code``).
 """
 
 from __future__ import annotations
@@ -25,8 +29,12 @@ from mwanctl.facts import (
 )
 
 __all__ = [
+    "CRITICAL",
+    "OK",
     "SCHEMA",
     "STATES",
+    "UNKNOWN",
+    "WARNING",
     "Expectation",
     "ExpectedMember",
     "ExpectedUplink",
@@ -36,6 +44,7 @@ __all__ = [
     "Problem",
     "SiteStatus",
     "Target",
+    "TrackTimes",
     "UplinkRow",
     "WgView",
     "build_status",
@@ -44,11 +53,14 @@ __all__ = [
     "format_bytes",
     "format_duration",
     "render_table",
+    "status_or_unknown",
     "summary_line",
     "to_json",
 ]
 
-SCHEMA = "mwanctl.status/1"
+SCHEMA = "mwanctl.status/2"
+# Exit codes: the monitoring-plugin convention (Nagios, Icinga, Zabbix, Checkmk all read it).
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATES = ("online", "offline", "connecting", "disconnecting", "disabled", "not tracking", "unknown", "missing")
 MAX_METRIC = 256  # mwan3 skips members above this ("has >256 metric. Not appending to policy")
 
@@ -71,8 +83,25 @@ class ExpectedMember:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackTimes:
+    """The tracker settings ``status`` needs to date a connecting/disconnecting state.
+
+    mwan3 records when an interface went online or offline, not when it started connecting or
+    disconnecting; that moment is estimated from the score (rounds done), ``age`` (seconds since
+    the last round) and how long a round and the sleep after it take.
+    """
+
+    down: int
+    up: int
+    failure_interval: float
+    recovery_interval: float
+    failed_round: float   # seconds a round takes when every target is lost
+    good_round: float     # seconds a round takes when it succeeds (count-1 s of packets)
+
+
+@dataclass(frozen=True, slots=True)
 class ExpectedUplink:
-    """One uplink of the topology, as the mother's mwan3 should see it."""
+    """One mwan3 interface of the topology (an uplink's tunnel, its IPv6 alias, or a WAN)."""
 
     name: str
     iface: str                    # mwan3 interface on the mother
@@ -83,6 +112,13 @@ class ExpectedUplink:
     peer_public_key: str | None = None  # the uplink router's key, as a peer on wg_iface
     endpoint: str | None = None
     router: str | None = None     # uplink router name; None for the mother's own wan
+    family: str = "ipv4"          # ipv4 | ipv6 (mwan3 tracks and balances each family apart)
+    track: TrackTimes | None = None
+
+    @property
+    def label(self) -> str:
+        """How people call this interface: the uplink name, plus "IPv6" for a tunnel's alias."""
+        return f"{self.name} IPv6" if self.family == "ipv6" and self.kind == "tunnel" else self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +184,20 @@ class UplinkRow:
     wg: WgView | None
     shares: dict[str, float]       # policy -> fraction of new flows (0..1)
     wan: OwnWan | None = None
+    family: str = "ipv4"
+    label: str = ""
+    since_estimated: bool = False  # since was derived from the score (connecting/disconnecting)
+    rounds: tuple[int, int] | None = None  # (rounds done, rounds needed) while (dis)connecting
 
     @property
     def ok(self) -> bool:
         """Online, or (without tracking) up: mwan3 uses it and has no reason to doubt it."""
         return self.state == "online" or (self.state == "not tracking" and self.up is True)
+
+    @property
+    def carrying(self) -> bool:
+        """In mwan3's policies right now: ok, or disconnecting (still used until declared offline)."""
+        return self.ok or self.state == "disconnecting"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +233,7 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class SiteStatus:
-    router: str
+    router: str | None
     reachable: bool
     uplinks: tuple[UplinkRow, ...] = ()
     policies: tuple[PolicyStatus, ...] = ()
@@ -198,9 +243,20 @@ class SiteStatus:
 
     @classmethod
     def unreachable(cls, router: str, reason: str) -> SiteStatus:
-        """The mother could not be asked at all: nothing is known, exit code 2."""
+        """The mother could not be asked at all: nothing is known, exit code UNKNOWN."""
         return cls(router, False, error=reason,
                    problems=(Problem("unreachable", f"{router} unreachable: {reason}"),))
+
+    @classmethod
+    def unknown(cls, router: str | None, reason: str) -> SiteStatus:
+        """The mother answered but its mwan3 state could not be read (or mwanctl could not even
+        start asking: topology or key store): exit code UNKNOWN, the reason in ``error``."""
+        return cls(router, router is not None, error=reason,
+                   problems=(Problem("probe-failed", reason),))
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(u.family for u in self.uplinks))
 
     @property
     def online(self) -> tuple[UplinkRow, ...]:
@@ -230,12 +286,32 @@ def _carrying(iface: Mwan3Interface | None) -> bool:
     return state in ("online", "disconnecting")
 
 
-def _since(iface: Mwan3Interface | None, state: str) -> int | None:
+def _since(iface: Mwan3Interface | None, state: str,
+           track: TrackTimes | None) -> tuple[int | None, bool, tuple[int, int] | None]:
+    """(seconds in ``state``, estimated?, (rounds done, rounds needed)).
+
+    mwan3's ``online``/``offline`` are exact but, while disconnecting (connecting), still count from
+    the last time it went online (offline); the start of the current state is then estimated.
+    """
     if iface is None:
-        return None
+        return None, False, None
     if state == "not tracking":
-        return iface.uptime if iface.up else None
-    return iface.since
+        return (iface.uptime if iface.up else None), False, None
+    if state not in ("connecting", "disconnecting"):
+        return iface.since, False, None
+    if track is None or iface.score is None:
+        return None, False, None
+    if state == "disconnecting":
+        done, needed = track.down + track.up - iface.score, track.down
+        per_round = track.failure_interval + track.failed_round
+    else:
+        done, needed = iface.score, track.up
+        per_round = track.recovery_interval + track.good_round
+    if not 1 <= done < needed:
+        return None, False, None   # the score does not fit the topology's settings: do not guess
+    if iface.age is None or iface.age < 0:
+        return None, False, (done, needed)
+    return int(iface.age + (done - 1) * per_round), True, (done, needed)
 
 
 def compute_shares(members: tuple[ExpectedMember, ...], carrying: set[str]) -> dict[str, float]:
@@ -355,11 +431,13 @@ def _row(up: ExpectedUplink, mw: Mwan3Status, shares: dict[str, dict[str, float]
          wan: OwnWan | None) -> UplinkRow:
     iface = mw.interfaces.get(up.iface)
     state = _state(iface)
+    since, estimated, rounds = _since(iface, state, up.track)
     return UplinkRow(
         name=up.name, iface=up.iface, kind=up.kind, router=up.router, tier=up.tier, weight=up.weight,
-        state=state, since=_since(iface, state), tracking=iface.tracking if iface else "unknown",
+        state=state, since=since, tracking=iface.tracking if iface else "unknown",
         up=iface.up if iface else None, targets=_targets(iface), wg=wg,
         shares={p: round(s[up.iface], 4) for p, s in shares.items() if up.iface in s}, wan=wan,
+        family=up.family, label=up.label, since_estimated=estimated, rounds=rounds,
     )
 
 
@@ -367,9 +445,23 @@ def _offline_problem(row: UplinkRow) -> Problem | None:
     if row.ok:
         return None
     if row.state == "missing":
-        return Problem("mismatch", f"{row.name}: mwan3 does not list interface {row.iface}", row.name)
-    when = f" for {format_duration(row.since)}" if row.since is not None else ""
-    return Problem("offline", f"{row.name}: {row.state}{when}", row.name)
+        return Problem("mismatch", f"{_label(row)}: mwan3 does not list interface {row.iface}", row.name)
+    return Problem("offline", f"{_label(row)}: {_state_text(row)}", row.name)
+
+
+def _label(row: UplinkRow) -> str:
+    return row.label or row.name
+
+
+def _state_text(row: UplinkRow) -> str:
+    """'offline for 4m12s', 'disconnecting for ~12s (2 of 3 failed rounds)'."""
+    when = ""
+    if row.since is not None:
+        when = f" for {'~' if row.since_estimated else ''}{format_duration(row.since)}"
+    if row.rounds is not None:
+        kind = "failed" if row.state == "disconnecting" else "good"
+        when += f" ({row.rounds[0]} of {row.rounds[1]} {kind} rounds)"
+    return f"{row.state}{when}"
 
 
 def _policy_problems(exp: Expectation, mw: Mwan3Status, policies: tuple[PolicyStatus, ...]) -> list[Problem]:
@@ -450,7 +542,8 @@ def build_status(expectation: Expectation, probes: Mapping[str, str], now_uptime
     rows = []
     for up in expectation.uplinks:
         wg, wg_problems = _wg_view(up, dump, epoch)
-        row = _row(up, mw, shares, wg, _own_wan(up.router, uplink_probes))
+        alias = up.label != up.name   # a tunnel's IPv6 side: its WAN is reported on the IPv4 row
+        row = _row(up, mw, shares, wg, None if alias else _own_wan(up.router, uplink_probes))
         rows.append(row)
         found = [_offline_problem(row), *wg_problems, _stale(row, expectation.stale_handshake_after),
                  _wan_problem(row)]
@@ -459,13 +552,36 @@ def build_status(expectation: Expectation, probes: Mapping[str, str], now_uptime
     return SiteStatus(router, True, tuple(rows), policies, tuple(problems), _uptime(probes, router, now_uptime))
 
 
+def status_or_unknown(expectation: Expectation, probes: Mapping[str, str], now_uptime: float | None,
+                      uplink_probes: Mapping[str, Mapping[str, str]] | None = None, *,
+                      now: float | None = None) -> SiteStatus:
+    """``build_status``, except that a failed or unreadable mwan3 probe becomes an UNKNOWN status
+    (one JSON object with the error in it) instead of an exception."""
+    try:
+        return build_status(expectation, probes, now_uptime, uplink_probes, now=now)
+    except CommandError as exc:
+        return SiteStatus.unknown(expectation.router, str(exc))
+
+
 def exit_code(site: SiteStatus) -> int:
-    """0: every uplink online and no error; 1: degraded; 2: no uplink online or mother unreachable."""
-    if not site.reachable or not site.online:
-        return 2
+    """The monitoring-plugin convention:
+
+    0 OK: every uplink interface online, no error.
+    1 WARNING: degraded: some interface not online, or an error in ``problems`` (a mismatch, a
+      stale handshake, a failed WireGuard probe, an uplink router's WAN down).
+    2 CRITICAL: no uplink carries IPv4 traffic (online, or disconnecting: still used), or none
+      carries IPv6 when the topology balances IPv6 (that family has only its last resort left),
+      or the topology has no uplink at all.
+    3 UNKNOWN: the state cannot be told: the mother is unreachable or its mwan3 probe failed.
+    """
+    if not site.reachable or site.error is not None:
+        return UNKNOWN
+    if not site.uplinks or any(not any(u.carrying for u in site.uplinks if u.family == f)
+                               for f in site.families):
+        return CRITICAL
     if len(site.online) < len(site.uplinks) or any(p.severity == "error" for p in site.problems):
-        return 1
-    return 0
+        return WARNING
+    return OK
 
 
 # --------------------------------------------------------------------------- formatting helpers
@@ -497,15 +613,26 @@ def format_bytes(n: int | None) -> str:
 
 
 def _describe(row: UplinkRow) -> str:
-    when = f" for {format_duration(row.since)}" if row.since is not None else ""
-    return f"{row.name} {row.state}{when}"
+    return f"{_label(row)} {_state_text(row)}"
+
+
+def _family_count(site: SiteStatus, family: str) -> tuple[int, int]:
+    rows = [u for u in site.uplinks if u.family == family]
+    return sum(u.ok for u in rows), len(rows)
 
 
 def summary_line(site: SiteStatus, dash: str = "—") -> str:
-    """'2/3 uplinks online — lte offline for 4m12s' (or why nothing is known)."""
+    """'2/3 uplinks online — lte offline for 4m12s' (or why nothing is known); with IPv6 interfaces
+    'IPv4 2/2, IPv6 1/2 uplinks online — dsl IPv6 offline for 40s'."""
     if not site.reachable:
         return f"{site.router} unreachable: {site.error}"
-    head = f"{len(site.online)}/{len(site.uplinks)} uplinks online"
+    if site.error is not None:
+        return f"status unknown: {site.error}"
+    if len(site.families) > 1:
+        head = ", ".join("{} {}/{}".format(f.replace("ipv", "IPv"), *_family_count(site, f))
+                         for f in site.families) + " uplinks online"
+    else:
+        head = f"{len(site.online)}/{len(site.uplinks)} uplinks online"
     bad = [_describe(u) for u in site.uplinks if not u.ok]
     if bad:
         return f"{head} {dash} {', '.join(bad)}"
@@ -519,11 +646,14 @@ def summary_line(site: SiteStatus, dash: str = "—") -> str:
 def to_json(site: SiteStatus) -> dict[str, Any]:
     """A stable, documented dict (docs/status-json.md); bump SCHEMA on any incompatible change.
 
-    ``{"schema": "mwanctl.status/1", "router": str, "reachable": bool, "error": str|null,
-    "router_uptime": number|null, "exit_code": 0|1|2,
-    "summary": {"online": int, "total": int, "text": str},
-    "uplinks": [{"name", "iface", "kind": "tunnel"|"wan", "router": str|null, "tier", "weight",
-                 "state": one of STATES, "since": int|null, "tracking": str, "up": bool|null,
+    ``{"schema": "mwanctl.status/2", "router": str|null, "reachable": bool, "error": str|null,
+    "router_uptime": number|null, "exit_code": 0|1|2|3,
+    "summary": {"online": int, "total": int, "families": {family: {"online": int, "total": int}},
+                "text": str},
+    "uplinks": [{"name", "label", "iface", "kind": "tunnel"|"wan", "family": "ipv4"|"ipv6",
+                 "router": str|null, "tier", "weight", "state": one of STATES, "since": int|null,
+                 "since_estimated": bool, "rounds": null | {"done": int, "needed": int},
+                 "tracking": str, "up": bool|null,
                  "targets": [{"ip", "status", "latency_ms": int|null, "loss_pct": int|null}],
                  "wireguard": null | {"iface", "peer_public_key", "endpoint", "latest_handshake",
                                       "handshake_age", "rx_bytes", "tx_bytes"},
@@ -539,7 +669,9 @@ def to_json(site: SiteStatus) -> dict[str, Any]:
         "error": site.error,
         "router_uptime": site.router_uptime,
         "exit_code": exit_code(site),
-        "summary": {"online": len(site.online), "total": len(site.uplinks), "text": summary_line(site)},
+        "summary": {"online": len(site.online), "total": len(site.uplinks),
+                    "families": {f: dict(zip(("online", "total"), _family_count(site, f))) for f in site.families},
+                    "text": summary_line(site)},
         "uplinks": [_uplink_json(u) for u in site.uplinks],
         "policies": [{"name": p.name, "last_resort": p.last_resort,
                       "members": [{"iface": m.iface, "metric": m.metric, "weight": m.weight, "share": m.share}
@@ -557,8 +689,11 @@ def _uplink_json(u: UplinkRow) -> dict[str, Any]:
     }
     wan = None if u.wan is None else {"up": u.wan.up, "address": u.wan.address, "error": u.wan.error}
     return {
-        "name": u.name, "iface": u.iface, "kind": u.kind, "router": u.router, "tier": u.tier,
-        "weight": u.weight, "state": u.state, "since": u.since, "tracking": u.tracking, "up": u.up,
+        "name": u.name, "label": _label(u), "iface": u.iface, "kind": u.kind, "family": u.family,
+        "router": u.router, "tier": u.tier, "weight": u.weight, "state": u.state, "since": u.since,
+        "since_estimated": u.since_estimated,
+        "rounds": None if u.rounds is None else {"done": u.rounds[0], "needed": u.rounds[1]},
+        "tracking": u.tracking, "up": u.up,
         "targets": [{"ip": t.ip, "status": t.status, "latency_ms": t.latency_ms, "loss_pct": t.loss_pct}
                     for t in u.targets],
         "wireguard": wg, "shares": dict(u.shares), "wan": wan,
@@ -615,8 +750,9 @@ def _table(site: SiteStatus) -> Any:
         hs = _handshake_text(u)
         stale = any(p.kind == "stale-handshake" and p.uplink == u.name for p in site.problems)
         cells: list[Any] = [
-            u.name, Text(u.state, style=_STATE_STYLE.get(u.state, "")),
-            format_duration(u.since) if u.since is not None else "-", str(u.tier), str(u.weight),
+            _label(u), Text(u.state, style=_STATE_STYLE.get(u.state, "")),
+            ("~" if u.since_estimated else "") + format_duration(u.since) if u.since is not None else "-",
+            str(u.tier), str(u.weight),
             _share_text(u), "\n".join(map(_target_text, u.targets)) or u.tracking,
             Text(hs, style="bold red" if stale else ""),
             f"{format_bytes(u.wg.rx_bytes)} / {format_bytes(u.wg.tx_bytes)}" if u.wg and u.wg.rx_bytes is not None
@@ -635,10 +771,11 @@ def render_table(site: SiteStatus, console: Any) -> None:
 
     utf = (getattr(console, "encoding", "utf-8") or "").lower().startswith("utf")
     dash = "—" if utf else "-"
-    if site.reachable:
+    if site.reachable and site.error is None:
         console.print(_table(site))
     for p in site.problems:
         style = "red" if p.severity == "error" else "yellow"
         console.print(Text(f"{p.severity}: {p.message}", style=style))
     code = exit_code(site)
-    console.print(Text(summary_line(site, dash), style=("bold green", "bold yellow", "bold red")[code]))
+    style = {OK: "bold green", WARNING: "bold yellow", CRITICAL: "bold red"}.get(code, "bold magenta")
+    console.print(Text(summary_line(site, dash), style=style))

@@ -13,7 +13,8 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	python3 python3-venv python3-pip ca-certificates \
 	dropbear-bin busybox wireguard-go wireguard-tools iproute2 iputils-ping procps util-linux \
-	nftables conntrack openssl >/dev/null
+	nftables conntrack openssl \
+	chromium chromium-driver >/dev/null
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e '.[test,ssh,ubus]'
+.venv/bin/pip install -q -e '.[test,ssh,ubus,web]'

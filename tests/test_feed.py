@@ -15,13 +15,14 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # PyPI distribution -> OpenWrt package. None: not installed on the router (workstation-only).
 PYPI_TO_OPENWRT: dict[str, str | None] = {
     "ruamel.yaml": "python3-ruamel-yaml",
+    "ruamel.yaml.clib": None,  # only speeds up reading YAML; the router uses the pure-Python parser
     "click": "python3-click",
     "rich": "python3-rich",
     "cryptography": "python3-cryptography",
     "pyuci": "python3-uci",
     "ubus": "python3-ubus",
-    "paramiko": None,  # extra "ssh": deploying *to* routers from a workstation
-    "httpx": None,     # extra "ubus": likewise
+    "paramiko": None,  # ssh transport: deploying *to* routers from a workstation
+    "httpx": None,     # ubus transport over HTTP: likewise
     "markdown-it-py": "python3-markdown-it-py",
     "mdurl": "python3-mdurl",
     "pygments": "python3-pygments",
@@ -86,6 +87,14 @@ def test_workstation_only_extras_stay_off_the_router() -> None:
         for req in PYPROJECT["project"]["optional-dependencies"][extra]:
             assert PYPI_TO_OPENWRT[_dist(req)] is None
     assert not any("paramiko" in d or "httpx" in d for d in deps)
+
+
+def test_plain_pip_install_can_deploy_over_ssh_and_ubus() -> None:
+    """Issue 9: `pip install mwanctl` is enough on a workstation; only the router bindings are extra."""
+    core = {_dist(r) for r in PYPROJECT["project"]["dependencies"]}
+    assert {"paramiko", "httpx"} <= core
+    assert {_dist(r) for r in PYPROJECT["project"]["optional-dependencies"]["openwrt"]} == {"pyuci", "ubus"}
+    assert not core & {"pyuci", "ubus"}
 
 
 @pytest.mark.parametrize("pkg", sorted(_own_packages()))

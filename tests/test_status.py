@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,16 +13,22 @@ from rich.console import Console
 
 from mwanctl.errors import CommandError
 from mwanctl.status import (
+    CRITICAL,
+    OK,
     SCHEMA,
+    UNKNOWN,
+    WARNING,
     Expectation,
     ExpectedMember,
     ExpectedUplink,
     SiteStatus,
+    TrackTimes,
     build_status,
     exit_code,
     format_bytes,
     format_duration,
     render_table,
+    status_or_unknown,
     summary_line,
     to_json,
 )
@@ -127,13 +134,32 @@ def test_all_down() -> None:
     assert ("warning", "mismatch", "policy balanced: router uses wanB, topology expects no member") in problems(site)
 
 
+# balanced, 2 targets: a failed round is 2 lost 2 s probes, a good one about nothing
+BAL = TrackTimes(down=3, up=3, failure_interval=2, recovery_interval=2, failed_round=4, good_round=0)
+TRACKED = Expectation("mother", (replace(LTE, track=BAL), replace(DSL, track=BAL)), BALANCED)
+
+
 def test_connecting_and_disconnecting() -> None:
-    site = build(mwan3_text=mutate("mwan3-status-wanA-offline.json",
-                                   wanA={"status": "connecting"},
-                                   wanB={"status": "disconnecting"}))
-    assert [(u.state, u.since) for u in site.uplinks] == [("connecting", 18), ("disconnecting", 75)]
+    # mwan3 still reports `online` 99 (since it went online) while dsl disconnects, and `offline` 18
+    # while lte connects: neither is how long the current state has lasted (issue 9).
+    text = mutate("mwan3-status-wanA-offline.json",
+                  wanA={"status": "connecting", "score": 2, "age": 1},          # 2 of 3 good rounds
+                  wanB={"status": "disconnecting", "score": 4, "age": 1, "online": 99})  # 2 of 3 failed
+    site = build(mwan3_text=text, exp=TRACKED)
+    # connecting began at the end of good round 1: age + 1 × (recovery_interval + good round);
+    # disconnecting at the end of failed round 1: age + 1 × (failure_interval + failed round)
+    assert [(u.state, u.since, u.since_estimated, u.rounds) for u in site.uplinks] == [
+        ("connecting", 3, True, (2, 3)), ("disconnecting", 7, True, (2, 3))]
+    assert summary_line(site) == ("0/2 uplinks online — lte connecting for ~3s (2 of 3 good rounds), "
+                                  "dsl disconnecting for ~7s (2 of 3 failed rounds)")
+    assert "1m39s" not in json.dumps(to_json(site)) + text_of(site, no_color=True)
+    assert exit_code(site) == 1          # dsl still carries the traffic: degraded, not critical
     # a disconnecting member is still in the policy; a connecting one not yet
     assert [u.shares["balanced"] for u in site.uplinks] == [0.0, 1.0]
+    # without the tracker settings (or with a score that does not fit them) nothing is guessed
+    assert [u.since for u in build(mwan3_text=text).uplinks] == [None, None]
+    odd = mutate("mwan3-status-wanA-offline.json", wanB={"status": "disconnecting", "score": 11, "online": 99})
+    assert build(mwan3_text=odd, exp=TRACKED).uplinks[1].since is None
 
 
 def test_failover_tiers_use_lowest_metric_only() -> None:
@@ -270,11 +296,11 @@ def test_uplink_routers_own_wan() -> None:
 
 def test_unreachable() -> None:
     site = SiteStatus.unreachable("mother", "connection timed out")
-    assert exit_code(site) == 2
+    assert exit_code(site) == 3
     assert summary_line(site) == "mother unreachable: connection timed out"
     doc = to_json(site)
     assert (doc["reachable"], doc["error"], doc["uplinks"], doc["exit_code"]) == (
-        False, "connection timed out", [], 2)
+        False, "connection timed out", [], 3)
     assert text_of(site, no_color=True).strip().splitlines() == [
         "error: mother unreachable: connection timed out", "mother unreachable: connection timed out"]
 
@@ -289,13 +315,14 @@ def test_no_uplinks_at_all_is_exit_2() -> None:
 def test_json_schema_keys_are_stable() -> None:
     doc = to_json(build(uplink_probes={"up1": {"wan_status": '{"up": true}'}}))
     json.dumps(doc)  # serialisable as is
-    assert doc["schema"] == SCHEMA == "mwanctl.status/1"
+    assert doc["schema"] == SCHEMA == "mwanctl.status/2"
     assert list(doc) == ["schema", "router", "reachable", "error", "router_uptime", "exit_code", "summary",
                          "uplinks", "policies", "problems"]
-    assert list(doc["summary"]) == ["online", "total", "text"]
+    assert list(doc["summary"]) == ["online", "total", "families", "text"]
+    assert doc["summary"]["families"] == {"ipv4": {"online": 2, "total": 2}}
     up = doc["uplinks"][0]
-    assert list(up) == ["name", "iface", "kind", "router", "tier", "weight", "state", "since", "tracking", "up",
-                        "targets", "wireguard", "shares", "wan"]
+    assert list(up) == ["name", "label", "iface", "kind", "family", "router", "tier", "weight", "state", "since",
+                        "since_estimated", "rounds", "tracking", "up", "targets", "wireguard", "shares", "wan"]
     assert list(up["targets"][0]) == ["ip", "status", "latency_ms", "loss_pct"]
     assert list(up["wireguard"]) == ["iface", "peer_public_key", "endpoint", "latest_handshake", "handshake_age",
                                      "rx_bytes", "tx_bytes"]
@@ -422,8 +449,10 @@ def test_shell_2305_notracking_and_raw_enabled() -> None:
 
 def test_shell_2410_connecting_and_paused() -> None:
     lte_only = ExpectedUplink("sat", "lte", "tunnel", 3, 1, None, None, None, "up3")
-    site = fixture_status("shell-24.10", Expectation("mother", (LTE, DSL, lte_only), BALANCED))
-    assert [(u.state, u.since) for u in site.uplinks] == [("online", 812), ("connecting", 9), ("unknown", None)]
+    site = fixture_status("shell-24.10", Expectation("mother", (LTE, replace(DSL, track=BAL), lte_only),
+                                                       BALANCED))
+    # `offline` 9 is since it went offline; connecting (score 2) began one good round + age 2 ago
+    assert [(u.state, u.since) for u in site.uplinks] == [("online", 812), ("connecting", 4), ("unknown", None)]
     assert [u.shares["balanced"] for u in site.uplinks[:2]] == [1.0, 0.0]
     assert exit_code(site) == 1
 
@@ -435,3 +464,83 @@ def test_ipv6_members_balance_per_family() -> None:
     site = fixture_status("ipv6-policies", Expectation("mother", (LTE, DSL, v6), members))
     assert [u.shares["balanced"] for u in site.uplinks] == [0.6, 0.4, 1.0]
     assert [p.kind for p in site.problems] == []  # router lists wanA, wanB (ipv4) and wanA6 (ipv6)
+
+
+# --------------------------------------------------------------------------- exit codes, one per code
+
+
+def test_exit_code_0_ok() -> None:
+    assert exit_code(build()) == OK == 0
+
+
+def test_exit_code_1_warning_degraded() -> None:
+    assert exit_code(build("mwan3-status-wanA-offline.json")) == WARNING == 1
+
+
+def test_exit_code_2_critical_no_uplink_online() -> None:
+    text = mutate("mwan3-status-wanA-offline.json", wanB={"status": "offline", "online": 0, "offline": 30})
+    assert exit_code(build(mwan3_text=text)) == CRITICAL == 2
+
+
+def test_exit_code_3_unknown_when_the_mwan3_probe_fails_and_json_still_says_why() -> None:
+    p = probes()
+    p["mwan3_status"] = "ERROR: Command failed: Not found\n"
+    site = status_or_unknown(EXP, p, None, now=NOW)
+    assert exit_code(site) == UNKNOWN == 3
+    doc = to_json(site)
+    assert doc["exit_code"] == 3 and doc["reachable"] is True and "Not found" in doc["error"]
+    assert doc["problems"][0]["kind"] == "probe-failed" and doc["uplinks"] == []
+    assert summary_line(site).startswith("status unknown: ")
+    nonsense = status_or_unknown(EXP, {**p, "mwan3_status": "<html>"}, None)
+    assert exit_code(nonsense) == 3 and nonsense.error
+    assert exit_code(SiteStatus.unreachable("mother", "timed out")) == 3
+
+
+# --------------------------------------------------------------------------- IPv6 aliases
+
+
+def _dual_stack() -> tuple[Expectation, dict[str, object]]:
+    from mwanctl.expect import expectation
+    from mwanctl.topology import load_topology
+    topo = load_topology(str(HERE / "topologies" / "dual-stack.yaml"))
+    exp = expectation(topo, {})
+    both = json.loads(vector("mwan3-status-both-online.json"))
+    online = both["interfaces"]["wanB"]
+    ifaces = {e.iface: dict(online) for e in exp.uplinks}
+    return exp, {"interfaces": ifaces, "connected": both["connected"], "policies": {}}
+
+
+def test_offline_ipv6_alias_is_counted_and_reported() -> None:
+    """Issue 10 item 5: with mw_dsl6 offline, status printed "2/2 uplinks online", exit 0, no problem."""
+    exp, data = _dual_stack()
+    assert [(e.iface, e.family, e.label) for e in exp.uplinks] == [
+        ("wan", "ipv4", "wan"), ("wan6", "ipv6", "wan6"), ("mw_dsl", "ipv4", "dsl"),
+        ("mw_dsl6", "ipv6", "dsl IPv6"), ("mw_lte", "ipv4", "lte"), ("mw_lte6", "ipv6", "lte IPv6")]
+    data["interfaces"]["mw_dsl6"].update(status="offline", online=0, offline=40)  # type: ignore[index]
+    site = build_status(exp, {"mwan3_status": json.dumps(data)}, None)
+    assert summary_line(site) == "IPv4 3/3, IPv6 2/3 uplinks online — dsl IPv6 offline for 40s"
+    assert exit_code(site) == 1
+    assert [(p.kind, p.uplink, p.message) for p in site.problems] == [("offline", "dsl", "dsl IPv6: offline for 40s")]
+    doc = to_json(site)
+    assert doc["summary"]["families"] == {"ipv4": {"online": 3, "total": 3}, "ipv6": {"online": 2, "total": 3}}
+    row = next(u for u in doc["uplinks"] if u["iface"] == "mw_dsl6")
+    assert (row["name"], row["label"], row["family"], row["wireguard"]) == ("dsl", "dsl IPv6", "ipv6", None)
+    assert "dsl IPv6" in text_of(site, no_color=True)
+
+
+def test_no_ipv6_uplink_online_is_critical_even_with_ipv4_fine() -> None:
+    exp, data = _dual_stack()
+    for name in ("wan6", "mw_dsl6", "mw_lte6"):
+        data["interfaces"][name].update(status="offline", online=0, offline=5)  # type: ignore[index]
+    site = build_status(exp, {"mwan3_status": json.dumps(data)}, None)
+    assert exit_code(site) == 2
+    assert summary_line(site).startswith("IPv4 3/3, IPv6 0/3 uplinks online — ")
+
+
+def test_disconnecting_alias_is_dated_with_its_own_ipv6_settings() -> None:
+    exp, data = _dual_stack()
+    alias = next(e for e in exp.uplinks if e.iface == "mw_lte6")
+    assert alias.track == TrackTimes(3, 3, 2, 2, failed_round=4.0, good_round=0)   # balanced, 2 IPv6 targets
+    data["interfaces"]["mw_lte6"].update(status="disconnecting", score=5, age=2, online=99)  # type: ignore[index]
+    row = next(u for u in build_status(exp, {"mwan3_status": json.dumps(data)}, None).uplinks if u.iface == "mw_lte6")
+    assert (row.since, row.since_estimated, row.rounds) == (2, True, (1, 3))

@@ -72,7 +72,7 @@ def test_both_online_table_json_and_exit_0(site, capsys):
     code, out, err = status(site, capsys, "--json")
     assert code == 0
     doc = json.loads(out)
-    assert doc["schema"] == "mwanctl.status/1" and doc["exit_code"] == 0
+    assert doc["schema"] == "mwanctl.status/2" and doc["exit_code"] == 0
     rows = {u["name"]: u for u in doc["uplinks"]}
     assert rows["a"]["state"] == "online" and rows["a"]["shares"]["mw_balanced"] == pytest.approx(0.6)
     assert rows["b"]["shares"]["mw_balanced"] == pytest.approx(0.4)
@@ -112,12 +112,39 @@ def test_mismatch_when_router_has_other_peer_key(site, capsys):
     assert [p["uplink"] for p in doc["problems"] if p["kind"] == "mismatch"] == ["b"]
 
 
-def test_mother_unreachable_exit_2(site, capsys):
+def test_mother_unreachable_is_unknown_exit_3(site, capsys):
     site.routers["mother"].stop()
     code, out, err = status(site, capsys, "--json")
-    assert code == 2
+    assert code == 3
     doc = json.loads(out)
-    assert doc["reachable"] is False and doc["exit_code"] == 2 and doc["error"]
+    assert doc["reachable"] is False and doc["exit_code"] == 3 and doc["error"]
+
+
+def test_mwan3_probe_failing_still_prints_one_json_object_exit_3(site, capsys):
+    """Issue 9: reachable mother, `ubus call mwan3 status` fails (mwan3 not running): the cron
+    recipe used to write an empty file."""
+    m = site.routers["mother"]
+    m.run("mkdir -p /etc/mwtest && rm -f /etc/mwtest/mwan3_status.json")
+    m.write("/etc/mwtest/wg_dump.txt", dump(site.store, 12))
+    code, out, err = status(site, capsys, "--json")
+    assert code == 3
+    doc = json.loads(out)                       # exactly one object on stdout
+    assert doc["schema"] == "mwanctl.status/2" and doc["exit_code"] == 3 and doc["reachable"] is True
+    assert "mwan3" in doc["error"] and "Not found" in doc["error"]
+    assert [p["kind"] for p in doc["problems"]] == ["probe-failed"]
+    code, out, err = status(site, capsys)         # the table says the same
+    assert code == 3 and "status unknown:" in out
+    m.write("/etc/mwtest/mwan3_status.json", "this is not json")
+    code, out, err = status(site, capsys, "--json")
+    assert code == 3 and json.loads(out)["error"]
+
+
+def test_unreadable_topology_still_prints_one_json_object_exit_3(site, capsys):
+    site.path.write_text(site.path.read_text() + "\nbogus_key: 1\n")
+    code, out, err = status(site, capsys, "--json")
+    doc = json.loads(out)
+    assert code == 3 and doc["exit_code"] == 3 and doc["router"] is None and "bogus_key" in doc["error"]
+    assert "bogus_key" in err
 
 
 def test_disabled_uplink(site, capsys):

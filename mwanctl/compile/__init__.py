@@ -14,10 +14,10 @@ from mwanctl.compile.firewall import Firewall
 from mwanctl.compile.mwan3 import Mwan3
 from mwanctl.compile.templates import Templates
 from mwanctl.compile.wireguard import Wireguard
-from mwanctl.errors import Diagnostic, TopologyError
+from mwanctl.errors import TopologyError
 from mwanctl.keys import TunnelKeys
 from mwanctl.topology.model import PREFIX, Topology
-from mwanctl.tracking import Timing, timing
+from mwanctl.tracking import Timing, family_tracking, timing
 from mwanctl.uci.model import UciSection, Value
 
 CONVERTERS = (Wireguard, Mwan3, Firewall)
@@ -70,37 +70,36 @@ class Compiled:
 
 def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
                  templates: Optional[Templates] = None) -> Compiled:
-    """Compile a validated topology; ``keys`` must hold every uplink (see KeyStore.material)."""
+    """Compile a validated topology; ``keys`` must hold every uplink (see KeyStore.material).
+
+    The two rules that depend on the actual templates and slots (distinct route metrics, MW005;
+    distinct section names, MW010) are checked again here with the same functions validation
+    uses, so a slot assignment or a template override cannot slip a clash past them."""
+    from mwanctl.compile.names import listing, section_clashes
+    from mwanctl.topology.checks import metric_clashes
     ctx = Context.for_keys(topology, keys, templates or Templates())
-    _check_metrics(ctx)
     t = topology
-    routers = {u.name: RouterConfig(u.name, "uplink", u.host, {p: [] for p in PACKAGES["uplink"]})
-               for u in t.uplinks}
-    routers[t.mother.name] = RouterConfig(t.mother.name, "mother", t.mother.host,
-                                          {p: [] for p in PACKAGES["mother"]})
-    for conv in CONVERTERS:
-        for router, secs in conv.convert(ctx).items():
-            routers[router].sections[conv.package] += secs
+    sections = build_sections(ctx)
+    diags = metric_clashes(t, ctx.slots) + section_clashes(listing(ctx, sections))
+    if diags:
+        raise TopologyError(diags)
+    routers = {name: RouterConfig(name, "mother" if name == t.mother.name else "uplink",
+                                  t.host_of(name), secs) for name, secs in sections.items()}
     mother = routers[t.mother.name]
     for w in t.mother.wans:
         if w.metric is not None:
             mother.owned_options.setdefault("network", {})[w.name] = {"metric": str(w.metric)}
     timings = {u.name: timing(u.tracking) for u in t.uplinks}
-    timings.update({w.name: timing(w.tracking) for w in t.mother.wans})
+    timings.update({w.name: timing(family_tracking(w.tracking, w.family)) for w in t.mother.wans})
     return Compiled(t.site, routers, timings)
 
 
-def _check_metrics(ctx: Context) -> None:
-    """Derived tunnel metrics must not collide with each other or with a WAN's metric."""
-    seen: dict[int, str] = {}
-    diags = []
+def build_sections(ctx: Context) -> dict[str, dict[str, list[UciSection]]]:
+    """router -> package -> sections, in deploy order (uplinks first, the mother last)."""
     t = ctx.topology
-    for name, m in [(w.name, w.metric) for w in t.mother.wans if w.metric is not None] + \
-                   [(u.name, ctx.metric(u)) for u in t.uplinks]:
-        if m in seen:
-            diags.append(Diagnostic(None, f"{name}.metric",
-                                    f"route metric {m} is also used by {seen[m]}; set `tunnel.metric` "
-                                    "(or the WAN's `metric`) so every WAN-like interface has its own"))
-        seen[m] = name
-    if diags:
-        raise TopologyError(diags)
+    routers = {u.name: {p: [] for p in PACKAGES["uplink"]} for u in t.uplinks}
+    routers[t.mother.name] = {p: [] for p in PACKAGES["mother"]}
+    for conv in CONVERTERS:
+        for router, secs in conv.convert(ctx).items():
+            routers[router][conv.package] += secs
+    return routers

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Optional
+
+from mwanctl.errors import Location
 
 from mwanctl.compile.templates import Templates
 from mwanctl.keys import TunnelKeys
-from mwanctl.topology.model import Topology, Uplink
+from mwanctl.topology.model import MotherWan, Policy, Rule, Topology, Uplink
 
 
 @dataclass(frozen=True)
@@ -19,19 +22,34 @@ class TunnelAddrs:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Which part of the topology made a section: named in messages about generated names."""
+
+    what: str                          # e.g. "uplink `lte`", "policy `lte`"
+    field: str                         # the YAML path to name, e.g. "uplinks.lte.name"
+    loc: Optional[Location]
+    key: str = ""                      # (kind, user name): equal keys are MW002's duplicates
+
+
+@dataclass(frozen=True)
 class Context:
     topology: Topology
     slots: dict[str, int]               # uplink -> pool slot (stable, from the key store)
     keys: dict[str, TunnelKeys]         # empty when only addresses are needed (graph, validate)
     templates: Templates | None = None
+    origins: Optional[dict[int, Origin]] = None   # id(section) -> origin, when recording
 
     @classmethod
     def for_keys(cls, topology: Topology, keys: dict[str, TunnelKeys], templates: Templates) -> "Context":
-        return cls(topology, {n: k.index for n, k in keys.items()}, keys, templates)
+        return cls(topology, {n: k.index for n, k in keys.items()}, keys, templates, {})
 
-    def render(self, name: str, **values: object) -> list:
+    def render(self, name: str, _origin: Optional[Origin] = None, **values: object) -> list:
         assert self.templates is not None, "compiling needs templates"
-        return self.templates.render(name, **values)
+        secs = self.templates.render(name, **values)
+        if self.origins is not None and _origin is not None:
+            for s in secs:
+                self.origins[id(s)] = _origin
+        return secs
 
     def addrs(self, u: Uplink) -> TunnelAddrs:
         """Slot i of the pool: a /30 with the uplink on .1 and the mother on .2 (and a /64 for IPv6)."""
@@ -52,3 +70,25 @@ class Context:
         if u.tunnel.metric is not None:
             return u.tunnel.metric
         return 10 * (self.slots[u.name] + 1)
+
+
+def of_uplink(u: Uplink) -> Origin:
+    return Origin(f"uplink `{u.name}`", f"uplinks.{u.name}.name", u.loc, f"router:{u.name}")
+
+
+def of_wan(w: MotherWan) -> Origin:
+    return Origin(f"mother WAN `{w.name}`", f"mother.wans.{w.name}.name", w.loc, f"router:{w.name}")
+
+
+def of_policy(p: Policy) -> Origin:
+    what = f"policy `{p.name}`" if p.loc is not None else f"the implicit policy `{p.name}`"
+    return Origin(what, f"policies.{p.name}.name", p.loc, f"policy:{p.name}")
+
+
+def of_rule(r: Rule) -> Origin:
+    if r.loc is None:
+        return Origin(f"mwanctl's catch-all rule `{r.name}`", "default_policy", None, f"mwanctl:{r.name}")
+    return Origin(f"rule `{r.name}`", f"rules.{r.name}.name", r.loc, f"rule:{r.name}")
+
+
+MWANCTL = Origin("mwanctl itself", "(generated)", None, "mwanctl")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mwanctl.compile.context import Context
+from mwanctl.compile.context import MWANCTL, Context
 from mwanctl.topology.model import PREFIX
 from mwanctl.uci.model import UciSection
 
@@ -22,10 +22,10 @@ class Firewall:
             if u.ipv6:
                 nets.append(u.iface6)
         out = {t.mother.name: ctx.render(
-            "firewall-mother", zone=ZONE, networks=nets, lan_zone=t.mother.lan_zone,
+            "firewall-mother", MWANCTL, zone=ZONE, networks=nets, lan_zone=t.mother.lan_zone,
             masq6=any(u.ipv6 for u in t.uplinks))}
         for u in t.uplinks:
             out[u.name] = ctx.render(
-                "firewall-uplink", zone=ZONE, iface=u.iface, wan_zone=u.wan_zone,
+                "firewall-uplink", MWANCTL, zone=ZONE, iface=u.iface, wan_zone=u.wan_zone,
                 mother_zone=u.mother_zone, listen_port=u.tunnel.port, uplink=u.name)
         return out

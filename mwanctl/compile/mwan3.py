@@ -9,29 +9,23 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from mwanctl.compile.context import Context
+from mwanctl.compile.context import Context, Origin, of_policy, of_rule, of_uplink, of_wan
 from mwanctl.topology.model import PREFIX, Policy, PolicyMember, Rule, Topology, Tracking
+from mwanctl.tracking import family_tracking
 from mwanctl.uci.model import UciSection
 
 BUILTIN = ("default", "unreachable", "blackhole")
 
 
-def _interfaces(t: Topology) -> Iterator[tuple[str, str, Tracking]]:
-    """(mwan3 interface, family, tracking) in mwan3 id order."""
+def _interfaces(t: Topology) -> Iterator[tuple[str, str, Tracking, Origin]]:
+    """(mwan3 interface, family, tracking, origin) in mwan3 id order; each tracks its family's
+    targets (`targets` IPv4, `targets6` IPv6)."""
     for w in t.mother.wans:
-        yield w.iface, w.family, w.tracking
+        yield w.iface, w.family, family_tracking(w.tracking, w.family), of_wan(w)
     for u in t.uplinks:
-        yield u.iface, "ipv4", u.tracking
+        yield u.iface, "ipv4", family_tracking(u.tracking, "ipv4"), of_uplink(u)
         if u.ipv6:
-            yield u.iface6, "ipv6", _v6_tracking(u.tracking)
-
-
-def _v6_tracking(tr: Tracking) -> Tracking:
-    from dataclasses import replace
-    import ipaddress
-    v6 = tuple(x for x in tr.targets if ipaddress.ip_address(x).version == 6) or (
-        "2606:4700:4700::1111", "2620:fe::fe")
-    return replace(tr, targets=v6, reliability=min(tr.reliability, len(v6)))
+            yield u.iface6, "ipv6", family_tracking(u.tracking, "ipv6"), of_uplink(u)
 
 
 def member_name(iface: str, tier: int, weight: int) -> str:
@@ -70,24 +64,28 @@ class Mwan3:
         t = ctx.topology
         render = ctx.render
         secs: list[UciSection] = []
-        for iface, family, tr in _interfaces(t):
-            secs += render("mwan3-interface", **_tracking_values(iface, family, tr))
+        owner: dict[str, Origin] = {}
+        for iface, family, tr, origin in _interfaces(t):
+            owner.setdefault(iface, origin)
+            secs += render("mwan3-interface", origin, **_tracking_values(iface, family, tr))
         members: dict[str, tuple[str, int, int]] = {}
         for p in t.policies:
             for iface, metric, weight in policy_members(t, p):
                 members.setdefault(member_name(iface, metric, weight), (iface, metric, weight))
         for name, (iface, metric, weight) in members.items():
-            secs += render("mwan3-member", member=name, iface=iface, metric=metric, weight=weight)
+            secs += render("mwan3-member", owner.get(iface), member=name, iface=iface, metric=metric,
+                           weight=weight)
         for p in t.policies:
             names = list(dict.fromkeys(member_name(*m) for m in policy_members(t, p)))
-            secs += render("mwan3-policy", policy=p.section, use_member=names, last_resort=p.last_resort)
+            secs += render("mwan3-policy", of_policy(p), policy=p.section, use_member=names,
+                           last_resort=p.last_resort)
         for rule in t.rules:
-            secs += render("mwan3-rule", **_rule_values(rule))
-        secs += render("mwan3-rule", **_rule_values(Rule("default_v4", t.default_policy, dest_ip="0.0.0.0/0",
-                                                         family="ipv4")))
+            secs += render("mwan3-rule", of_rule(rule), **_rule_values(rule))
+        default4 = Rule("default_v4", t.default_policy, dest_ip="0.0.0.0/0", family="ipv4")
+        secs += render("mwan3-rule", of_rule(default4), **_rule_values(default4))
         if any(u.ipv6 for u in t.uplinks) or any(w.family == "ipv6" for w in t.mother.wans):
-            secs += render("mwan3-rule", **_rule_values(Rule("default_v6", t.default_policy, dest_ip="::/0",
-                                                             family="ipv6")))
+            default6 = Rule("default_v6", t.default_policy, dest_ip="::/0", family="ipv6")
+            secs += render("mwan3-rule", of_rule(default6), **_rule_values(default6))
         return {t.mother.name: secs}
 
 

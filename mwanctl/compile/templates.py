@@ -49,7 +49,7 @@ class Template:
 
 
 def _fail(file: str, lineno: int, msg: str) -> TopologyError:
-    return TopologyError([Diagnostic(Location(file, lineno, 1), "template", msg)])
+    return TopologyError([Diagnostic(Location(file, lineno, 1), "template", msg, rule="MW200")])
 
 
 def parse_template(text: str, file: str) -> Template:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mwanctl.compile.context import Context
+from mwanctl.compile.context import Context, of_uplink
 from mwanctl.uci.model import UciSection
 
 
@@ -19,17 +19,18 @@ class Wireguard:
             # The mother reaches the internet through the uplink: it allows everything and
             # gets the default route (at this tunnel's own metric) that mwan3 needs.
             allowed = ["0.0.0.0/0"] + (["::/0"] if a.mother6 else [])
+            origin = of_uplink(u)
             out[t.mother.name] += ctx.render(
-                "network-mother-tunnel", iface=u.iface, private_key=keys.mother.private,
+                "network-mother-tunnel", origin, iface=u.iface, private_key=keys.mother.private,
                 addresses=[str(a.mother4)], mtu=u.tunnel.mtu, metric=ctx.metric(u),
                 description=u.description, peer_public_key=keys.uplink.public,
                 endpoint_host=u.endpoint, endpoint_port=u.tunnel.port,
                 keepalive=u.tunnel.keepalive or None, allowed_ips=allowed)
             if a.mother6 is not None:
                 out[t.mother.name] += ctx.render(
-                    "network-mother-tunnel6", iface6=u.iface6, iface=u.iface, address6=str(a.mother6))
+                    "network-mother-tunnel6", origin, iface6=u.iface6, iface=u.iface, address6=str(a.mother6))
             out[u.name] = ctx.render(
-                "network-uplink-tunnel", iface=u.iface, private_key=keys.uplink.private,
+                "network-uplink-tunnel", origin, iface=u.iface, private_key=keys.uplink.private,
                 listen_port=u.tunnel.port,
                 addresses=[str(a.uplink4)] + ([str(a.uplink6)] if a.uplink6 else []),
                 mtu=u.tunnel.mtu, description=f"mwanctl mother {t.mother.name} ({t.site})",

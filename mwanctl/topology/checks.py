@@ -1,256 +1,379 @@
 """Rules across objects that a per-field schema cannot see.
 
-Each check has an id (MWnnn) so docs and tests can name it. Checks only run when the
-per-field reading found no error, so they can trust types and defaults.
+Each check has an id (MWnnn, listed in the README's rule table) that every diagnostic it makes
+carries. Checks only run when the per-field reading found no error, so they can trust types,
+shapes and defaults. Every check is linear (or n log n) in the size of the topology: YAML
+positions are looked up through one index built per run, never by scanning a list per object.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
-from mwanctl.errors import Location
-from mwanctl.topology.model import PREFIX, Topology, Tracking
-from mwanctl.topology.reader import Reader, is_ip
-from mwanctl.tracking import advice
+from mwanctl.errors import Diagnostic, Location
+from mwanctl.topology.grammar import HOSTNAME, ip_address, short
+from mwanctl.topology.model import PREFIX, Topology, Tracking, Uplink
+from mwanctl.topology.reader import Reader
+from mwanctl.tracking import advice, family_tracking
 
 MWAN3_IFACE_MAX = 60     # 2^6 - 1 - 3 with mwan3's default mmx_mask 0x3F00
 MWAN3_IFACE_NAME = 13    # iptables chain `mwan3_iface_in_<name>` <= 28 chars
 MWAN3_POLICY_NAME = 15   # longer policy/rule names are skipped by mwan3
 SLOT_PREFIX = 30         # each tunnel gets a /30 of the IPv4 pool
-SLOT_PREFIX6 = 64
+SLOT_PREFIX6 = 64        # ... and a /64 of the IPv6 pool, at the same slot index
+METRIC_STEP = 10         # a tunnel without `tunnel.metric` gets 10 * (slot + 1)
 BUILTIN_POLICIES = ("default", "unreachable", "blackhole")
+RESERVED_WANS = ("globals",)   # mwan3's own `config globals 'globals'` section
+
+NAMES, DUPLICATES, CAPACITY, POOL, METRICS, TRACKING, POLICIES, RULES, ACCESS = (
+    "MW001", "MW002", "MW003", "MW004", "MW005", "MW006", "MW007", "MW008", "MW009")
+SECTIONS = "MW010"       # two objects generate the same UCI section name
+RESERVED = "MW011"       # a name mwan3 or mwanctl already gives a meaning
 
 
 def run(t: Topology, r: Reader) -> None:
-    for check in (_names, _duplicates, _capacity, _pool, _metrics, _tracking, _policies, _rules,
-                  _access):
-        check(t, r)
+    at = Locator(r)
+    for check in (_names, _reserved, _duplicates, _capacity, _pool, _metrics, _tracking, _policies,
+                  _rules, _access, _sections):
+        check(t, r, at)
 
 
-def _uplink_loc(t: Topology, r: Reader, name: str, key: Optional[str] = None) -> Optional[Location]:
-    """Location of (a key of) the uplink called ``name``; with duplicates, of each in turn."""
-    u = next((u for u in t.uplinks if u.name == name), None)
-    return _item_key_loc(r, "uplinks", u.loc if u else None, key)
+class Locator:
+    """YAML positions of objects by name, indexed once so every lookup is O(1)."""
+
+    def __init__(self, r: Reader):
+        self.src = r.src
+        self._nodes: dict[Location, Any] = {}     # an item's location -> its YAML mapping
+        for section in ("uplinks", "rules", "policies"):
+            seq = r.src.data.get(section)
+            for i, node in enumerate(seq if isinstance(seq, list) else ()):
+                if hasattr(node, "get"):
+                    self._nodes[r.src.item(seq, i)] = node
+
+    def at(self, item: Optional[Location], key: Optional[str] = None) -> Optional[Location]:
+        """Where ``key`` of the item at ``item`` is written (the item itself without the key)."""
+        node = self._nodes.get(item) if item is not None else None
+        if node is not None and key is not None and key in node:
+            return self.src.value(node, key)
+        return item
+
+    def uplink(self, u: Uplink, key: Optional[str] = None) -> Optional[Location]:
+        return self.at(u.loc, key)
+
+    def top(self, key: str) -> Location:
+        data = self.src.data
+        return self.src.key(data, key) if key in data else self.src.of(data)
 
 
-def _uplink_at(r: Reader, u: Any, key: Optional[str] = None) -> Optional[Location]:
-    return _item_key_loc(r, "uplinks", u.loc, key)
-
-
-def _item_key_loc(r: Reader, section: str, item_loc: Optional[Location], key: Optional[str]) -> Optional[Location]:
-    seq = r.src.data.get(section) or []
-    for i, node in enumerate(seq):
-        if r.src.item(seq, i) == item_loc:
-            return r.src.value(node, key) if key and getattr(node, "get", None) and key in node else item_loc
-    return item_loc
-
-
-def _node_loc(r: Reader, section: str, name: str, key: Optional[str] = None) -> Optional[Location]:
-    seq = r.src.data.get(section) or []
-    for i, node in enumerate(seq):
-        if getattr(node, "get", None) and node.get("name") == name:
-            return r.src.value(node, key) if key and key in node else r.src.item(seq, i)
-    return None
-
-
-def _names(t: Topology, r: Reader) -> None:
+def _names(t: Topology, r: Reader, at: Locator) -> None:
     """MW001: names must fit mwan3's 13-char interface and 15-char policy/rule limits once prefixed."""
     for u in t.uplinks:
         longest = u.iface6 if u.ipv6 else u.iface
         if len(longest) > MWAN3_IFACE_NAME:
             room = MWAN3_IFACE_NAME - len(PREFIX) - (1 if u.ipv6 else 0)
-            r.error(_uplink_loc(t, r, u.name, "name"), f"uplinks.{u.name}.name",
-                    f"too long: it becomes the interface `{longest}` ({len(longest)} chars), but mwan3 "
-                    f"and Linux allow {MWAN3_IFACE_NAME}; use at most {room} characters")
+            r.error(at.uplink(u, "name"), f"uplinks.{u.name}.name",
+                    f"too long: it becomes the interface `{_clip(longest)}` ({len(longest)} chars), but "
+                    f"mwan3 and Linux allow {MWAN3_IFACE_NAME}; use at most {room} characters", NAMES)
     for w in t.mother.wans:
         if len(w.name) > MWAN3_IFACE_NAME:
             r.error(w.loc, f"mother.wans.{w.name}.name",
                     f"mwan3 interface names longer than {MWAN3_IFACE_NAME} characters break its "
-                    "iptables chains; rename the netifd interface")
+                    "iptables chains; rename the netifd interface", NAMES)
         if w.name.startswith(PREFIX):
             r.error(w.loc, f"mother.wans.{w.name}.name",
-                    f"names starting with `{PREFIX}` are reserved for mwanctl's own sections")
+                    f"names starting with `{PREFIX}` are reserved for mwanctl's own sections", RESERVED)
     for kind, items in (("policies", t.policies), ("rules", t.rules)):
         for p in items:
             if len(p.section) > MWAN3_POLICY_NAME:
                 r.error(p.loc, f"{kind}.{p.name}.name",
-                        f"becomes `{p.section}` ({len(p.section)} chars) but mwan3 silently skips "
-                        f"names over {MWAN3_POLICY_NAME}; use at most {MWAN3_POLICY_NAME - len(PREFIX)} characters")
+                        f"becomes `{_clip(p.section)}` ({len(p.section)} chars) but mwan3 silently skips "
+                        f"names over {MWAN3_POLICY_NAME}; use at most {MWAN3_POLICY_NAME - len(PREFIX)} "
+                        "characters", NAMES)
 
 
-def _duplicates(t: Topology, r: Reader) -> None:
-    """MW002: uplink names, hosts, WAN names, policy and rule names are unique."""
-    names = Counter(u.name for u in t.uplinks)
-    names.update(w.name for w in t.mother.wans)
-    names[t.mother.name] += 1
-    reported = {t.mother.name} | {w.name for w in t.mother.wans}
-    for u in t.uplinks:
-        if names[u.name] > 1 and u.name in reported:
-            r.error(_uplink_at(r, u, "name"), f"uplinks.{u.name}.name",
-                    f"`{u.name}` is already used (uplinks, mother WANs and the mother's name must differ); rename one")
-        reported.add(u.name)
+def _clip(name: str, limit: int = 40) -> str:
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def _reserved(t: Topology, r: Reader, at: Locator) -> None:
+    """MW011: names that already mean something to mwan3 (its built-in policies, `globals`)."""
+    for p in t.policies:
+        if p.name in BUILTIN_POLICIES and p.loc is not None:
+            r.error(at.at(p.loc, "name"), f"policies.{p.name}.name",
+                    f"`{p.name}` is one of mwan3's built-in policies ({', '.join(BUILTIN_POLICIES)}); a "
+                    "rule naming it gets mwan3's own, never this one: rename the policy", RESERVED)
+    for w in t.mother.wans:
+        if w.name in RESERVED_WANS:
+            r.error(w.loc, f"mother.wans.{w.name}.name",
+                    f"`{w.name}` is the name of mwan3's own settings section; an interface of that "
+                    "name would overwrite it", RESERVED)
+
+
+def _duplicates(t: Topology, r: Reader, at: Locator) -> None:
+    """MW002: router and WAN names, hosts, endpoints, policy and rule names are unique."""
+    first: dict[str, str] = {t.mother.name: "the mother"}
+    for what, name, loc, field in (
+            [("mother WAN", w.name, w.loc, f"mother.wans.{w.name}.name") for w in t.mother.wans]
+            + [("uplink", u.name, at.uplink(u, "name"), f"uplinks.{u.name}.name") for u in t.uplinks]):
+        if name in first:
+            r.error(loc, field, f"`{name}` is already used by {first[name]} (uplinks, mother WANs and the "
+                    "mother's name must differ); rename one", DUPLICATES)
+        else:
+            first[name] = f"{what} `{name}`"
     hosts = Counter(u.host for u in t.uplinks)
     hosts[t.mother.host] += 1
     seen_hosts = {t.mother.host}
     for u in t.uplinks:
         if u.host and hosts[u.host] > 1 and u.host in seen_hosts:
-            r.error(_uplink_at(r, u, "host"), f"uplinks.{u.name}.host",
-                    f"{u.host} is already the host of another router; every router needs its own address")
+            r.error(at.uplink(u, "host"), f"uplinks.{u.name}.host",
+                    f"{u.host} is already the host of another router; every router needs its own address",
+                    DUPLICATES)
         seen_hosts.add(u.host)
     endpoints = Counter((u.endpoint, u.tunnel.port) for u in t.uplinks)
     for u in t.uplinks:
         if endpoints[(u.endpoint, u.tunnel.port)] > 1 and hosts[u.host] == 1:
-            r.error(_uplink_loc(t, r, u.name, "endpoint"), f"uplinks.{u.name}.endpoint",
+            r.error(at.uplink(u, "endpoint"), f"uplinks.{u.name}.endpoint",
                     f"{u.endpoint}:{u.tunnel.port} is the endpoint of another uplink too; "
-                    "give each tunnel its own endpoint or port")
+                    "give each tunnel its own endpoint or port", DUPLICATES)
     for kind, items in (("policies", t.policies), ("rules", t.rules)):
         seen = Counter(p.name for p in items)
         for p in items:
             if seen[p.name] > 1:
-                r.error(p.loc, f"{kind}.{p.name}.name", "defined more than once; names must be unique")
+                r.error(p.loc, f"{kind}.{p.name}.name", "defined more than once; names must be unique",
+                        DUPLICATES)
                 seen[p.name] = 0
 
 
-def _capacity(t: Topology, r: Reader) -> None:
+def _capacity(t: Topology, r: Reader, at: Locator) -> None:
     """MW003: mwan3 can mark at most 60 interfaces with its default mmx_mask."""
     count = len(t.mother.wans) + sum(2 if u.ipv6 else 1 for u in t.uplinks)
     if count > MWAN3_IFACE_MAX:
-        r.error(r.src.key(r.src.data, "uplinks"), "uplinks",
+        r.error(at.top("uplinks"), "uplinks",
                 f"{count} mwan3 interfaces, but mwan3 can mark only {MWAN3_IFACE_MAX} with its default "
-                "`mmx_mask` 0x3F00; split the site or remove uplinks")
+                "`mmx_mask` 0x3F00; split the site or remove uplinks", CAPACITY)
 
 
-def _pool(t: Topology, r: Reader) -> None:
-    """MW004: the tunnel pool has a /30 per uplink, explicit indexes fit, no overlap with the LAN."""
-    slots = 2 ** max(0, SLOT_PREFIX - t.pool.ipv4.prefixlen) if t.pool.ipv4.prefixlen <= SLOT_PREFIX else 0
+def pool_slots(t: Topology) -> int:
+    """Tunnel slots of the pool: a /30 each in `pool`, and a /64 each in `pool6` when an uplink
+    uses IPv6 (one index addresses both, so the smaller pool bounds it)."""
+    slots = 2 ** (SLOT_PREFIX - t.pool.ipv4.prefixlen) if t.pool.ipv4.prefixlen <= SLOT_PREFIX else 0
+    if t.pool.ipv6 is not None and any(u.ipv6 for u in t.uplinks):
+        six = 2 ** (SLOT_PREFIX6 - t.pool.ipv6.prefixlen) if t.pool.ipv6.prefixlen <= SLOT_PREFIX6 else 0
+        slots = min(slots, six)
+    return slots
+
+
+def _pool(t: Topology, r: Reader, at: Locator) -> None:
+    """MW004: the pools hold a slot per uplink, explicit indexes fit, no overlap with the LAN."""
+    slots = pool_slots(t)
     tunnels = r.src.data.get("tunnels") or {}
-    loc = r.src.value(tunnels, "pool") if "pool" in tunnels else r.src.key(r.src.data, "uplinks")
+    uses6 = t.pool.ipv6 is not None and any(u.ipv6 for u in t.uplinks)
+    which = "pool6" if uses6 and slots < 2 ** (SLOT_PREFIX - t.pool.ipv4.prefixlen) else "pool"
+    loc = r.src.value(tunnels, which) if which in tunnels else at.top("uplinks")
+    size = f"{t.pool.ipv6} holds {slots} tunnel(s) of /64" if which == "pool6" else \
+        f"{t.pool.ipv4} holds {slots} tunnel(s) of /30"
     if slots < len(t.uplinks):
-        r.error(loc, "tunnels.pool",
-                f"{t.pool.ipv4} holds {slots} tunnel(s) of /30 but there are {len(t.uplinks)} uplinks; "
-                f"use a larger pool such as /{max(8, SLOT_PREFIX - (len(t.uplinks) - 1).bit_length() - 1)}")
+        bigger = (f"/{max(8, SLOT_PREFIX - (len(t.uplinks) - 1).bit_length() - 1)}" if which == "pool"
+                  else "/48 or /56")
+        r.error(loc, f"tunnels.{which}", f"{size} but there are {len(t.uplinks)} uplinks; use a larger pool "
+                f"such as {bigger}", POOL)
     for u in t.uplinks:
         if u.tunnel.index is not None and u.tunnel.index >= slots:
-            r.error(_uplink_loc(t, r, u.name), f"uplinks.{u.name}.tunnel.index",
-                    f"{u.tunnel.index} does not fit the pool {t.pool.ipv4} ({slots} slots); use 0..{slots - 1}")
+            r.error(at.uplink(u, "tunnel"), f"uplinks.{u.name}.tunnel.index",
+                    f"{u.tunnel.index} does not fit: {size}; use 0..{slots - 1}", POOL)
     idx = Counter(u.tunnel.index for u in t.uplinks if u.tunnel.index is not None)
     for u in t.uplinks:
         if u.tunnel.index is not None and idx[u.tunnel.index] > 1:
-            r.error(_uplink_loc(t, r, u.name), f"uplinks.{u.name}.tunnel.index",
-                    f"index {u.tunnel.index} is used by another uplink too; indexes must be unique")
+            r.error(at.uplink(u, "tunnel"), f"uplinks.{u.name}.tunnel.index",
+                    f"index {u.tunnel.index} is used by another uplink too; indexes must be unique", POOL)
     lan = t.mother.lan_subnet
+    ploc = r.src.value(tunnels, "pool") if "pool" in tunnels else at.top("uplinks")
     if lan is not None and t.pool.ipv4.overlaps(lan):
         free = next((c for c in ("10.254.0.0/16", "172.31.0.0/16", "10.99.0.0/16")
                      if not ipaddress.ip_network(c).overlaps(lan)), "another range")
-        r.error(loc, "tunnels.pool", f"{t.pool.ipv4} overlaps the LAN {lan}; pick a pool outside it, "
-                f"e.g. {free}")
+        r.error(ploc, "tunnels.pool", f"{t.pool.ipv4} overlaps the LAN {lan}; pick a pool outside it, "
+                f"e.g. {free}", POOL)
     for u in t.uplinks:
-        if u.endpoint and is_ip(u.endpoint) and ipaddress.ip_address(u.endpoint) in t.pool.ipv4:
-            r.error(_uplink_loc(t, r, u.name, "endpoint"), f"uplinks.{u.name}.endpoint",
-                    f"{u.endpoint} lies inside the tunnel pool {t.pool.ipv4}: the tunnel would carry itself")
+        addr = ip_address(u.endpoint, scope=True) if u.endpoint else None
+        if addr is not None and addr.version == 4 and addr in t.pool.ipv4:
+            r.error(at.uplink(u, "endpoint"), f"uplinks.{u.name}.endpoint",
+                    f"{u.endpoint} lies inside the tunnel pool {t.pool.ipv4}: the tunnel would carry itself",
+                    POOL)
     if any(u.ipv6 for u in t.uplinks) and t.pool.ipv6 is None:
-        r.error(r.src.key(r.src.data, "uplinks"), "tunnels.pool6",
-                "an uplink has `ipv6: true` but no `tunnels.pool6` is set; add e.g. `pool6: fd00:254::/48`")
-    if t.pool.ipv6 is not None and t.pool.ipv6.prefixlen > SLOT_PREFIX6 - max(1, (len(t.uplinks)).bit_length()):
-        r.error(r.src.value(tunnels, "pool6"), "tunnels.pool6",
-                f"{t.pool.ipv6} is too small for a /64 per uplink; use a /48 or /56")
+        r.error(at.top("uplinks"), "tunnels.pool6",
+                "an uplink has `ipv6: true` but no `tunnels.pool6` is set; add e.g. `pool6: fd00:254::/48`",
+                POOL)
 
 
-def _metrics(t: Topology, r: Reader) -> None:
-    """MW005: every WAN-like interface on the mother needs a distinct netifd route metric."""
+def metric_clashes(t: Topology, slots: Optional[dict[str, int]] = None,
+                   locator: Optional[Locator] = None) -> list[Diagnostic]:
+    """MW005: every WAN-like interface on the mother needs its own netifd route metric.
+
+    A tunnel without `tunnel.metric` gets 10 * (slot + 1). With ``slots`` (at compile time) the
+    derived metrics are exact; without them (validate) a tunnel whose slot is not fixed by
+    `tunnel.index` may get any slot, so an explicit metric that is such a multiple of 10 may clash.
+    """
+    out: list[Diagnostic] = []
+    loc_of = (lambda u: locator.uplink(u, "tunnel")) if locator else (lambda u: u.loc)
     seen: dict[int, str] = {}
+    explicit: list[tuple[int, str, Optional[Location], str]] = []
     for w in t.mother.wans:
         if w.metric is not None:
-            if w.metric in seen:
-                r.error(w.loc, f"mother.wans.{w.name}.metric",
-                        f"metric {w.metric} is also used by {seen[w.metric]}; default routes with equal "
-                        "metrics replace each other and mwan3 loses one (error 16)")
-            seen[w.metric] = w.name
+            explicit.append((w.metric, f"WAN `{w.name}`", w.loc, f"mother.wans.{w.name}.metric"))
+    floating: list[Uplink] = []
     for u in t.uplinks:
-        m = u.tunnel.metric
-        if m is not None:
-            if m in seen:
-                r.error(_uplink_loc(t, r, u.name), f"uplinks.{u.name}.tunnel.metric",
-                        f"metric {m} is also used by {seen[m]}; every WAN-like interface needs its own metric")
-            seen[m] = u.name
+        if u.tunnel.metric is not None:
+            explicit.append((u.tunnel.metric, f"uplink `{u.name}`", loc_of(u), f"uplinks.{u.name}.tunnel.metric"))
+        elif slots is not None and u.name in slots:
+            explicit.append((METRIC_STEP * (slots[u.name] + 1), f"uplink `{u.name}` (derived from its slot)",
+                             loc_of(u), f"uplinks.{u.name}.tunnel.metric"))
+        elif u.tunnel.index is not None:
+            explicit.append((METRIC_STEP * (u.tunnel.index + 1), f"uplink `{u.name}` (derived from its index)",
+                             loc_of(u), f"uplinks.{u.name}.tunnel.metric"))
+        else:
+            floating.append(u)
+    for m, who, loc, field in explicit:
+        if m in seen:
+            out.append(Diagnostic(loc, field, f"route metric {m} is also used by {seen[m]}; default routes "
+                                  "with equal metrics replace each other and mwan3 loses one; give each "
+                                  "WAN-like interface its own metric", rule=METRICS))
+        else:
+            seen[m] = who
+    nslots = pool_slots(t)
+    if floating:
+        for m, who, loc, field in explicit:
+            if "derived" not in who and m % METRIC_STEP == 0 and 1 <= m // METRIC_STEP <= nslots:
+                out.append(Diagnostic(
+                    loc, field, f"route metric {m} may also be given to uplink `{floating[0].name}`, whose "
+                    f"tunnel metric is {METRIC_STEP} x (pool slot + 1); use a metric that is not a multiple "
+                    f"of {METRIC_STEP}, or set `tunnel.metric` (or `tunnel.index`) on every uplink",
+                    rule=METRICS))
+    return out
 
 
-def _tracking(t: Topology, r: Reader) -> None:
-    """MW006: tracking that can never succeed is an error; settings that flap are warnings."""
+def _metrics(t: Topology, r: Reader, at: Locator) -> None:
+    r.diags.extend(metric_clashes(t, None, at))
+
+
+def _tracking(t: Topology, r: Reader, at: Locator) -> None:
+    """MW006: tracking that can never succeed is an error; settings that flap are warnings.
+
+    Each mwan3 interface is checked with the targets of its family (``family_tracking``): IPv4
+    interfaces track ``targets``, IPv6 ones (WANs with ``family: ipv6``, the ``mw_<uplink>6``
+    aliases) ``targets6``; an address of the other family in either list is an error. Targets are
+    IP addresses without a zone id (host names only for httping).
+    """
     items: list[tuple[str, Tracking, Optional[Location], str]] = []
-    items += [(f"uplinks.{u.name}.tracking", u.tracking, _uplink_loc(t, r, u.name), "ipv4") for u in t.uplinks]
+    for u in t.uplinks:
+        items.append((f"uplinks.{u.name}.tracking", u.tracking, at.uplink(u, "tracking"), "ipv4"))
+        if u.ipv6:
+            items.append((f"uplinks.{u.name}.tracking", u.tracking, at.uplink(u, "tracking"), "ipv6"))
     items += [(f"mother.wans.{w.name}.tracking", w.tracking, w.loc, w.family) for w in t.mother.wans]
-    for path, tr, loc, family in items:
-        if tr.reliability > len(tr.targets):
+    for path, full, loc, family in items:
+        tr = family_tracking(full, family)
+        field = "targets6" if family == "ipv6" else "targets"
+        if not tr.targets and family == "ipv6":
+            r.error(loc, f"{path}.targets6", "empty, so the IPv6 interface would never fail over; "
+                    "list IPv6 targets or leave `targets6` out for the defaults", TRACKING)
+        elif tr.reliability > len(tr.targets):
             r.error(loc, f"{path}.reliability",
                     f"{tr.reliability} targets must answer but only {len(tr.targets)} are tracked: the "
-                    "interface could never come online; lower `reliability` or add targets")
+                    "interface could never come online; lower `reliability` or add targets", TRACKING)
         for target in tr.targets:
-            if tr.method == "httping" and not is_ip(target):
-                continue
-            if not is_ip(target):
-                r.error(loc, f"{path}.targets", f"{target!r} is not an IP address (ping tracking needs IPs)")
-            elif family == "ipv6" and ipaddress.ip_address(target).version == 4:
-                r.error(loc, f"{path}.targets", f"{target} is IPv4 but this WAN tracks IPv6")
+            addr = ip_address(target)
+            if addr is None:
+                if tr.method == "httping" and HOSTNAME.match(target):
+                    continue
+                r.error(loc, f"{path}.{field}", f"{short(target)} is not an IP address"
+                        + (" or host name" if tr.method == "httping" else " (ping tracking needs IPs)"),
+                        TRACKING)
+            elif family == "ipv6" and addr.version == 4:
+                r.error(loc, f"{path}.targets6", f"{target} is IPv4 but `targets6` are tracked over IPv6; "
+                        "put it in `targets`", TRACKING)
+            elif family == "ipv4" and addr.version == 6:
+                where = "this WAN is IPv4" if path.startswith("mother.") else "the tunnel interface is IPv4"
+                r.error(loc, f"{path}.targets", f"{target} is IPv6 but {where}; put IPv6 targets in "
+                        "`targets6` (they are tracked on the IPv6 interface)", TRACKING)
         if tr.method == "arping" and family == "ipv6":
-            r.error(loc, f"{path}.method", "arping is IPv4 only; use ping")
-        for msg in advice(tr):
-            r.warn(loc, path, msg)
+            r.error(loc, f"{path}.method", "arping is IPv4 only; use ping", TRACKING)
+        for msg in advice(tr, family) if tr.targets or family == "ipv4" else ():
+            r.warn(loc, path + (" (IPv6)" if family == "ipv6" and path.startswith("uplinks.") else ""), msg,
+                   TRACKING)
 
 
 def _member_targets(t: Topology) -> set[str]:
     return {u.name for u in t.uplinks} | {w.name for w in t.mother.wans}
 
 
-def _policies(t: Topology, r: Reader) -> None:
-    """MW007: policies name existing uplinks/WANs; the default policy exists."""
+def _some(names: Iterable[str], limit: int = 8) -> str:
+    ordered = sorted(names)
+    more = f" and {len(ordered) - limit} more" if len(ordered) > limit else ""
+    return ", ".join(ordered[:limit]) + more
+
+
+def _policies(t: Topology, r: Reader, at: Locator) -> None:
+    """MW007: policies list existing uplinks/WANs (never policies: mwan3 cannot nest them, so a
+    policy cannot refer to itself or another); the default policy exists."""
     targets = _member_targets(t)
+    names = {p.name for p in t.policies}
     for p in t.policies:
         if not p.members and p.loc is not None:
-            r.error(p.loc, f"policies.{p.name}.members", "empty; list at least one uplink")
+            r.error(p.loc, f"policies.{p.name}.members", "empty; list at least one uplink", POLICIES)
         for m in p.members:
-            if m.target not in targets:
+            if m.target in targets:
+                continue
+            if m.target in names:
+                what = "this policy itself" if m.target == p.name else f"the policy `{m.target}`"
                 r.error(p.loc, f"policies.{p.name}.members",
-                        f"`{m.target}` is not an uplink or mother WAN; known: {', '.join(sorted(targets))}")
-    names = {p.name for p in t.policies}
+                        f"`{m.target}` is {what}; a policy lists uplinks or mother WANs, it cannot contain "
+                        "a policy (mwan3 has no nested policies)", POLICIES)
+            else:
+                r.error(p.loc, f"policies.{p.name}.members",
+                        f"`{m.target}` is not an uplink or mother WAN; known: {_some(targets)}", POLICIES)
     if t.default_policy not in names and t.default_policy not in BUILTIN_POLICIES:
         r.error(r.src.value(r.src.data, "default_policy"), "default_policy",
-                f"no policy `{t.default_policy}`; define it under `policies:` or use `balanced`")
+                f"no policy `{t.default_policy}`; define it under `policies:` or use `balanced`", POLICIES)
 
 
-def _rules(t: Topology, r: Reader) -> None:
+def _rules(t: Topology, r: Reader, at: Locator) -> None:
     """MW008: rules use existing policies and only options mwan3 will honour."""
     names = {p.name for p in t.policies}
     for rule in t.rules:
         path = f"rules.{rule.name}"
+        where = lambda key, rule=rule: at.at(rule.loc, key)  # noqa: E731
         if rule.policy not in names and rule.policy not in BUILTIN_POLICIES:
-            r.error(_node_loc(r, "rules", rule.name, "policy"), f"{path}.policy",
-                    f"no policy `{rule.policy}`; known: {', '.join(sorted(names | set(BUILTIN_POLICIES)))}")
+            r.error(where("policy"), f"{path}.policy",
+                    f"no policy `{rule.policy}`; known: {_some(names | set(BUILTIN_POLICIES))}", RULES)
         if (rule.src_port or rule.dest_port) and rule.proto not in ("tcp", "udp"):
-            r.error(_node_loc(r, "rules", rule.name, "proto"), f"{path}.proto",
-                    "ports are ignored by mwan3 unless `proto` is tcp or udp; set `proto: tcp` or `udp`")
+            r.error(where("proto"), f"{path}.proto",
+                    "ports are ignored by mwan3 unless `proto` is tcp or udp; set `proto: tcp` or `udp`", RULES)
         if rule.sticky and rule.policy in BUILTIN_POLICIES:
-            r.error(_node_loc(r, "rules", rule.name, "sticky"), f"{path}.sticky",
-                    f"sticky needs a real policy, not the built-in `{rule.policy}`")
+            r.error(where("sticky"), f"{path}.sticky",
+                    f"sticky needs a real policy, not the built-in `{rule.policy}`", RULES)
         if rule.timeout is not None and not rule.sticky:
-            r.warn(_node_loc(r, "rules", rule.name, "timeout"), f"{path}.timeout",
-                   "only used with `sticky: true`; it has no effect here")
+            r.warn(where("timeout"), f"{path}.timeout", "only used with `sticky: true`; it has no effect here",
+                   RULES)
+        versions = set()
         for key in ("src_ip", "dest_ip"):
             v = getattr(rule, key)
-            if v and rule.family in ("ipv4", "ipv6"):
+            if v:
                 version = ipaddress.ip_network(v, strict=False).version
-                if f"ipv{version}" != rule.family:
-                    r.error(_node_loc(r, "rules", rule.name, key), f"{path}.{key}",
-                            f"{v} is IPv{version} but the rule's family is {rule.family}")
+                versions.add(version)
+                if rule.family in ("ipv4", "ipv6") and f"ipv{version}" != rule.family:
+                    r.error(where(key), f"{path}.{key}",
+                            f"{v} is IPv{version} but the rule's family is {rule.family}", RULES)
+        if len(versions) > 1:
+            r.error(where("dest_ip"), f"{path}.dest_ip",
+                    "src_ip and dest_ip are of different IP versions; no packet can match both", RULES)
         if rule.src_iface and rule.src_iface not in {t.mother.lan_network} | _member_targets(t):
-            r.warn(_node_loc(r, "rules", rule.name, "src_iface"), f"{path}.src_iface",
+            r.warn(where("src_iface"), f"{path}.src_iface",
                    f"`{rule.src_iface}` must be a netifd interface on the mother; mwan3 skips the rule "
-                   "while it has no device")
+                   "while it has no device", RULES)
 
 
-def _access(t: Topology, r: Reader) -> None:
+def _access(t: Topology, r: Reader, at: Locator) -> None:
     """MW009: access entries name routers of this topology; jump hosts exist and do not loop."""
     routers = set(t.routers)
     node = r.src.data.get("access") or {}
@@ -258,9 +381,27 @@ def _access(t: Topology, r: Reader) -> None:
         loc = r.src.key(node, key)
         if key != "defaults" and key not in routers:
             r.error(loc, f"access.{key}", f"no router named `{key}`; use `defaults` or one of "
-                    f"{', '.join(sorted(routers))}")
+                    f"{_some(routers)}", ACCESS)
         if a.jump is not None and a.jump not in routers:
-            r.error(loc, f"access.{key}.jump", f"no router named `{a.jump}` to jump through")
+            r.error(loc, f"access.{key}.jump", f"no router named `{a.jump}` to jump through", ACCESS)
         if a.jump == key:
-            r.error(loc, f"access.{key}.jump", "a router cannot be its own jump host")
+            r.error(loc, f"access.{key}.jump", "a router cannot be its own jump host", ACCESS)
+    # a chain of jumps must end at a router reached directly (a -> b -> a never connects)
+    for start in t.access:
+        seen: list[str] = []
+        cur: Optional[str] = start
+        while cur is not None and cur not in seen:
+            seen.append(cur)
+            cur = t.access_for(cur).jump if cur != "defaults" else t.access[cur].jump
+        if cur is not None and cur == start and len(seen) > 1:
+            r.error(r.src.key(node, start), f"access.{start}.jump",
+                    f"jump hosts go round in a circle ({' -> '.join(seen + [cur])})", ACCESS)
 
+
+def _sections(t: Topology, r: Reader, at: Locator) -> None:
+    """MW010: every UCI section name the compiler generates is unique in its package.
+    Compiling needs a consistent topology, so this runs only when every other check passed."""
+    from mwanctl.compile.names import generated, section_clashes
+    if r.failed:
+        return
+    r.diags.extend(section_clashes(generated(t)))

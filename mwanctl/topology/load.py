@@ -13,14 +13,24 @@ from mwanctl.topology.model import (
     Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, Topology, Tracking, TunnelSettings,
     Uplink,
 )
-from mwanctl.topology.reader import Reader
-from mwanctl.topology.source import CommentedMap, Source, read_file, read_source
-from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, PROFILES
+from mwanctl.topology.grammar import (
+    HOSTNAME, ip_address, network_text, pool4_problem, pool6_problem, port_list, short,
+)
+from mwanctl.topology.reader import (
+    BAD_VALUE, MISSING, NOT_ALLOWED, WRONG_TYPE, Reader,
+)
+from mwanctl.topology.source import YamlMap, Source, read_file, read_source
+from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, DEFAULT_TARGETS6, PROFILES
 
 SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
-NAME_RE = re.compile(r"[A-Za-z0-9_]+")
+NAME_RE = re.compile(r"[A-Za-z0-9_]{1,63}")
 ZONE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,10}")
-NAME_HINT = "use letters, digits and `_` only (UCI section names allow nothing else)"
+NAME_HINT = "use up to 63 letters, digits and `_` (UCI section names allow nothing else)"
+USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+POOL_RULE = "MW012"    # a tunnel pool in a range that cannot carry tunnels
+PORT_RULE = "MW013"    # a port list iptables' multiport match would refuse or misread
+PATH_MAX = 4096
 DEFAULT_POOL = "10.254.0.0/16"
 BUILTIN_POLICIES = ("default", "unreachable", "blackhole")
 
@@ -33,7 +43,7 @@ UPLINK_KEYS = ("name", "host", "endpoint", "weight", "tier", "ipv6", "tracking",
                "mother_zone", "wan_zone", "description")
 TUNNELS_KEYS = ("pool", "pool6", "port", "mtu", "keepalive")
 TUNNEL_KEYS = ("port", "mtu", "keepalive", "index", "metric")
-TRACKING_KEYS = ("profile", "targets", "method", "reliability", "count", "timeout", "interval",
+TRACKING_KEYS = ("profile", "targets", "targets6", "method", "reliability", "count", "timeout", "interval",
                  "failure_interval", "recovery_interval", "down", "up", "keep_failure_interval",
                  "initial_state", "check_quality", "failure_latency", "failure_loss",
                  "recovery_latency", "recovery_loss", "flush_conntrack", "httping_ssl", "size",
@@ -60,12 +70,19 @@ def parse_topology(text: str, file: str = "<topology>") -> Topology:
 
 def diagnose(path: str | Path) -> tuple[Optional[Topology], list[Diagnostic]]:
     """Like load_topology but returns (topology or None, diagnostics incl. warnings)."""
-    src, diags = read_file(path)
+    return _diagnose(*read_file(path))
+
+
+def diagnose_text(text: str, file: str = "<topology>") -> tuple[Optional[Topology], list[Diagnostic]]:
+    return _diagnose(*read_source(text, file))
+
+
+def _diagnose(src: Optional[Source], diags: list[Diagnostic]) -> tuple[Optional[Topology], list[Diagnostic]]:
     if src is None:
         return None, diags
     r = Reader(src)
     topo = _build(r)
-    if topo is not None:
+    if topo is not None and not r.failed:
         checks.run(topo, r)
     diags = r.diags
     return (None if _has_errors(diags) else topo), diags
@@ -76,8 +93,8 @@ def _finish(src: Optional[Source], diags: list[Diagnostic]) -> Topology:
         raise TopologyError(diags)
     r = Reader(src)
     topo = _build(r)
-    if topo is not None:
-        checks.run(topo, r)
+    if topo is not None and not r.failed:
+        checks.run(topo, r)   # cross-object checks trust types and shapes: only on clean input
     if topo is None or _has_errors(r.diags):
         raise TopologyError(r.diags)
     return topo
@@ -94,7 +111,7 @@ def _build(r: Reader) -> Optional[Topology]:
     r.known_keys(top, "", TOP_KEYS)
     site = r.string(top, "site", "", pattern=SITE_RE,
                     hint="use up to 32 letters, digits, `-` or `_`, starting with a letter or digit")
-    tunnels = r.mapping(top, "tunnels", "tunnels") or CommentedMap()
+    tunnels = r.mapping(top, "tunnels", "tunnels") or YamlMap()
     r.known_keys(tunnels, "tunnels", TUNNELS_KEYS)
     base_tracking = _tracking(r, r.mapping(top, "tracking", "tracking"), "tracking", None)
     pool = _pool(r, tunnels)
@@ -126,23 +143,27 @@ def _balanced(mother: Mother, uplinks: tuple[Uplink, ...]) -> Policy:
     return Policy("balanced", tuple(members), "unreachable")
 
 
-def _pool(r: Reader, tunnels: CommentedMap) -> Optional[Pool]:
+def _pool(r: Reader, tunnels: YamlMap) -> Optional[Pool]:
     v4 = r.parsed(tunnels, "pool", "tunnels", lambda s: ipaddress.IPv4Network(s, strict=True),
                   "an IPv4 network such as 10.254.0.0/16", ipaddress.IPv4Network(DEFAULT_POOL))
     v6 = r.parsed(tunnels, "pool6", "tunnels", lambda s: ipaddress.IPv6Network(s, strict=True),
                   "an IPv6 network such as fd00:254::/48", None)
     if v4 is None:
         return None
+    for key, net, problem in (("pool", v4, pool4_problem), ("pool6", v6, pool6_problem)):
+        why = problem(net) if net is not None else None   # type: ignore[operator]
+        if why:
+            r.error(r.src.value(tunnels, key), f"tunnels.{key}", f"{net} {why}", POOL_RULE)
     return Pool(v4, v6)
 
 
-def _mother(r: Reader, node: Optional[CommentedMap], base: Tracking) -> Optional[Mother]:
+def _mother(r: Reader, node: Optional[YamlMap], base: Tracking) -> Optional[Mother]:
     if node is None:
         return None
     r.known_keys(node, "mother", MOTHER_KEYS)
     name = r.string(node, "name", "mother", "mother", pattern=NAME_RE, hint=NAME_HINT)
     host = r.host(node, "host", "mother")
-    lan = r.mapping(node, "lan", "mother.lan") or CommentedMap()
+    lan = r.mapping(node, "lan", "mother.lan") or YamlMap()
     r.known_keys(lan, "mother.lan", LAN_KEYS)
     lan_network = r.string(lan, "network", "mother.lan", "lan", pattern=NAME_RE, hint=NAME_HINT)
     lan_zone = r.string(lan, "zone", "mother.lan", "lan", pattern=ZONE_RE,
@@ -154,9 +175,9 @@ def _mother(r: Reader, node: Optional[CommentedMap], base: Tracking) -> Optional
     for i, w in enumerate(seq):
         path = f"mother.wans[{i}]"
         if isinstance(w, str):
-            w = CommentedMap(name=w)
-        if not isinstance(w, CommentedMap):
-            r.error(r.src.item(seq, i), path, "expected a mapping with at least `name:`")
+            w = YamlMap(name=w)
+        if not isinstance(w, YamlMap):
+            r.error(r.src.item(seq, i), path, "expected a mapping with at least `name:`", WRONG_TYPE)
             continue
         r.known_keys(w, path, WAN_KEYS)
         wname = r.string(w, "name", path, pattern=NAME_RE, hint=NAME_HINT)
@@ -181,13 +202,13 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> O
     if seq is None:
         return None
     if len(seq) == 0:
-        r.error(r.src.of(r.src.data), "uplinks", "the list is empty; add at least one uplink")
+        r.error(r.src.of(r.src.data), "uplinks", "the list is empty; add at least one uplink", MISSING)
         return None
     out: list[Uplink] = []
     for i, u in enumerate(seq):
         path = f"uplinks[{i}]"
-        if not isinstance(u, CommentedMap):
-            r.error(r.src.item(seq, i), path, "expected a mapping with `name:` and `host:`")
+        if not isinstance(u, YamlMap):
+            r.error(r.src.item(seq, i), path, "expected a mapping with `name:` and `host:`", WRONG_TYPE)
             continue
         name = r.string(u, "name", path, pattern=NAME_RE, hint=NAME_HINT)
         if name is not None:
@@ -195,7 +216,7 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> O
         r.known_keys(u, path, UPLINK_KEYS)
         host = r.host(u, "host", path)
         endpoint = r.host(u, "endpoint", path, host)
-        tun = r.mapping(u, "tunnel", path + ".tunnel") or CommentedMap()
+        tun = r.mapping(u, "tunnel", path + ".tunnel") or YamlMap()
         r.known_keys(tun, path + ".tunnel", TUNNEL_KEYS)
         tpath = path + ".tunnel"
         tunnel = TunnelSettings(
@@ -206,11 +227,6 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> O
             metric=r.integer(tun, "metric", tpath, None, 1, 2**31 - 1),
         )
         description = r.string(u, "description", path, f"uplink {name}")
-        if description is not None and any(ord(c) < 32 for c in description):
-            r.error(r.src.value(u, "description"), path + ".description",
-                    "contains a newline or control character, which routers display and parse "
-                    "badly; keep descriptions on one line")
-            description = f"uplink {name}"
         uplink = Uplink(
             name=name or "", host=host or "", endpoint=endpoint or "",
             weight=r.integer(u, "weight", path, 1, 1, 1000),
@@ -230,9 +246,9 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> O
     return tuple(out)
 
 
-def _tracking(r: Reader, node: Optional[CommentedMap], path: str, base: Optional[Tracking]) -> Tracking:
+def _tracking(r: Reader, node: Optional[YamlMap], path: str, base: Optional[Tracking]) -> Tracking:
     """Tracking settings: a profile's numbers, overridden by explicit ones, inheriting ``base``."""
-    node = node if node is not None else CommentedMap()
+    node = node if node is not None else YamlMap()
     r.known_keys(node, path, TRACKING_KEYS)
     inherit = base.profile if base else DEFAULT_PROFILE
     profile = r.choice(node, "profile", path, PROFILES.keys(), inherit)
@@ -244,9 +260,11 @@ def _tracking(r: Reader, node: Optional[CommentedMap], path: str, base: Optional
         nums[k] = r.integer(node, k, path, nums[k], lo, 3600)
     get = lambda k, d: getattr(base, k) if base is not None else d  # noqa: E731
     targets = r.strings(node, "targets", path, get("targets", DEFAULT_TARGETS))
+    targets6 = r.strings(node, "targets6", path, get("targets6", DEFAULT_TARGETS6))
     return Tracking(
         profile=profile,
         targets=targets,
+        targets6=targets6,
         method=r.string(node, "method", path, get("method", "ping"),
                         pattern=re.compile(r"ping|arping|httping|nslookup|nping-[a-z]+"),
                         hint="use ping, arping, httping, nslookup or nping-<mode>"),
@@ -266,25 +284,25 @@ def _tracking(r: Reader, node: Optional[CommentedMap], path: str, base: Optional
     )
 
 
-def _flush(r: Reader, node: CommentedMap, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
+def _flush(r: Reader, node: YamlMap, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
     values = r.strings(node, "flush_conntrack", path, default)
     allowed = ("ifup", "ifdown", "connected", "disconnected")
     bad = [v for v in values if v not in allowed]
     if bad:
         r.error(r.src.value(node, "flush_conntrack"), path + ".flush_conntrack",
-                f"{bad[0]!r} is not an mwan3 event; use any of {', '.join(allowed)}")
+                f"{short(bad[0])} is not an mwan3 event; use any of {', '.join(allowed)}", NOT_ALLOWED)
         return tuple(v for v in values if v in allowed)
     return values
 
 
 def _named_items(r: Reader, seq: Any, section: str, keys: tuple[str, ...],
-                 shape: str) -> Iterator[tuple[int, CommentedMap, Optional[str], str]]:
+                 shape: str) -> Iterator[tuple[int, YamlMap, Optional[str], str]]:
     """(index, node, name, path) of each mapping in a list of named items; paths use the name
     (``rules.https``) once it is known, so messages point at what the user called it."""
     for i, node in enumerate(seq or []):
         path = f"{section}[{i}]"
-        if not isinstance(node, CommentedMap):
-            r.error(r.src.item(seq, i), path, f"expected a mapping with {shape}")
+        if not isinstance(node, YamlMap):
+            r.error(r.src.item(seq, i), path, f"expected a mapping with {shape}", WRONG_TYPE)
             continue
         name = r.string(node, "name", path, pattern=NAME_RE, hint=NAME_HINT)
         if name is not None:
@@ -300,16 +318,23 @@ def _policies(r: Reader, seq: Any) -> tuple[Policy, ...]:
         mseq: Any = r.seq(p, "members", path, required=True) or []
         for j, m in enumerate(mseq):
             mpath = f"{path}.members[{j}]"
-            if isinstance(m, str):
-                members.append(PolicyMember(m, 0, 0))   # 0 = take the uplink's own tier/weight
+            if isinstance(m, (str, int)) and not isinstance(m, bool):
+                target = r._text(m, r.src.item(mseq, j), mpath, r.src.raw_item(mseq, j), NAME_RE,
+                                 NAME_HINT, 63)
+                if target is not None:
+                    members.append(PolicyMember(target, 0, 0))   # 0 = the uplink's own tier/weight
                 continue
-            if not isinstance(m, CommentedMap):
-                r.error(r.src.item(mseq, j), mpath, "expected an uplink name or a mapping with `uplink:`")
+            if not isinstance(m, YamlMap):
+                r.error(r.src.item(mseq, j), mpath, "expected an uplink name or a mapping with `uplink:`",
+                        WRONG_TYPE)
                 continue
             r.known_keys(m, mpath, MEMBER_KEYS)
-            target = m.get("uplink", m.get("wan"))
-            if not isinstance(target, str):
-                r.error(r.src.item(mseq, j), mpath, "missing `uplink:` (or `wan:`) naming a member")
+            key = "uplink" if "uplink" in m else "wan"
+            if m.get(key) is None:
+                r.error(r.src.item(mseq, j), mpath, "missing `uplink:` (or `wan:`) naming a member", MISSING)
+                continue
+            target = r.string(m, key, mpath, None, pattern=NAME_RE, hint=NAME_HINT)
+            if target is None:
                 continue
             members.append(PolicyMember(
                 target,
@@ -324,17 +349,15 @@ def _policies(r: Reader, seq: Any) -> tuple[Policy, ...]:
 def _rules(r: Reader, seq: Any) -> tuple[Rule, ...]:
     out: list[Rule] = []
     for i, n, name, path in _named_items(r, seq, "rules", RULE_KEYS, "`name:` and `policy:`"):
-        port_re = re.compile(r"[0-9]{1,5}([:-][0-9]{1,5})?(,[0-9]{1,5}([:-][0-9]{1,5})?)*")
-        port_hint = "use a port, a range `1000:2000` or a list `80,443` (iptables multiport)"
         rule = Rule(
             name=name or "",
             policy=r.string(n, "policy", path, pattern=NAME_RE, hint=NAME_HINT) or "",
-            proto=r.string(n, "proto", path, None, pattern=re.compile(r"[a-z0-9]+"),
+            proto=r.string(n, "proto", path, None, pattern=re.compile(r"[a-z0-9]{1,16}"),
                            hint="use a protocol name like tcp, udp, icmp or a number"),
-            src_ip=r.parsed(n, "src_ip", path, _net_text, "an IP address or network", None),
-            dest_ip=r.parsed(n, "dest_ip", path, _net_text, "an IP address or network", None),
-            src_port=r.string(n, "src_port", path, None, pattern=port_re, hint=port_hint),
-            dest_port=r.string(n, "dest_port", path, None, pattern=port_re, hint=port_hint),
+            src_ip=r.parsed(n, "src_ip", path, network_text, "an IP address or network", None),
+            dest_ip=r.parsed(n, "dest_ip", path, network_text, "an IP address or network", None),
+            src_port=_ports(r, n, "src_port", path),
+            dest_port=_ports(r, n, "dest_port", path),
             sticky=r.boolean(n, "sticky", path, False),
             timeout=r.integer(n, "timeout", path, None, 1, 10**6),
             family=r.choice(n, "family", path, ("ipv4", "ipv6", "any"), None),
@@ -349,11 +372,18 @@ def _rules(r: Reader, seq: Any) -> tuple[Rule, ...]:
     return tuple(out)
 
 
-def _net_text(s: str) -> str:
-    return str(ipaddress.ip_network(s, strict=False)) if "/" in s else str(ipaddress.ip_address(s))
+def _ports(r: Reader, node: YamlMap, key: str, path: str) -> Optional[str]:
+    """An iptables multiport list, with `a-b` ranges written the iptables way (`a:b`)."""
+    text = r.string(node, key, path, None, max_len=200)
+    if text is None:
+        return None
+    value, problem = port_list(text)
+    if value is None:
+        r.error(r.src.value(node, key), f"{path}.{key}", problem, PORT_RULE)
+    return value
 
 
-def _access(r: Reader, node: Optional[CommentedMap]) -> dict[str, Access]:
+def _access(r: Reader, node: Optional[YamlMap]) -> dict[str, Access]:
     out: dict[str, Access] = {}
     if node is None:
         return out
@@ -362,8 +392,9 @@ def _access(r: Reader, node: Optional[CommentedMap]) -> dict[str, Access]:
     for key in order:
         a = node[key]
         path = f"access.{key}"
-        if not isinstance(a, CommentedMap):
-            r.error(r.src.value(node, key), path, "expected a mapping (transport, user, port, key, ...)")
+        if not isinstance(a, YamlMap):
+            r.error(r.src.value(node, key), path, "expected a mapping (transport, user, port, key, ...)",
+                    WRONG_TYPE)
             continue
         r.known_keys(a, path, ACCESS_KEYS)
         d = out.get("defaults", base)
@@ -371,18 +402,20 @@ def _access(r: Reader, node: Optional[CommentedMap]) -> dict[str, Access]:
             transport=r.choice(a, "transport", path, ("ssh", "ubus", "local"), d.transport),
             host=r.host(a, "host", path, d.host),
             port=r.integer(a, "port", path, d.port, 1, 65535),
-            user=r.string(a, "user", path, d.user),
-            key=r.string(a, "key", path, d.key),
-            password_env=r.string(a, "password_env", path, d.password_env),
-            password_file=r.string(a, "password_file", path, d.password_file),
-            known_hosts=r.string(a, "known_hosts", path, d.known_hosts),
-            jump=r.string(a, "jump", path, d.jump),
+            user=r.string(a, "user", path, d.user, pattern=USER_RE,
+                          hint="use a login name: letters, digits, `_`, `.` or `-`"),
+            key=r.string(a, "key", path, d.key, max_len=PATH_MAX),
+            password_env=r.string(a, "password_env", path, d.password_env, pattern=ENV_RE,
+                                  hint="use an environment variable name: letters, digits and `_`"),
+            password_file=r.string(a, "password_file", path, d.password_file, max_len=PATH_MAX),
+            known_hosts=r.string(a, "known_hosts", path, d.known_hosts, max_len=PATH_MAX),
+            jump=r.string(a, "jump", path, d.jump, pattern=NAME_RE, hint=NAME_HINT),
             ubus_url=r.string(a, "ubus_url", path, d.ubus_url,
                               pattern=re.compile(r"https?://\S+"), hint="use http(s)://<router>/ubus"),
             tls_fingerprint=r.string(a, "tls_fingerprint", path, d.tls_fingerprint,
                                      pattern=re.compile(r"sha256:[0-9A-Fa-f:]{64,95}"),
                                      hint="use sha256:<64 hex digits>"),
-            ca_file=r.string(a, "ca_file", path, d.ca_file),
+            ca_file=r.string(a, "ca_file", path, d.ca_file, max_len=PATH_MAX),
             connect_timeout=float(r.integer(a, "connect_timeout", path, int(d.connect_timeout), 1, 600)),
             confirm_timeout=r.integer(a, "confirm_timeout", path, d.confirm_timeout, 30, 3600,
                                       " (under 30 s valid changes get reverted while the network restarts)"),

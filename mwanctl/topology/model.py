@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 from mwanctl.errors import Location
@@ -44,6 +45,7 @@ class Tracking:
     httping_ssl: bool = False
     size: Optional[int] = None
     max_ttl: Optional[int] = None
+    targets6: tuple[str, ...] = ()   # what IPv6 interfaces track (`targets` is IPv4 only)
 
 
 @dataclass(frozen=True)
@@ -190,10 +192,15 @@ class Topology:
     file: str = ""
 
     def uplink(self, name: str) -> Uplink:
+        return self._uplinks_by_name[name]
+
+    @cached_property
+    def _uplinks_by_name(self) -> dict[str, Uplink]:
+        """O(1) lookups: compiling a policy of n uplinks must not cost n^2."""
+        out: dict[str, Uplink] = {}
         for u in self.uplinks:
-            if u.name == name:
-                return u
-        raise KeyError(name)
+            out.setdefault(u.name, u)
+        return out
 
     def policy(self, name: str) -> Policy:
         for p in self.policies:

@@ -7,16 +7,26 @@ continue and report *all* problems in one run.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import re
 from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from mwanctl.errors import Diagnostic, Location
-from mwanctl.topology.source import CommentedMap, CommentedSeq, Source
+from mwanctl.topology.grammar import MAX_TEXT, is_host, is_ip, short, text_problem
+from mwanctl.topology.source import YamlMap, YamlSeq, Source
 
 T = TypeVar("T")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 _MISSING = object()
+
+# Rule ids of the per-field reading (the README's rule table); cross-object checks are MW0nn.
+YAML = "MW100"          # the YAML itself cannot be read
+UNKNOWN_KEY = "MW101"
+MISSING = "MW102"
+WRONG_TYPE = "MW103"
+OUT_OF_RANGE = "MW104"
+BAD_VALUE = "MW105"     # does not match the field's grammar (name, host, address, port list)
+NOT_ALLOWED = "MW106"   # not one of the field's choices
+BAD_TEXT = "MW107"      # control characters, lone surrogates, absurd length
+NUMBER_TEXT = "MW108"   # YAML read a number (0x10, 007) where text was meant
 
 
 def _type_name(v: Any) -> str:
@@ -28,12 +38,16 @@ def _type_name(v: Any) -> str:
         return "a decimal number"
     if isinstance(v, str):
         return "a string"
-    if isinstance(v, (list, CommentedSeq)):
+    if isinstance(v, (list, YamlSeq)):
         return "a list"
-    if isinstance(v, (dict, CommentedMap)):
+    if isinstance(v, (dict, YamlMap)):
         return "a mapping"
     if v is None:
         return "nothing"
+    if hasattr(v, "isoformat"):
+        return "a date (YAML reads unquoted dates; quote it if it is text)"
+    if isinstance(v, (list, tuple)):
+        return "a list"
     return type(v).__name__
 
 
@@ -45,74 +59,98 @@ class Reader:
         self.diags: list[Diagnostic] = []
 
     # -- reporting ---------------------------------------------------------------------------
-    def error(self, loc: Optional[Location], field: str, msg: str) -> None:
-        self.diags.append(Diagnostic(loc, field, msg))
+    def error(self, loc: Optional[Location], field: str, msg: str, rule: str) -> None:
+        self.diags.append(Diagnostic(loc, field, msg, rule=rule))
 
-    def warn(self, loc: Optional[Location], field: str, msg: str) -> None:
-        self.diags.append(Diagnostic(loc, field, msg, severity="warning"))
+    def warn(self, loc: Optional[Location], field: str, msg: str, rule: str) -> None:
+        self.diags.append(Diagnostic(loc, field, msg, severity="warning", rule=rule))
+
+    @property
+    def failed(self) -> bool:
+        return any(d.severity == "error" for d in self.diags)
 
     # -- structure ---------------------------------------------------------------------------
-    def mapping(self, parent: Any, key: str, path: str, required: bool = False) -> Optional[CommentedMap]:
+    def mapping(self, parent: Any, key: str, path: str, required: bool = False) -> Optional[YamlMap]:
         """The mapping under ``key`` (None when absent or wrong)."""
         if parent is None or key not in parent:
             if required:
-                self.error(self.src.of(parent), path, f"missing; add a `{key}:` section")
+                self.error(self.src.of(parent), path, f"missing; add a `{key}:` section", MISSING)
             return None
         v = parent[key]
         if v is None:
-            return CommentedMap()
-        if not isinstance(v, CommentedMap):
-            self.error(self.src.value(parent, key), path, f"expected a mapping, got {_type_name(v)}")
+            return YamlMap()
+        if not isinstance(v, YamlMap):
+            self.error(self.src.value(parent, key), path, f"expected a mapping, got {_type_name(v)}", WRONG_TYPE)
             return None
         return v
 
-    def seq(self, parent: Any, key: str, path: str, required: bool = False) -> Optional[CommentedSeq]:
+    def seq(self, parent: Any, key: str, path: str, required: bool = False) -> Optional[YamlSeq]:
         if parent is None or key not in parent:
             if required:
-                self.error(self.src.of(parent), path, f"missing; add a `{key}:` list")
+                self.error(self.src.of(parent), path, f"missing; add a `{key}:` list", MISSING)
             return None
         v = parent[key]
         if v is None:
-            return CommentedSeq()
-        if not isinstance(v, CommentedSeq):
-            self.error(self.src.value(parent, key), path, f"expected a list, got {_type_name(v)}")
+            return YamlSeq()
+        if not isinstance(v, YamlSeq):
+            self.error(self.src.value(parent, key), path, f"expected a list, got {_type_name(v)}", WRONG_TYPE)
             return None
         return v
 
     def known_keys(self, node: Any, path: str, allowed: Iterable[str]) -> None:
         """Unknown keys are errors with a did-you-mean (a typo must never be silently ignored)."""
-        if not isinstance(node, CommentedMap):
+        if not isinstance(node, YamlMap):
             return
         allowed = list(allowed)
         for k in node:
             if k in allowed:
                 continue
-            close = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
+            shown = (str(k) if len(str(k)) <= 64 else short(str(k))) if isinstance(k, (str, int)) \
+                else f"({_type_name(k)} as a key)"
+            close = difflib.get_close_matches(str(k)[:64], allowed, n=1, cutoff=0.6)
             hint = f"did you mean `{close[0]}`?" if close else "allowed: " + ", ".join(sorted(allowed))
-            self.error(self.src.key(node, k), _join(path, str(k)), f"unknown key; {hint}")
+            self.error(self.src.key(node, k), _join(path, shown), f"unknown key; {hint}", UNKNOWN_KEY)
 
     # -- scalars -----------------------------------------------------------------------------
     def value(self, node: Any, key: str, path: str, default: Any = _MISSING) -> Any:
         if node is None or key not in node or node[key] is None:
             if default is _MISSING:
                 self.error(self.src.of(node) if node is not None else None, _join(path, key),
-                           f"missing; set `{key}:`")
+                           f"missing; set `{key}:`", MISSING)
                 return None
             return default
         return node[key]
 
     def string(self, node: Any, key: str, path: str, default: Any = _MISSING,
-               pattern: Optional[re.Pattern[str]] = None, hint: str = "") -> Any:
+               pattern: Optional[re.Pattern[str]] = None, hint: str = "", max_len: int = MAX_TEXT) -> Any:
+        """Text: one printable line of at most ``max_len`` characters, matching ``pattern``."""
         v = self.value(node, key, path, default)
         if v is None or v is default:
             return v
+        fallback = default if default is not _MISSING else None
+        text = self._text(v, self.src.value(node, key), _join(path, key), self.src.raw_value(node, key),
+                          pattern, hint, max_len)
+        return fallback if text is None else text
+
+    def _text(self, v: Any, loc: Location, field: str, raw: Optional[str],
+              pattern: Optional[re.Pattern[str]], hint: str, max_len: int) -> Optional[str]:
+        """The checks every string value passes, wherever it sits (mapping value or list item)."""
         if isinstance(v, bool) or not isinstance(v, (str, int)):
-            self.error(self.src.value(node, key), _join(path, key), f"expected a string, got {_type_name(v)}")
-            return default if default is not _MISSING else None
-        v = str(v)
+            self.error(loc, field, f"expected a string, got {_type_name(v)}", WRONG_TYPE)
+            return None
+        if isinstance(v, int):
+            if raw != str(v):
+                self.error(loc, field, f"YAML reads `{raw}` as the number {v}; put the text in quotes "
+                           f"(\"{raw}\") if that is what you mean", NUMBER_TEXT)
+                return None
+            v = str(v)
+        problem = text_problem(v, max_len)
+        if problem:
+            self.error(loc, field, f"{short(v)} {problem}", BAD_TEXT)
+            return None
         if pattern is not None and not pattern.fullmatch(v):
-            self.error(self.src.value(node, key), _join(path, key), f"{v!r} is not valid; {hint}")
-            return default if default is not _MISSING else None
+            self.error(loc, field, f"{short(v)} is not valid; {hint}", BAD_VALUE)
+            return None
         return v
 
     def integer(self, node: Any, key: str, path: str, default: Any = _MISSING,
@@ -122,12 +160,13 @@ class Reader:
             return v
         if isinstance(v, bool) or not isinstance(v, int):
             self.error(self.src.value(node, key), _join(path, key),
-                       f"expected a whole number, got {_type_name(v)} {v!r}")
+                       f"expected a whole number, got {_type_name(v)}"
+                       + (f" {short(v)}" if isinstance(v, (str, float)) else ""), WRONG_TYPE)
             return default if default is not _MISSING else None
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
             self.error(self.src.value(node, key), _join(path, key),
-                       f"{v} is out of range; use {rng}{why}")
+                       f"{short(v)} is out of range; use {rng}{why}", OUT_OF_RANGE)
             return default if default is not _MISSING else None
         return int(v)
 
@@ -135,7 +174,8 @@ class Reader:
         v = self.value(node, key, path, default)
         if isinstance(v, bool):
             return v
-        self.error(self.src.value(node, key), _join(path, key), f"expected true or false, got {v!r}")
+        self.error(self.src.value(node, key), _join(path, key), f"expected true or false, got {short(v)}",
+                   WRONG_TYPE)
         return default
 
     def choice(self, node: Any, key: str, path: str, choices: Iterable[str], default: Any = _MISSING) -> Any:
@@ -143,28 +183,31 @@ class Reader:
         v = self.string(node, key, path, default)
         if v is None or v is default or v in choices:
             return v
-        close = difflib.get_close_matches(v, choices, n=1, cutoff=0.5)
+        close = difflib.get_close_matches(v[:64], choices, n=1, cutoff=0.5)
         hint = f"did you mean `{close[0]}`?" if close else "use one of: " + ", ".join(choices)
-        self.error(self.src.value(node, key), _join(path, key), f"{v!r} is not allowed; {hint}")
+        self.error(self.src.value(node, key), _join(path, key), f"{short(v)} is not allowed; {hint}",
+                   NOT_ALLOWED)
         return default if default is not _MISSING else None
 
-    def strings(self, node: Any, key: str, path: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    def strings(self, node: Any, key: str, path: str, default: tuple[str, ...] = (),
+                max_len: int = MAX_TEXT) -> tuple[str, ...]:
         """A list of strings; a single string is accepted as a one-element list."""
         if node is None or key not in node or node[key] is None:
             return default
         v = node[key]
         if isinstance(v, (str, int)) and not isinstance(v, bool):
-            return (str(v),)
-        if not isinstance(v, CommentedSeq):
-            self.error(self.src.value(node, key), _join(path, key), f"expected a list, got {_type_name(v)}")
+            one = self.string(node, key, path, None, max_len=max_len)
+            return (one,) if one is not None else ()
+        if not isinstance(v, YamlSeq):
+            self.error(self.src.value(node, key), _join(path, key), f"expected a list, got {_type_name(v)}",
+                       WRONG_TYPE)
             return default
         out = []
         for i, item in enumerate(v):
-            if isinstance(item, bool) or not isinstance(item, (str, int)):
-                self.error(self.src.item(v, i), f"{_join(path, key)}[{i}]",
-                           f"expected a string, got {_type_name(item)}")
-                continue
-            out.append(str(item))
+            text = self._text(item, self.src.item(v, i), f"{_join(path, key)}[{i}]", self.src.raw_item(v, i),
+                              None, "", max_len)
+            if text is not None:
+                out.append(text)
         return tuple(out)
 
     def parsed(self, node: Any, key: str, path: str, parse: Callable[[str], T], what: str,
@@ -176,26 +219,22 @@ class Reader:
         try:
             return parse(v)
         except ValueError as exc:
-            self.error(self.src.value(node, key), _join(path, key), f"{v!r} is not {what} ({exc})")
+            self.error(self.src.value(node, key), _join(path, key), f"{short(v)} is not {what} ({exc})",
+                       BAD_VALUE)
             return default if default is not _MISSING else None
 
     def host(self, node: Any, key: str, path: str, default: Any = _MISSING) -> Any:
         v = self.string(node, key, path, default)
         if v is None or v is default:
             return v
-        if is_ip(v) or (_HOSTNAME.match(v) and not v.replace(".", "").isdigit()):
+        if is_host(v):
             return v
         self.error(self.src.value(node, key), _join(path, key),
-                   f"{v!r} is neither an IP address nor a host name")
+                   f"{short(v)} is neither an IP address nor a host name", BAD_VALUE)
         return default if default is not _MISSING else None
 
 
-def is_ip(v: str) -> bool:
-    try:
-        ipaddress.ip_address(v)
-        return True
-    except ValueError:
-        return False
+__all__ = ["Reader", "is_ip"]
 
 
 def _join(path: str, key: str) -> str:

@@ -1,0 +1,229 @@
+"""The dashboard's machine side against dropbear test routers: /metrics (read back with
+prometheus_client's own text parser), /api/status (the same JSON as `mwanctl status --json
+--uplinks`), a deploy through the API, history that survives a restart, password login, and the
+refusal to listen on a non-loopback address without TLS."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mwanctl.cli import main
+from mwanctl.keys import KeyStore
+from mwanctl.web.history import History, Retention, Sample
+
+try:
+    from tests import e2e, routers, weblab
+except ImportError:  # pragma: no cover
+    import e2e  # type: ignore[no-redef]
+    import routers  # type: ignore[no-redef]
+    import weblab  # type: ignore[no-redef]
+
+INTERVAL = 1.0
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    why = routers.missing_requirements()
+    if why:
+        pytest.skip(why)
+    tmp = tmp_path_factory.mktemp("webapi")
+    started: list[Any] = []
+
+    def factory(name: str, files: Any = None) -> Any:
+        r = routers.start_router(tmp, name, files=files)
+        started.append(r)
+        return r
+
+    site = e2e.start_site(factory, tmp, ["a", "b"])
+    assert main(site.argv("render", str(site.path), "-o", str(tmp / "out"))) == 0
+    store = KeyStore.open("lab", site.state_dir)
+    weblab.feed(site.routers["mother"], "mwan3-status-both-online.json", store)
+    servers: list[weblab.WebServer] = []
+
+    def start(*extra: str, env: Any = None) -> weblab.WebServer:
+        s = weblab.WebServer([site.path], site.state_dir, tmp / "web.sqlite", INTERVAL, extra, env)
+        servers.append(s)
+        return s
+
+    try:
+        yield {"site": site, "store": store, "start": start, "tmp": tmp}
+    finally:
+        for s in servers:
+            s.stop()
+        for r in started:
+            r.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def login(server: weblab.WebServer) -> tuple[httpx.Client, str]:
+    c = httpx.Client(base_url=server.base, timeout=60)
+    r = c.get("/site/lab", params={"token": server.token}, follow_redirects=True)
+    assert r.status_code == 200
+    return c, r.text.split('name=csrf-token content="', 1)[1].split('"', 1)[0]
+
+
+def metrics(c: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+    r = c.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    out = {}
+    for fam in text_string_to_metric_families(r.text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def m(ms: dict, name: str, **labels: str) -> float:
+    return ms[(name, tuple(sorted({"site": "lab", **labels}.items())))]
+
+
+VOLATILE = ("router_uptime",)
+
+
+def stable(doc: dict[str, Any]) -> dict[str, Any]:
+    """The status JSON without what changes between two polls a second apart."""
+    doc = json.loads(json.dumps(doc))
+    for k in VOLATILE:
+        doc.pop(k, None)
+    for u in doc["uplinks"]:
+        u.pop("since", None)
+        if u["wireguard"]:
+            u["wireguard"].pop("handshake_age", None)
+    return doc
+
+
+def test_api_status_is_the_status_json_and_metrics_parse(lab, capsys):
+    site, store = lab["site"], lab["store"]
+    server = lab["start"]()
+    c, _ = login(server)
+    assert weblab.wait_for(lambda: c.get("/api/status").json().get("reachable"), 10)
+    api = c.get("/api/status").json()
+    assert c.get("/api/status/lab").json()["schema"] == "mwanctl.status/1"
+    code = main(site.argv("status", str(site.path), "--json", "--uplinks"))
+    cli = json.loads(capsys.readouterr().out)
+    assert stable(api) == stable(cli)
+    assert api["exit_code"] == code == 0
+
+    ms = metrics(c)
+    assert m(ms, "mwanctl_uplink_up", uplink="a") == 1 and m(ms, "mwanctl_uplink_up", uplink="b") == 1
+    assert m(ms, "mwanctl_uplink_state", uplink="a", state="online") == 1
+    assert m(ms, "mwanctl_uplink_state", uplink="a", state="offline") == 0
+    for r in ("mother", "a", "b"):
+        assert m(ms, "mwanctl_router_reachable", router=r) == 1
+    assert m(ms, "mwanctl_uplink_receive_bytes_total", uplink="b") == 2000000
+    assert m(ms, "mwanctl_uplink_share_ratio", uplink="a", policy="mw_balanced") == pytest.approx(1 / 3, abs=1e-3)
+    assert m(ms, "mwanctl_uplink_share_ratio", uplink="b", policy="mw_balanced") == pytest.approx(2 / 3, abs=1e-3)
+    assert 0 <= m(ms, "mwanctl_uplink_handshake_age_seconds", uplink="a") < 60
+    assert m(ms, "mwanctl_target_up", uplink="a", target="198.51.100.1") == 1
+
+    # a cut uplink and an unreachable router show up at the next poll
+    weblab.feed(site.routers["mother"], "mwan3-status-wanA-offline.json", store)
+    site.routers["b"].stop()
+    ok = weblab.wait_for(lambda: (x := metrics(c)) and m(x, "mwanctl_uplink_up", uplink="a") == 0
+                         and m(x, "mwanctl_router_reachable", router="b") == 0 and x, 4 * INTERVAL)
+    assert ok, "metrics did not follow the cut"
+    assert m(ok, "mwanctl_uplink_state", uplink="a", state="offline") == 1
+    assert m(ok, "mwanctl_site_exit_code") == 1
+    assert c.get("/api/status").json()["exit_code"] == 1
+    page = c.get("/site/lab").text
+    assert "b unreachable" in page and "a: online → offline" in page
+    server.stop()
+    lab["restart_b"] = True
+
+
+def test_deploy_through_the_api_sets_the_last_deploy_metric_and_history_survives_a_restart(lab):
+    site = lab["site"]
+    if lab.get("restart_b"):           # the previous test stopped b: start it again (same keys, port)
+        routers._launch(site.routers["b"])
+    server = lab["start"]()
+    c, csrf = login(server)
+    r = c.post("/api/site/lab/deploy", json={"confirm_site": "lab"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 202, r.text
+    job = r.json()["job"]
+    done = weblab.wait_for(lambda: (j := c.get(f"/api/jobs/{job}").json())["status"] != "running" and j, 120, 0.3)
+    assert done and done["status"] == "ok", done
+    assert done["routers"]["mother"] == "applied and confirmed"
+    assert "mw_a" in site.routers["mother"].config_text("network")
+    ms = metrics(c)
+    assert m(ms, "mwanctl_last_deploy_success") == 1
+    assert m(ms, "mwanctl_last_deploy_info", result="applied") == 1
+    before = c.get("/site/lab").text
+    assert before.count("(first seen)") == 2
+    server.stop()
+
+    again = lab["start"]()
+    c2, _ = login(again)
+    time.sleep(3 * INTERVAL)
+    page = c2.get("/site/lab").text
+    assert "a: online → offline" in page and "deploy: " in page          # kept across the restart
+    assert page.count("(first seen)") == 2                                # not reported twice
+    assert m(metrics(c2), "mwanctl_last_deploy_success") == 1
+    again.stop()
+
+
+def test_password_login(lab):
+    pw = lab["tmp"] / "pw"
+    pw.write_text("correct horse\n")
+    server = lab["start"]("--password-file", str(pw))
+    assert server.token is None and "password" in server.lines[-1]
+    with httpx.Client(base_url=server.base, timeout=30) as c:
+        r = c.get("/site/lab")
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+        assert c.post("/login", data={"password": "wrong"}).status_code == 401
+        r = c.post("/login", data={"password": "correct horse"}, headers={"Origin": "http://evil.example"})
+        assert r.status_code == 403
+        r = c.post("/login", data={"password": "correct horse", "next": "/site/lab"})
+        assert r.status_code == 303 and "samesite=strict" in r.headers["set-cookie"].lower()
+        assert "httponly" in r.headers["set-cookie"].lower()
+        assert c.get("/site/lab").status_code == 200
+        assert c.get("/metrics", headers={"Authorization": "Bearer correct horse"}).status_code == 200
+    server.stop()
+
+
+def test_refuses_a_non_loopback_address_without_tls(tmp_path, capsys):
+    topo = Path(__file__).resolve().parents[1] / "examples" / "home.yaml"
+    code = main(["--state-dir", str(tmp_path), "web", str(topo), "--host", "0.0.0.0", "--port", "0"])
+    err = capsys.readouterr().err
+    assert code == 1 and "refusing to listen on 0.0.0.0 without TLS" in err and "Traceback" not in err
+    code = main(["--state-dir", str(tmp_path), "web", str(topo), "--certfile", str(topo), "--port", "0"])
+    assert code == 1 and "--certfile and --keyfile go together" in capsys.readouterr().err
+
+
+def test_history_is_bounded(tmp_path):
+    h = History(tmp_path / "h.sqlite", Retention(sample_hours=1, event_days=1, max_events=10))
+    now = time.time()
+    s = Sample("a", "online", 10.0, 0.0, 1.0, 1.0, 5, 0.5)
+    for i in range(100):
+        h.add_samples("lab", now - 7200 + i * 72, [s])       # two hours of samples
+    for i in reversed(range(30)):
+        h.add_event("lab", "state", "a", "online", f"event {i}", now - i)
+    h.add_event("lab", "state", "a", "online", "old", now - 3 * 86400)
+    h.prune(now)
+    counts = h.counts()
+    assert counts["events"] == 10
+    assert [e.message for e in h.events("lab", 3)] == ["event 0", "event 1", "event 2"]
+    oldest = sqlite3.connect(str(tmp_path / "h.sqlite")).execute("SELECT MIN(ts) FROM samples").fetchone()[0]
+    assert oldest >= now - 3600 and 0 < counts["samples"] <= 51
+    assert (tmp_path / "h.sqlite").stat().st_mode & 0o777 == 0o600
+    h.close()
+
+
+def test_wheel_carries_the_dashboard(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(root)], check=True, capture_output=True)
+    names = set(zipfile.ZipFile(next(tmp_path.glob("mwanctl-*.whl"))).namelist())
+    for f in (root / "mwanctl" / "web").rglob("*"):
+        if f.is_file() and "__pycache__" not in f.parts:
+            assert f"mwanctl/web/{f.relative_to(root / 'mwanctl' / 'web')}" in names, f

@@ -1,0 +1,331 @@
+"""The dashboard end to end: `mwanctl web` as a subprocess polling dropbear test routers (SSH,
+busybox sh, the real query script; the mother answers with mwan3's recorded status), driven by
+a real headless Chromium (Debian's chromium + chromedriver through Selenium).
+
+MWANCTL_UPDATE_SCREENSHOTS=1 also writes the screenshots shown in the README into docs/.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mwanctl.cli import main
+from mwanctl.keys import KeyStore
+from mwanctl.uci.parse import parse
+
+try:
+    from tests import e2e, routers, weblab
+except ImportError:  # pragma: no cover
+    import e2e  # type: ignore[no-redef]
+    import routers  # type: ignore[no-redef]
+    import weblab  # type: ignore[no-redef]
+
+pytestmark = pytest.mark.ssh
+INTERVAL = 2.0
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+RED = "rgb(207, 34, 46)"        # --bad in style.css (light scheme)
+
+
+class Feeder(threading.Thread):
+    """Rewrites the mother's recorded answers every half second: counters grow (throughput) and
+    RTT/loss move as check_quality would report them; ``status`` picks the recording."""
+
+    def __init__(self, mother: Any, store: KeyStore):
+        super().__init__(daemon=True)
+        self.mother, self.store = mother, store
+        self.status = "mwan3-status-both-online.json"
+        self.stop_evt = threading.Event()
+        self.lock = threading.Lock()
+
+    def write(self) -> None:
+        t = time.time()
+        q = {"a": (int(18 + 6 * math.sin(t / 7)), 0), "b": (int(42 + 12 * math.sin(t / 5)), int(t) % 9 == 0 and 5 or 0)}
+        with self.lock:
+            weblab.feed(self.mother, self.status, self.store, rx_base=int((t % 100000) * 40000), quality=q)
+
+    def set(self, status: str) -> None:
+        self.status = status
+        self.write()
+
+    def run(self) -> None:
+        while not self.stop_evt.wait(0.5):
+            self.write()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    why = routers.missing_requirements() or weblab.browser_missing()
+    if why:
+        pytest.skip(why)
+    tmp = tmp_path_factory.mktemp("web")
+    started: list[Any] = []
+
+    def factory(name: str, files: Any = None) -> Any:
+        r = routers.start_router(tmp, name, files=files)
+        started.append(r)
+        return r
+
+    site = e2e.start_site(factory, tmp, ["a", "b"])
+    assert main(site.argv("render", str(site.path), "-o", str(tmp / "out"))) == 0     # creates the keys
+    store = KeyStore.open("lab", site.state_dir)
+    feeder = Feeder(site.routers["mother"], store)
+    feeder.write()
+    feeder.start()
+    server = weblab.WebServer([site.path], site.state_dir, tmp / "web.sqlite", INTERVAL)
+    driver = weblab.chrome()
+    driver.get(server.url)                      # logs in with the printed token
+    try:
+        yield {"site": site, "store": store, "feeder": feeder, "server": server, "driver": driver, "tmp": tmp}
+    finally:
+        driver.quit()
+        feeder.stop_evt.set()
+        feeder.join(5)
+        server.stop()
+        for r in started:
+            r.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def shot(lab: dict[str, Any], name: str, driver: Any = None) -> None:
+    path = lab["tmp"] / name
+    (driver or lab["driver"]).save_screenshot(str(path))
+    if os.environ.get("MWTEST_DEBUG_HTML"):
+        Path(os.environ["MWTEST_DEBUG_HTML"], name + ".html").write_text((driver or lab["driver"]).page_source)
+    if os.environ.get("MWANCTL_UPDATE_SCREENSHOTS"):
+        shutil.copy(path, DOCS / name)
+
+
+def client(lab: dict[str, Any]) -> tuple[httpx.Client, str]:
+    """A second browser, as httpx: logged in with the token; returns its CSRF token."""
+    c = httpx.Client(base_url=lab["server"].base, timeout=30)
+    r = c.get("/site/lab", params={"token": lab["server"].token}, follow_redirects=True)
+    assert r.status_code == 200
+    csrf = r.text.split('name=csrf-token content="', 1)[1].split('"', 1)[0]
+    return c, csrf
+
+
+def states(driver: Any) -> dict[str, tuple[str, str]]:
+    """uplink -> (state written in the picture, the box's stroke colour), read in one script so
+    a live update cannot replace the elements halfway."""
+    got = driver.execute_script(
+        "const o = {}; for (const g of document.querySelectorAll('svg.topo g.uplink')) {"
+        " o[g.dataset.uplink] = [g.querySelector('text.state').textContent,"
+        " getComputedStyle(g.querySelector('rect')).stroke]; } return o;")
+    return {k: (v[0], v[1]) for k, v in got.items()}
+
+
+def rows(driver: Any) -> dict[str, str]:
+    return driver.execute_script(
+        "const o = {}; for (const r of document.querySelectorAll('table.uplinks tbody tr'))"
+        " o[r.dataset.uplink] = r.innerText; return o;")
+
+
+def test_page_shows_both_uplinks_online(lab):
+    d = lab["driver"]
+    d.get(lab["server"].base + "/site/lab?hours=0.25")
+    got = weblab.wait_for(lambda: (s := states(d)) and all(v[0] == "online" for v in s.values()) and s, 3 * INTERVAL)
+    assert got and set(got) == {"a", "b"}, states(d)
+    assert all(colour == "rgb(26, 127, 55)" for _, colour in got.values())
+    r = rows(d)
+    assert set(r) == {"a", "b"}
+    assert "online" in r["a"] and "198.51.100.1 up" in r["a"] and " ms" in r["a"]   # target, RTT
+    assert "ago" in r["a"]                                                 # handshake age
+    assert d.find_element("css selector", "p.summary").text == "2/2 uplinks online"
+    # keyboard: the skip link is the first stop and leads to the content; every input has a label
+    for inp in d.find_elements("css selector", "input:not([type=hidden])"):
+        assert d.find_elements("css selector", f"label[for='{inp.get_attribute('id')}']")
+    time.sleep(3 * INTERVAL)                                              # a few samples for the charts
+    d.refresh()
+    weblab.wait_for(lambda: "live" in d.find_element("id", "live").text, 5)
+    shot(lab, "web-overview.png")
+
+
+def test_cut_uplink_turns_red_within_one_poll_interval_and_is_in_the_timeline(lab):
+    d = lab["driver"]
+    d.get(lab["server"].base + "/site/lab?hours=0.25")
+    assert weblab.wait_for(lambda: states(d).get("a", ("",))[0] == "online", 3 * INTERVAL)
+    cut = time.monotonic()
+    lab["feeder"].set("mwan3-status-wanA-offline.json")
+    red = weblab.wait_for(lambda: states(d)["a"] == ("offline", RED), 3 * INTERVAL)
+    took = time.monotonic() - cut
+    assert red, states(d)
+    # the next poll starts within INTERVAL; the poll itself (3 SSH round trips) and the push are extra
+    assert took <= INTERVAL + 1.0, f"turned red after {took:.2f} s"
+    assert states(d)["b"][0] == "online"
+    assert "offline" in rows(d)["a"]
+    ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=state][data-result=offline]"), 2)
+    assert ev and "a: online → offline" in ev[0].text and "targets down" in ev[0].text
+    assert d.find_element("css selector", "p.summary").text.startswith("1/2 uplinks online")
+    time.sleep(2 * INTERVAL)
+    shot(lab, "web-uplink-down.png")
+    d.execute_script("document.getElementById('h-history').scrollIntoView()")
+    shot(lab, "web-history.png")
+    lab["feeder"].set("mwan3-status-both-online.json")
+    assert weblab.wait_for(lambda: states(d)["a"][0] == "online", 3 * INTERVAL)
+
+
+def test_validate_shows_errors_at_their_line(lab):
+    d, path = lab["driver"], lab["site"].path
+    good = path.read_text()
+    lines = good.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.strip().startswith("weight: 2"))
+    lines[at] = lines[at].replace("weight: 2", "weight: lots")
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        d.get(lab["server"].base + "/site/lab")
+        d.find_element("css selector", "form[data-kind=validate] button").click()
+        bad = weblab.wait_for(lambda: d.find_elements("css selector", "#result table.yaml tr.err"), 10)
+        assert bad and bad[0].get_attribute("id") == f"L{at + 1}"
+        assert "weight" in bad[0].text
+        assert f"{path}:{at + 1}:" in d.find_element("css selector", "#result ul.diags").text
+        d.execute_script("document.getElementById('result').scrollIntoView()")
+        shot(lab, "web-validate.png")
+    finally:
+        path.write_text(good)
+    d.find_element("css selector", "form[data-kind=validate] button").click()
+    assert weblab.wait_for(lambda: d.find_element("css selector", "#result p.summary.ok"), 10)
+
+
+def test_plan_is_the_cli_plan_and_deploy_from_the_page_changes_the_router(lab, capsys):
+    d, site = lab["driver"], lab["site"]
+    mother = site.routers["mother"]
+    assert "mw_a" not in mother.config_text("network")
+    code = main(site.argv("--no-color", "plan", str(site.path)))
+    cli_plan = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
+    assert code == 2
+    d.get(lab["server"].base + "/site/lab")
+    d.find_element("css selector", "form[data-kind=plan] button").click()
+    pre = weblab.wait_for(lambda: d.find_element("css selector", "#result pre.plan"), 30)
+    assert pre
+    page_plan = [ln for ln in pre.text.splitlines() if ln.strip()]
+    assert page_plan == cli_plan
+    assert "private_key <hidden>" in pre.text
+    for end in ("mother", "uplink"):
+        for u in ("a", "b"):
+            assert lab["store"].pair(u, end).private not in d.page_source
+    d.execute_script("document.getElementById('result').scrollIntoView()")
+    shot(lab, "web-plan.png")
+
+    # a wrong site name starts nothing
+    box = d.find_element("id", "deploy-confirm")
+    box.send_keys("not-lab")
+    d.find_element("css selector", "form[data-action$='/deploy'] button").click()
+    err = weblab.wait_for(lambda: d.find_element("css selector", "#result[role=alert] .summary.bad"), 10)
+    assert err and "type the site name" in err.text
+    assert not d.find_elements("css selector", "#jobs section.job")
+
+    box.clear()
+    box.send_keys("lab")
+    d.find_element("css selector", "form[data-action$='/deploy'] button").click()
+    running = weblab.wait_for(lambda: d.find_elements("css selector", "#jobs section.job[data-status=running]"), 10)
+    assert running, d.find_element("id", "result").text
+    # a second browser cannot start another deploy while this one runs (server-side lock)
+    c, csrf = client(lab)
+    r = c.post("/api/site/lab/deploy", json={"confirm_site": "lab"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 409 and "busy" in r.json()["error"]
+    done = weblab.wait_for(lambda: d.find_elements("css selector", "#jobs section.job:not([data-status=running])"), 120)
+    assert done and done[0].get_attribute("data-status") == "ok", done[0].text if done else ""
+    text = done[0].text
+    assert "mother: applied and confirmed" in text and "a: applied and confirmed" in text
+    net = parse(mother.config_text("network"), "network")
+    assert net.get("mw_a").options["proto"] == "wireguard"              # the router really changed
+    ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=deploy]"), 3 * INTERVAL)
+    assert ev and ev[0].get_attribute("data-result") == "applied"
+    d.execute_script("document.getElementById('jobs').scrollIntoView()")
+    shot(lab, "web-deploy.png")
+    # and the CLI agrees there is nothing left to do
+    assert main(site.argv("plan", str(site.path))) == 0
+    capsys.readouterr()
+
+
+def test_keys_show_has_public_keys_only(lab):
+    d = lab["driver"]
+    d.get(lab["server"].base + "/site/lab")
+    d.find_element("css selector", "form[data-kind=keys] button").click()
+    table = weblab.wait_for(lambda: d.find_element("css selector", "#result table.keys"), 10)
+    assert table
+    store = lab["store"]
+    assert store.pair("a", "uplink").public in table.text
+    for u in ("a", "b"):
+        for end in ("mother", "uplink"):
+            assert store.pair(u, end).private not in d.page_source
+
+
+def test_rotate_needs_the_site_name(lab):
+    c, csrf = client(lab)
+    r = c.post("/api/site/lab/rotate", json={"confirm_site": ""}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 400 and "type the site name" in r.json()["error"]
+    r = c.post("/api/site/lab/rotate", json={"confirm_site": "lab", "uplink": "nope"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 400 and "no uplink named" in r.json()["error"]
+
+
+def test_wrong_token_is_refused(lab):
+    base = lab["server"].base
+    with httpx.Client(base_url=base) as c:
+        r = c.get("/", params={"token": "wrong" + lab["server"].token})
+        assert r.status_code == 403 and "mwanctl_session" not in r.headers.get("set-cookie", "")
+        assert c.get("/").status_code == 401
+        for path in ("/site/lab", "/api/status", "/metrics", "/events"):
+            assert c.get(path).status_code == 401, path
+        assert c.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert c.get("/metrics", headers={"Authorization": f"Bearer {lab['server'].token}"}).status_code == 200
+        # a page served under a name that is not this server (DNS rebinding) gets nothing
+        r = c.get("/", params={"token": lab["server"].token}, headers={"Host": "evil.example:80"})
+        assert r.status_code == 421
+    d = weblab.chrome()
+    try:
+        d.get(base + "/?token=not-the-token")
+        assert "Access denied" in d.find_element("tag name", "h1").text
+        assert d.get_cookie("mwanctl_session") is None
+        assert not d.find_elements("css selector", "svg.topo")
+    finally:
+        d.quit()
+
+
+def test_csrf_less_post_is_refused(lab):
+    mother = lab["site"].routers["mother"]
+    before = mother.config_text("network")
+    c, csrf = client(lab)
+    r = c.post("/api/site/lab/rollback", json={})
+    assert r.status_code == 403 and "CSRF" in r.json()["error"]
+    r = c.post("/api/site/lab/deploy", json={"confirm_site": "lab"}, headers={"X-CSRF-Token": "x" + csrf})
+    assert r.status_code == 403
+    r = c.post("/api/site/lab/deploy", json={"confirm_site": "lab"},
+               headers={"X-CSRF-Token": csrf, "Origin": "http://evil.example"})
+    assert r.status_code == 403
+    # from inside the logged-in browser too: a fetch without the header is refused
+    d = lab["driver"]
+    d.get(lab["server"].base + "/site/lab")
+    status = d.execute_async_script(
+        "const done = arguments[0]; fetch('/api/site/lab/rollback', {method: 'POST', body: '{}', "
+        "headers: {'Content-Type': 'application/json'}}).then(r => done(r.status));")
+    assert status == 403
+    assert mother.config_text("network") == before
+    assert not any(j for j in d.find_elements("css selector", "#jobs section.job[data-status=running]"))
+
+
+def test_phone_layout(lab):
+    d = weblab.chrome(phone=True)
+    try:
+        d.get(lab["server"].url.replace("/?", "/site/lab?"))
+        assert weblab.wait_for(lambda: states(d).get("a", ("",))[0] == "online", 3 * INTERVAL)
+        assert d.execute_script("return window.innerWidth") == 390
+        width = d.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 390, f"page is {width} px wide on a 390 px phone"
+        # the uplink table turns into one block per uplink, each value labelled
+        cell = d.find_element("css selector", "table.uplinks td[data-label=State]")
+        assert cell.value_of_css_property("display") == "block"
+        shot(lab, "web-phone.png", d)
+    finally:
+        d.quit()
+

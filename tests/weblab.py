@@ -1,0 +1,161 @@
+"""Helpers for the dashboard tests and bench/web.py: a dropbear site fed with recorded mwan3
+output, the real `mwanctl web` started as a subprocess, and headless Chromium via Selenium.
+
+The mother's `ubus call mwan3 status` and `wg show all dump` answers are mwan3 2.12.2's recorded
+output (tests/vectors/mwan3, names mapped to the topology's) written into the router, as in
+tests/test_status_e2e.py; "cutting" an uplink swaps in the recording where it went offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from mwanctl.keys import KeyStore
+
+ROOT = Path(__file__).resolve().parents[1]
+VECTORS = ROOT / "tests" / "vectors" / "mwan3"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+def browser_missing() -> Optional[str]:
+    for tool in (CHROMIUM, CHROMEDRIVER):
+        if not os.path.exists(tool):
+            return f"needs Debian's chromium and chromium-driver (missing {tool})"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "needs selenium (pip install -e '.[test]')"
+    return None
+
+
+def recorded(name: str, uplinks: tuple[str, ...] = ("a", "b"),
+             quality: Optional[dict[str, tuple[int, int]]] = None) -> str:
+    """A recorded status with wanA/wanB renamed to the first two uplinks' mwan3 interfaces; more
+    uplinks get copies of wanB's entry (bench sites have four)."""
+    doc = json.loads((VECTORS / name).read_text())
+    ifaces = doc["interfaces"]
+    out: dict[str, Any] = {}
+    for i, u in enumerate(uplinks):
+        src = "wanA" if i == 0 else "wanB"
+        out[f"mw_{u}"] = json.loads(json.dumps(ifaces[src]))
+        if quality and u in quality:   # what check_quality=1 reports per target (reference §2.2)
+            for t in out[f"mw_{u}"].get("track_ip", []):
+                if t.get("status") == "up":
+                    t["latency"], t["packetloss"] = quality[u]
+    doc["interfaces"] = out
+    text = json.dumps(doc, indent="\t")
+    return text.replace('"wanA"', f'"mw_{uplinks[0]}"').replace('"wanB"', f'"mw_{uplinks[1]}"') \
+               .replace('"balanced"', '"mw_balanced"')
+
+
+def wg_dump(store: KeyStore, uplinks: tuple[str, ...], handshake_age: int = 12, rx_base: int = 0) -> str:
+    now = int(time.time())
+    lines = []
+    for i, name in enumerate(uplinks):
+        lines.append(f"mw_{name}\t(hidden)\t{store.pair(name, 'mother').public}\t0\toff")
+        lines.append("\t".join([f"mw_{name}", store.pair(name, "uplink").public, "(none)",
+                                f"192.0.2.{10 + i}:51820", "0.0.0.0/0", str(now - handshake_age),
+                                str(rx_base + 1000000 * (i + 1)), str(rx_base // 5 + 200000 * (i + 1)), "25"]))
+    return "\n".join(lines) + "\n"
+
+
+def feed(mother: Any, status_file: str, store: KeyStore, uplinks: tuple[str, ...] = ("a", "b"),
+         rx_base: int = 0, quality: Optional[dict[str, tuple[int, int]]] = None) -> None:
+    """Write the mother's recorded answers (atomically: the poller may read at any moment)."""
+    mother.run("mkdir -p /etc/mwtest")
+    mother.write("/etc/mwtest/mwan3_status.json.new", recorded(status_file, uplinks, quality))
+    mother.write("/etc/mwtest/wg_dump.txt.new", wg_dump(store, uplinks, rx_base=rx_base))
+    r = mother.run("mv /etc/mwtest/wg_dump.txt.new /etc/mwtest/wg_dump.txt && "
+                   "mv /etc/mwtest/mwan3_status.json.new /etc/mwtest/mwan3_status.json")
+    assert r.returncode == 0, r.stderr
+
+
+class WebServer:
+    """`python -m mwanctl web ...` in its own process group; ``url`` carries the printed token."""
+
+    def __init__(self, topologies: list[Path], state_dir: Path, db: Path, interval: float = 1.0,
+                 extra: tuple[str, ...] = (), env: Optional[dict[str, str]] = None):
+        argv = [sys.executable, "-m", "mwanctl", "--state-dir", str(state_dir), "web",
+                *map(str, topologies), "--port", "0", "--interval", str(interval), "--db", str(db), *extra]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     cwd=str(ROOT), start_new_session=True, env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+        self.url = ""
+        found = threading.Event()
+
+        def read() -> None:             # a thread: select() does not see text already buffered
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
+                m = re.match(r"open (\S+)", line)
+                if m and not self.url:
+                    self.url = m.group(1)
+                    found.set()
+            found.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        found.wait(30)
+        if not self.url:
+            self.stop()
+            raise RuntimeError("mwanctl web did not start: " + "\n".join(self.lines) + self.stderr())
+        self.base = self.url.split("?", 1)[0].rstrip("/")
+        m = re.search(r"token=([^&\s]+)", self.url)
+        self.token = m.group(1) if m else None
+
+    def stderr(self) -> str:
+        if self.proc.poll() is None or self.proc.stderr is None:
+            return ""
+        return self.proc.stderr.read()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        return self.proc.returncode
+
+
+def chrome(width: int = 1200, height: int = 900, phone: bool = False) -> Any:
+    """Headless Debian Chromium through the system chromedriver; nothing is downloaded."""
+    os.environ.setdefault("SE_OFFLINE", "true")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                f"--window-size={width},{height}", "--force-device-scale-factor=1"):
+        opts.add_argument(arg)
+    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    if phone:   # a 390 x 844 CSS-pixel phone screen (a window cannot be made that narrow)
+        d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                          {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    return d
+
+
+def wait_for(predicate: Any, timeout: float, step: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something true; return it, or None after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except Exception:  # noqa: BLE001 - an element that is being replaced
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(step)
