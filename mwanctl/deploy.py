@@ -138,18 +138,22 @@ class Deployment:
         return self.outcomes
 
     def _apply_one(self, router: str) -> RouterOutcome:
-        try:
-            return self.apply_router(router, self.plans[router], self._transports[router])
-        except Exception as exc:  # noqa: BLE001 - every router ends in a printed outcome
-            return RouterOutcome(router, "not-confirmed", f"internal error during apply "
-                                 f"({type(exc).__name__}: {exc}); if it was committed, {router} "
-                                 f"restores its old config by itself within {self.confirm_timeout} s")
+        return self.apply_router(router, self.plans[router], self._transports[router])
 
     def apply_router(self, router: str, plan: RouterPlan, t: Transport) -> RouterOutcome:
         """Apply one router's plan over ``t`` and confirm it from a fresh connection (key
         rotation uses this directly, with plans limited to one tunnel).
 
-        Every error ends as this router's outcome, saying what the router is on."""
+        Every error ends as this router's outcome, saying what the router is on; not even an
+        internal error escapes (the other routers' outcomes must still be printed)."""
+        try:
+            return self._apply_and_confirm(router, plan, t)
+        except Exception as exc:  # noqa: BLE001 - every router ends in a printed outcome
+            return RouterOutcome(router, "not-confirmed", f"internal error during apply "
+                                 f"({type(exc).__name__}: {exc}); if it was committed, {router} "
+                                 f"restores its old config by itself within {self.confirm_timeout} s")
+
+    def _apply_and_confirm(self, router: str, plan: RouterPlan, t: Transport) -> RouterOutcome:
         if not plan.changed:
             self.progress(router, "up to date")
             return self._outcome(router, "unchanged", "up to date", [t])
