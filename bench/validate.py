@@ -7,6 +7,7 @@ mwan3 can mark only 60 interfaces, so such a file is refused (MW003). Two figure
             *including* the generated-section-name check (MW010, which compiles the whole
             site) runs on all objects: the cost of the checks themselves.
 Sizes 1,250/2,500/5,000 show whether time grows linearly (doubling n should double the time).
+First it times every case of the hostile corpus (tests/hostile_corpus.py) through `validate`.
 Figures: median of 3 runs, wall and CPU time of this process.
 Run: python bench/validate.py
 """
@@ -19,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from mwanctl.topology import checks  # noqa: E402
 from mwanctl.topology.load import diagnose  # noqa: E402
@@ -47,7 +49,32 @@ def timed(fn, repeat: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
+def corpus_times() -> None:
+    """Each hostile-corpus case through `mwanctl validate` (in-process, output discarded)."""
+    import contextlib
+    import io
+
+    from hostile_corpus import corpus
+    from mwanctl.cli import main as cli
+    cases = corpus()
+    times = []
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "t.yaml"
+        for c in cases:
+            path.write_text(c.text, encoding="utf-8", errors="surrogatepass")
+            t0 = time.perf_counter()
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+                code = cli(["validate", str(path)])
+            times.append((time.perf_counter() - t0, c.id, code))
+    times.sort()
+    worst = times[-1]
+    print(f"hostile corpus: {len(times)} cases, exit 1 for {sum(1 for _, _, code in times if code == 1)}; "
+          f"median {statistics.median(t for t, _, _ in times) * 1000:.1f} ms, "
+          f"max {worst[0] * 1000:.0f} ms ({worst[1]}), over 1 s: {sum(1 for t, _, _ in times if t >= 1)}")
+
+
 def main() -> None:
+    corpus_times()
     with tempfile.TemporaryDirectory() as d:
         for n in (1250, 2500, 5000):
             path = Path(d) / f"u{n}.yaml"

@@ -513,8 +513,9 @@ def keys_rotate(env: Env, topology: str, uplinks: tuple[str, ...], older_than: O
                 confirm_timeout: Optional[int], accept_new_host_key: bool) -> int:
     """Replace the key pairs of every (or one) tunnel, one tunnel at a time, without an outage.
 
-    Each tunnel is drained in mwan3, re-keyed on the uplink then the mother, checked for a fresh
-    handshake and put back. Run it again after any failure to finish the rotation.
+    Each tunnel is re-keyed live on the mother (no restart, nothing for mwan3 to rebuild), then on
+    the uplink, checked for a fresh handshake and only then confirmed on both. Run it again after
+    any failure to finish the rotation.
 
     Example: mwanctl keys rotate examples/home.yaml --older-than 90d --yes
     """

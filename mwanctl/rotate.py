@@ -1,23 +1,38 @@
-"""Key rotation: new WireGuard keys on both ends of a tunnel without an outage or a lost key.
+"""Key rotation: new WireGuard keys on both ends of a tunnel without losing traffic on real mwan3.
+
+Why this order (facts: tests/vectors/mwan3/, netifd e97e36f, wireguard.sh, mwan3 2.12.2): every
+mwan3 event (`mwan3 ifdown/ifup`, netifd's ifdown/ifup hotplug of a restarted interface) rebuilds
+the policy chain from empty, which loses new flows, and netifd's ifup after a restart puts a
+drained tunnel back before its new handshake. So the mother never restarts its tunnel and mwan3
+is never told anything: the tunnel keeps carrying traffic, and what the mother sends while the
+two ends disagree is held by WireGuard (queued for the peer until its session exists), not lost.
 
 Per tunnel, one at a time:
   1. new pairs for both ends are written to the store as ``pending`` (before any router changes);
-  2. the tunnel is drained on the mother at run time (`mwan3 ifdown`, no config edit, so mwan3
-     does not restart) and new flows take the other uplinks;
-  3. the uplink, then the mother, get the new keys (each apply armed with the router's own
-     rollback and confirmed from a fresh connection; a private-key change rebuilds the netifd
-     interface, which also applies the new peer);
-  4. mwanctl waits for a handshake on the new keys, puts the tunnel back (`mwan3 ifup`), and only
-     then promotes ``pending`` to ``current`` in the store.
+     the mother's address as the uplink sees it is read (the uplink's learned endpoint);
+  2. the uplink's new keys are committed with its rollback armed, nothing live yet;
+  3. the mother gets its new keys live (uci commit, ``renew`` = wireguard.sh's `wg syncconf` on
+     the same device; no network reload, which would restart it because private_key is a
+     declared parameter): from now on what it sends into the tunnel waits for the new session;
+  4. the uplink's keys go live (network reload: netifd rebuilds its tunnel; an uplink runs no
+     mwan3) and the uplink starts the handshake (its new peer entry has no endpoint, and the
+     mother's own first try, refused by the old keys, is retried only after ~5 s);
+  5. a handshake on the new keys seen from the mother, then both routers are confirmed (uplink
+     first) and ``pending`` becomes ``current``. Until confirmed, each router rolls back by
+     itself (the mother by renew again, still without a restart).
 The store is never behind the routers: every key a router might hold is stored (``current`` until
 promotion, ``pending`` from before the first change). Running the command again after any failure
 looks at which key each end holds and finishes the rotation.
+
+Left open (said in the README): netifd keeps the mother's old private key in its own copy of the
+interface config, so the next `network reload` on the mother that reads it restarts the rotated
+tunnels once (mwan3 rebuilds then). Over ubus the uplink cannot be asked to start the handshake:
+the mother's retry completes it after ~5 s, and queued traffic waits that long.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import ipaddress
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,8 +40,7 @@ from typing import Callable, Optional
 
 from mwanctl.compile import Compiled, compile_site
 from mwanctl.compile.templates import Templates
-from mwanctl.deploy import Deployment
-from mwanctl.errors import MwanctlError
+from mwanctl.errors import ApplyError, ConfirmError, MwanctlError, TransportError
 from mwanctl.facts import parse_wg_dump
 from mwanctl.keys import ENDS, KeyStore, generate, parse_time
 from mwanctl.plan import plan_router
@@ -120,52 +134,69 @@ class Rotation:
         start = self.clock()
         self._start(u.name)
         mother = self.topology.mother.name
-        alone = len(self.topology.uplinks) + len(self.topology.mother.wans) == 1
-        drained = False
+        armed: list[tuple[str, Transport]] = []
         try:
-            if alone:
-                self.say(f"{u.name}: the only uplink, nothing to drain to: the tunnel is down until "
-                         "the new keys shake hands")
-            else:
-                self._drain(mother, u, True)
-                drained = True
             compiled = self._compiled(u.name)
-            for router in (u.name, mother):       # uplink first: the mother then connects to it
-                self._apply_keys(compiled, router, u)
+            host = self._mother_seen_by_uplink(u)
+            t_up = self.connect(u.name)
+            deferred = t_up.can_rekey_live
+            t_up.close()
+            if deferred:    # the uplink's new keys committed and armed, not live yet
+                t = self._apply_keys(compiled, u.name, u, "deferred")
+                if t is not None:
+                    armed.append((u.name, t))
+            t = self._apply_keys(compiled, mother, u, "live")
+            if t is not None:
+                armed.append((mother, t))
+            if not deferred:   # plain apply: netifd restarts the tunnel; the mother's retry finds it
+                t = self._apply_keys(compiled, u.name, u, "restart")
+                if t is not None:
+                    armed.append((u.name, t))
+            up = next((t for r, t in armed if r == u.name), None)
+            if deferred and up is not None:
+                self._bring_live(compiled, u, up, host, next((t for r, t in armed if r == mother), None))
             self._wait_handshake(u)
-            if drained:
-                self._drain(mother, u, False)
-                drained = False
+            for router, _ in sorted(armed, key=lambda a: a[0] != u.name):   # uplink first
+                self._confirm(router)
             self._promote(u.name)
         except MwanctlError as exc:
-            if drained:
-                try:
-                    self._drain(mother, u, False)
-                except MwanctlError:
-                    pass
-            return TunnelResult(u.name, "failed", f"{exc}; the pending keys are kept: run "
-                                "`mwanctl keys rotate` again to finish", self.clock() - start)
+            return TunnelResult(u.name, "failed", f"{exc}; the pending keys are kept"
+                                + (f" (unconfirmed changes roll back by themselves within "
+                                   f"{self.confirm_timeout} s)" if armed else "")
+                                + ": run `mwanctl keys rotate` again to finish", self.clock() - start)
+        finally:
+            for _, t in armed:
+                t.close()
         return TunnelResult(u.name, "rotated", "new keys on both ends, handshake seen",
                             self.clock() - start)
 
-    def _drain(self, mother: str, u: Uplink, drained: bool) -> None:
-        """Drain at run time; also forget the tunnel's conntrack entries so flows already on it
-        (NATed to the mother's tunnel address) move to the other uplinks instead of being cut."""
-        self.say(f"{u.name}: {'draining' if drained else 'restoring'} {u.iface} on {mother}")
-        forget = [str(self._mother_address(u))] if drained else []
-        with self.connect(mother) as t:
-            t.set_drained(u.iface, drained, forget)
+    def _mother_seen_by_uplink(self, u: Uplink) -> Optional[str]:
+        """The mother's address as the uplink last heard it (its learned endpoint without the
+        port; ``[v6]`` stays bracketed), read before any change."""
+        with self.connect(u.name) as t:
+            dump = t.query(("wg_dump",)).get("wg_dump", "")
+        if dump.startswith("ERROR"):
+            return None
+        iface = parse_wg_dump(dump, u.name).get(u.iface)
+        eps = [p.endpoint for p in iface.peers.values() if p.endpoint] if iface else []
+        return eps[0].rsplit(":", 1)[0] if len(eps) == 1 else None
 
-    def _mother_address(self, u: Uplink) -> ipaddress.IPv4Address:
-        from mwanctl.compile.context import Context
-        slot = self.store.tunnels[u.name]["index"]
-        return Context(self.topology, {u.name: int(slot)}, {}).addrs(u).mother4.ip
+    def _listen_port(self, t: Transport, router: str, iface: str) -> Optional[int]:
+        """The port the mother's tunnel listens on now: wireguard.sh's renew runs `wg syncconf`
+        without ListenPort (the mother has none configured), which takes a new random port."""
+        dump = t.query(("wg_dump",)).get("wg_dump", "")
+        if dump.startswith("ERROR"):
+            return None
+        dev = parse_wg_dump(dump, router).get(iface)
+        return dev.listen_port if dev is not None else None
 
-    def _apply_keys(self, compiled: Compiled, router: str, u: Uplink) -> None:
-        """Apply the tunnel's two sections on one router, unless it already holds the new keys."""
+    def _apply_keys(self, compiled: Compiled, router: str, u: Uplink, mode: str) -> Optional[Transport]:
+        """Apply (not yet confirm) the tunnel's two sections on one router, unless it already holds
+        the new keys. ``mode``: "live" (renew only, no network reload: the mother), "deferred"
+        (commit and arm, nothing live: the uplink, brought live by :meth:`_bring_live`) or
+        "restart" (as planned: netifd rebuilds the tunnel). Returns the armed transport or None."""
         cfg = compiled.routers[router]
         t = self.connect(router)
-        dep = Deployment(compiled, self.connect, self.confirm_timeout)
         try:
             state = self._settled_state(t, router)
             plan = plan_router(cfg, state, only={u.iface, f"{u.iface}_peer"}, packages_=("network",))
@@ -173,13 +204,66 @@ class Rotation:
                 raise RotateError(f"{router}: " + "; ".join(plan.problems))
             if not plan.changed:
                 self.say(f"{u.name}: {router} already holds the new keys")
-                return
-            self.say(f"{u.name}: new keys on {router}")
-            outcome = dep.apply_router(router, plan, t)
-            if outcome.status != "applied":
-                raise RotateError(f"{router}: {outcome.message}")
-        finally:
+                t.close()
+                return None
+            assert plan.apply is not None
+            if mode in ("live", "deferred"):
+                plan.apply.reload = [p for p in plan.apply.reload if p != "network"]
+                plan.apply.restart_ifaces = []
+                plan.apply.renew_ifaces = [u.iface] if mode == "live" else []
+                if mode == "deferred":
+                    plan.apply.check_peers = {}
+            self.say(f"{u.name}: new keys on {router}"
+                     + {"live": " (live, no restart)", "deferred": " (committed, not live yet)"}.get(mode, ""))
+            t.apply(plan.apply, self.confirm_timeout)
+        except ApplyError as exc:
             t.close()
+            raise RotateError(f"{router}: {exc}; {router} is on its old config") from None
+        except TransportError as exc:
+            t.close()
+            raise RotateError(f"{router}: {exc}; {router} may have armed its rollback: it returns "
+                              f"to its old config within {self.confirm_timeout} s unless confirmed") from None
+        except BaseException:
+            t.close()
+            raise
+        return t
+
+    def _bring_live(self, compiled: Compiled, u: Uplink, t: Transport, host: Optional[str],
+                    tm: Optional[Transport]) -> None:
+        """The uplink's committed keys go live and the uplink starts the handshake, to the port
+        the mother listens on now (``tm``: the mother's open connection, if any)."""
+        new_mother = self.store.pair(u.name, "mother", "pending")
+        assert new_mother is not None
+        mother = self.topology.mother.name
+        if tm is not None:
+            port = self._listen_port(tm, mother, u.iface)
+        else:
+            with self.connect(mother) as fresh:
+                port = self._listen_port(fresh, mother, u.iface)
+        peer = next((s for s in compiled.routers[u.name].sections.get("network", [])
+                     if s.name == f"{u.iface}_peer"), None)
+        keepalive = peer.options.get("persistent_keepalive") if peer is not None else None
+        endpoint = f"{host}:{port}" if host and port else None
+        self.say(f"{u.name}: new keys live on {u.name}"
+                 + ("" if endpoint else " (the mother's address is not known here: its retry finds it)"))
+        try:
+            seen = t.rekey_live(u.iface, new_mother.public, endpoint,
+                                int(keepalive) if isinstance(keepalive, str) else 0)
+        except TransportError as exc:
+            raise RotateError(f"{u.name}: {exc}") from None
+        if endpoint and not seen:
+            self.say(f"{u.name}: no handshake yet after asking {u.name} for one")
+
+    def _confirm(self, router: str) -> None:
+        fresh = self.connect(router)
+        try:
+            fresh.confirm()
+        except (ConfirmError, TransportError) as exc:
+            raise RotateError(f"{router}: applied but could not confirm ({exc}); {router} restores "
+                              f"its previous config by itself within {self.confirm_timeout} s") from None
+        finally:
+            fresh.close()
+        self.say(f"{router}: confirmed")
 
     def _settled_state(self, t: Transport, router: str) -> RouterState:
         """Read the router; if an earlier run left an unconfirmed change, wait for its rollback."""

@@ -12,26 +12,33 @@ The CLI runs in the test process's mount namespace (the stand-in enters it with 
 inside a router's mount namespace ``/run`` is the router's own, so ``ip netns exec`` could not see
 ``/run/netns``. It reads one JSON request on stdin (see :func:`main`).
 
-mwan3 emulation (mother only), rebuilt from ``/etc/config/mwan3`` on every change:
+A ``renew`` (``ubus call network.interface.X renew``) is wireguard.sh's renew: ``wg syncconf`` on
+the same device, sessions kept, nothing for mwan3.
 
-* every ``interface`` section gets mwan3's id (its position, 1-based), fwmark ``id << 8`` under
-  mask 0x3F00, an ``ip rule fwmark … lookup <id>`` and a table ``<id>`` holding ``default dev
-  <iface>`` while the device exists (netifd names a WireGuard device after its interface);
-* new flows from the LAN device get a connmark chosen by the default rule's policy: among the
-  online members of the lowest ``metric``, at random in proportion to ``weight`` (mwan3 builds the
-  same choice from iptables ``statistic`` rules); no member online: mwan3's last resort
-  ``unreachable`` (mark 0x3E00);
-* an interface is online when its device exists and it was not drained; ``mwan3 ifdown`` drains
-  it (new flows avoid it), ``mwan3 ifup`` puts it back, and, like mwan3's hotplug handler on a
-  netifd ``ifup`` event, a (re)built interface is put back into use;
-* existing flows keep their connmark and stay on their tunnel after a drain (pitfalls: conntrack
-  keeps flows on the uplink they started on); the connmark is forgotten only when the conntrack
-  entry goes, e.g. when the masqueraded tunnel device is deleted by a rebuild.
+mwan3 emulation (mother only; :class:`Mwan3` is the pure model, proven against the recordings in
+tests/vectors/mwan3/ by tests/test_mwan3_emulation.py): the mother's mwan3 reacts to the events
+real mwan3 2.12.2 reacts to, as its sources do:
 
-Not emulated (real mwan3 does it): tracking (``mwan3track`` pings; here online means "device up
-and not drained"), ``initial_state``, sticky rules, ipsets, other rules than the default one,
-``flush_conntrack``, IPv6, the 100–250 ms window without members during a policy rebuild, and the
-``iif`` rules for traffic arriving from a tunnel.
+* events: ``mwan3 ifdown|ifup`` from the stand-in, netifd's hotplug ``ifdown`` when a device goes
+  and ``ifup`` when one is (re)built (a restart sends both), and mwan3track's ``disconnected``
+  after an ifdown of a tracked interface that was online;
+* every event rebuilds the policy the LAN's new flows meet as mwan3_set_policies_iptables does:
+  first only the last-resort rule (``unreachable``: new flows in that moment are lost), then one
+  member after another (``REBUILD_PAUSES`` between the steps), each step one nft transaction;
+* ``ifup`` puts the interface back online whatever took it out: a netifd restart undoes
+  ``mwan3 ifdown``; ``ifdown`` deletes its ip rules (``2000+id`` fwmark lookup ``id``,
+  ``3000+id`` unreachable) and flushes table ``id``, ``ifup`` makes them again with ``default
+  dev <iface>`` (netifd names a WireGuard device after its interface);
+* marks as mwan3's: id ``n`` (position among the interface sections) is ``n << 8`` under 0x3F00,
+  the last resort ``unreachable`` 0x3E00; a new flow's mark is kept in its connmark, so running
+  flows stay on their tunnel until their conntrack entry goes (pitfalls).
+
+Not emulated (real mwan3 does it): tracking itself (``mwan3track``'s pings: an interface whose
+device exists stays online unless an event takes it out), ``initial_state offline`` after start,
+sticky rules, ipsets, policies other than the default rule's (mwan3 rebuilds every policy one
+after another, so a later policy's blackhole comes later), ``flush_conntrack``, IPv6, the
+``iif`` rules and the copies of main-table routes in each table (replies from a tunnel are
+routed by the main table here), mwan3rtmon, and the real pauses' spread (fixed here).
 """
 
 from __future__ import annotations
@@ -42,8 +49,9 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -61,6 +69,11 @@ BINDING = "/etc/mwtest/netns.json"
 MARK_MASK = 0x3F00
 UNREACHABLE_MARK = 0x3E00
 NFT_TABLE = "mwtest_mwan3"
+# How long a policy rebuild leaves the chain empty, then how long between two members' restores.
+# Measured on real mwan3 2.12.2 (tests/vectors/mwan3/rotation/): 8 new flows lost in 10 rebuilds
+# at one new flow per 50 ms, i.e. about 40 ms without members per rebuild on that machine (a
+# router's slower shell takes longer: pitfalls.md saw 100-250 ms).
+REBUILD_PAUSES = (0.05, 0.05)
 
 
 class BoundHost(netlab.Lab):
@@ -150,32 +163,105 @@ class BoundHost(netlab.Lab):
         r = self._ip(self.host, "link", "show", "dev", dev, check=False)
         return r.returncode == 0 and "UP" in r.stdout.split(">")[0]
 
-    # -- mwan3 ----------------------------------------------------------------------------------
-    def sync_mwan3(self, mwan3: UciPackage, drained: set[str], lan_dev: str) -> dict[str, Any]:
-        """Make routes, rules and the new-flow choice match the config and the live state."""
-        ifaces = [s.name for s in mwan3.of_type("interface") if s.name]
-        enabled = {s.name for s in mwan3.of_type("interface")
-                   if s.name and s.options.get("enabled") == "1"}
-        ids = {name: i + 1 for i, name in enumerate(ifaces)}
-        online = {n for n in ifaces if n in enabled and n not in drained and self.device_up(n)}
-        rules = self._ip(self.host, "-4", "rule", "show").stdout
-        for name, i in ids.items():
-            # added once, never deleted and re-added: in between, the tunnel's flows would fall
-            # through to the main table and leave by another tunnel with the wrong source address
-            if not any(ln.startswith(f"{2000 + i}:") for ln in rules.splitlines()):
-                self._ip(self.host, "-4", "rule", "add", "pref", str(2000 + i), "fwmark",
-                         f"{i << 8:#x}/{MARK_MASK:#x}", "lookup", str(i))
-            if self.device_up(name):
-                self._ip(self.host, "-4", "route", "replace", "default", "dev", name, "table", str(i))
-            else:
-                self._ip(self.host, "-4", "route", "flush", "table", str(i), check=False)
-        if not any(ln.startswith("3000:") for ln in rules.splitlines()):
-            self._ip(self.host, "-4", "rule", "add", "pref", "3000", "fwmark",
-                     f"{UNREACHABLE_MARK:#x}/{MARK_MASK:#x}", "unreachable")
-        choice = _choice(mwan3, online, ids)
-        self.run(self.host, ["nft", "-f", "-"], input=_nft_script(choice, lan_dev))
-        return {"online": sorted(online), "choice": choice}
+    # -- netifd renew ---------------------------------------------------------------------------
+    def renew(self, network: UciPackage, names: list[str]) -> None:
+        """wireguard.sh's renew: setup again on the same device (``wg syncconf`` of the config
+        read from uci, addresses and routes re-sent): no new device, sessions kept, no hotplug
+        mwan3 acts on (netifd sends ``ifupdate``)."""
+        wanted = {w.name: w for w in netlab.read_wireguard_interfaces(network)}
+        for name in names:
+            wif = wanted.get(name)
+            if wif is None or not self.device_up(name):
+                continue
+            self._secrets.update(wif.secrets())
+            assert self._tmp is not None
+            cfg = self._tmp / self.host / f"wg-{name}.renew.conf"
+            fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(wif.wg_config())
+                r = self.run(self.host, ["wg", "syncconf", name, str(cfg)], check=False)
+            finally:
+                cfg.unlink(missing_ok=True)
+            if r.returncode != 0:
+                raise netlab.WgSetupError(f"[{self.host}] wg syncconf {name} failed: "
+                                          f"{self._redact(r.stderr.strip())}")
 
+    # -- mwan3 ----------------------------------------------------------------------------------
+    def mwan3(self, config_text: str, events: list[list[str]], lan_dev: str,
+              timing: tuple[float, float]) -> dict[str, Any]:
+        """Run mwan3's reaction to ``events`` ([source, action, iface]: source "cmd" for
+        ``mwan3 ifdown|ifup``, "hotplug" for netifd's and the tracker's events) against the live
+        namespace: rules, tables, and the policy rebuilt state by state with mwan3's pauses
+        (``timing``: seconds the chain stays empty, then between members). The model's state
+        lives in the host's run dir; a changed config restarts mwan3 (state from scratch)."""
+        rundir = self.hosts[self.host].rundir
+        state_file, log = rundir / "mwan3.json", rundir / "mwan3-events.log"
+        model = Mwan3(parse(config_text, "mwan3"))
+        devices = {n for n in model.interfaces() if self.device_up(n)}
+        try:
+            saved = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            saved = None
+        ids = model.ids()
+        if saved is None or saved.get("config") != config_text:
+            self._mwan3_steps(model.start(devices), ids, lan_dev, (0.0, 0.0), log, startup=True)
+        else:
+            model.hotplug, model.track = saved["hotplug"], saved["track"]
+        for source, action, iface in events:
+            steps = (model.command(action, iface, devices) if source == "cmd"
+                     else model.event(action, iface, iface in devices))
+            self._mwan3_steps(steps, ids, lan_dev, timing, log)
+        tmp = state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"config": config_text, **model.to_json()}))
+        os.replace(tmp, state_file)
+        return {**model.to_json(), "policy": describe_chain(model.policy_states(model.default_policy())[-1])}
+
+    def _mwan3_steps(self, steps: list[Step], ids: dict[str, int], lan_dev: str,
+                     timing: tuple[float, float], log: Path, startup: bool = False) -> None:
+        rules = self._ip(self.host, "-4", "rule", "show").stdout
+        for pref, what in ((2000 + 61, "blackhole"), (2000 + 62, "unreachable")):
+            # mwan3_set_general_rules: the last-resort marks (0x3D00, 0x3E00 under 0x3F00)
+            if not any(ln.startswith(f"{pref}:") for ln in rules.splitlines()):
+                self._ip(self.host, "-4", "rule", "add", "pref", str(pref), "fwmark",
+                         f"{(pref - 2000) << 8:#x}/{MARK_MASK:#x}", what)
+        with open(log, "a") as out:
+            def say(text: str) -> None:
+                out.write(f"{time.time():.6f} {text}\n")
+                out.flush()
+            for st in steps:
+                i = ids.get(st.iface, 0)
+                if st.kind == "log":
+                    say(st.text)
+                elif st.kind == "rules_del" and i:        # mwan3_delete_iface_rules/_route
+                    for pref in (1000 + i, 2000 + i, 3000 + i):
+                        while self._ip(self.host, "-4", "rule", "del", "pref", str(pref),
+                                       check=False).returncode == 0:
+                            pass
+                    self._ip(self.host, "-4", "route", "flush", "table", str(i), check=False)
+                elif st.kind == "rules_add" and i:        # mwan3_create_iface_rules/_route
+                    for pref in (2000 + i, 3000 + i):
+                        while self._ip(self.host, "-4", "rule", "del", "pref", str(pref),
+                                       check=False).returncode == 0:
+                            pass
+                    mark = f"{i << 8:#x}/{MARK_MASK:#x}"
+                    self._ip(self.host, "-4", "rule", "add", "pref", str(2000 + i), "fwmark", mark,
+                             "lookup", str(i))
+                    self._ip(self.host, "-4", "rule", "add", "pref", str(3000 + i), "fwmark", mark,
+                             "unreachable")
+                    if self.device_up(st.iface):
+                        self._ip(self.host, "-4", "route", "replace", "default", "dev", st.iface,
+                                 "table", str(i))
+                elif st.kind == "policy":
+                    states = st.states[-1:] if startup else st.states
+                    took = 0.0
+                    for n, chain in enumerate(states):
+                        if n:     # the pause ends when the next state is live (nft takes a while)
+                            time.sleep(max(0.0, (timing[0] if n == 1 else timing[1]) - took))
+                        t0 = time.monotonic()
+                        self.run(self.host, ["nft", "-f", "-"], input=nft_policy(chain, ids, lan_dev))
+                        took = time.monotonic() - t0
+                        say(f"POLICY {describe_chain(chain)}".rstrip())
 
 def _alive(pid: int) -> bool:
     try:
@@ -188,37 +274,200 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _choice(mwan3: UciPackage, online: set[str], ids: dict[str, int]) -> list[tuple[int, int]]:
-    """(mark, weight) of the online members of the lowest metric in the default rule's policy."""
-    rules = [s for s in mwan3.of_type("rule") if s.options.get("dest_ip") in ("0.0.0.0/0", None)
-             and s.options.get("family", "ipv4") in ("ipv4", "any")]
-    if not rules:
-        return []
-    policy = mwan3.get(str(rules[-1].options.get("use_policy", "")))
-    if policy is None:
-        return []
-    used = policy.options.get("use_member", ())
-    members = [mwan3.get(m) for m in (used if isinstance(used, tuple) else (used,))]
-    live = [(int(str(m.options.get("metric", "1"))), str(m.options["interface"]),
-             int(str(m.options.get("weight", "1"))))
-            for m in members if m is not None and m.options.get("interface") in online]
-    if not live:
-        return []
-    best = min(metric for metric, _, _ in live)
-    return [(ids[iface] << 8, weight) for metric, iface, weight in live if metric == best]
+# --------------------------------------------------------------------------- mwan3 2.12.2 model
+
+Member = tuple[str, int, int]        # (interface, weight, total weight): the policy rule's comment
+DEFAULT_LOWEST_METRIC = 256          # mwan3.sh: members with a higher metric are never used
+HOTPLUG_ACTIONS = ("ifup", "ifdown", "connected", "disconnected")   # the rest: 15-mwan3 exits 1
 
 
-def _nft_script(choice: list[tuple[int, int]], lan_dev: str) -> str:
-    """One nft transaction: a flow keeps its connmark; a new one gets a weighted random choice."""
-    if choice:
-        total = sum(w for _, w in choice)
-        parts, at = [], 0
-        for mark, weight in choice:
-            parts.append(f"{at}-{at + weight - 1} : {mark:#x}" if weight > 1 else f"{at} : {mark:#x}")
-            at += weight
-        pick = f"ct mark set numgen random mod {total} map {{ {', '.join(parts)} }}"
-    else:
-        pick = f"meta mark set {UNREACHABLE_MARK:#x} return"
+@dataclass
+class Step:
+    """One thing mwan3 does to the live system, in order: ``log`` a syslog line, ``rules_add`` /
+    ``rules_del`` an interface's ip rules and routing table, or rebuild the policy (``states``:
+    the chain's contents one iptables-restore after another, ``[]`` = only the last-resort rule)."""
+
+    kind: str
+    iface: str = ""
+    text: str = ""
+    states: list[list[Member]] = field(default_factory=list)
+
+
+@dataclass
+class Mwan3:
+    """PURE: what mwan3 2.12.2 does on each event, from its sources (openwrt/packages net/mwan3:
+    etc/hotplug.d/iface/15-mwan3, lib/mwan3/mwan3.sh, usr/sbin/mwan3, usr/sbin/mwan3track).
+
+    State: ``hotplug`` is /var/run/mwan3/iface_state/<iface> (what the policies use), ``track``
+    is mwan3track's /var/run/mwan3track/<iface>/STATUS.
+
+    * 15-mwan3 handles ifup/ifdown/connected/disconnected (and nothing else: netifd's
+      ``ifupdate`` after a renew is ignored). Each one ends in ``mwan3_set_policies_iptables``,
+      which first flushes the policy chain down to its last-resort rule in one iptables-restore,
+      then adds the online members one restore each (``mwan3_set_policy``): new flows meet an
+      empty policy for a moment on every event.
+    * ``ifup`` (netifd's hotplug, or ``mwan3 ifup``) sets the interface online (``initial_state``
+      online) whatever took it out before: a netifd restart undoes ``mwan3 ifdown``.
+    * ``ifdown`` (netifd's, or ``mwan3 ifdown``, which runs 15-mwan3 itself) sets it offline and
+      deletes its ip rules and table; mwan3track gets SIGUSR1 and, when its STATUS was online,
+      sends a ``disconnected`` event: a second rebuild.
+    * mwan3track on SIGUSR2 (ifup) runs firstconnect: STATUS online and a ``connected`` event with
+      FIRSTCONNECT=1, which 15-mwan3 ignores.
+    """
+
+    config: UciPackage
+    hotplug: dict[str, str] = field(default_factory=dict)
+    track: dict[str, str] = field(default_factory=dict)
+
+    # -- config --------------------------------------------------------------------------------
+    def interfaces(self) -> list[str]:
+        return [s.name for s in self.config.of_type("interface") if s.name]
+
+    def ids(self) -> dict[str, int]:
+        """mwan3_update_iface_to_table: the position among all interface sections, from 1."""
+        return {n: i + 1 for i, n in enumerate(self.interfaces())}
+
+    def _opt(self, iface: str, option: str, default: str = "") -> str:
+        sec = self.config.get(iface)
+        v = sec.options.get(option) if sec is not None else None
+        return str(v) if isinstance(v, str) else default
+
+    def enabled(self, iface: str) -> bool:
+        return iface in self.ids() and self._opt(iface, "enabled", "0") in ("1", "on", "true", "yes")
+
+    def tracked(self, iface: str) -> bool:
+        """mwan3's init starts a tracker only for an enabled interface with track_ip."""
+        sec = self.config.get(iface)
+        return self.enabled(iface) and sec is not None and bool(sec.options.get("track_ip"))
+
+    def default_policy(self) -> Optional[str]:
+        """The policy of the last IPv4 catch-all rule (the one the LAN's new flows meet)."""
+        rules = [s for s in self.config.of_type("rule") if s.options.get("dest_ip") in ("0.0.0.0/0", None)
+                 and s.options.get("family", "ipv4") in ("ipv4", "any")]
+        return str(rules[-1].options.get("use_policy", "")) if rules else None
+
+    # -- the policy chain ----------------------------------------------------------------------
+    def policy_states(self, policy: Optional[str]) -> list[list[Member]]:
+        """mwan3_create_policies_iptables + mwan3_set_policy for one policy: the chain after each
+        iptables-restore (IPv4)."""
+        states: list[list[Member]] = [[]]
+        sec = self.config.get(policy) if policy else None
+        if sec is None:
+            return states
+        used = sec.options.get("use_member", ())
+        chain: list[Member] = []
+        lowest, total = DEFAULT_LOWEST_METRIC, 0
+        for name in (used if isinstance(used, tuple) else (used,)):
+            m = self.config.get(str(name))
+            if m is None:
+                continue
+            iface = str(m.options.get("interface", ""))
+            metric, weight = int(str(m.options.get("metric", "1"))), int(str(m.options.get("weight", "1")))
+            if not iface or metric > DEFAULT_LOWEST_METRIC or iface not in self.ids():
+                continue
+            if self._opt(iface, "family", "ipv4") != "ipv4" or self.hotplug.get(iface) != "online":
+                continue
+            if metric < lowest:                       # is_lowest: flush, then this member alone
+                chain, lowest, total = [(iface, weight, weight)], metric, weight
+            elif metric == lowest:                    # inserted on top with weight/total
+                total += weight
+                chain = [(iface, weight, total)] + chain
+            else:
+                continue
+            states.append(list(chain))
+        return states
+
+    def rebuild(self) -> Step:
+        return Step("policy", states=self.policy_states(self.default_policy()))
+
+    # -- events --------------------------------------------------------------------------------
+    def start(self, devices: set[str]) -> list[Step]:
+        """/etc/init.d/mwan3 start: trackers start (firstconnect: online), every enabled interface
+        whose device is up gets its rules and state (ifup with MWAN3_STARTUP=init, no rebuild),
+        then one policy build."""
+        self.hotplug, self.track = {}, {}
+        steps: list[Step] = []
+        for iface in self.interfaces():
+            if not self.enabled(iface):
+                continue
+            if self.tracked(iface):
+                self.track[iface] = "online" if iface in devices else "disabled"
+            if iface in devices:
+                self.hotplug[iface] = self._ifup_status(iface)
+                steps.append(Step("rules_add", iface))
+        return steps + [self.rebuild()]
+
+    def _ifup_status(self, iface: str) -> str:
+        if self._opt(iface, "initial_state", "online") == "offline":
+            return "online" if self.track.get(iface) == "online" else "offline"
+        return "online"
+
+    def command(self, verb: str, iface: str, devices: set[str]) -> list[Step]:
+        """``mwan3 ifdown|ifup <iface>`` (usr/sbin/mwan3): 15-mwan3 run directly with that action;
+        ifup only when netifd reports the interface up with a device."""
+        if verb == "ifup" and iface not in devices:
+            return [Step("log", iface, f"The network interace '{iface}' is not up.")]
+        return self.event(verb, iface, iface in devices)
+
+    def event(self, action: str, iface: str, device: bool) -> list[Step]:
+        """One run of 15-mwan3 (from netifd's hotplug, ``mwan3 ifdown/ifup`` or mwan3track), and
+        what mwan3track then sends in turn."""
+        if action not in HOTPLUG_ACTIONS:
+            return []
+        if action in ("ifup", "connected") and not device:
+            return [Step("log", iface, f"{action} called on {iface} with no device set")]
+        if not self.enabled(iface):
+            return [Step("log", iface, f"mwan3 hotplug on {iface} not called because interface disabled")]
+        status = self._ifup_status(iface)
+        steps = [Step("log", iface, f"Execute {action} event on interface {iface}")]
+        if action == "connected":
+            self.hotplug[iface] = "online"
+            steps.append(self.rebuild())
+        elif action == "disconnected":
+            self.hotplug[iface] = "offline"
+            steps.append(self.rebuild())
+        elif action == "ifup":
+            steps.append(Step("rules_add", iface))
+            self.hotplug[iface] = status
+            if status == "online":
+                steps.append(self.rebuild())
+            if self.tracked(iface):                 # SIGUSR2: firstconnect, FIRSTCONNECT=1 event
+                if device:
+                    self.track[iface] = status if self.track.get(iface) != "online" else "online"
+                else:
+                    self.track[iface] = "disabled"
+        else:  # ifdown
+            self.hotplug[iface] = "offline"
+            steps.append(Step("rules_del", iface))
+            steps.append(self.rebuild())
+            if self.tracked(iface):                 # SIGUSR1: disconnected, then disabled
+                before = self.track.get(iface)
+                self.track[iface] = "offline"
+                if before in ("online", "disconnecting"):
+                    steps.append(Step("log", iface, f"Interface {iface} is offline"))
+                    steps += self.event("disconnected", iface, device)
+                else:
+                    steps.append(Step("log", iface, f"Skip disconnected event for {iface}"))
+                self.track[iface] = "disabled"
+        return steps
+
+    def to_json(self) -> dict[str, Any]:
+        return {"hotplug": self.hotplug, "track": self.track}
+
+
+def nft_policy(chain: list[Member], ids: dict[str, int], lan_dev: str) -> str:
+    """One nft transaction for the LAN's new flows, rule for rule as mwan3's iptables chain: a
+    flow keeps its connmark; a new one meets the members top down (``statistic --probability
+    weight/total``, the last one unconditional); with no member, the last resort (unreachable),
+    which mwan3's hook also saves to the connmark."""
+    rules = [f"ct mark and {MARK_MASK:#x} != 0 meta mark set ct mark and {MARK_MASK:#x} return"]
+    for iface, weight, total in chain:
+        mark = f"{ids[iface] << 8:#x}"
+        per_mille = weight * 1000 // total
+        cond = "" if per_mille >= 1000 else f"numgen random mod 1000 < {per_mille} "
+        rules.append(f"{cond}ct mark set {mark} meta mark set {mark} return")
+    if not chain:
+        rules.append(f"ct mark set {UNREACHABLE_MARK:#x} meta mark set {UNREACHABLE_MARK:#x} return")
     return "\n".join([
         f"table ip {NFT_TABLE} {{}}",
         f"delete table ip {NFT_TABLE}",
@@ -228,29 +477,47 @@ def _nft_script(choice: list[tuple[int, int]], lan_dev: str) -> str:
         f'    iifname "{lan_dev}" jump pick',
         "  }",
         "  chain pick {",
-        f"    ct mark and {MARK_MASK:#x} != 0 meta mark set ct mark and {MARK_MASK:#x} return",
-        f"    {pick}",
-        f"    meta mark set ct mark and {MARK_MASK:#x}",
+        *[f"    {r}" for r in rules],
         "  }",
         "}",
         "",
     ])
 
 
+def describe_chain(chain: list[Member]) -> str:
+    """The poller's view of a chain (recordings: ``comment "<iface> <weight> <total>"`` each)."""
+    return " ".join(f'comment "{i} {w} {t}"' for i, w, t in chain)
+
 def main() -> int:
     """Request on stdin: {"netns", "host", "rundir", "network": text, "up": [...], "down": [...],
-    and for a mother "mwan3": text, "drained": [...], "lan_dev"}. Prints {"ok": ..., "mwan3": ...}."""
+    "renew": [...], and for a mother "mwan3": text, "events": [[source, action, iface], ...],
+    "lan_dev", "rebuild": [empty s, per member s]}. netifd's own hotplug events (ifdown when a
+    device goes, ifup when one is (re)built) are added here, before the stand-in's ``events``.
+    Prints {"ok": ..., "mwan3": {"hotplug", "track", "policy"}}."""
     req = json.load(sys.stdin)
     h = BoundHost(req["host"], req["netns"], Path(req["rundir"]))
     out: dict[str, Any] = {"ok": True}
     try:
+        events: list[list[str]] = []
+        for name in req.get("down", []):
+            if h.device_up(name):
+                events.append(["hotplug", "ifdown", name])
         if req.get("down"):
             h.set_down(req["down"])
+        existed = {n for n in req.get("up", []) if h.device_up(n)}
         if req.get("up"):
             h.set_up(parse(req.get("network", ""), "network"), req["up"])
+        for name in req.get("up", []):
+            if name in existed:                  # a restart: netifd's ifdown, then ifup
+                events.append(["hotplug", "ifdown", name])
+            if h.device_up(name):
+                events.append(["hotplug", "ifup", name])
+        if req.get("renew"):
+            h.renew(parse(req.get("network", ""), "network"), req["renew"])
         if req.get("mwan3") is not None:
-            out["mwan3"] = h.sync_mwan3(parse(req["mwan3"], "mwan3"), set(req.get("drained", [])),
-                                        req.get("lan_dev", "lan"))
+            timing = tuple(req.get("rebuild") or REBUILD_PAUSES)
+            out["mwan3"] = h.mwan3(req["mwan3"], events + list(req.get("events", [])),
+                                   req.get("lan_dev", "lan"), (float(timing[0]), float(timing[1])))
     except Exception as exc:  # noqa: BLE001 - reported to the stand-in as one line
         out = {"ok": False, "error": h._redact(f"{type(exc).__name__}: {exc}")}
     print(json.dumps(out))

@@ -171,14 +171,17 @@ class PingStream:
         self._reader.join(timeout=5)
         text = "".join(self._lines)
         m = re.search(r"(\d+) packets transmitted, (\d+) received", text)
-        if not m:
-            raise netlab.LabError(f"ping printed no summary: {text[-500:]!r}")
-        sent = int(m.group(1))
+        seqs = [int(x) for x in re.findall(r"icmp_seq=(\d+)", text)]
+        if m:
+            sent, how = int(m.group(1)), f"ping: {m.group(1)} sent, {m.group(2)} replies"
+        elif seqs:   # no summary (ping did not get to print it): what -O printed says how far it got
+            sent, how = max(seqs), f"ping: no summary (exit {self._proc.returncode}), last seq {max(seqs)}"
+        else:
+            raise netlab.LabError(f"ping printed nothing usable: {text[-500:]!r}")
         judged = max(0, sent - int(settle / self.interval) - 2)
         got = self.received()
         _ = cut
-        return StreamResult(judged, [s for s in range(1, judged + 1) if s not in got],
-                            f"ping: {sent} sent, {m.group(2)} replies")
+        return StreamResult(judged, [s for s in range(1, judged + 1) if s not in got], how)
 
 
 @dataclass

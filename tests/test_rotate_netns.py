@@ -83,6 +83,17 @@ def bursts(lost: list[int]) -> list[list[int]]:
     return out
 
 
+def mwan3_log(lab: netlab.Lab) -> list[str]:
+    """What the mother's mwan3 did (tests/netifd_bridge.py): hotplug runs and policy states."""
+    path = lab.hosts["mother"].rundir / "mwan3-events.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def rebuilds(lines: list[str]) -> list[str]:
+    """The hotplug runs (each one a policy rebuild) in mwan3's log lines."""
+    return [text for ln in lines for text in [ln.split(" ", 1)[1]] if text.startswith("Execute ")]
+
+
 def rotate_under_traffic(site: Any, lab: netlab.Lab, capsys: Any) -> tuple[int, str, float, Any, Any]:
     ping = rotate_lab.PingStream(lab).start()
     flows = rotate_lab.FlowStream(lab).start()
@@ -90,41 +101,70 @@ def rotate_under_traffic(site: Any, lab: netlab.Lab, capsys: Any) -> tuple[int, 
     t0 = time.monotonic()
     code, out, err = run(site, capsys, "keys", "rotate", str(site.path), "--yes")
     took = time.monotonic() - t0
+    print(err)
     time.sleep(2.0)           # the streams must be seen to recover
     p, f = ping.stop(), flows.stop()
-    print(err)
     print(f"rotate {took:.1f} s; ping lost {p.lost_count}/{p.sent} in bursts "
           f"{[len(b) for b in bursts(p.lost)]}; new flows lost {f.lost_count}/{f.sent} ({f.note})")
     return code, err, took, p, f
 
 
-def test_keys_rotate_with_two_uplinks_loses_no_new_flow(lab, router_factory, tmp_path, capsys):
-    """New flows never notice a rotation: a drained tunnel gets none, and a rebuilt one is usable
-    at once (the uplink holds its new keys before the mother dials it).
+def test_old_rotation_loses_new_flows_in_the_lab_as_on_real_mwan3(lab, router_factory, tmp_path):
+    """The lab's mwan3 does what the recording shows real mwan3 doing (tests/vectors/mwan3/
+    rotation/): a drain (`mwan3 ifdown`), netifd's restart of the tunnel and the undrain are five
+    policy rebuilds for one tunnel, new flows are lost in them, and the restart's ifup puts the
+    drained tunnel back before the undrain. This is why `keys rotate` does none of them; the
+    zero-loss test below is only worth something because this one loses."""
+    uplinks = ["u1", "u2"]
+    site = rotate_lab.build(lab, router_factory, tmp_path, uplinks)
+    assert main(site.argv("deploy", str(site.path), "--yes")) == 0
+    rotate_lab.wait_tunnels(lab, uplinks)
+    mother = site.routers["mother"]
+    flows = rotate_lab.FlowStream(lab).start()
+    time.sleep(1.0)
+    before = len(mwan3_log(lab))
+    assert mother.run("mwan3 ifdown mw_u1").returncode == 0
+    for verb in ("down", "up"):                      # what a key change made netifd do
+        assert mother.run(f"ubus call network.interface.mw_u1 {verb}").returncode == 0
+    back = mwan3_log(lab)[-1]
+    assert mother.run("mwan3 ifup mw_u1").returncode == 0
+    time.sleep(1.0)
+    f = flows.stop()
+    events = rebuilds(mwan3_log(lab)[before:])
+    print(f"old way, one tunnel: {events}; new flows lost {f.lost_count}/{f.sent}")
+    assert events == [f"Execute {a} event on interface mw_u1"
+                      for a in ("ifdown", "disconnected", "ifdown", "ifup", "ifup")]
+    assert "mw_u1" in back                            # back in the policy before `mwan3 ifup`
+    assert f.lost_count >= 1, "the lab's mwan3 rebuilds lost nothing: it would prove nothing"
 
-    The single long-lived flow (one `ping` stream, one conntrack entry) survives too: when a tunnel
-    is drained, mwanctl also deletes the conntrack entries NATed to that tunnel's address, so the
-    flow's next packet is placed afresh on the other uplink instead of staying pinned to the tunnel
-    being re-keyed. What can still be lost is the one reply in flight at the moment its entry is
-    deleted (it arrives with no entry to be un-NATed by): at most one packet per drained tunnel,
-    with a probability of about RTT / send interval (measured: 0 in most runs, 1 in some).
+
+def test_keys_rotate_with_two_uplinks_loses_no_new_flow(lab, router_factory, tmp_path, capsys):
+    """Five rotations of both tunnels under traffic in one lab: no new flow lost, at most one ping
+    per rotation, and mwan3 never touched (no hotplug run, so no policy rebuild).
+
+    The mother takes its new keys live (renew, same device) and so queues what it sends into the
+    tunnel until the new session exists; the uplink restarts its tunnel and is asked to start the
+    handshake. The single ping flow keeps its tunnel (its conntrack entry is never touched).
     """
     uplinks = ["u1", "u2"]
     site = rotate_lab.build(lab, router_factory, tmp_path, uplinks)
     code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
     assert code == 0, err
     rotate_lab.wait_tunnels(lab, uplinks)
-    before = store(site)
-    code, err, took, p, f = rotate_under_traffic(site, lab, capsys)
-    assert code == 0, err
-    for u in uplinks:
-        assert key_of(store(site), u, "uplink")["public"] != key_of(before, u, "uplink")["public"]
-        assert key_of(store(site), u, "mother")["public"] != key_of(before, u, "mother")["public"]
-    assert_store_matches_routers(site, uplinks)
-    assert f.sent > 50 and f.lost_count == 0, f.lost
-    assert p.sent > 50
-    assert p.lost_count <= len(uplinks), f"ping stream lost {p.lost} (bursts {bursts(p.lost)})"
-    assert all(len(b) == 1 for b in bursts(p.lost)), bursts(p.lost)
+    figures = []
+    for n in range(5):
+        before, log_at = store(site), len(mwan3_log(lab))
+        code, err, took, p, f = rotate_under_traffic(site, lab, capsys)
+        assert code == 0, err
+        for u in uplinks:
+            assert key_of(store(site), u, "uplink")["public"] != key_of(before, u, "uplink")["public"]
+            assert key_of(store(site), u, "mother")["public"] != key_of(before, u, "mother")["public"]
+        assert_store_matches_routers(site, uplinks)
+        assert rebuilds(mwan3_log(lab)[log_at:]) == [], "rotation made mwan3 rebuild its policy"
+        assert f.sent > 50 and f.lost_count == 0, (n, f.lost)
+        assert p.sent > 50 and p.lost_count <= 1, (n, p.lost)
+        figures.append((round(took, 1), p.lost_count, f.lost_count, f.note))
+    print("rotations (s, pings lost, new flows lost, slowest echo):", figures)
 
 
 def test_lost_confirm_keeps_pending_keys_and_a_rerun_finishes(lab, router_factory, tmp_path, capsys,
@@ -174,17 +214,17 @@ def test_lost_confirm_keeps_pending_keys_and_a_rerun_finishes(lab, router_factor
     assert lab.ping("client", rotate_lab.TARGET)
 
 
-def test_single_uplink_says_nothing_to_drain_and_loss_is_measured(lab, router_factory, tmp_path, capsys):
+def test_single_uplink_rotates_live_and_loss_is_measured(lab, router_factory, tmp_path, capsys):
+    """With one uplink there is nothing to drain to, and nothing needs draining: the mother holds
+    what it sends while the ends disagree. Measured, not promised: the queue WireGuard keeps per
+    peer has room for 128 packets."""
     uplinks = ["u1"]
     site = rotate_lab.build(lab, router_factory, tmp_path, uplinks)
     assert run(site, capsys, "deploy", str(site.path), "--yes")[0] == 0
     rotate_lab.wait_tunnels(lab, uplinks)
     code, err, took, p, f = rotate_under_traffic(site, lab, capsys)
     assert code == 0, err
-    assert "the only uplink, nothing to drain to" in err
     assert_store_matches_routers(site, uplinks)
-    # no zero assertion: the tunnel is down from the uplink's new keys to the new handshake.
-    # New flows come back; the one long ping flow's loss is only measured (OPEN: in the runs so
-    # far it had not recovered 2 s after the rotation; not yet explained)
-    assert f.lost_count > 0 and f.lost[-1] < f.sent - 10, f.lost
+    assert "u1: new keys on mother (live, no restart)" in err
+    assert not f.lost or f.lost[-1] < f.sent - 10, f.lost      # new flows flow again
     print(f"single uplink: ping flow lost {p.lost_count}/{p.sent}, new flows lost {f.lost_count}/{f.sent}")

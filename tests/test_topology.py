@@ -91,3 +91,65 @@ def test_missing_file_is_one_clear_line(capsys: pytest.CaptureFixture[str], tmp_
     assert main(["validate", str(tmp_path / "nope.yaml")]) == 1
     err = capsys.readouterr().err
     assert "cannot read topology file" in err and "Traceback" not in err
+
+
+def _keys(topo, slots):
+    from mwanctl.keys import KeyPair, TunnelKeys
+    pair = KeyPair("cHJpdmF0ZS1tb3RoZXItMDAwMDAwMDAwMDAwMDAwMDA=", "pub", "2026-01-01T00:00:00Z")
+    return {u.name: TunnelKeys(slots[u.name], pair, pair) for u in topo.uplinks}
+
+
+def test_pools_at_the_top_of_their_range_render_inside_them() -> None:
+    """The last slots of a pool at the top of usable space stay inside the pool (no overflow,
+    nothing outside it), and the IPv6 pool bounds the slots too (a /63 holds two)."""
+    import ipaddress
+
+    from mwanctl.compile import compile_site
+    from mwanctl.site import pool_slots
+    text = ("site: top\nmother: {host: 192.168.1.1}\ntunnels: {pool: 223.255.255.248/29, pool6: 'fdff:ffff:ffff:fffe::/63'}\n"
+            "uplinks:\n  - {name: a, host: 192.168.1.2, ipv6: true, tunnel: {index: 1}}\n"
+            "  - {name: b, host: 192.168.1.3, ipv6: true}\n")
+    topo = parse_topology(text)
+    assert pool_slots(topo) == 2
+    compiled = compile_site(topo, _keys(topo, {"a": 1, "b": 0}))
+    net = {s.name: s for s in compiled.routers["mother"].sections["network"]}
+    for name in ("mw_a", "mw_b"):
+        v4 = ipaddress.ip_interface(net[name].options["addresses"][0])
+        assert v4.ip in topo.pool.ipv4
+        v6 = ipaddress.ip_interface(net[name + "6"].options["ip6addr"][0])
+        assert v6.ip in topo.pool.ipv6
+    with pytest.raises(TopologyError) as exc:
+        parse_topology(text.replace("index: 1", "index: 5"))
+    assert [d.rule for d in exc.value.diagnostics] == ["MW004"]
+
+
+def test_a_template_override_that_makes_names_clash_is_refused_at_compile_with_locations(tmp_path: Path) -> None:
+    """The section-name rule (MW010) is one function: validation runs it on the built-in blueprints,
+    compile_site again on the ones in use, so an override cannot slip a clash past it."""
+    from mwanctl.compile import compile_site
+    from mwanctl.compile.templates import Templates
+    d = tmp_path / "tpl"
+    d.mkdir()
+    base = (HERE.parent / "uci_templates" / "network-mother-tunnel6.uci").read_text()
+    (d / "network-mother-tunnel6.uci").write_text(base.replace("config interface ${iface6}",
+                                                               "config interface ${iface}"))
+    topo = parse_topology("site: s\nmother: {host: 192.168.1.1}\ntunnels: {pool6: 'fd00::/48'}\n"
+                          "uplinks:\n  - {name: a, host: 192.168.1.2, ipv6: true}\n", "t.yaml")
+    with pytest.raises(TopologyError) as exc:
+        compile_site(topo, _keys(topo, {"a": 0}), Templates(d))
+    assert {d.rule for d in exc.value.diagnostics} == {"MW010"}
+    assert all(d.location is not None and d.location.line == 5 for d in exc.value.diagnostics)
+
+
+def test_port_ranges_written_with_a_dash_reach_mwan3_as_iptables_ranges() -> None:
+    """`80-443` (fw4's spelling) means the range; mwan3 hands ports to iptables' multiport, which
+    reads `80:443`, so that is what is written."""
+    from mwanctl.compile import compile_site
+    topo = parse_topology("site: s\nmother: {host: 192.168.1.1}\nuplinks:\n  - {name: a, host: 192.168.1.2}\n"
+                          "rules:\n  - {name: web, proto: tcp, dest_port: '80-443,8000:8080,22', src_port: 1024-65535,"
+                          " policy: balanced}\n")
+    assert topo.rules[0].dest_port == "80:443,8000:8080,22"
+    rule = next(s for s in compile_site(topo, _keys(topo, {"a": 0})).routers["mother"].sections["mwan3"]
+                if s.name == "mw_web")
+    assert rule.options["dest_port"] == "80:443,8000:8080,22"
+    assert rule.options["src_port"] == "1024:65535"

@@ -17,6 +17,7 @@ import pytest
 
 from mwanctl.cli import main
 from mwanctl.keys import KeyStore
+from mwanctl.status import SCHEMA
 from mwanctl.web.history import History, Retention, Sample
 
 try:
@@ -82,6 +83,8 @@ def metrics(c: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
 
 
 def m(ms: dict, name: str, **labels: str) -> float:
+    if "uplink" in labels:
+        labels.setdefault("family", "ipv4")
     return ms[(name, tuple(sorted({"site": "lab", **labels}.items())))]
 
 
@@ -104,9 +107,9 @@ def test_api_status_is_the_status_json_and_metrics_parse(lab, capsys):
     site, store = lab["site"], lab["store"]
     server = lab["start"]()
     c, _ = login(server)
-    assert weblab.wait_for(lambda: c.get("/api/status").json().get("reachable"), 10)
+    assert weblab.wait_for(lambda: (d := c.get("/api/status").json())["reachable"] and d["error"] is None, 10)
     api = c.get("/api/status").json()
-    assert c.get("/api/status/lab").json()["schema"] == "mwanctl.status/1"
+    assert c.get("/api/status/lab").json()["schema"] == SCHEMA
     code = main(site.argv("status", str(site.path), "--json", "--uplinks"))
     cli = json.loads(capsys.readouterr().out)
     assert stable(api) == stable(cli)

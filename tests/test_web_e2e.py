@@ -190,6 +190,10 @@ def test_validate_shows_errors_at_their_line(lab):
         assert f"{path}:{at + 1}:" in d.find_element("css selector", "#result ul.diags").text
         d.execute_script("document.getElementById('result').scrollIntoView()")
         shot(lab, "web-validate.png")
+        # the poller noticed too: it keeps the last good topology and says so in the timeline
+        ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=topology]"),
+                             3 * INTERVAL)
+        assert ev and "still using the last good version" in ev[0].text
     finally:
         path.write_text(good)
     d.find_element("css selector", "form[data-kind=validate] button").click()
@@ -213,7 +217,7 @@ def test_plan_is_the_cli_plan_and_deploy_from_the_page_changes_the_router(lab, c
     for end in ("mother", "uplink"):
         for u in ("a", "b"):
             assert lab["store"].pair(u, end).private not in d.page_source
-    d.execute_script("document.getElementById('result').scrollIntoView()")
+    d.execute_script("document.getElementById('h-actions').scrollIntoView()")
     shot(lab, "web-plan.png")
 
     # a wrong site name starts nothing
@@ -239,9 +243,9 @@ def test_plan_is_the_cli_plan_and_deploy_from_the_page_changes_the_router(lab, c
     assert "mother: applied and confirmed" in text and "a: applied and confirmed" in text
     net = parse(mother.config_text("network"), "network")
     assert net.get("mw_a").options["proto"] == "wireguard"              # the router really changed
-    ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=deploy]"), 3 * INTERVAL)
+    ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=deploy]"), 10 * INTERVAL)
     assert ev and ev[0].get_attribute("data-result") == "applied"
-    d.execute_script("document.getElementById('jobs').scrollIntoView()")
+    d.execute_script("document.getElementById('h-actions').scrollIntoView()")
     shot(lab, "web-deploy.png")
     # and the CLI agrees there is nothing left to do
     assert main(site.argv("plan", str(site.path))) == 0

@@ -55,7 +55,7 @@ def listing(ctx: Context, routers: dict[str, dict[str, list]]) -> list[Generated
 def section_clashes(items: Iterable[Generated]) -> list[Diagnostic]:
     """One diagnostic at each offender of every name generated twice in a package of a router.
 
-    Two items from the same object (same origin key) are duplicates that MW002 already reports
+    Two objects of one name at different places are duplicates that MW002 already reports
     (`wans: [wan, wan]`, an uplink defined twice), so they are not repeated here."""
     first: dict[tuple[str, str, str], Generated] = {}
     out: list[Diagnostic] = []
@@ -66,7 +66,12 @@ def section_clashes(items: Iterable[Generated]) -> list[Diagnostic]:
         if prev is g:
             continue
         a, b = prev.origin, g.origin
-        if a is not None and b is not None and a.key == b.key:
+        if a is not None and b is not None and a.key == b.key and a.loc != b.loc:
+            continue    # one name defined twice (two uplinks `dsl`): MW002 reports that
+        if a == b:      # one object made the same section twice (a blueprint override can)
+            out.append(Diagnostic(b.loc if b else None, b.field if b else "(generated)",
+                                  f"generates the UCI section `{g.name}` twice in {g.package} on {g.router}; "
+                                  "check the blueprints in use (--templates)", rule=RULE))
             continue
         pair = (g.name, a.key if a else "", b.key if b else "")   # once per pair, not per package
         if pair in reported:

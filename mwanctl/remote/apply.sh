@@ -1,6 +1,7 @@
 # apply: lock, snapshot, stage, verify, commit, arm the rollback timer, reload, restart, check.
 # Args: MW_OWNER MW_PKGS MW_BATCH MW_EXPECT ("pkg:md5 ...") MW_TIMEOUT MW_RELOAD MW_IFACES
-#       MW_PEERS ("iface:pubkey ...") MW_PEER_TRIES MW_PEER_PAUSE (base.py's peer-check policy)
+#       MW_RENEW (ifaces whose change reload does not see) MW_PEERS ("iface:pubkey ...")
+#       MW_PEER_TRIES MW_PEER_PAUSE (base.py's peer-check policy)
 # The whole operation is one function, so the shell has read all of it before it starts, and
 # HUP/PIPE are ignored: a connection lost mid-way (e.g. the reload cut it) does not stop it
 # half-done; the armed timer then rolls back unless a later confirm arrives.
@@ -24,6 +25,7 @@ mw_take_lock() {
 	echo "$MW_PKGS" > "$MW_LOCK/packages"
 	echo "$MW_RELOAD" > "$MW_LOCK/reload"
 	echo "$MW_IFACES" > "$MW_LOCK/ifaces"
+	echo "$MW_RENEW" > "$MW_LOCK/renew"
 	# a token identifies this deploy to its timer (a pid alone may be reused)
 	echo "$MW_MARK" > "$MW_LOCK/token"
 }
@@ -124,6 +126,10 @@ mw_activate() {
 	for _i in $MW_IFACES; do
 		mw_block "ifdown $_i" ubus call "network.interface.$_i" down || return 1
 		mw_block "ifup $_i" ubus call "network.interface.$_i" up || return 1
+	done
+	# wireguard.sh's renew: `wg syncconf` with the new config, same device, sessions kept
+	for _i in $MW_RENEW; do
+		mw_block "renew $_i" ubus call "network.interface.$_i" renew || return 1
 	done
 }
 

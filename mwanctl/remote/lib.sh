@@ -98,6 +98,10 @@ mw_restore() {
 			ubus call "network.interface.$_i" down
 			ubus call "network.interface.$_i" up
 		done
+		# what reload does not see (peers, `list addresses`) goes back live the way it came
+		for _i in $(cat "$MW_LOCK/renew" 2>/dev/null); do
+			ubus call "network.interface.$_i" renew
+		done
 	fi
 	echo "$(date +%s) $(cat "$MW_LOCK/owner" 2>/dev/null)" > "$MW_DIR/last-rollback"
 	rm -rf "$MW_LOCK"

@@ -18,6 +18,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Optional
 
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage
@@ -49,6 +50,7 @@ class ApplyPlan:
     expected: dict[str, str]                # per package: exact `uci export <pkg>` text after the ops
     reload: list[str] = field(default_factory=list)          # init scripts to reload, in order
     restart_ifaces: list[str] = field(default_factory=list)  # netifd ifaces to take down and up
+    renew_ifaces: list[str] = field(default_factory=list)    # `ubus call network.interface.X renew`
     check_peers: dict[str, list[str]] = field(default_factory=dict)  # iface -> pubkeys `wg` must show
 
     @property
@@ -214,6 +216,18 @@ class Transport(ABC):
     def query(self, names: Sequence[str]) -> dict[str, str]:
         """Run read-only status probes (names from ``PROBES``) in one round trip; raw text by
         name. A probe that fails returns its error text prefixed with "ERROR: "."""
+
+    #: whether :meth:`rekey_live` is there (key rotation falls back to a plain apply without it)
+    can_rekey_live = False
+
+    def rekey_live(self, iface: str, peer: str, endpoint: Optional[str], keepalive: int = 0) -> bool:
+        """Key rotation on an uplink: an apply that committed the tunnel's new keys but made nothing
+        live (no reload, no restart, no renew) is pending; bring it live (netifd rebuilds the
+        tunnel; the pending rollback is made to rebuild it too), wait for ``peer`` in ``wg``, then
+        start the handshake now: ``endpoint`` (``host:port``) set live, persistent keepalive on
+        until the handshake is there (WireGuard then sends at once), then back to ``keepalive``.
+        True when the handshake was seen (always False without an endpoint)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot bring a rotation live")
 
     @abstractmethod
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from mwanctl.errors import ApplyError, CommandError, MwanctlError, RolledBack, TransportError
 from mwanctl.transports.base import (
@@ -400,6 +400,35 @@ class LocalTransport(Transport):
             return json.dumps(data, indent="\t")
         except (CommandError, OSError, subprocess.SubprocessError) as e:
             return f"ERROR: {e}"
+
+    can_rekey_live = True
+
+    def rekey_live(self, iface: str, peer: str, endpoint: Optional[str], keepalive: int = 0) -> bool:
+        def wg(*args: str) -> str:
+            res = subprocess.run(["wg", *args], capture_output=True, text=True, timeout=20, check=False)
+            if res.returncode != 0:
+                raise CommandError(f"{self.router}: wg {args[0]} {iface} failed: {res.stderr.strip()}")
+            return res.stdout
+        # the pending rollback announces config.change for the restored packages: procd reloads
+        # network then, which rebuilds the tunnel back
+        self._call("network", "reload", {})
+        deadline = time.monotonic() + 10
+        while peer not in wg("show", iface, "peers").split():
+            if time.monotonic() > deadline:
+                raise CommandError(f"{self.router}: the new peer did not show in wg within 10 s")
+            time.sleep(0.1)
+        if not endpoint:
+            return False
+        wg("set", iface, "peer", peer, "endpoint", endpoint, "persistent-keepalive", "25")
+        seen = False
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            seen = any(ln.split("\t")[:1] == [peer] and ln.split("\t")[1:2] != ["0"]
+                       for ln in wg("show", iface, "latest-handshakes").splitlines())
+            if not seen:
+                time.sleep(0.1)
+        wg("set", iface, "peer", peer, "persistent-keepalive", str(int(keepalive)))
+        return seen
 
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
         verb = "ifdown" if drained else "ifup"

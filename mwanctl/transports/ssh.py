@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from mwanctl.errors import (
     ApplyError,
@@ -60,6 +60,7 @@ _PKG_RE = re.compile(r"^[A-Za-z0-9_-]+$")       # uci package (file) names
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")        # netifd interface / init script names
 _SVC_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9+/]{42,43}=?$")  # WireGuard public key (base64 of 32 bytes)
+_ENDPOINT_RE = re.compile(r"^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$")  # as `wg show` prints
 
 # paramiko logs transport-thread failures (with tracebacks) through `logging`; with no handler
 # Python's last-resort handler prints them. A NullHandler on its logger keeps them off stderr.
@@ -400,6 +401,7 @@ class SshTransport(Transport):
             "MW_TIMEOUT": str(int(confirm_timeout)),
             "MW_RELOAD": " ".join(_check(_SVC_RE, s, "service") for s in plan.reload),
             "MW_IFACES": " ".join(_check(_NAME_RE, i, "interface") for i in plan.restart_ifaces),
+            "MW_RENEW": " ".join(_check(_NAME_RE, i, "interface") for i in plan.renew_ifaces),
             "MW_PEERS": peers,
             "MW_PEER_TRIES": str(max(1, int(self.peer_check_tries))),
             "MW_PEER_PAUSE": f"{max(0.0, float(self.peer_check_pause)):g}",
@@ -485,6 +487,24 @@ class SshTransport(Transport):
             text, rc = r.blocks.get(f"probe {n}", ("no output", 1))
             out[n] = text if rc == 0 else "ERROR: " + (text.strip() or f"exit status {rc}")
         return out
+
+    can_rekey_live = True
+
+    def rekey_live(self, iface: str, peer: str, endpoint: Optional[str], keepalive: int = 0) -> bool:
+        r = self._run("rekey", {"MW_OWNER": self.owner, "MW_IFACE": _check(_NAME_RE, iface, "interface"),
+                                "MW_PEER": _check(_KEY_RE, peer, "public key"),
+                                "MW_ENDPOINT": _check(_ENDPOINT_RE, endpoint, "endpoint") if endpoint else "",
+                                "MW_KEEPALIVE": str(int(keepalive))}, "rekey")
+        if r.first("ok") is not None:
+            return bool(endpoint)
+        if r.first("timeout") is not None:
+            return False
+        fail = r.first("fail")
+        failed = [f"{n}: {t.strip()}" for n, (t, rc) in r.blocks.items() if rc != 0]
+        why = {"not-pending": "its pending change is gone (rolled back?)",
+               "peer": "the new peer did not show in wg within 10 s"}.get(fail[1] if fail and len(fail) > 1 else "", "")
+        raise CommandError(f"{self.router}: bringing the new keys live failed: "
+                           f"{why or (failed[-1] if failed else _why(r))}")
 
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
         action = "ifdown" if drained else "ifup"

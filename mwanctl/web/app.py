@@ -24,16 +24,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mwanctl.errors import MwanctlError
+from mwanctl.status import SiteStatus, to_json
 from mwanctl.web import metrics, views
 from mwanctl.web.actions import Actions, Busy, Job, digest, validate
 from mwanctl.web.auth import COOKIE, Auth, Session
 from mwanctl.web.history import History
-from mwanctl.web.poller import Fleet, Snapshot
+from mwanctl.web.poller import Fleet, Snapshot, key
 
 STATIC = Path(__file__).parent / "static"
 HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; base-uri 'none'; "
-                               "form-action 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": views.CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -132,7 +132,7 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
     def site_parts(site: str, hours: int) -> dict[str, str]:
         ref = sites[site]
         s = snap(site)
-        uplinks = [u.name for u in s.status.uplinks] if s and s.status.uplinks else \
+        uplinks = [key(u) for u in s.status.uplinks] if s and s.status.uplinks else \
             [w.name for w in ref.topology.mother.wans] + [u.name for u in ref.topology.uplinks]
         return {f"live-card-{site}": views.card(ref, s),
                 f"charts-{site}": views.charts(history, ref, uplinks, hours),
@@ -251,8 +251,7 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
 
         def doc(n: str) -> dict[str, Any]:
             s = snap(n)
-            return s.doc if s else {"schema": "mwanctl.status/1", "router": sites[n].topology.mother.name,
-                                    "error": "not polled yet", "reachable": None}
+            return s.doc if s else to_json(SiteStatus.unknown(sites[n].topology.mother.name, "not polled yet"))
         if len(chosen) == 1:
             return respond(JSONResponse(doc(chosen[0])))
         return respond(JSONResponse({"schema": "mwanctl.web.sites/1",

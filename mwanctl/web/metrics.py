@@ -6,7 +6,7 @@ from typing import Iterable, Optional
 
 from mwanctl.status import STATES
 from mwanctl.web.history import History
-from mwanctl.web.poller import Snapshot
+from mwanctl.web.poller import Snapshot, key
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -52,13 +52,13 @@ def render(snaps: Iterable[tuple[str, Optional[Snapshot]]], history: History) ->
             continue
         o.add("mwanctl_poll_timestamp_seconds", "gauge", "When the poller last had a result", {"site": site}, snap.seen)
         o.add("mwanctl_poll_duration_seconds", "gauge", "How long the last poll took", {"site": site}, snap.duration)
-        o.add("mwanctl_site_exit_code", "gauge", "What `mwanctl status` would exit with (0 ok, 1 degraded, 2 down)",
+        o.add("mwanctl_site_exit_code", "gauge", "What `mwanctl status` would exit with (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)",
               {"site": site}, snap.doc["exit_code"])
         for router, why in snap.reach.items():
             o.add("mwanctl_router_reachable", "gauge", "1 if the router answered the last poll",
                   {"site": site, "router": router}, 1.0 if why is None else 0.0)
         for u in snap.status.uplinks:
-            lab = {"site": site, "uplink": u.name}
+            lab = {"site": site, "uplink": key(u), "family": u.family}
             o.add("mwanctl_uplink_up", "gauge", "1 if mwan3 uses the uplink (online, or up without tracking)",
                   lab, 1.0 if u.ok else 0.0)
             for s in STATES:

@@ -18,7 +18,8 @@ from mwanctl.connect import ConnectOptions, transport_for
 from mwanctl.errors import MwanctlError
 from mwanctl.expect import expectation
 from mwanctl.site import open_store
-from mwanctl.status import Expectation, SiteStatus, UplinkRow, build_status, format_duration, to_json
+from mwanctl.errors import CommandError
+from mwanctl.status import Expectation, SiteStatus, UplinkRow, format_duration, status_or_unknown, to_json
 from mwanctl.topology.model import Topology
 from mwanctl.transports.base import Transport
 from mwanctl.web.history import History, Sample
@@ -66,6 +67,12 @@ class Snapshot:
     duration: float
 
 
+def key(row: UplinkRow) -> str:
+    """What the dashboard calls a status row: the uplink's name, or "<name> IPv6" for the IPv6
+    alias of a dual-stack tunnel (status has one row per mwan3 interface)."""
+    return row.label or row.name
+
+
 def _avg(values: list[int]) -> Optional[float]:
     return sum(values) / len(values) if values else None
 
@@ -74,7 +81,7 @@ def sample_of(row: UplinkRow, rates: tuple[Optional[float], Optional[float]]) ->
     rtts = [t.latency_ms for t in row.targets if t.latency_ms is not None]
     losses = [t.loss_pct for t in row.targets if t.loss_pct is not None]
     share = max(row.shares.values()) if row.shares else None
-    return Sample(row.name, row.state, _avg(rtts), _avg(losses), rates[0], rates[1],
+    return Sample(key(row), row.state, _avg(rtts), _avg(losses), rates[0], rates[1],
                   row.wg.handshake_age if row.wg else None, share)
 
 
@@ -83,7 +90,7 @@ def _reason(row: UplinkRow, status: SiteStatus) -> str:
     bits = []
     if row.targets:
         bits.append(f"targets down: {', '.join(down)}" if down else "all targets up")
-    bits += [p.message for p in status.problems if p.uplink == row.name and p.kind not in ("offline",)]
+    bits += [p.message for p in status.problems if p.uplink in (row.name, row.label) and p.kind != "offline"]
     return "; ".join(bits)
 
 
@@ -91,13 +98,14 @@ class Poller(threading.Thread):
     """Polls one site until ``stop``; ``listeners`` get every snapshot (from this thread)."""
 
     def __init__(self, ref: SiteRef, history: History, interval: float,
-                 opts: Optional[ConnectOptions] = None, ask_uplinks: bool = True):
+                 opts: Optional[ConnectOptions] = None, ask_uplinks: bool = True, offset: float = 0.0):
         super().__init__(name=f"poller-{ref.name}", daemon=True)
         self.ref = ref
         self.history = history
         self.interval = interval
         self.opts = opts or ConnectOptions()
         self.ask_uplinks = ask_uplinks
+        self.offset = offset            # delay before the second poll: spreads sites over the interval
         self.listeners: list[Listener] = []
         self.latest: Optional[Snapshot] = None
         self.polls = 0
@@ -119,12 +127,17 @@ class Poller(threading.Thread):
         self._wake.set()
 
     def refresh(self) -> None:
-        """Re-read topology and keys before the next poll."""
-        self.ref.reload()
+        """Re-read topology and keys before the next poll; a file that no longer loads keeps the
+        last good topology in use and says so in the timeline."""
+        why = self.ref.reload()
+        if why is not None:
+            self.history.add_event(self.ref.name, "topology", self.ref.name, "error",
+                                   f"{self.ref.path} does not load, still using the last good version: {why}")
         self._exp = self.ref.expectation()
         self.poll_now()
 
     def run(self) -> None:
+        first = True
         while not self._stop_evt.is_set():
             started = time.monotonic()
             try:
@@ -133,7 +146,9 @@ class Poller(threading.Thread):
             except Exception as exc:  # noqa: BLE001 - a poller must outlive any one bad poll
                 self.history.add_event(self.ref.name, "poller", self.ref.name, "error",
                                        f"poll failed: {type(exc).__name__}: {exc}")
-            self._wake.wait(max(0.0, self.interval - (time.monotonic() - started)))
+            pause = self.interval + (self.offset if first else 0.0)
+            first = False
+            self._wake.wait(max(0.0, pause - (time.monotonic() - started)))
             self._wake.clear()
         for t in self._transports.values():
             t.close()
@@ -179,20 +194,18 @@ class Poller(threading.Thread):
         reach = {r: (str(a) if isinstance(a, MwanctlError) else None) for r, a in answers.items()}
         now = time.time()
         m = answers[mother]
-        if isinstance(m, MwanctlError):
+        if isinstance(m, CommandError):      # connected, but the probes could not be run or read
+            status = SiteStatus.unknown(mother, str(m))
+        elif isinstance(m, MwanctlError):
             status = SiteStatus.unreachable(mother, str(m))
         else:
             ups = None
             if self.ask_uplinks:
                 ups = {r: ({"wan_status": f"ERROR: {a}"} if isinstance(a, MwanctlError) else a)
                        for r, a in answers.items() if r != mother}
-            try:
-                status = build_status(self._exp, m, None, ups, now=now)
-            except MwanctlError as exc:
-                status = SiteStatus.unreachable(mother, str(exc))
-                reach[mother] = str(exc)
+            status = status_or_unknown(self._exp, m, None, ups, now=now)
         seen = time.time()
-        rates = {row.name: self._rate(row, seen) for row in status.uplinks}
+        rates = {key(row): self._rate(row, seen) for row in status.uplinks}
         snap = Snapshot(self.ref.name, seen, status, to_json(status), reach, rates, time.monotonic() - started)
         self._record(snap)
         self.latest = snap
@@ -204,8 +217,8 @@ class Poller(threading.Thread):
     def _rate(self, row: UplinkRow, ts: float) -> tuple[Optional[float], Optional[float]]:
         if row.wg is None or row.wg.rx_bytes is None or row.wg.tx_bytes is None:
             return None, None
-        prev = self._counters.get(row.name)
-        self._counters[row.name] = (ts, row.wg.rx_bytes, row.wg.tx_bytes)
+        prev = self._counters.get(key(row))
+        self._counters[key(row)] = (ts, row.wg.rx_bytes, row.wg.tx_bytes)
         if prev is None or ts <= prev[0] or row.wg.rx_bytes < prev[1] or row.wg.tx_bytes < prev[2]:
             return None, None        # first sample, or the counters were reset (tunnel rebuilt)
         dt = ts - prev[0]
@@ -213,7 +226,7 @@ class Poller(threading.Thread):
 
     def _record(self, snap: Snapshot) -> None:
         site, h = snap.site, self.history
-        h.add_samples(site, snap.seen, [sample_of(r, snap.rates[r.name]) for r in snap.status.uplinks])
+        h.add_samples(site, snap.seen, [sample_of(r, snap.rates[key(r)]) for r in snap.status.uplinks])
         for router, why in snap.reach.items():
             state = "reachable" if why is None else "unreachable"
             prev = h.transition(site, f"router:{router}", state, snap.seen)
@@ -221,16 +234,17 @@ class Poller(threading.Thread):
                 msg = f"{router} answers again" if why is None else f"{router} unreachable: {why}"
                 h.add_event(site, "reachability", router, state, msg, snap.seen)
         for row in snap.status.uplinks:
-            prev = h.transition(site, f"uplink:{row.name}", row.state, snap.seen)
+            name = key(row)
+            prev = h.transition(site, f"uplink:{name}", row.state, snap.seen)
             if prev is None:
                 continue
             reason = _reason(row, snap.status)
             if prev[0] is None:
-                msg = f"{row.name}: {row.state} (first seen)"
+                msg = f"{name}: {row.state} (first seen)"
             else:
-                msg = (f"{row.name}: {prev[0]} → {row.state} (was {prev[0]} for "
+                msg = (f"{name}: {prev[0]} → {row.state} (was {prev[0]} for "
                        f"{format_duration(snap.seen - prev[1])})")
-            h.add_event(site, "state", row.name, row.state, msg + (f"; {reason}" if reason else ""), snap.seen)
+            h.add_event(site, "state", name, row.state, msg + (f"; {reason}" if reason else ""), snap.seen)
         if self.polls % 120 == 0:
             h.prune()
 

@@ -108,8 +108,8 @@ def serve(topologies: list[tuple[Path, Topology]], state_dir: Optional[Path], te
     hub = Hub()
     actions = Actions(sites, history, notify=lambda job: hub.publish("job", job),
                       on_change=lambda s: fleet.pollers[s].refresh(), templates=templates)
-    for name, ref in sites.items():
-        p = Poller(ref, history, o.interval, ask_uplinks=o.ask_uplinks)
+    for i, (name, ref) in enumerate(sites.items()):
+        p = Poller(ref, history, o.interval, ask_uplinks=o.ask_uplinks, offset=o.interval * i / len(sites))
         p.listeners.append(lambda snap: hub.publish("status", snap.site))
         fleet.pollers[name] = p
     auth = Auth(secret, password is not None, _hosts(o.host, port, o.allow_hosts), secure=bool(o.certfile))

@@ -7,23 +7,39 @@ coloured mark also carries the state's word.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import html
 import json
 import time
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from mwanctl.errors import Diagnostic
 from mwanctl.status import UplinkRow, format_duration
 from mwanctl.web.actions import Job
 from mwanctl.web.history import Event, History
-from mwanctl.web.poller import SiteRef, Snapshot
+from mwanctl.web.poller import SiteRef, Snapshot, key
 
 e = html.escape
 STATE_CLASS = {"online": "ok", "offline": "bad", "missing": "bad", "unknown": "bad", "connecting": "warn",
                "disconnecting": "warn", "disabled": "off", "not tracking": "info"}
 PALETTE = ("#0969da", "#bc4c00", "#8250df", "#1a7f37", "#bf3989", "#0598bc", "#6e7781", "#9a6700")
 HOURS = (0.25, 1, 6, 24)
+STATIC = Path(__file__).parent / "static"
+# Inlined into every page (one response paints the page: no extra round trip before the first
+# paint) and allowed by their hashes in the Content-Security-Policy, so no other inline code runs.
+CSS = (STATIC / "style.css").read_text()
+JS = (STATIC / "app.js").read_text()
+
+
+def _sha(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+CSP = (f"default-src 'self'; script-src {_sha(JS)}; style-src {_sha(CSS)}; img-src 'self' data:; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def _t(ts: float) -> str:
@@ -57,11 +73,10 @@ def page(title: str, body: str, csrf: str, sites: Sequence[str], current: Option
         '<meta name=viewport content="width=device-width,initial-scale=1">'
         f"<title>{e(title)}</title><meta name=csrf-token content=\"{e(csrf)}\">"
         f'<meta name=stream content="{e(stream)}">'
-        '<link rel=stylesheet href="/static/style.css"><script defer src="/static/app.js"></script>'
-        '</head><body><a class=skip href="#main">Skip to content</a>'
+        f"<style>{CSS}</style></head><body><a class=skip href=\"#main\">Skip to content</a>"
         f'<header><a class=brand href="/">mwanctl</a><nav aria-label=Sites>{nav}</nav>'
         '<span id=live class=live role=status aria-live=polite>connecting…</span></header>'
-        f"<main id=main tabindex=-1>{body}</main></body></html>")
+        f"<main id=main tabindex=-1>{body}</main><script>{JS}</script></body></html>")
 
 
 # --------------------------------------------------------------------------- overview
@@ -78,7 +93,7 @@ def topology_svg(ref: SiteRef, snap: Optional[Snapshot]) -> str:
     if snap is not None and snap.status.reachable:
         for u in snap.status.uplinks:
             share = max(u.shares.values()) if u.shares else 0.0
-            rows.append((u.name, u.state, f"tier {u.tier} · w{u.weight} · {share:.0%}"))
+            rows.append((key(u), u.state, f"tier {u.tier} · w{u.weight} · {share:.0%}"))
     else:
         why = "waiting for the first poll" if snap is None else "unreachable"
         rows = [(u.name, "unknown", why) for u in ref.topology.uplinks]
@@ -144,18 +159,18 @@ def uplink_table(snap: Snapshot) -> str:
             "Handshake", "RX / TX")
     rows = []
     for u in snap.status.uplinks:
-        rx, tx = snap.rates.get(u.name, (None, None))
+        rx, tx = snap.rates.get(key(u), (None, None))
         since = format_duration(u.since) if u.since is not None else "–"
         wan = ""
         if u.wan is not None:
             wan = f'<div class=small>own WAN: {"up" if u.wan.up else "down" if u.wan.up is False else "?"}</div>'
-        cells = [f"<th scope=row>{e(u.name)}<div class=small>{e(u.kind)} {e(u.iface)}</div>{wan}</th>",
+        cells = [f"<th scope=row>{e(key(u))}<div class=small>{e(u.kind)} {e(u.iface)}</div>{wan}</th>",
                  f"<td data-label=State>{_badge(u.state)}</td>", f"<td data-label=Since>{since}</td>",
                  f"<td data-label=Tier>{u.tier}</td>", f"<td data-label=Weight>{u.weight}</td>",
                  f"<td data-label=Share>{_shares(u)}</td>", f"<td data-label=Targets>{_targets(u)}</td>",
                  f"<td data-label=Handshake>{_handshake(u)}</td>",
                  f"<td data-label=\"RX / TX\">{rate(rx)} / {rate(tx)}</td>"]
-        rows.append(f'<tr data-uplink="{e(u.name)}" data-state="{e(u.state)}">{"".join(cells)}</tr>')
+        rows.append(f'<tr data-uplink="{e(key(u))}" data-state="{e(u.state)}">{"".join(cells)}</tr>')
     ths = "".join(f"<th scope=col>{h}</th>" for h in head)
     return (f"<div class=scroll><table class=uplinks><caption class=sr>Uplinks of {e(snap.site)}</caption>"
             f"<thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")

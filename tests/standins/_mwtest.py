@@ -213,16 +213,33 @@ def netns_argv(b: dict, argv: list[str]) -> list[str]:
     return host_argv(b, ["ip", "netns", "exec", b["netns"], "sh", "-c", wrap, b["rundir"]] + argv)
 
 
-def _drained() -> list[str]:
-    try:
-        return sorted(os.listdir(MWAN3_DOWN))
-    except FileNotFoundError:
-        return []
+def renew(name: str) -> bool:
+    """``ubus call network.interface.<name> renew``: the whole interface config (peers included)
+    goes live on the same device (wireguard.sh's renew: ``wg syncconf``)."""
+    sections = read_network()
+    ifaces = _interfaces(sections)
+    state = load_state()
+    old = state["ifaces"].get(name)
+    if old is None or name not in ifaces:
+        return False
+    new = _applied(ifaces[name], sections)
+    new["applies"] = old.get("applies", 0) + 1
+    new["since"], new["up"] = old["since"], old["up"]
+    # netifd's own copy of the config is not renewed (interface_renew only runs the handler): a
+    # later reload still compares against it, so e.g. a private_key renewed live restarts then
+    new["section"] = old["section"]
+    state["ifaces"][name] = new
+    save_state(state)
+    if new["up"]:
+        realize([], [], state, renew=[name])
+    return True
 
 
-def realize(up: list[str], down: list[str], state: dict | None = None, mwan3_only: bool = False) -> None:
-    """netifd acts for real: rebuild ``up`` / tear down ``down`` WireGuard devices in the netns;
-    on a mother, mwan3's hotplug puts a rebuilt interface back into use, then routing is synced."""
+def realize(up: list[str], down: list[str], state: dict | None = None, mwan3_only: bool = False,
+            renew: list[str] | None = None, mwan3_events: list[list[str]] | None = None) -> None:
+    """netifd acts for real: rebuild ``up`` / tear down ``down`` / ``renew`` WireGuard devices in
+    the netns; on a mother, mwan3 reacts to netifd's hotplug events (and to ``mwan3_events`` from
+    the mwan3 stand-in) as real mwan3 does (tests/netifd_bridge.py)."""
     b = binding()
     if b is None:
         return
@@ -231,32 +248,41 @@ def realize(up: list[str], down: list[str], state: dict | None = None, mwan3_onl
     wg_up = [n for n in up if n in ifaces and ifaces[n]["proto"] == "wireguard" and ifaces[n]["up"]]
     wg_down = [n for n in down if n not in ifaces or ifaces[n]["proto"] == "wireguard"]
     wg_down += [n for n in up if n in ifaces and ifaces[n]["proto"] == "wireguard" and not ifaces[n]["up"]]
+    wg_renew = [n for n in (renew or []) if n in ifaces and ifaces[n]["proto"] == "wireguard"]
     if mwan3_only:
-        wg_up, wg_down = [], []
-    req: dict = {"netns": b["netns"], "host": b["host"], "rundir": b["rundir"], "up": wg_up, "down": wg_down}
-    if wg_up:
+        wg_up, wg_down, wg_renew = [], [], []
+    req: dict = {"netns": b["netns"], "host": b["host"], "rundir": b["rundir"], "up": wg_up,
+                 "down": wg_down, "renew": wg_renew}
+    if wg_up or wg_renew:
         with open(NETWORK) as f:
             req["network"] = f.read()
     if b.get("mother"):
-        for name in wg_up:     # hotplug ifup: mwan3 takes a (re)built interface back into use
-            try:
-                os.unlink(os.path.join(MWAN3_DOWN, name))
-            except FileNotFoundError:
-                pass
         try:
             with open("/etc/config/mwan3") as f:
                 req["mwan3"] = f.read()
         except FileNotFoundError:
             req["mwan3"] = ""
-        req["drained"] = _drained()
+        req["events"] = mwan3_events or []
         req["lan_dev"] = b.get("lan_dev", "lan")
-    if not (wg_up or wg_down or "mwan3" in req):
+        if b.get("mwan3_rebuild"):
+            req["rebuild"] = b["mwan3_rebuild"]
+    if not (wg_up or wg_down or wg_renew or "mwan3" in req):
         return
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": b["repo"], "HOME": "/"}
     r = subprocess.run(host_argv(b, [b["python"], b["bridge"]]), input=json.dumps(req),
                        capture_output=True, text=True, timeout=60, check=False, env=env)
     with open("/tmp/mwtest/bridge.log", "a") as f:
-        f.write(json.dumps({"t": time.time(), "up": wg_up, "down": wg_down, "rc": r.returncode,
-                            "out": r.stdout.strip()[-2000:], "err": r.stderr.strip()[-2000:]}) + "\n")
+        f.write(json.dumps({"t": time.time(), "up": wg_up, "down": wg_down, "renew": wg_renew,
+                            "rc": r.returncode, "out": r.stdout.strip()[-2000:],
+                            "err": r.stderr.strip()[-2000:]}) + "\n")
     if r.returncode != 0:
         raise RuntimeError(f"netns bridge failed: {r.stdout.strip() or r.stderr.strip()}")
+    mw = json.loads(r.stdout.strip().splitlines()[-1]).get("mwan3")
+    if mw is not None:        # what `mwan3 status` prints: the interfaces mwan3 holds offline
+        os.makedirs(MWAN3_DOWN, exist_ok=True)
+        for n in os.listdir(MWAN3_DOWN):
+            if mw["hotplug"].get(n) == "online":
+                os.unlink(os.path.join(MWAN3_DOWN, n))
+        for n, st in mw["hotplug"].items():
+            if st != "online":
+                open(os.path.join(MWAN3_DOWN, n), "w").close()
