@@ -13,15 +13,20 @@ from mwanctl.compile.context import Context
 from mwanctl.compile.firewall import Firewall
 from mwanctl.compile.mwan3 import Mwan3
 from mwanctl.compile.templates import Templates
+from mwanctl.compile.tracker import Tracker, uses_tracker
 from mwanctl.compile.wireguard import Wireguard
-from mwanctl.errors import TopologyError
+from mwanctl.errors import Diagnostic, TopologyError
 from mwanctl.keys import TunnelKeys
 from mwanctl.topology.model import PREFIX, Topology
 from mwanctl.tracking import Timing, family_tracking, timing
 from mwanctl.uci.model import UciSection, Value
 
-CONVERTERS = (Wireguard, Mwan3, Firewall)
+CONVERTERS = (Wireguard, Mwan3, Firewall, Tracker)
 PACKAGES = {"mother": ("network", "firewall", "mwan3"), "uplink": ("network", "firewall")}
+# /etc/config/mwanctl (the handover tracker): on the mother when the topology uses the tracker, or
+# when it is reached over SSH (the only transport that installs the tracker), so that removing the
+# setting removes the sections (and with them the tracker) too.
+TRACKER_PACKAGE = "mwanctl"
 
 
 def owns(package: str, section: UciSection) -> bool:
@@ -51,7 +56,7 @@ class RouterConfig:
 
     @property
     def packages(self) -> tuple[str, ...]:
-        return PACKAGES[self.role]
+        return PACKAGES[self.role] + ((TRACKER_PACKAGE,) if TRACKER_PACKAGE in self.sections else ())
 
     def owner(self, package: str) -> Callable[[UciSection], bool]:
         return lambda s: owns(package, s)
@@ -79,6 +84,11 @@ def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
     from mwanctl.topology.checks import metric_clashes
     ctx = Context.for_keys(topology, keys, templates or Templates())
     t = topology
+    mother_transport = t.access_for(t.mother.name).transport
+    if uses_tracker(t) and mother_transport != "ssh":
+        raise TopologyError([Diagnostic(None, "tracking.profile",
+                                        f"profile `instant` installs mwanctl's tracker on the mother, which needs "
+                                        f"the ssh transport (the mother uses {mother_transport})")])
     sections = build_sections(ctx)
     diags = metric_clashes(t, ctx.slots) + section_clashes(listing(ctx, sections))
     if diags:
@@ -99,7 +109,10 @@ def build_sections(ctx: Context) -> dict[str, dict[str, list[UciSection]]]:
     t = ctx.topology
     routers = {u.name: {p: [] for p in PACKAGES["uplink"]} for u in t.uplinks}
     routers[t.mother.name] = {p: [] for p in PACKAGES["mother"]}
+    if uses_tracker(t) or t.access_for(t.mother.name).transport == "ssh":
+        routers[t.mother.name][TRACKER_PACKAGE] = []
     for conv in CONVERTERS:
         for router, secs in conv.convert(ctx).items():
-            routers[router][conv.package] += secs
+            if secs or conv.package in routers[router]:
+                routers[router].setdefault(conv.package, []).extend(secs)
     return routers

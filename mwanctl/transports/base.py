@@ -52,6 +52,11 @@ class ApplyPlan:
     restart_ifaces: list[str] = field(default_factory=list)  # netifd ifaces to take down and up
     renew_ifaces: list[str] = field(default_factory=list)    # `ubus call network.interface.X renew`
     check_peers: dict[str, list[str]] = field(default_factory=dict)  # iface -> pubkeys `wg` must show
+    # files besides /etc/config (the handover tracker): installed, symlinked, removed; the
+    # router snapshots them with the config and restores them on rollback
+    files: dict[str, str] = field(default_factory=dict)      # path -> text
+    links: dict[str, str] = field(default_factory=dict)      # path -> symlink target
+    remove: list[str] = field(default_factory=list)
 
     @property
     def packages(self) -> list[str]:
@@ -102,6 +107,7 @@ PROBES: Mapping[str, str] = {
     "wan_status": "`ubus call network.interface.wan status` (JSON)",
     "uptime": "/proc/uptime",
     "epoch": "the router's clock, `date +%s`, to age WireGuard handshakes against",
+    "tracker": "mwanctl's handover tracker: `== <iface>` then its state file, per uplink",
 }
 
 

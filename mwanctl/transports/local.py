@@ -389,6 +389,9 @@ class LocalTransport(Transport):
                 return Path("/proc/uptime").read_text()
             if name == "epoch":
                 return f"{int(time.time())}\n"
+            if name == "tracker":  # the same text as query.sh's probe
+                return "".join(f"== {f.stem}\n{f.read_text()}"
+                               for f in sorted(Path("/var/run/mwanctl-track").glob("*.state")))
             if name == "wg_dump":
                 res = subprocess.run(self.wg_command, capture_output=True, text=True, timeout=20, check=False)
                 if res.returncode != 0:

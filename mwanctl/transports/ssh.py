@@ -104,6 +104,22 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
+_PATH_RE = re.compile(r"/[A-Za-z0-9_.][A-Za-z0-9_./-]*\Z")
+_LINK_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_./-]*\Z")
+
+
+def _file_args(plan: ApplyPlan) -> dict[str, str]:
+    """MW_FILES/MW_FILE_<n>/MW_LINKS/MW_REMOVE for apply.sh's mw_files (the handover tracker)."""
+    paths = list(plan.files)
+    args = {"MW_FILES": " ".join(_check(_PATH_RE, p, "path") for p in paths),
+            "MW_LINKS": " ".join(f"{_check(_PATH_RE, p, 'path')}:{_check(_LINK_RE, t, 'link target')}"
+                                 for p, t in plan.links.items()),
+            "MW_REMOVE": " ".join(_check(_PATH_RE, p, "path") for p in plan.remove)}
+    for i, p in enumerate(paths, start=1):
+        args[f"MW_FILE_{i}"] = plan.files[p].rstrip("\n")   # printf adds the last newline back
+    return args
+
+
 def remote_script(name: str) -> str:
     return resources.files("mwanctl").joinpath("remote", name).read_text(encoding="utf-8")
 
@@ -406,6 +422,7 @@ class SshTransport(Transport):
             "MW_PEER_TRIES": str(max(1, int(self.peer_check_tries))),
             "MW_PEER_PAUSE": f"{max(0.0, float(self.peer_check_pause)):g}",
             "MW_LIB": remote_script("lib.sh"),   # the boot guard keeps a copy (see mw_install_guard)
+            **_file_args(plan),
         }
 
     def _apply_failure(self, r: Reply, plan: ApplyPlan) -> ApplyError:
