@@ -240,6 +240,14 @@ def _deployment(env: Env, topology: str, accept_new: bool, confirm_timeout: Opti
     return topo, dep
 
 
+def _print_tracker_bounds(topo: Any) -> None:
+    """The promise of mwanctl's handover tracker, per uplink that uses it (profile `instant`)."""
+    from mwanctl.tracking import timing
+    for u in topo.uplinks:
+        if u.tracking.tracker:
+            click.echo(f"  {u.name}: handover tracker: {timing(u.tracking).describe()}")
+
+
 def _show_plan(env: Env, dep: Any) -> None:
     from mwanctl.plan import describe
     out = env.console()
@@ -312,10 +320,11 @@ def deploy(env: Env, topology: str, dry_run: bool, yes: bool, accept_new_host_ke
 
 def _plan_or_deploy(env: Env, topology: str, accept_new: bool, confirm_timeout: Optional[int],
                     parallel: int, dry_run: bool, yes: bool) -> int:
-    _, dep = _deployment(env, topology, accept_new, confirm_timeout, parallel)
+    topo, dep = _deployment(env, topology, accept_new, confirm_timeout, parallel)
     try:
         dep.read()
         _show_plan(env, dep)
+        _print_tracker_bounds(topo)
         if dep.blocked:
             for line in dep.blocked:
                 click.echo(f"mwanctl: error: {line}", err=True)
@@ -403,7 +412,7 @@ def _status_once(topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
     from mwanctl.status import SiteStatus, status_or_unknown
     try:
         with transport_for(topo, topo.mother.name, opts) as t:
-            probes = t.query(MOTHER_PROBES)
+            probes = t.query(MOTHER_PROBES + (("tracker",) if any(u.tracking.tracker for u in topo.uplinks) else ()))
     except CommandError as exc:   # connected, but the probes could not be run or read
         return SiteStatus.unknown(topo.mother.name, str(exc))
     except MwanctlError as exc:

@@ -19,7 +19,8 @@ from mwanctl.uci.diff import apply_ops, diff
 from mwanctl.uci.model import UciPackage, UciSection, Value
 from mwanctl.uci.render import export
 
-RELOAD_ORDER = ("network", "firewall", "mwan3")
+RELOAD_ORDER = ("network", "firewall", "mwan3", "mwanctl")
+SERVICE = {"mwanctl": "mwanctl-track"}    # the init script that reads a package, where it differs
 SECRET_OPTIONS = {"private_key", "preshared_key"}
 
 
@@ -98,11 +99,26 @@ def _owned_option_ops(pkg: str, before: UciPackage, owned: dict[str, dict[str, V
 def _apply_plan(changed: dict[str, PackagePlan]) -> ApplyPlan:
     plan = ApplyPlan(changes={p: pp.ops for p, pp in changed.items()},
                      expected={p: export(pp.after) for p, pp in changed.items()},
-                     reload=[p for p in RELOAD_ORDER if p in changed])
+                     reload=[SERVICE.get(p, p) for p in RELOAD_ORDER if p in changed])
+    if "mwanctl" in changed:
+        _tracker_files(plan, changed["mwanctl"])
     net = changed.get("network")
     if net is not None:
         plan.restart_ifaces, plan.check_peers = _wireguard_effects(net)
     return plan
+
+
+def _tracker_files(plan: ApplyPlan, pp: PackagePlan) -> None:
+    """Any change of /etc/config/mwanctl carries the tracker's files (their digest is in the
+    config, so new files mean a change); without tracker sections they are removed instead."""
+    from mwanctl.compile import tracker
+
+    if pp.after.of_type("uplink"):
+        plan.files = tracker.files()
+        plan.links = {tracker.LINK: "../init.d/" + tracker.SERVICE}
+    else:
+        plan.remove = [tracker.LINK, tracker.INIT, tracker.SCRIPT]
+        plan.reload = [s for s in plan.reload if s != tracker.SERVICE]
 
 
 def _wg_ifaces(pkg: UciPackage) -> dict[str, UciSection]:
@@ -146,6 +162,11 @@ def _notes(packages: dict[str, PackagePlan]) -> list[str]:
                          "manages all of /etc/config/mwan3 except `globals`")
         if mwan3.ops:
             notes.append("mwan3 config changes: mwan3 restarts (about 7 s of policy routing torn down)")
+    tracker = packages.get("mwanctl")
+    if tracker is not None and tracker.ops:
+        notes.append("installs or updates mwanctl's handover tracker (/etc/init.d/mwanctl-track)"
+                     if tracker.after.of_type("uplink") else
+                     "removes mwanctl's handover tracker: mwan3track tracks every uplink again")
     return notes
 
 

@@ -35,6 +35,8 @@ def write_tree(compiled: Compiled, out: Path, batch: bool = False) -> list[Path]
     for router, cfg in compiled.routers.items():
         ops: list[Op] = []
         for pkg, sections in cfg.sections.items():
+            if not sections and pkg == "mwanctl":   # read for removal only; nothing to render
+                continue
             path = out / router / "etc" / "config" / pkg
             write_private(path, package_text(pkg, sections))
             written.append(path)

@@ -13,10 +13,11 @@ the monitoring-plugin convention (OK, WARNING, CRITICAL, UNKNOWN; see ``exit_cod
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mwanctl.errors import CommandError
+from mwanctl.trackerview import TrackerView, parse_tracker_probe
 from mwanctl.facts import (
     Mwan3Interface,
     Mwan3Status,
@@ -188,6 +189,7 @@ class UplinkRow:
     label: str = ""
     since_estimated: bool = False  # since was derived from the score (connecting/disconnecting)
     rounds: tuple[int, int] | None = None  # (rounds done, rounds needed) while (dis)connecting
+    tracker: TrackerView | None = None   # mwanctl's handover tracker, when it owns the uplink
 
     @property
     def ok(self) -> bool:
@@ -539,11 +541,14 @@ def build_status(expectation: Expectation, probes: Mapping[str, str], now_uptime
     policies = _policy_statuses(expectation, carrying)
     shares = {p.name: {m.iface: m.share for m in p.members} for p in policies}
     epoch = _epoch(probes, now)
+    trackers = parse_tracker_probe(probes.get("tracker", ""), _uptime(probes, router, now_uptime))
     rows = []
     for up in expectation.uplinks:
         wg, wg_problems = _wg_view(up, dump, epoch)
         alias = up.label != up.name   # a tunnel's IPv6 side: its WAN is reported on the IPv4 row
         row = _row(up, mw, shares, wg, None if alias else _own_wan(up.router, uplink_probes))
+        if up.iface in trackers:
+            row = replace(row, tracker=trackers[up.iface])
         rows.append(row)
         found = [_offline_problem(row), *wg_problems, _stale(row, expectation.stale_handshake_after),
                  _wan_problem(row)]
@@ -658,7 +663,9 @@ def to_json(site: SiteStatus) -> dict[str, Any]:
                  "wireguard": null | {"iface", "peer_public_key", "endpoint", "latest_handshake",
                                       "handshake_age", "rx_bytes", "tx_bytes"},
                  "shares": {policy: fraction 0..1},
-                 "wan": null | {"up": bool|null, "address": str|null, "error": str|null}}],
+                 "wan": null | {"up": bool|null, "address": str|null, "error": str|null},
+                 "tracker": null | {"state": "up"|"down", "since", "last_answer_age", "loss_pct",
+                                    "rtt_avg_ms", "rtt_max_ms", "reason"}}],
     "policies": [{"name", "last_resort": bool, "members": [{"iface", "metric", "weight", "share"}]}],
     "problems": [{"severity": "error"|"warning", "kind", "uplink": str|null, "message"}]}``
     """
@@ -697,6 +704,7 @@ def _uplink_json(u: UplinkRow) -> dict[str, Any]:
         "targets": [{"ip": t.ip, "status": t.status, "latency_ms": t.latency_ms, "loss_pct": t.loss_pct}
                     for t in u.targets],
         "wireguard": wg, "shares": dict(u.shares), "wan": wan,
+        "tracker": u.tracker.to_json() if u.tracker is not None else None,
     }
 
 
@@ -753,7 +761,8 @@ def _table(site: SiteStatus) -> Any:
             _label(u), Text(u.state, style=_STATE_STYLE.get(u.state, "")),
             ("~" if u.since_estimated else "") + format_duration(u.since) if u.since is not None else "-",
             str(u.tier), str(u.weight),
-            _share_text(u), "\n".join(map(_target_text, u.targets)) or u.tracking,
+            _share_text(u), "\n".join([*map(_target_text, u.targets)] + ([u.tracker.text()] if u.tracker else []))
+            or u.tracking,
             Text(hs, style="bold red" if stale else ""),
             f"{format_bytes(u.wg.rx_bytes)} / {format_bytes(u.wg.tx_bytes)}" if u.wg and u.wg.rx_bytes is not None
             else "-",

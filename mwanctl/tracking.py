@@ -37,6 +37,10 @@ PROFILES: dict[str, dict[str, int]] = {
     "balanced": dict(interval=5, failure_interval=2, recovery_interval=2, timeout=2, count=1, down=3, up=3),
     "conservative": dict(interval=10, failure_interval=10, recovery_interval=10, timeout=4, count=1, down=5, up=5),
 }
+# `instant`: mwanctl's own tracker (mwanctl/remote/tracker/mwanctl-track) owns the uplink; mwan3track
+# keeps the `fast` numbers as the fallback should the tracker stop.
+PROFILES["instant"] = dict(PROFILES["fast"])
+TRACKER_PROFILE = "instant"
 DEFAULT_PROFILE = "balanced"
 DEFAULT_TARGETS = ("1.1.1.1", "9.9.9.9")
 # The IPv6 aliases (mw_<uplink>6) and IPv6 WANs track these unless `targets6` says otherwise:
@@ -104,6 +108,8 @@ def timing(t: Tracking, round_overhead: float = ROUND_OVERHEAD, event_delay: flo
                   (back just after the last target's probe of a failing round was sent: it is
                   lost, the round fails, S = the sleep after it, then `up` good rounds)
     """
+    if t.tracker:
+        return tracker_timing(t)
     n = max(1, len(t.targets))
     p_min, p_max = lost_probe_seconds(t)
     inflight = p_max if t.count > 1 else 0.0
@@ -120,6 +126,38 @@ def timing(t: Tracking, round_overhead: float = ROUND_OVERHEAD, event_delay: flo
     online_min = float(on_rounds + (t.up - 1) * good)
     online_max = p_max + sleep_offline + on_rounds + t.up * good + (t.up + 1) * round_overhead + event_delay
     return Timing(_round(offline_min), _round(offline_max), _round(online_min), _round(online_max))
+
+
+# --------------------------------------------------------------------------- mwanctl-track
+
+# The tracker decides on a 0.1 s clock; after its event mwan3 rebuilds the policy (EVENT_DELAY).
+TRACKER_CLOCK = 0.1
+
+
+def tracker_timing(t: Tracking, event_delay: float = EVENT_DELAY) -> Timing:
+    """Handover and recovery bounds of mwanctl-track (profile `instant`).
+
+    handover = the last answer came at most one probe spacing before the cut; the decision
+               follows `window` after it, on the next clock tick; then mwan3 rebuilds once:
+               [window - spacing, window + clock + event_delay]
+    recovery = the first answer within one probe interval of the restore, then `stable` without
+               a gap, the next tick, one rebuild: [stable, interval + stable + clock + event_delay]
+    spacing = probe interval / number of targets (they are probed in parallel).
+    """
+    iv, win, stab = t.probe_interval_ms / 1000, t.window_ms / 1000, t.stable_ms / 1000
+    n = max(1, len(t.targets))
+    return Timing(_round(max(0.0, win - iv / n)), _round(win + TRACKER_CLOCK + event_delay),
+                  _round(stab), _round(iv + stab + TRACKER_CLOCK + event_delay))
+
+
+def tracker_false_failovers_per_hour(t: Tracking, loss: float) -> float:
+    """Expected false failovers per hour of mwanctl-track on a working link where each probe is
+    lost with probability ``loss``: a silence longer than `window` needs every probe of every
+    target in it lost, about n·window/interval probes in a row, and one can start at each probe."""
+    n = max(1, len(t.targets))
+    iv = t.probe_interval_ms / 1000
+    k = n * max(1, int(t.window_ms / t.probe_interval_ms))
+    return 3600.0 * n / iv * (1 - loss) * loss ** k
 
 
 # --------------------------------------------------------------------------- flapping
@@ -167,7 +205,15 @@ def advice(t: Tracking, family: str = "ipv4") -> list[str]:
         out.append("only one tracking target: if it blocks ICMP or goes down, mwan3 takes the uplink "
                    "offline although it works; add a second target"
                    + (" to `targets6`" if family == "ipv6" else ""))
-    per_day = 24 * false_failovers_per_hour(t, FLAP_LOSS)
+    if t.tracker:
+        per_day = 24 * tracker_false_failovers_per_hour(t, FLAP_LOSS)
+        if per_day > FLAP_LIMIT_PER_DAY:
+            out.append(f"flaps on a lossy link: at {FLAP_LOSS:.0%} probe loss mwanctl-track would see "
+                       f"{t.window_ms} ms without an answer about {_rate(per_day)} times a day; raise "
+                       "`window_ms` or add targets")
+        per_day = 0.0
+    else:
+        per_day = 24 * false_failovers_per_hour(t, FLAP_LOSS)
     if per_day > FLAP_LIMIT_PER_DAY:
         out.append(f"flaps on a lossy link: at {FLAP_LOSS:.0%} packet loss a tracking round fails "
                    f"(every target lost) with probability {round_failure_probability(t, FLAP_LOSS):.2g}, and `down {t.down}` such "

@@ -322,7 +322,8 @@ def test_json_schema_keys_are_stable() -> None:
     assert doc["summary"]["families"] == {"ipv4": {"online": 2, "total": 2}}
     up = doc["uplinks"][0]
     assert list(up) == ["name", "label", "iface", "kind", "family", "router", "tier", "weight", "state", "since",
-                        "since_estimated", "rounds", "tracking", "up", "targets", "wireguard", "shares", "wan"]
+                        "since_estimated", "rounds", "tracking", "up", "targets", "wireguard", "shares", "wan",
+                        "tracker"]
     assert list(up["targets"][0]) == ["ip", "status", "latency_ms", "loss_pct"]
     assert list(up["wireguard"]) == ["iface", "peer_public_key", "endpoint", "latest_handshake", "handshake_age",
                                      "rx_bytes", "tx_bytes"]

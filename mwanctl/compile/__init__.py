@@ -13,6 +13,7 @@ from mwanctl.compile.context import Context
 from mwanctl.compile.firewall import Firewall
 from mwanctl.compile.mwan3 import Mwan3
 from mwanctl.compile.templates import Templates
+from mwanctl.compile.tracker import Tracker, uses_tracker
 from mwanctl.compile.wireguard import Wireguard
 from mwanctl.errors import TopologyError
 from mwanctl.keys import TunnelKeys
@@ -20,8 +21,12 @@ from mwanctl.topology.model import PREFIX, Topology
 from mwanctl.tracking import Timing, family_tracking, timing
 from mwanctl.uci.model import UciSection, Value
 
-CONVERTERS = (Wireguard, Mwan3, Firewall)
+CONVERTERS = (Wireguard, Mwan3, Firewall, Tracker)
 PACKAGES = {"mother": ("network", "firewall", "mwan3"), "uplink": ("network", "firewall")}
+# /etc/config/mwanctl (the handover tracker): on the mother when the topology uses the tracker, or
+# when it is reached over SSH (the only transport that installs the tracker), so that removing the
+# setting removes the sections (and with them the tracker) too.
+TRACKER_PACKAGE = "mwanctl"
 
 
 def owns(package: str, section: UciSection) -> bool:
@@ -51,7 +56,7 @@ class RouterConfig:
 
     @property
     def packages(self) -> tuple[str, ...]:
-        return PACKAGES[self.role]
+        return PACKAGES[self.role] + ((TRACKER_PACKAGE,) if TRACKER_PACKAGE in self.sections else ())
 
     def owner(self, package: str) -> Callable[[UciSection], bool]:
         return lambda s: owns(package, s)
@@ -76,9 +81,12 @@ def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
     distinct section names, MW010) are checked again here with the same functions validation
     uses, so a slot assignment or a template override cannot slip a clash past them."""
     from mwanctl.compile.names import listing, section_clashes
-    from mwanctl.topology.checks import metric_clashes
+    from mwanctl.topology.checks import metric_clashes, tracker_transport
     ctx = Context.for_keys(topology, keys, templates or Templates())
     t = topology
+    guard = tracker_transport(t)     # validate reports it with a location; a guard for other callers
+    if guard:
+        raise TopologyError(guard)
     sections = build_sections(ctx)
     diags = metric_clashes(t, ctx.slots) + section_clashes(listing(ctx, sections))
     if diags:
@@ -97,9 +105,12 @@ def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
 def build_sections(ctx: Context) -> dict[str, dict[str, list[UciSection]]]:
     """router -> package -> sections, in deploy order (uplinks first, the mother last)."""
     t = ctx.topology
-    routers = {u.name: {p: [] for p in PACKAGES["uplink"]} for u in t.uplinks}
+    routers: dict[str, dict[str, list[UciSection]]] = {u.name: {p: [] for p in PACKAGES["uplink"]} for u in t.uplinks}
     routers[t.mother.name] = {p: [] for p in PACKAGES["mother"]}
+    if uses_tracker(t) or t.access_for(t.mother.name).transport == "ssh":
+        routers[t.mother.name][TRACKER_PACKAGE] = []
     for conv in CONVERTERS:
         for router, secs in conv.convert(ctx).items():
-            routers[router][conv.package] += secs
+            if secs or conv.package in routers[router]:
+                routers[router].setdefault(conv.package, []).extend(secs)
     return routers

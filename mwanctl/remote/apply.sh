@@ -1,6 +1,7 @@
 # apply: lock, snapshot, stage, verify, commit, arm the rollback timer, reload, restart, check.
 # Args: MW_OWNER MW_PKGS MW_BATCH MW_EXPECT ("pkg:md5 ...") MW_TIMEOUT MW_RELOAD MW_IFACES
 #       MW_RENEW (ifaces whose change reload does not see) MW_PEERS ("iface:pubkey ...")
+#       MW_FILES MW_FILE_<n> MW_LINKS MW_REMOVE (see mw_files)
 # The whole operation is one function, so the shell has read all of it before it starts, and
 # HUP/PIPE are ignored: a connection lost mid-way (e.g. the reload cut it) does not stop it
 # half-done; the armed timer then rolls back unless a later confirm arrives.
@@ -152,6 +153,38 @@ mw_check_peers() {
 	return 1
 }
 
+# Files besides /etc/config (the handover tracker): MW_FILES "path ..." with their texts in
+# MW_FILE_1, MW_FILE_2, ...; MW_LINKS "path:target ..."; MW_REMOVE "path ..." (init scripts among
+# them are stopped first). Each path is snapshotted in the lock dir first, so the timer, rollback
+# and the boot guard put it back with the config (mw_restore_files).
+mw_files() {
+	[ -n "$MW_FILES$MW_LINKS$MW_REMOVE" ] || return 0
+	mkdir -p "$MW_LOCK/files" || return 1
+	_n=0
+	for _f in $MW_FILES ${MW_LINKS:+$(echo "$MW_LINKS" | sed 's/:[^ ]*//g')} $MW_REMOVE; do
+		_n=$((_n + 1))
+		if [ -e "$_f" ] || [ -L "$_f" ]; then cp -a "$_f" "$MW_LOCK/files/$_n" || return 1
+		else : > "$MW_LOCK/files/$_n.absent"; fi
+		echo "$_n $_f" >> "$MW_LOCK/files/list"
+	done
+	sync
+	for _f in $MW_REMOVE; do
+		case "$_f" in /etc/init.d/*) [ -x "$_f" ] && "$_f" stop >/dev/null 2>&1 ;; esac
+		rm -f "$_f"
+	done
+	_n=0
+	for _f in $MW_FILES; do
+		_n=$((_n + 1))
+		eval "_t=\$MW_FILE_$_n"
+		mkdir -p "${_f%/*}" && printf '%s\n' "$_t" > "$_f.mwanctl-new" && chmod 755 "$_f.mwanctl-new" \
+			&& mv -f "$_f.mwanctl-new" "$_f" || return 1
+	done
+	for _l in $MW_LINKS; do
+		mkdir -p "$(dirname "${_l%%:*}")" && ln -sf "${_l#*:}" "${_l%%:*}" || return 1
+	done
+	sync
+}
+
 mw_apply() {
 	trap '' HUP PIPE
 	mw_take_lock || return 3
@@ -171,6 +204,11 @@ mw_apply() {
 	fi
 	mw_unpark_user_delta "$MW_STAGE/user"
 	rm -rf "$MW_STAGE"
+	if ! mw_files; then
+		mw_claim; mw_restore > /dev/null 2>&1
+		mw_say "fail files"
+		return 1
+	fi
 	mw_arm_timer
 	mw_say "armed $MW_TIMEOUT"
 	if ! mw_activate; then

@@ -90,6 +90,7 @@ mw_restore() {
 		fi
 	done
 	sync
+	mw_restore_files "$1"
 	if [ "$1" != boot ]; then  # at boot the services have not started yet: nothing to reload
 		for _s in $(cat "$MW_LOCK/reload"); do
 			[ -x "/etc/init.d/$_s" ] && "/etc/init.d/$_s" reload
@@ -124,6 +125,23 @@ mw_install_guard() {
 	} > "$_g.tmp" && chmod 755 "$_g.tmp" && mv -f "$_g.tmp" "$_g" || return 1
 	printf '%s\n' "$MW_LIB" > "$MW_DIR/lib.sh.tmp" && mv -f "$MW_DIR/lib.sh.tmp" "$MW_DIR/lib.sh" || return 1
 	mkdir -p /etc/rc.d && ln -sf ../init.d/mwanctl /etc/rc.d/S11mwanctl   # what `enable` does
+}
+
+# The files an apply installed or removed besides /etc/config (the handover tracker, see
+# mw_files in apply.sh) go back as they were: an init script that goes or changes is stopped
+# first, one that is back is started (not at boot: the boot sequence starts it).
+mw_restore_files() {
+	[ -f "$MW_LOCK/files/list" ] || return 0
+	while read -r _n _f; do
+		case "$_f" in /etc/init.d/*) [ "$1" != boot ] && [ -x "$_f" ] && "$_f" stop >/dev/null 2>&1 ;; esac
+		rm -f "$_f"
+		[ -f "$MW_LOCK/files/$_n.absent" ] || cp -a "$MW_LOCK/files/$_n" "$_f"
+	done < "$MW_LOCK/files/list"
+	[ "$1" = boot ] && return 0
+	while read -r _n _f; do
+		case "$_f" in /etc/init.d/*) [ -x "$_f" ] && "$_f" start >/dev/null 2>&1 ;; esac
+	done < "$MW_LOCK/files/list"
+	return 0
 }
 
 # Claim the pending deploy for exactly one of: timer, confirm, rollback (mkdir is atomic).

@@ -7,6 +7,10 @@ mw_probe() {
 		wan_status) ubus call network.interface.wan status ;;
 		uptime) cat /proc/uptime ;;
 		epoch) date +%s ;;
+		# mwanctl's handover tracker: its view of each uplink (see mwanctl/trackerview.py)
+		tracker) for _f in /var/run/mwanctl-track/*.state; do
+				[ -f "$_f" ] || continue; _n=${_f##*/}; echo "== ${_n%.state}"; cat "$_f"
+			done ;;
 		*) echo "unknown probe $1"; return 1 ;;
 	esac
 }

@@ -13,14 +13,10 @@ from mwanctl.topology.model import (
     Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, Topology, Tracking, TunnelSettings,
     Uplink,
 )
-from mwanctl.topology.grammar import (
-    HOSTNAME, ip_address, network_text, pool4_problem, pool6_problem, port_list, short,
-)
-from mwanctl.topology.reader import (
-    BAD_VALUE, MISSING, NOT_ALLOWED, WRONG_TYPE, Reader,
-)
+from mwanctl.topology.grammar import network_text, pool4_problem, pool6_problem, port_list, short
+from mwanctl.topology.reader import MISSING, NOT_ALLOWED, WRONG_TYPE, Reader
 from mwanctl.topology.source import YamlMap, Source, read_file, read_source
-from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, DEFAULT_TARGETS6, PROFILES
+from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, DEFAULT_TARGETS6, PROFILES, TRACKER_PROFILE
 
 SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 NAME_RE = re.compile(r"[A-Za-z0-9_]{1,63}")
@@ -47,7 +43,8 @@ TRACKING_KEYS = ("profile", "targets", "targets6", "method", "reliability", "cou
                  "failure_interval", "recovery_interval", "down", "up", "keep_failure_interval",
                  "initial_state", "check_quality", "failure_latency", "failure_loss",
                  "recovery_latency", "recovery_loss", "flush_conntrack", "httping_ssl", "size",
-                 "max_ttl")
+                 "max_ttl", "probe_interval_ms", "window_ms", "stable_ms")
+TRACKER_RULE = "MW006"   # tracking that cannot work (here: mwanctl's handover tracker)
 POLICY_KEYS = ("name", "members", "last_resort")
 MEMBER_KEYS = ("uplink", "wan", "tier", "weight")
 RULE_KEYS = ("name", "policy", "proto", "src_ip", "dest_ip", "src_port", "dest_port", "sticky",
@@ -280,8 +277,37 @@ def _tracking(r: Reader, node: Optional[YamlMap], path: str, base: Optional[Trac
         httping_ssl=r.boolean(node, "httping_ssl", path, get("httping_ssl", False)),
         size=r.integer(node, "size", path, get("size", None), 1, 65000),
         max_ttl=r.integer(node, "max_ttl", path, get("max_ttl", None), 1, 255),
+        **_tracker(r, node, path, profile, base, targets),
         **nums,
     )
+
+
+def _tracker(r: Reader, node: YamlMap, path: str, profile: str,
+             base: Optional[Tracking], targets: tuple[str, ...]) -> dict[str, Any]:
+    """The handover tracker's settings (profile `instant`, see mwanctl/tracking.py)."""
+    get = lambda k, d: getattr(base, k) if base is not None else d  # noqa: E731
+    out: dict[str, Any] = {"tracker": profile == TRACKER_PROFILE}
+    out["probe_interval_ms"] = r.integer(node, "probe_interval_ms", path, get("probe_interval_ms", 200), 50, 1000)
+    out["window_ms"] = r.integer(node, "window_ms", path, get("window_ms", 600), 100, 10000)
+    out["stable_ms"] = r.integer(node, "stable_ms", path, get("stable_ms", 1000), 100, 60000)
+    own = base is None or "window_ms" in node or "probe_interval_ms" in node or "profile" in node
+    if own and out["tracker"] and out["window_ms"] < 2 * out["probe_interval_ms"]:
+        r.error(r.src.value(node, "window_ms" if "window_ms" in node else
+                            "probe_interval_ms" if "probe_interval_ms" in node else "profile"),
+                path + ".window_ms", f"{out['window_ms']} ms is less than two probe intervals "
+                f"({out['probe_interval_ms']} ms each): one lost probe would fail the uplink over",
+                TRACKER_RULE)
+    if own and out["tracker"] and not any(_is_v4(t) for t in targets):
+        r.error(r.src.value(node, "targets") if "targets" in node else r.src.value(node, "profile"),
+                path + ".targets", "profile `instant` probes IPv4 `targets`; add at least one", TRACKER_RULE)
+    return out
+
+
+def _is_v4(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 4
+    except ValueError:
+        return False
 
 
 def _flush(r: Reader, node: YamlMap, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -319,8 +345,7 @@ def _policies(r: Reader, seq: Any) -> tuple[Policy, ...]:
         for j, m in enumerate(mseq):
             mpath = f"{path}.members[{j}]"
             if isinstance(m, (str, int)) and not isinstance(m, bool):
-                target = r._text(m, r.src.item(mseq, j), mpath, r.src.raw_item(mseq, j), NAME_RE,
-                                 NAME_HINT, 63)
+                target = r._text(m, (mseq, j), mpath, NAME_RE, NAME_HINT, 63)
                 if target is not None:
                     members.append(PolicyMember(target, 0, 0))   # 0 = the uplink's own tier/weight
                 continue

@@ -46,6 +46,11 @@ class Tracking:
     size: Optional[int] = None
     max_ttl: Optional[int] = None
     targets6: tuple[str, ...] = ()   # what IPv6 interfaces track (`targets` is IPv4 only)
+    # mwanctl's handover tracker (profile `instant`): mwan3track stays as the slow fallback
+    tracker: bool = False
+    probe_interval_ms: int = 200      # between two probes of one target
+    window_ms: int = 600              # no answer from any target for this long: down
+    stable_ms: int = 1000             # answers without such a gap for this long: up again
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,11 @@ class ApplyPlan:
     restart_ifaces: list[str] = field(default_factory=list)  # netifd ifaces to take down and up
     renew_ifaces: list[str] = field(default_factory=list)    # `ubus call network.interface.X renew`
     check_peers: dict[str, list[str]] = field(default_factory=dict)  # iface -> pubkeys `wg` must show
+    # files besides /etc/config (the handover tracker): installed, symlinked, removed; the
+    # router snapshots them with the config and restores them on rollback
+    files: dict[str, str] = field(default_factory=dict)      # path -> text
+    links: dict[str, str] = field(default_factory=dict)      # path -> symlink target
+    remove: list[str] = field(default_factory=list)
 
     @property
     def packages(self) -> list[str]:

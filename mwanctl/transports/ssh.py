@@ -46,7 +46,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")        # netifd interface / init scrip
 _SVC_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9+/]{42,43}=?$")  # WireGuard public key (base64 of 32 bytes)
 _ENDPOINT_RE = re.compile(r"^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$")  # as `wg show` prints
-_PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime", "epoch")
+_PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime", "epoch", "tracker")
 
 
 @dataclass
@@ -83,6 +83,22 @@ def fingerprint(key: paramiko.PKey) -> str:
     """OpenSSH's ``SHA256:...`` fingerprint, as ``ssh-keygen -l`` prints it."""
     digest = hashlib.sha256(key.asbytes()).digest()
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+_PATH_RE = re.compile(r"/[A-Za-z0-9_.][A-Za-z0-9_./-]*\Z")
+_LINK_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_./-]*\Z")
+
+
+def _file_args(plan: ApplyPlan) -> dict[str, str]:
+    """MW_FILES/MW_FILE_<n>/MW_LINKS/MW_REMOVE for apply.sh's mw_files (the handover tracker)."""
+    paths = list(plan.files)
+    args = {"MW_FILES": " ".join(_check(_PATH_RE, p, "path") for p in paths),
+            "MW_LINKS": " ".join(f"{_check(_PATH_RE, p, 'path')}:{_check(_LINK_RE, t, 'link target')}"
+                                 for p, t in plan.links.items()),
+            "MW_REMOVE": " ".join(_check(_PATH_RE, p, "path") for p in plan.remove)}
+    for i, p in enumerate(paths, start=1):
+        args[f"MW_FILE_{i}"] = plan.files[p].rstrip("\n")   # printf adds the last newline back
+    return args
 
 
 def remote_script(name: str) -> str:
@@ -380,6 +396,7 @@ class SshTransport(Transport):
             "MW_RENEW": " ".join(_check(_NAME_RE, i, "interface") for i in plan.renew_ifaces),
             "MW_PEERS": peers,
             "MW_LIB": remote_script("lib.sh"),   # the boot guard keeps a copy (see mw_install_guard)
+            **_file_args(plan),
         }
 
     def _apply_failure(self, r: Reply, plan: ApplyPlan) -> ApplyError:
