@@ -180,7 +180,8 @@ def test_deploy_through_the_api_sets_the_last_deploy_metric_and_history_survives
     page = c2.get("/site/lab").text
     assert "a: online → offline" in page and "deploy: " in page          # kept across the restart
     assert page.count("(first seen)") == 2                                # not reported twice
-    assert m(metrics(c2), "mwanctl_last_deploy_success") == 1
+    ms = metrics(c2)                      # the last deploy (the refused one) is remembered as such
+    assert m(ms, "mwanctl_last_deploy_success") == 0 and m(ms, "mwanctl_last_deploy_info", result="blocked") == 1
     again.stop()
 
 
