@@ -12,21 +12,60 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from mwanctl.compile import Compiled
-from mwanctl.errors import ApplyError, ConfirmError, MwanctlError, TransportError
+from mwanctl.errors import (
+    ApplyError,
+    ApplyInterrupted,
+    ConfirmError,
+    ExitStatus,
+    MwanctlError,
+    RolledBack,
+    TransportError,
+)
 from mwanctl.plan import RouterPlan, plan_router
-from mwanctl.transports.base import RouterState, Transport
+from mwanctl.transports.base import Receipt, RouterState, Transport
 
 Connect = Callable[[str], Transport]
 Progress = Callable[[str, str], None]     # (router, message)
 
 
+# Every outcome a router can end a deploy in: what the router is on, and the exit code.
+OUTCOMES: dict[str, tuple[str, ExitStatus]] = {
+    "unchanged": ("its config already matched: nothing sent", ExitStatus.OK),
+    "applied": ("applied and confirmed: on the new config", ExitStatus.OK),
+    "failed": ("on its old config: nothing committed, or rolled back at once", ExitStatus.APPLY_FAILED),
+    "unreachable": ("on its old config: unreachable, or refused before anything was committed", ExitStatus.CONNECT),
+    # a skipped mother adds no code of its own: the deploy exits with its failed uplinks' code
+    "skipped": ("on its old config: not applied because an uplink failed", ExitStatus.OK),
+    "not-confirmed": ("applied (or maybe applied) but not confirmed: back on its old config by "
+                      "itself when the confirm timeout runs out", ExitStatus.NOT_CONFIRMED),
+    "rolled-back": ("applied, but the router had restored its old config when the confirm "
+                    "arrived: on its old config", ExitStatus.ROLLED_BACK),
+}
+
+
 @dataclass
 class RouterOutcome:
     router: str
-    status: str          # "unchanged" | "applied" | "failed" | "not-confirmed" | "skipped" | "unreachable"
+    status: str          # a key of OUTCOMES
     message: str = ""
     round_trips: int = 0
     bytes_sent: int = 0
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return OUTCOMES[self.status][1]
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("applied", "unchanged")
+
+
+def one_line(router: str, exc: BaseException) -> str:
+    """An error's text for a line that already starts with the router's name."""
+    text = str(exc) or type(exc).__name__
+    while text.startswith(f"{router}: "):
+        text = text[len(router) + 2:]
+    return text
 
 
 @dataclass
@@ -48,14 +87,17 @@ class Deployment:
         routers = list(self.compiled.routers)
         with ThreadPoolExecutor(max_workers=max(1, min(self.parallel, len(routers)))) as pool:
             for router, result in zip(routers, pool.map(self._read_one, routers), strict=True):
-                if isinstance(result, MwanctlError):
-                    self.errors[router] = str(result)
-                    self.outcomes[router] = RouterOutcome(router, "unreachable", str(result))
-                else:
-                    self.states[router] = result
+                if isinstance(result, BaseException):
+                    self.errors[router] = one_line(router, result)
+                    self.outcomes[router] = RouterOutcome(router, "unreachable", self.errors[router])
+                    continue
+                self.states[router] = result
+                try:
                     self.plans[router] = plan_router(self.compiled.routers[router], result)
+                except MwanctlError as exc:
+                    self.errors[router] = one_line(router, exc)
 
-    def _read_one(self, router: str) -> RouterState | MwanctlError:
+    def _read_one(self, router: str) -> RouterState | BaseException:
         cfg = self.compiled.routers[router]
         try:
             t = self.connect(router)
@@ -64,6 +106,8 @@ class Deployment:
             return t.read_state(cfg.packages)
         except MwanctlError as exc:
             return exc
+        except Exception as exc:  # noqa: BLE001 - one router's surprise must not hide the others
+            return MwanctlError(f"internal error reading the router: {type(exc).__name__}: {exc}")
 
     @property
     def changed(self) -> bool:
@@ -98,30 +142,57 @@ class Deployment:
 
     def apply_router(self, router: str, plan: RouterPlan, t: Transport) -> RouterOutcome:
         """Apply one router's plan over ``t`` and confirm it from a fresh connection (key
-        rotation uses this directly, with plans limited to one tunnel)."""
+        rotation uses this directly, with plans limited to one tunnel).
+
+        Every error ends as this router's outcome, saying what the router is on; not even an
+        internal error escapes (the other routers' outcomes must still be printed)."""
+        try:
+            return self._apply_and_confirm(router, plan, t)
+        except Exception as exc:  # noqa: BLE001 - every router ends in a printed outcome
+            return RouterOutcome(router, "not-confirmed", f"internal error during apply "
+                                 f"({type(exc).__name__}: {exc}); if it was committed, {router} "
+                                 f"restores its old config by itself within {self.confirm_timeout} s")
+
+    def _apply_and_confirm(self, router: str, plan: RouterPlan, t: Transport) -> RouterOutcome:
         if not plan.changed:
             self.progress(router, "up to date")
             return self._outcome(router, "unchanged", "up to date", [t])
         assert plan.apply is not None
         try:
             self.progress(router, f"applying {plan.op_count} change(s)")
-            t.apply(plan.apply, self.confirm_timeout)
+            receipt = t.apply(plan.apply, self.confirm_timeout)
         except ApplyError as exc:
-            return self._outcome(router, "failed", f"{exc}; {router} is on its old config", [t])
-        except TransportError as exc:
-            return self._outcome(router, "failed", f"{exc}; {router} may have armed its rollback: it "
-                                 f"returns to its old config within {self.confirm_timeout} s unless confirmed", [t])
+            return self._outcome(router, "failed", f"{one_line(router, exc)}; {router} is on its old config", [t])
+        except ApplyInterrupted as exc:
+            return self._outcome(router, "not-confirmed", f"{one_line(router, exc)}; not confirmed", [t])
+        except TransportError as exc:  # before anything was sent that could change the router
+            return self._outcome(router, "unreachable", f"{one_line(router, exc)}; nothing was committed: "
+                                 f"{router} is on its old config", [t])
+        except MwanctlError as exc:
+            return self._outcome(router, "failed", f"{one_line(router, exc)}; {router} is on its old config", [t])
+        if receipt is not None and not receipt.armed:
+            return self._outcome(router, "unchanged", "the router already had this config", [t])
         self.progress(router, "applied; reconnecting to confirm")
+        return self._confirm(router, receipt, [t])
+
+    def _confirm(self, router: str, receipt: Receipt | None, used: list[Optional[Transport]]) -> RouterOutcome:
         fresh: Optional[Transport] = None
         try:
             fresh = self.connect(router)
-            fresh.confirm()
+            fresh.confirm(receipt)
+        except RolledBack as exc:
+            return self._outcome(router, "rolled-back", f"applied, but {one_line(router, exc)}",
+                                 used + [fresh])
         except (ConfirmError, TransportError) as exc:
             return self._outcome(router, "not-confirmed",
-                                 f"applied but could not confirm ({exc}); {router} restores its previous "
-                                 f"config by itself within {self.confirm_timeout} s", [t] + ([fresh] if fresh else []))
+                                 f"applied but could not confirm ({one_line(router, exc)}); {router} restores "
+                                 f"its previous config by itself within {self.confirm_timeout} s", used + [fresh])
+        except MwanctlError as exc:
+            return self._outcome(router, "not-confirmed",
+                                 f"applied but the confirm failed ({one_line(router, exc)}); {router} restores "
+                                 f"its previous config by itself within {self.confirm_timeout} s", used + [fresh])
         self.progress(router, "confirmed")
-        return self._outcome(router, "applied", "applied and confirmed", [t, fresh])
+        return self._outcome(router, "applied", "applied and confirmed", used + [fresh])
 
     def _outcome(self, router: str, status: str, msg: str, used: Sequence[Optional[Transport]]) -> RouterOutcome:
         trips = sum(x.counters.round_trips for x in used if x is not None)

@@ -40,7 +40,7 @@ from typing import Callable, Optional
 
 from mwanctl.compile import Compiled, compile_site
 from mwanctl.compile.templates import Templates
-from mwanctl.errors import ApplyError, ConfirmError, MwanctlError, TransportError
+from mwanctl.errors import ApplyError, ApplyInterrupted, ConfirmError, MwanctlError, TransportError
 from mwanctl.facts import parse_wg_dump
 from mwanctl.keys import ENDS, KeyStore, generate, parse_time
 from mwanctl.plan import plan_router
@@ -135,6 +135,7 @@ class Rotation:
         self._start(u.name)
         mother = self.topology.mother.name
         armed: list[tuple[str, Transport]] = []
+        first_armed: Optional[float] = None
         try:
             compiled = self._compiled(u.name)
             host = self._mother_seen_by_uplink(u)
@@ -142,9 +143,11 @@ class Rotation:
             deferred = t_up.can_rekey_live
             t_up.close()
             if deferred:    # the uplink's new keys committed and armed, not live yet
+                first_armed = time.monotonic()
                 t = self._apply_keys(compiled, u.name, u, "deferred")
                 if t is not None:
                     armed.append((u.name, t))
+            first_armed = first_armed if armed else time.monotonic()
             t = self._apply_keys(compiled, mother, u, "live")
             if t is not None:
                 armed.append((mother, t))
@@ -155,7 +158,8 @@ class Rotation:
             up = next((t for r, t in armed if r == u.name), None)
             if deferred and up is not None:
                 self._bring_live(compiled, u, up, host, next((t for r, t in armed if r == mother), None))
-            self._wait_handshake(u)
+            # confirm (a fresh connection each, a few seconds) before the first window closes
+            self._wait_handshake(u, first_armed + self.confirm_timeout - 10 if armed and first_armed else None)
             for router, _ in sorted(armed, key=lambda a: a[0] != u.name):   # uplink first
                 self._confirm(router)
             self._promote(u.name)
@@ -219,10 +223,12 @@ class Rotation:
         except ApplyError as exc:
             t.close()
             raise RotateError(f"{router}: {exc}; {router} is on its old config") from None
-        except TransportError as exc:
+        except ApplyInterrupted as exc:  # sent, answer lost: maybe armed
             t.close()
-            raise RotateError(f"{router}: {exc}; {router} may have armed its rollback: it returns "
-                              f"to its old config within {self.confirm_timeout} s unless confirmed") from None
+            raise RotateError(f"{router}: {exc}") from None
+        except TransportError as exc:    # the transport contract: nothing was committed
+            t.close()
+            raise RotateError(f"{router}: {exc}; nothing was committed: {router} is on its old config") from None
         except BaseException:
             t.close()
             raise
@@ -279,12 +285,17 @@ class Rotation:
             state = t.read_state(("network",))
         return state
 
-    def _wait_handshake(self, u: Uplink) -> None:
-        """A handshake with the new uplink key, newer than the apply, seen from the mother."""
+    def _wait_handshake(self, u: Uplink, window_ends: Optional[float] = None) -> None:
+        """A handshake with the new uplink key, newer than the apply, seen from the mother; given
+        up early enough (``window_ends``, monotonic) to confirm before the first armed router's
+        confirm window closes."""
         new_uplink = self.store.pair(u.name, "uplink", "pending")
         assert new_uplink is not None
         mother = self.topology.mother.name
-        give_up = time.monotonic() + self.handshake_timeout
+        start = time.monotonic()
+        give_up = start + self.handshake_timeout
+        if window_ends is not None and window_ends < give_up:
+            give_up = window_ends
         with self.connect(mother) as t:
             while True:
                 probes = t.query(("wg_dump", "epoch"))
@@ -295,8 +306,8 @@ class Rotation:
                     self.say(f"{u.name}: handshake on the new keys")
                     return
                 if time.monotonic() > give_up:
-                    raise RotateError(f"no handshake on {u.iface} with the new keys within "
-                                      f"{self.handshake_timeout:.0f} s")
+                    raise RotateError(f"no handshake on {u.iface} with the new keys in time to "
+                                      f"confirm (waited {time.monotonic() - start:.0f} s)")
                 time.sleep(0.5)
 
 

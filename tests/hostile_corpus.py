@@ -256,6 +256,8 @@ def _meaning() -> list[Case]:
         _c("jump-self", HEAD + ups("a") + "access:\n  a: {jump: a}\n", "MW009"),
         _c("jump-cycle", HEAD + ups("a", "b") + "access:\n  a: {jump: b}\n  b: {jump: a}\n", "MW009"),
         _c("jump-unknown", HEAD + ups("a") + "access:\n  a: {jump: nobody}\n", "MW009"),
+        _c("instant-needs-ssh", BASE + "tracking: {profile: instant}\naccess:\n  mother: {transport: ubus}\n",
+           "MW009", line=12),
         _c("access-unknown-router", HEAD + ups("a") + "access:\n  modem: {user: root}\n", "MW009"),
         _c("name-too-long-for-mwan3", HEAD + ups("abcdefghijk"), "MW001"),
         _c("name-too-long-dual", HEAD + ups("abcdefghij", extra=", ipv6: true") + six, "MW001"),

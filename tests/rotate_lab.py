@@ -64,7 +64,7 @@ def _sysctl(lab: netlab.Lab, host: str, *settings: str) -> None:
 
 
 def build(lab: netlab.Lab, router_factory: Callable[..., Any], tmp: Path, uplinks: list[str],
-          confirm_timeout: int = 30) -> Site:
+          confirm_timeout: int = 60) -> Site:
     """Namespaces, links, forwarding and NAT; test routers bound to them; the topology file."""
     for h in ("client", "mother", "inet", *uplinks):
         lab.add_host(h)

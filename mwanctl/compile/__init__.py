@@ -15,7 +15,7 @@ from mwanctl.compile.mwan3 import Mwan3
 from mwanctl.compile.templates import Templates
 from mwanctl.compile.tracker import Tracker, uses_tracker
 from mwanctl.compile.wireguard import Wireguard
-from mwanctl.errors import Diagnostic, TopologyError
+from mwanctl.errors import TopologyError
 from mwanctl.keys import TunnelKeys
 from mwanctl.topology.model import PREFIX, Topology
 from mwanctl.tracking import Timing, family_tracking, timing
@@ -81,14 +81,12 @@ def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
     distinct section names, MW010) are checked again here with the same functions validation
     uses, so a slot assignment or a template override cannot slip a clash past them."""
     from mwanctl.compile.names import listing, section_clashes
-    from mwanctl.topology.checks import metric_clashes
+    from mwanctl.topology.checks import metric_clashes, tracker_transport
     ctx = Context.for_keys(topology, keys, templates or Templates())
     t = topology
-    mother_transport = t.access_for(t.mother.name).transport
-    if uses_tracker(t) and mother_transport != "ssh":
-        raise TopologyError([Diagnostic(None, "tracking.profile",
-                                        f"profile `instant` installs mwanctl's tracker on the mother, which needs "
-                                        f"the ssh transport (the mother uses {mother_transport})")])
+    guard = tracker_transport(t)     # validate reports it with a location; a guard for other callers
+    if guard:
+        raise TopologyError(guard)
     sections = build_sections(ctx)
     diags = metric_clashes(t, ctx.slots) + section_clashes(listing(ctx, sections))
     if diags:
@@ -107,7 +105,7 @@ def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
 def build_sections(ctx: Context) -> dict[str, dict[str, list[UciSection]]]:
     """router -> package -> sections, in deploy order (uplinks first, the mother last)."""
     t = ctx.topology
-    routers = {u.name: {p: [] for p in PACKAGES["uplink"]} for u in t.uplinks}
+    routers: dict[str, dict[str, list[UciSection]]] = {u.name: {p: [] for p in PACKAGES["uplink"]} for u in t.uplinks}
     routers[t.mother.name] = {p: [] for p in PACKAGES["mother"]}
     if uses_tracker(t) or t.access_for(t.mother.name).transport == "ssh":
         routers[t.mother.name][TRACKER_PACKAGE] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
+from functools import lru_cache
 from typing import Any, Iterable, Optional
 
 from mwanctl.errors import Diagnostic, Location
@@ -36,7 +37,7 @@ RESERVED = "MW011"       # a name mwan3 or mwanctl already gives a meaning
 def run(t: Topology, r: Reader) -> None:
     at = Locator(r)
     for check in (_names, _reserved, _duplicates, _capacity, _pool, _metrics, _tracking, _policies,
-                  _rules, _access, _sections):
+                  _rules, _access, _tracker, _sections):
         check(t, r, at)
 
 
@@ -114,14 +115,17 @@ def _reserved(t: Topology, r: Reader, at: Locator) -> None:
 def _duplicates(t: Topology, r: Reader, at: Locator) -> None:
     """MW002: router and WAN names, hosts, endpoints, policy and rule names are unique."""
     first: dict[str, str] = {t.mother.name: "the mother"}
-    for what, name, loc, field in (
-            [("mother WAN", w.name, w.loc, f"mother.wans.{w.name}.name") for w in t.mother.wans]
-            + [("uplink", u.name, at.uplink(u, "name"), f"uplinks.{u.name}.name") for u in t.uplinks]):
-        if name in first:
-            r.error(loc, field, f"`{name}` is already used by {first[name]} (uplinks, mother WANs and the "
-                    "mother's name must differ); rename one", DUPLICATES)
+    named: list[tuple[str, Any]] = [("mother WAN", w) for w in t.mother.wans] + [("uplink", u) for u in t.uplinks]
+    for what, obj in named:
+        if obj.name not in first:
+            first[obj.name] = f"{what} `{obj.name}`"
+            continue
+        if what == "uplink":
+            loc, field = at.uplink(obj, "name"), f"uplinks.{obj.name}.name"
         else:
-            first[name] = f"{what} `{name}`"
+            loc, field = obj.loc, f"mother.wans.{obj.name}.name"
+        r.error(loc, field, f"`{obj.name}` is already used by {first[obj.name]} (uplinks, mother WANs and "
+                "the mother's name must differ); rename one", DUPLICATES)
     hosts = Counter(u.host for u in t.uplinks)
     hosts[t.mother.host] += 1
     seen_hosts = {t.mother.host}
@@ -265,20 +269,21 @@ def _tracking(t: Topology, r: Reader, at: Locator) -> None:
     aliases) ``targets6``; an address of the other family in either list is an error. Targets are
     IP addresses without a zone id (host names only for httping).
     """
-    items: list[tuple[str, Tracking, Optional[Location], str]] = []
+    items: list[tuple[str, Tracking, Any, str]] = []     # (path, tracking, the object, family)
     for u in t.uplinks:
-        items.append((f"uplinks.{u.name}.tracking", u.tracking, at.uplink(u, "tracking"), "ipv4"))
+        items.append((f"uplinks.{u.name}.tracking", u.tracking, u, "ipv4"))
         if u.ipv6:
-            items.append((f"uplinks.{u.name}.tracking", u.tracking, at.uplink(u, "tracking"), "ipv6"))
-    items += [(f"mother.wans.{w.name}.tracking", w.tracking, w.loc, w.family) for w in t.mother.wans]
-    for path, full, loc, family in items:
+            items.append((f"uplinks.{u.name}.tracking", u.tracking, u, "ipv6"))
+    items += [(f"mother.wans.{w.name}.tracking", w.tracking, w, w.family) for w in t.mother.wans]
+    for path, full, obj, family in items:
+        loc = _Lazy(lambda obj=obj: at.uplink(obj, "tracking") if isinstance(obj, Uplink) else obj.loc)
         tr = family_tracking(full, family)
         field = "targets6" if family == "ipv6" else "targets"
         if not tr.targets and family == "ipv6":
-            r.error(loc, f"{path}.targets6", "empty, so the IPv6 interface would never fail over; "
+            r.error(loc.get(), f"{path}.targets6", "empty, so the IPv6 interface would never fail over; "
                     "list IPv6 targets or leave `targets6` out for the defaults", TRACKING)
         elif tr.reliability > len(tr.targets):
-            r.error(loc, f"{path}.reliability",
+            r.error(loc.get(), f"{path}.reliability",
                     f"{tr.reliability} targets must answer but only {len(tr.targets)} are tracked: the "
                     "interface could never come online; lower `reliability` or add targets", TRACKING)
         for target in tr.targets:
@@ -286,21 +291,38 @@ def _tracking(t: Topology, r: Reader, at: Locator) -> None:
             if addr is None:
                 if tr.method == "httping" and HOSTNAME.match(target):
                     continue
-                r.error(loc, f"{path}.{field}", f"{short(target)} is not an IP address"
+                r.error(loc.get(), f"{path}.{field}", f"{short(target)} is not an IP address"
                         + (" or host name" if tr.method == "httping" else " (ping tracking needs IPs)"),
                         TRACKING)
             elif family == "ipv6" and addr.version == 4:
-                r.error(loc, f"{path}.targets6", f"{target} is IPv4 but `targets6` are tracked over IPv6; "
+                r.error(loc.get(), f"{path}.targets6", f"{target} is IPv4 but `targets6` are tracked over IPv6; "
                         "put it in `targets`", TRACKING)
             elif family == "ipv4" and addr.version == 6:
                 where = "this WAN is IPv4" if path.startswith("mother.") else "the tunnel interface is IPv4"
-                r.error(loc, f"{path}.targets", f"{target} is IPv6 but {where}; put IPv6 targets in "
+                r.error(loc.get(), f"{path}.targets", f"{target} is IPv6 but {where}; put IPv6 targets in "
                         "`targets6` (they are tracked on the IPv6 interface)", TRACKING)
         if tr.method == "arping" and family == "ipv6":
-            r.error(loc, f"{path}.method", "arping is IPv4 only; use ping", TRACKING)
-        for msg in advice(tr, family) if tr.targets or family == "ipv4" else ():
-            r.warn(loc, path + (" (IPv6)" if family == "ipv6" and path.startswith("uplinks.") else ""), msg,
+            r.error(loc.get(), f"{path}.method", "arping is IPv4 only; use ping", TRACKING)
+        for msg in _advice(tr, family) if tr.targets or family == "ipv4" else ():
+            r.warn(loc.get(), path + (" (IPv6)" if family == "ipv6" and path.startswith("uplinks.") else ""), msg,
                    TRACKING)
+
+
+@lru_cache(maxsize=256)   # uplinks mostly share one tracking setup: compute its advice once
+def _advice(tr: Tracking, family: str) -> tuple[str, ...]:
+    return tuple(advice(tr, family))
+
+
+class _Lazy:
+    """A location computed on first use: most objects are never reported, so most never need one."""
+
+    def __init__(self, fn: Any):
+        self._fn, self._done, self._value = fn, False, None
+
+    def get(self) -> Optional[Location]:
+        if not self._done:
+            self._value, self._done = self._fn(), True
+        return self._value
 
 
 def _member_targets(t: Topology) -> set[str]:
@@ -396,6 +418,28 @@ def _access(t: Topology, r: Reader, at: Locator) -> None:
         if cur is not None and cur == start and len(seen) > 1:
             r.error(r.src.key(node, start), f"access.{start}.jump",
                     f"jump hosts go round in a circle ({' -> '.join(seen + [cur])})", ACCESS)
+
+
+def tracker_transport(t: Topology, loc: Optional[Location] = None) -> list[Diagnostic]:
+    """MW009: profile `instant` installs mwanctl's tracker on the mother, which only the ssh
+    transport does. One function for validate (with the location) and compile (as a guard)."""
+    if not any(u.tracking.tracker for u in t.uplinks):
+        return []
+    transport = t.access_for(t.mother.name).transport
+    if transport == "ssh":
+        return []
+    return [Diagnostic(loc, f"access.{t.mother.name}.transport",
+                       f"profile `instant` installs mwanctl's tracker on the mother, which needs the ssh "
+                       f"transport (the mother uses {transport}); use ssh for the mother or another profile",
+                       rule=ACCESS)]
+
+
+def _tracker(t: Topology, r: Reader, at: Locator) -> None:
+    node = r.src.data.get("access") or {}
+    key = t.mother.name if t.mother.name in node else "defaults"
+    entry = node.get(key) if hasattr(node, "get") else None
+    loc = r.src.value(entry, "transport") if hasattr(entry, "get") and "transport" in entry else at.top("access")
+    r.diags.extend(tracker_transport(t, loc))
 
 
 def _sections(t: Topology, r: Reader, at: Locator) -> None:

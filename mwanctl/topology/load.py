@@ -13,12 +13,8 @@ from mwanctl.topology.model import (
     Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, Topology, Tracking, TunnelSettings,
     Uplink,
 )
-from mwanctl.topology.grammar import (
-    HOSTNAME, ip_address, network_text, pool4_problem, pool6_problem, port_list, short,
-)
-from mwanctl.topology.reader import (
-    BAD_VALUE, MISSING, NOT_ALLOWED, WRONG_TYPE, Reader,
-)
+from mwanctl.topology.grammar import network_text, pool4_problem, pool6_problem, port_list, short
+from mwanctl.topology.reader import MISSING, NOT_ALLOWED, WRONG_TYPE, Reader
 from mwanctl.topology.source import YamlMap, Source, read_file, read_source
 from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, DEFAULT_TARGETS6, PROFILES, TRACKER_PROFILE
 
@@ -349,8 +345,7 @@ def _policies(r: Reader, seq: Any) -> tuple[Policy, ...]:
         for j, m in enumerate(mseq):
             mpath = f"{path}.members[{j}]"
             if isinstance(m, (str, int)) and not isinstance(m, bool):
-                target = r._text(m, r.src.item(mseq, j), mpath, r.src.raw_item(mseq, j), NAME_RE,
-                                 NAME_HINT, 63)
+                target = r._text(m, (mseq, j), mpath, NAME_RE, NAME_HINT, 63)
                 if target is not None:
                     members.append(PolicyMember(target, 0, 0))   # 0 = the uplink's own tier/weight
                 continue

@@ -128,28 +128,31 @@ class Reader:
         if v is None or v is default:
             return v
         fallback = default if default is not _MISSING else None
-        text = self._text(v, self.src.value(node, key), _join(path, key), self.src.raw_value(node, key),
-                          pattern, hint, max_len)
+        text = self._text(v, (node, key), _join(path, key), pattern, hint, max_len)
         return fallback if text is None else text
 
-    def _text(self, v: Any, loc: Location, field: str, raw: Optional[str],
+    def _text(self, v: Any, at: tuple[Any, Any], field: str,
               pattern: Optional[re.Pattern[str]], hint: str, max_len: int) -> Optional[str]:
-        """The checks every string value passes, wherever it sits (mapping value or list item)."""
+        """The checks every string value passes, wherever it sits: ``at`` is (mapping, key) or
+        (list, index); its position and source text are looked up only when needed."""
+        seq = isinstance(at[0], YamlSeq)
+        loc = (lambda: self.src.item(*at)) if seq else (lambda: self.src.value(*at))
         if isinstance(v, bool) or not isinstance(v, (str, int)):
-            self.error(loc, field, f"expected a string, got {_type_name(v)}", WRONG_TYPE)
+            self.error(loc(), field, f"expected a string, got {_type_name(v)}", WRONG_TYPE)
             return None
         if isinstance(v, int):
+            raw = self.src.raw_item(*at) if seq else self.src.raw_value(*at)
             if raw != str(v):
-                self.error(loc, field, f"YAML reads `{raw}` as the number {v}; put the text in quotes "
+                self.error(loc(), field, f"YAML reads `{raw}` as the number {v}; put the text in quotes "
                            f"(\"{raw}\") if that is what you mean", NUMBER_TEXT)
                 return None
             v = str(v)
         problem = text_problem(v, max_len)
         if problem:
-            self.error(loc, field, f"{short(v)} {problem}", BAD_TEXT)
+            self.error(loc(), field, f"{short(v)} {problem}", BAD_TEXT)
             return None
         if pattern is not None and not pattern.fullmatch(v):
-            self.error(loc, field, f"{short(v)} is not valid; {hint}", BAD_VALUE)
+            self.error(loc(), field, f"{short(v)} is not valid; {hint}", BAD_VALUE)
             return None
         return v
 
@@ -204,8 +207,7 @@ class Reader:
             return default
         out = []
         for i, item in enumerate(v):
-            text = self._text(item, self.src.item(v, i), f"{_join(path, key)}[{i}]", self.src.raw_item(v, i),
-                              None, "", max_len)
+            text = self._text(item, (v, i), f"{_join(path, key)}[{i}]", None, "", max_len)
             if text is not None:
                 out.append(text)
         return tuple(out)

@@ -166,7 +166,7 @@ _CORE = (
     (re.compile(r"(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
                 r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z"), _FLOAT),
 )
-MAX_ALIAS_WEIGHT = 100_000   # events aliases may stand for in all (a "billion laughs" guard)
+MAX_ALIAS_WEIGHT = 100_000   # values all aliases may stand for, expanded (a "billion laughs" guard)
 
 
 def _scalar(tag: str, value: str, mark: Any) -> Any:
@@ -217,7 +217,7 @@ class _Builder:
         self.weight = 0
 
     def build(self, events: Iterable[Any]) -> Any:
-        # frame: [container, start mark, anchor, first event no, pending key, key mark, merges,
+        # frame: [container, start mark, anchor, (unused), pending key, key mark, merges,
         #         expanded size of what it holds so far]
         stack: list[list[Any]] = []
         root: Any = None
