@@ -360,15 +360,15 @@ def _plan_or_deploy(env: Env, topology: str, accept_new: bool, confirm_timeout: 
 
 
 def _report(outcomes: dict[str, Any]) -> int:
+    """One line per router; the exit status is the highest of the routers' (README table)."""
     code = ExitStatus.OK
     for o in outcomes.values():
         line = f"{o.router}: {o.message}"
-        if o.status in ("applied", "unchanged"):
+        if o.ok:
             click.echo(line)
         else:
             click.echo(f"mwanctl: error: {line}", err=True)
-            worst = ExitStatus.NOT_CONFIRMED if o.status == "not-confirmed" else ExitStatus.APPLY_FAILED
-            code = max(code, worst)
+            code = max(code, o.exit_status)
     return code
 
 
@@ -398,6 +398,7 @@ def _each_router(env: Env, topology: str, routers: tuple[str, ...], accept_new: 
     if unknown:
         click.echo(f"mwanctl: error: no router named {', '.join(unknown)} in {topology}", err=True)
         return ExitStatus.USAGE
+    from mwanctl.deploy import one_line
     code = ExitStatus.OK
     opts = _connect_options(accept_new)
     for r in names:
@@ -406,11 +407,19 @@ def _each_router(env: Env, topology: str, routers: tuple[str, ...], accept_new: 
                 if t.read_state(("network",)).pending is None:
                     click.echo(f"{r}: nothing pending")
                     continue
-                getattr(t, action)()
-            click.echo(f"{r}: {'confirmed' if action == 'confirm' else 'rolled back to its previous config'}")
+                if action == "confirm":
+                    t.confirm()
+                    click.echo(f"{r}: confirmed")
+                elif t.rollback():
+                    click.echo(f"{r}: rolled back to its previous config")
+                else:
+                    click.echo(f"{r}: nothing pending")
         except MwanctlError as exc:
-            click.echo(f"mwanctl: error: {r}: {exc}", err=True)
-            code = ExitStatus.ERROR
+            click.echo(f"mwanctl: error: {r}: {one_line(r, exc)}", err=True)
+            code = max(code, exc.exit_status)
+        except Exception as exc:  # noqa: BLE001 - the other routers still get their line
+            click.echo(f"mwanctl: error: {r}: internal error: {type(exc).__name__}: {exc}", err=True)
+            code = max(code, ExitStatus.ERROR)
     return code
 
 

@@ -41,6 +41,12 @@ def _password(router: str, a: Access, opts: ConnectOptions) -> Optional[Callable
     return None
 
 
+def ubus_url(host: str, port: int | None) -> str:
+    """uhttpd's /ubus on ``host`` (HTTPS; ``access.port`` when given; IPv6 literals bracketed)."""
+    h = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"https://{h}{f':{port}' if port else ''}/ubus"
+
+
 def transport_for(t: Topology, router: str, opts: ConnectOptions) -> Transport:
     a = t.access_for(router)
     host = a.host or t.host_of(router)
@@ -59,7 +65,7 @@ def transport_for(t: Topology, router: str, opts: ConnectOptions) -> Transport:
                             connect_timeout=a.connect_timeout, jump=jump)
     if a.transport == "ubus":
         from mwanctl.transports.ubus import UbusTransport
-        url = a.ubus_url or f"https://{host}/ubus"
+        url = a.ubus_url or ubus_url(host, a.port)
         return UbusTransport(router, url, username=a.user, password=_password(router, a, opts) or "",
                              tls_fingerprint=a.tls_fingerprint, ca_file=a.ca_file,
                              timeout=a.connect_timeout)

@@ -13,12 +13,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-from mwanctl.compile import Compiled
 from mwanctl import verify
-from mwanctl.errors import ApplyError, ConfirmError, MwanctlError, TransportError
+from mwanctl.compile import Compiled
+from mwanctl.errors import (
+    ApplyError,
+    ApplyInterrupted,
+    ConfirmError,
+    ExitStatus,
+    MwanctlError,
+    RolledBack,
+    TransportError,
+)
 from mwanctl.facts import Mwan3Status, WgInterface, parse_mwan3_status, parse_wg_dump
 from mwanctl.plan import RouterPlan, plan_router
-from mwanctl.transports.base import RouterState, Transport
+from mwanctl.transports.base import Receipt, RouterState, Transport
 from mwanctl.uci.model import UciPackage
 from mwanctl.verify import TunnelCheck
 
@@ -26,15 +34,44 @@ Connect = Callable[[str], Transport]
 Progress = Callable[[str, str], None]     # (router, message)
 
 
+# Every outcome a router can end a deploy in: what the router is on, and the exit code.
+OUTCOMES: dict[str, tuple[str, ExitStatus]] = {
+    "unchanged": ("its config already matched: nothing sent", ExitStatus.OK),
+    "applied": ("applied and confirmed: on the new config", ExitStatus.OK),
+    "failed": ("on its old config: nothing committed, or rolled back at once", ExitStatus.APPLY_FAILED),
+    "unreachable": ("on its old config: unreachable, or refused before anything was committed", ExitStatus.CONNECT),
+    # a skipped mother adds no code of its own: the deploy exits with its failed uplinks' code
+    "skipped": ("on its old config: not applied because an uplink failed", ExitStatus.OK),
+    "not-confirmed": ("applied (or maybe applied) but not confirmed: back on its old config by "
+                      "itself when the confirm timeout runs out", ExitStatus.NOT_CONFIRMED),
+    "rolled-back": ("applied, but the router had restored its old config when the confirm "
+                    "arrived: on its old config", ExitStatus.ROLLED_BACK),
+}
+
+
 @dataclass
 class RouterOutcome:
     router: str
-    # "unchanged" | "applied" | "failed" | "not-confirmed" | "rolled-back" | "skipped" | "unreachable"
-    # (while deploying also "armed": applied, rollback timer running, not yet confirmed)
-    status: str
+    status: str          # a key of OUTCOMES
     message: str = ""
     round_trips: int = 0
     bytes_sent: int = 0
+
+    @property
+    def exit_status(self) -> ExitStatus:
+        return OUTCOMES[self.status][1]
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("applied", "unchanged")
+
+
+def one_line(router: str, exc: BaseException) -> str:
+    """An error's text for a line that already starts with the router's name."""
+    text = str(exc) or type(exc).__name__
+    while text.startswith(f"{router}: "):
+        text = text[len(router) + 2:]
+    return text
 
 
 @dataclass
@@ -54,6 +91,7 @@ class Deployment:
     notes: list[str] = field(default_factory=list)           # printed, not failures
     _transports: dict[str, Transport] = field(default_factory=dict)
     _armed_at: dict[str, float] = field(default_factory=dict)
+    _receipts: dict[str, Optional[Receipt]] = field(default_factory=dict)
     _baseline: dict[str, dict[str, str]] = field(default_factory=dict)
     _started: int = field(default_factory=lambda: int(time.time()))
 
@@ -63,14 +101,17 @@ class Deployment:
         routers = list(self.compiled.routers)
         with ThreadPoolExecutor(max_workers=max(1, min(self.parallel, len(routers)))) as pool:
             for router, result in zip(routers, pool.map(self._read_one, routers), strict=True):
-                if isinstance(result, MwanctlError):
-                    self.errors[router] = str(result)
-                    self.outcomes[router] = RouterOutcome(router, "unreachable", str(result))
-                else:
-                    self.states[router] = result
+                if isinstance(result, BaseException):
+                    self.errors[router] = one_line(router, result)
+                    self.outcomes[router] = RouterOutcome(router, "unreachable", self.errors[router])
+                    continue
+                self.states[router] = result
+                try:
                     self.plans[router] = plan_router(self.compiled.routers[router], result)
+                except MwanctlError as exc:
+                    self.errors[router] = one_line(router, exc)
 
-    def _read_one(self, router: str) -> RouterState | MwanctlError:
+    def _read_one(self, router: str) -> RouterState | BaseException:
         cfg = self.compiled.routers[router]
         try:
             t = self.connect(router)
@@ -79,6 +120,8 @@ class Deployment:
             return t.read_state(cfg.packages)
         except MwanctlError as exc:
             return exc
+        except Exception as exc:  # noqa: BLE001 - one router's surprise must not hide the others
+            return MwanctlError(f"internal error reading the router: {type(exc).__name__}: {exc}")
 
     @property
     def changed(self) -> bool:
@@ -175,25 +218,42 @@ class Deployment:
 
     def arm_router(self, router: str, plan: RouterPlan, t: Transport, timeout: int) -> RouterOutcome:
         """Apply one router's plan over ``t``; its rollback timer is armed for ``timeout`` s
-        (status "armed"), or nothing needed doing ("unchanged"), or it failed."""
+        (status "armed", receipt kept), or nothing needed doing ("unchanged"), or it failed.
+        Every error ends as this router's outcome; not even an internal error escapes."""
+        try:
+            return self._arm(router, plan, t, timeout)
+        except Exception as exc:  # noqa: BLE001 - every router ends in a printed outcome
+            return RouterOutcome(router, "not-confirmed", f"internal error during apply "
+                                 f"({type(exc).__name__}: {exc}); if it was committed, {router} "
+                                 f"restores its old config by itself within {timeout} s")
+
+    def _arm(self, router: str, plan: RouterPlan, t: Transport, timeout: int) -> RouterOutcome:
         if not plan.changed:
             self.progress(router, "up to date")
             return self._outcome(router, "unchanged", "up to date", [t])
         assert plan.apply is not None
         try:
             self.progress(router, f"applying {plan.op_count} change(s)")
-            t.apply(plan.apply, timeout)
+            receipt = t.apply(plan.apply, timeout)
         except ApplyError as exc:
-            return self._outcome(router, "failed", f"{exc}; {router} is on its old config", [t])
-        except (TransportError, ConfirmError) as exc:
-            return self._outcome(router, "not-confirmed", self._after_lost(router, f"{exc}", timeout), [t])
+            return self._outcome(router, "failed", f"{one_line(router, exc)}; {router} is on its old config", [t])
+        except ApplyInterrupted as exc:
+            return self._outcome(router, "not-confirmed",
+                                 self._after_lost(router, f"{one_line(router, exc)}; not confirmed", timeout), [t])
+        except TransportError as exc:  # before anything was sent that could change the router
+            return self._outcome(router, "unreachable", f"{one_line(router, exc)}; nothing was committed: "
+                                 f"{router} is on its old config", [t])
+        except MwanctlError as exc:
+            return self._outcome(router, "failed", f"{one_line(router, exc)}; {router} is on its old config", [t])
+        if receipt is not None and not receipt.armed:
+            return self._outcome(router, "unchanged", "the router already had this config", [t])
         self._armed_at[router] = time.monotonic()
+        self._receipts[router] = receipt
         return RouterOutcome(router, "armed", "applied, awaiting confirmation",
                              t.counters.round_trips, t.counters.bytes_sent)
 
     def apply_router(self, router: str, plan: RouterPlan, t: Transport) -> RouterOutcome:
-        """Apply one router's plan over ``t`` and confirm it from a fresh connection (key
-        rotation uses this directly, with plans limited to one tunnel)."""
+        """Apply one router's plan over ``t`` and confirm it from a fresh connection."""
         out = self.arm_router(router, plan, t, self.confirm_timeout)
         if out.status != "armed":
             return out
@@ -201,16 +261,23 @@ class Deployment:
 
     def _confirm_one(self, router: str, t: Transport, timeout: int) -> RouterOutcome:
         self.progress(router, "applied; reconnecting to confirm")
+        receipt = self._receipts.get(router)
+        used: list[Optional[Transport]] = [t]
         fresh: Optional[Transport] = None
         try:
             fresh = self.connect(router)
-            fresh.confirm()
+            used.append(fresh)
+            fresh.confirm(receipt)
+        except RolledBack as exc:
+            return self._outcome(router, "rolled-back", f"applied, but {one_line(router, exc)}", used)
         except (ConfirmError, TransportError) as exc:
-            return self._outcome(router, "not-confirmed",
-                                 self._after_lost(router, f"applied but could not confirm ({exc})", timeout),
-                                 [t] + ([fresh] if fresh else []))
+            return self._outcome(router, "not-confirmed", self._after_lost(
+                router, f"applied but could not confirm ({one_line(router, exc)})", timeout), used)
+        except MwanctlError as exc:
+            return self._outcome(router, "not-confirmed", self._after_lost(
+                router, f"applied but the confirm failed ({one_line(router, exc)})", timeout), used)
         self.progress(router, "confirmed")
-        return self._outcome(router, "applied", "applied and confirmed", [t, fresh])
+        return self._outcome(router, "applied", "applied and confirmed", used)
 
     def _confirm_armed(self) -> None:
         """The mother first: if it cannot be confirmed it rolls back, and the uplinks with it
@@ -248,7 +315,7 @@ class Deployment:
                     t = self.connect(r)
                     self._transports[r] = t
                     t.rollback()
-                self.outcomes[r] = RouterOutcome(r, "rolled-back", f"not confirmed: {msg}; rolled back "
+                self.outcomes[r] = RouterOutcome(r, "failed", f"not confirmed: {msg}; rolled back "
                                                  "to its old config", t.counters.round_trips, t.counters.bytes_sent)
             except MwanctlError as exc:
                 self.outcomes[r] = RouterOutcome(r, "not-confirmed", self._after_lost(
@@ -259,9 +326,9 @@ class Deployment:
         old config (a rebuilt device has no session), so the old site works at once, not after
         WireGuard's ~15 s. Best effort: a failure here changes nothing already reported."""
         back = {i: t for i, t in touched.items() if self.outcomes.get(t[0], RouterOutcome(t[0], "")).status
-                in ("rolled-back", "unchanged")}
+                in ("failed", "unchanged")}
         for m in {t[1] for t in back.values()}:
-            peers = {i: self._peer_keys(m, i, before=self.outcomes[m].status == "rolled-back")
+            peers = {i: self._peer_keys(m, i, before=self.outcomes[m].status == "failed")
                      for i, t in back.items() if t[1] == m}
             try:
                 self._transports[m].rehandshake({i: k for i, k in peers.items() if k})

@@ -13,7 +13,11 @@ The library raises; only ``mwanctl.cli`` prints or exits.
      │    ├── HostKeyError    (changed or unknown host key)
      │    └── CommandError    (a remote command failed or printed nonsense)
      ├── ApplyError           (router stayed on, or returned to, its old config)
+     ├── ApplyInterrupted     (the apply was sent but its answer never came: the router is on its
+     │                         old config, or on the new one until its rollback timer restores it)
      └── ConfirmError         (router could not be reached to confirm; it rolls back by itself)
+          └── RolledBack      (the router had already restored its old config when the confirm
+                               arrived: deadline passed, or another deploy took over)
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ class ExitStatus(enum.IntEnum):
     USAGE = 64         # bad command line
     CONNECT = 4        # cannot connect or authenticate
     APPLY_FAILED = 5   # apply failed; the router is on its old config
-    NOT_CONFIRMED = 6  # apply done but not confirmed; the router rolls itself back
+    NOT_CONFIRMED = 6  # apply done (or interrupted) but not confirmed; the router rolls itself back
+    ROLLED_BACK = 7    # the confirm came too late: the router had already restored its old config
     INTERRUPTED = 130
 
 
@@ -139,3 +144,19 @@ class ApplyError(MwanctlError):
 
 class ConfirmError(MwanctlError):
     exit_status = ExitStatus.NOT_CONFIRMED
+
+
+class ApplyInterrupted(MwanctlError):
+    """The apply request reached the router but its answer did not come back (connection lost,
+    timeout). The router either never committed, or committed and armed its rollback timer: in
+    both cases it is on its old config by the end of the confirm timeout. mwanctl never confirms
+    an apply whose outcome it did not see."""
+
+    exit_status = ExitStatus.NOT_CONFIRMED
+
+
+class RolledBack(ConfirmError):
+    """The router answered the confirm, and what it said is that this apply is no longer pending:
+    its rollback timer (or a rollback) already restored the old config."""
+
+    exit_status = ExitStatus.ROLLED_BACK

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from mwanctl.compile import RouterConfig, owns
-from mwanctl.transports.base import ApplyPlan, Pending, RouterState
+from mwanctl.transports.base import SECRET_OPTIONS, ApplyPlan, Pending, RouterState
 from mwanctl.uci.changes import Op
 from mwanctl.uci.diff import apply_ops, diff
 from mwanctl.uci.model import UciPackage, UciSection, Value
@@ -22,7 +22,6 @@ from mwanctl.uci.render import export
 
 RELOAD_ORDER = ("network", "firewall", "mwan3", "mwanctl")
 SERVICE = {"mwanctl": "mwanctl-track"}    # the init script that reads a package, where it differs
-SECRET_OPTIONS = {"private_key", "preshared_key"}
 
 
 @dataclass

@@ -40,7 +40,7 @@ from typing import Callable, Optional
 
 from mwanctl.compile import Compiled, compile_site
 from mwanctl.compile.templates import Templates
-from mwanctl.errors import ApplyError, ConfirmError, MwanctlError, TransportError
+from mwanctl.errors import ApplyError, ApplyInterrupted, ConfirmError, MwanctlError, TransportError
 from mwanctl.facts import parse_wg_dump
 from mwanctl.keys import ENDS, KeyStore, generate, parse_time
 from mwanctl.plan import plan_router
@@ -223,10 +223,12 @@ class Rotation:
         except ApplyError as exc:
             t.close()
             raise RotateError(f"{router}: {exc}; {router} is on its old config") from None
-        except TransportError as exc:
+        except ApplyInterrupted as exc:  # sent, answer lost: maybe armed
             t.close()
-            raise RotateError(f"{router}: {exc}; {router} may have armed its rollback: it returns "
-                              f"to its old config within {self.confirm_timeout} s unless confirmed") from None
+            raise RotateError(f"{router}: {exc}") from None
+        except TransportError as exc:    # the transport contract: nothing was committed
+            t.close()
+            raise RotateError(f"{router}: {exc}; nothing was committed: {router} is on its old config") from None
         except BaseException:
             t.close()
             raise

@@ -48,7 +48,11 @@ JSONRPC_ERRORS = {
     -32003: "ubus request timed out",
 }
 
-OK, INVALID_ARGUMENT, NOT_FOUND, NO_DATA, PERMISSION_DENIED, UNKNOWN_ERROR = 0, 2, 4, 5, 6, 9
+OK, INVALID_ARGUMENT, METHOD_NOT_FOUND, NOT_FOUND, NO_DATA, PERMISSION_DENIED, UNKNOWN_ERROR = 0, 2, 3, 4, 5, 6, 9
+
+# Programs on the emulated router, for `file exec` (rpcd looks a bare name up in PATH).
+ROUTER_PATH = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
+PROGRAMS = frozenset({"/usr/bin/wg", "/bin/date", "/usr/sbin/mwan3"})
 
 # The signature uhttpd's `list` returned for the uci object (recorded).
 UCI_SIGNATURE: dict[str, dict[str, str]] = {
@@ -323,7 +327,8 @@ class Rpcd:
     def __init__(self, confdir: Path, users: list[User] | None = None,
                  acl_groups: dict[str, dict[str, Any]] | None = None, time_scale: float = 1.0,
                  mwan3_status: dict[str, Any] | None = None, wg_dump: str = "",
-                 script_timeout: float = 60.0, wg_from_config: bool = False):
+                 script_timeout: float = 60.0, wg_from_config: bool = False,
+                 programs: frozenset[str] = PROGRAMS):
         self.confdir = Path(confdir)
         self.users = {u.name: u for u in (users or [User("root", "rigpass"),
                                                     User("reader", "rigpass", ["superuser"], [])])}
@@ -334,6 +339,7 @@ class Rpcd:
         self.wg_from_config = wg_from_config  # answer `wg show all dump` from the committed config
         self.no_handshake = False
         self.script_timeout = script_timeout
+        self.programs = set(programs) - ({"/usr/sbin/mwan3"} if mwan3_status is None else set())
         self.hang: dict[tuple[str, str], float] = {}  # (object, method) -> seconds before replying
         self.events: list[tuple[str, str]] = []        # ("config.change", pkg), ("ifdown", "wg0"), ...
         self.log: list[tuple[int, dict[str, Any]]] = []  # (client port, request)
@@ -341,6 +347,7 @@ class Rpcd:
         self.sessions: dict[str, Session] = {
             NULL_SID: Session(NULL_SID, None, compute_acls(self.acl_groups, None), 0, time.monotonic())}
         self.pending: PendingApply | None = None
+        self._cache: dict[tuple[str | None, str], list[Any]] = {}
 
     # -- JSON-RPC framing (uhttpd ubus.c) --------------------------------------------------------
     def handle(self, body: bytes, port: int = 0) -> bytes:
@@ -390,10 +397,12 @@ class Rpcd:
         if "ubus_rpc_session" in args:
             raise RpcError(-32602)
         with self.lock:
+            handler = self._handler(obj, method)  # uhttpd looks the object up before the ACL
             ses = self._touch(sid)
             if ses is None or not _allowed(ses.acls, "ubus", obj, method):
                 raise RpcError(-32002)
-            handler = self._handler(obj, method)
+            if handler is None:
+                return [METHOD_NOT_FOUND]
         delay = self.hang.get((obj, method), 0.0)
         if delay:
             if delay > self.script_timeout:
@@ -405,17 +414,20 @@ class Rpcd:
         status, data = reply if isinstance(reply, tuple) else (reply, None)
         return [status] if data is None else [status, data]
 
-    def _handler(self, obj: str, method: str) -> Callable[[Session, dict[str, Any]], Any]:
+    def _handler(self, obj: str, method: str) -> Callable[[Session, dict[str, Any]], Any] | None:
+        """The method of an object that exists; None for a missing method (ubus status 3);
+        -32000 for an object that does not exist (whatever the caller's ACL)."""
         if obj in ("session", "uci", "file"):
-            fn = getattr(self, f"_{obj}_{method}", None)
-            if fn is None:
-                raise RpcError(-32000 if obj not in ("session", "uci", "file") else -32601)
-            return fn  # type: ignore[no-any-return]
-        if obj == "mwan3" and self.mwan3_status is not None and method == "status":
+            return getattr(self, f"_{obj}_{method}", None)  # type: ignore[no-any-return]
+        if obj == "mwan3" and self.mwan3_status is not None:
+            if method != "status":
+                return None
             return lambda ses, args: (OK, copy.deepcopy(self.mwan3_status))
         if obj.startswith("network.interface."):
             iface = obj.split(".", 2)[2]
             if self._package_file("network") and self._staged(None, "network").find(iface):
+                if method not in ("up", "down", "status"):
+                    return None
                 return lambda ses, args: self._iface(iface, method)
         raise RpcError(-32000)
 
@@ -486,13 +498,25 @@ class Rpcd:
         return p if _valid_name(config.replace("-", "_")) and p.is_file() else None
 
     def _staged(self, ses: Session | None, config: str) -> Staged:
+        """The file with the session's deltas replayed. Cached per session and package, and
+        brought up to date by replaying only the deltas added since (they are only appended;
+        a package whose deltas were cut back or replaced gets a new list: the cache misses).
+        Callers must not change what they get."""
         path = self._package_file(config)
         assert path is not None
-        pkg = parse(path.read_text(), config)
-        st = Staged(pkg, len(pkg.sections))
-        for d in (ses.deltas.get(config, []) if ses else []):
-            _replay(st, d)
-        return st
+        stat = path.stat()
+        deltas = ses.deltas.get(config, []) if ses else []
+        key = (ses.sid if ses else None, config)
+        hit = self._cache.get(key)
+        if hit is None or hit[0] != (stat.st_mtime_ns, stat.st_size) or hit[1] is not deltas \
+                or hit[2] > len(deltas):
+            pkg = parse(path.read_text(), config)
+            hit = [(stat.st_mtime_ns, stat.st_size), deltas, 0, Staged(pkg, len(pkg.sections))]
+            self._cache[key] = hit
+        for d in deltas[hit[2]:]:
+            _replay(hit[3], d)
+        hit[2] = len(deltas)
+        return hit[3]  # type: ignore[no-any-return]
 
     def _can(self, ses: Session, config: str, perm: str) -> bool:
         return _allowed(ses.acls, "uci", config, perm)
@@ -555,25 +579,31 @@ class Rpcd:
         status, config, st = self._load(ses, args, "write")
         if st is None:
             return status
+        before = len(ses.deltas.get(config, []))  # deltas are only appended
         if name is None:
             name = anon_name(st.counter + 1, type_)
             self._stage(ses, config, "add", name, type_)
-        elif st.find(name) is None:
-            self._stage(ses, config, "set", name, type_)
+        else:
+            old = st.find(name)
+            if old is None or old.type != type_:  # libuci uci_set: creates, or changes the type
+                self._stage(ses, config, "set", name, type_)
         values = args.get("values")
-        if isinstance(values, dict):
-            self._merge_values(ses, config, name, values)
+        status = self._merge_values(ses, config, name, values) if isinstance(values, dict) else OK
+        if status != OK:  # rpcd saves nothing when any value failed
+            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
+            return status
         return OK, {"section": name}
 
     def _merge_values(self, ses: Session, config: str, section: str, values: dict[str, Any]) -> int:
-        """rpc_uci_merge_set for each option; returns the last libuci error as a ubus status."""
+        """rpc_uci_merge_set for each option; returns the last error as a ubus status (the
+        caller then drops what was staged: rpcd calls uci_save only when nothing failed)."""
         last = OK
+        s = self._staged(ses, config).find(section)  # the keys differ: one read serves them all
+        assert s is not None
         for opt, val in values.items():
             if not _valid_name(opt):
                 last = INVALID_ARGUMENT
                 continue
-            s = self._staged(ses, config).find(section)
-            assert s is not None
             cur = s.options.get(opt)
             if isinstance(val, list):
                 items = [format_value(v) for v in val]
@@ -601,9 +631,13 @@ class Rpcd:
         targets = self._targets(st, args)
         if not targets:
             return NOT_FOUND
+        before = len(ses.deltas.get(config, []))  # deltas are only appended
         status = OK
         for s in targets:
-            status = self._merge_values(ses, config, s.ref, values)
+            rv = self._merge_values(ses, config, s.ref, values)
+            status = rv if rv != OK else status
+        if status != OK:  # one bad item: rpcd saves nothing of the whole call
+            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
         return status
 
     def _uci_delete(self, ses: Session, args: dict[str, Any]) -> Any:
@@ -614,18 +648,23 @@ class Rpcd:
         if not targets:
             return NOT_FOUND
         opt, opts = args.get("option"), args.get("options")
-        names = [opt] if isinstance(opt, str) else ([o for o in opts if isinstance(o, str)]
-                                                     if isinstance(opts, list) else None)
+        before = len(ses.deltas.get(config, []))  # deltas are only appended
         status = OK
-        for s in targets:
-            if names is None:
-                self._stage(ses, config, "remove", s.ref)
-                continue
-            for o in names:
-                if o in s.options:
+        for s in targets:  # rpc_uci_merge_delete; like rpcd, the last section's answer counts
+            if isinstance(opts, list):  # an array: NOT_FOUND only when none of them existed
+                found = [o for o in opts if isinstance(o, str) and o in s.options]
+                for o in found:
                     self._stage(ses, config, "remove", s.ref, o)
-                else:
-                    status = NOT_FOUND
+                status = OK if found else NOT_FOUND
+            elif isinstance(opt, str):
+                status = OK if opt in s.options else NOT_FOUND
+                if status == OK:
+                    self._stage(ses, config, "remove", s.ref, opt)
+            else:
+                self._stage(ses, config, "remove", s.ref)
+                status = OK
+        if status != OK:
+            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
         return status
 
     def _uci_rename(self, ses: Session, args: dict[str, Any]) -> Any:
@@ -651,14 +690,20 @@ class Rpcd:
         status, config, st = self._load(ses, args, "write")
         if st is None:
             return status
-        status = OK
-        for i, name in enumerate(sections):
-            s = st.find(name) if isinstance(name, str) else None
+        before = len(ses.deltas.get(config, []))  # deltas are only appended
+        status, i = OK, 0
+        for name in sections:
+            if not isinstance(name, str):
+                status = status or INVALID_ARGUMENT
+                continue
+            s = st.find(name)
             if s is None:
-                status = NOT_FOUND
+                status = status or NOT_FOUND
                 continue
             self._stage(ses, config, "order", s.ref, i)
-            _replay(st, ["order", s.ref, i])
+            i += 1
+        if status != OK:  # rpcd saves nothing when any item failed
+            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
         return status
 
     def _uci_changes(self, ses: Session, args: dict[str, Any]) -> Any:
@@ -711,7 +756,12 @@ class Rpcd:
         timeout = args.get("timeout")
         timeout = timeout if isinstance(timeout, int) and not isinstance(timeout, bool) else 60
         if self.pending is not None:
-            return PERMISSION_DENIED if rollback else OK
+            if rollback:
+                return PERMISSION_DENIED
+            # rpc_uci_apply purges rpcd's snapshot dirs before it looks at apply_sid: a plain
+            # apply now commits nothing, and the pending timer will find nothing to restore.
+            self.pending.files, self.pending.deltas = {}, {}
+            return OK
         configs = [c for c, d in sorted(ses.deltas.items()) if d and self._can(ses, c, "write")]
         if not configs:
             return NO_DATA
@@ -786,9 +836,14 @@ class Rpcd:
         cmd, params = args.get("command"), args.get("params") or []
         if not isinstance(cmd, str) or not isinstance(params, list):
             return INVALID_ARGUMENT
-        line = " ".join([cmd, *map(str, params)])
-        if not _allowed(ses.acls, "file", line, "exec"):  # rpcd checks the whole command line
+        path = self._lookup_program(cmd)
+        if path is None:  # rpc_file_exec_lookup: a missing program is 4, before any ACL check
+            return NOT_FOUND
+        line = " ".join([path, *[p for p in params if isinstance(p, str)]])
+        # rpcd matches the program path alone, then the path plus its arguments joined by spaces
+        if not (_allowed(ses.acls, "file", path, "exec") or _allowed(ses.acls, "file", line, "exec")):
             return PERMISSION_DENIED
+        cmd = path
         if cmd == "/usr/bin/wg" and params == ["show", "all", "dump"]:
             return OK, {"code": 0, "stdout": self._wg_config_dump() if self.wg_from_config else self.wg_dump}
         if cmd == "/usr/bin/wg" and len(params) >= 5 and params[0] == "set" and params[2] == "peer" \
@@ -803,6 +858,14 @@ class Rpcd:
             self.events.append((f"mwan3 {params[0]}", params[1]))
             return OK, {"code": 0}
         return NOT_FOUND
+
+    def _lookup_program(self, cmd: str) -> str | None:
+        """rpcd's rpc_file_exec_lookup: the path itself if it is a file, else the name in PATH."""
+        if cmd in self.programs:
+            return cmd
+        if "/" in cmd or not cmd:
+            return None
+        return next((f"{d}/{cmd}" for d in ROUTER_PATH if f"{d}/{cmd}" in self.programs), None)
 
     def _wg_config_dump(self) -> str:
         """What netifd would have applied: every WireGuard interface of the committed network

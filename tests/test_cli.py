@@ -45,10 +45,6 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert mwanctl.__version__ in capsys.readouterr().out
 
 
-def test_public_api_is_sorted() -> None:
-    assert list(mwanctl.__all__) == sorted(mwanctl.__all__)
-
-
 def test_internal_error_is_one_line_without_traceback(monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     import mwanctl.topology.load as load

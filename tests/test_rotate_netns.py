@@ -180,10 +180,10 @@ def test_lost_confirm_keeps_pending_keys_and_a_rerun_finishes(lab, router_factor
     from mwanctl.transports import ssh
     real_confirm = ssh.SshTransport.confirm
 
-    def confirm(self: Any) -> None:
+    def confirm(self: Any, receipt: Any = None) -> None:
         if self.router == "mother":
             raise ssh.ConfirmError("mother: simulated: connection lost")
-        real_confirm(self)
+        real_confirm(self, receipt)
     monkeypatch.setattr(ssh.SshTransport, "confirm", confirm)
     code, out, err = run(site, capsys, "keys", "rotate", str(site.path), "--yes", "--uplink", "u1")
     monkeypatch.undo()

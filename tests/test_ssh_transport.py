@@ -15,10 +15,11 @@ pytest.importorskip("paramiko")
 
 from mwanctl.errors import (
     ApplyError,
+    ApplyInterrupted,
     AuthError,
-    ConfirmError,
     ConnectError,
     HostKeyError,
+    RolledBack,
 )
 from mwanctl.transports.base import ApplyPlan
 from mwanctl.transports.ssh import JumpHost, SshTransport
@@ -178,7 +179,7 @@ def test_lost_connection_rolls_back_by_itself(router_factory: Factory) -> None:
     assert calls.count("ubus call network.interface.wan down") == 2
     assert calls.count("ubus call network.interface.wan up") == 2
     assert calls[-1] == "ubus call network.interface.wan up"  # the restore ran last
-    with pytest.raises(ConfirmError, match="nothing to confirm"):
+    with pytest.raises(RolledBack, match="no deploy is pending"):
         t.confirm()
     t.close()
 
@@ -214,9 +215,9 @@ def test_confirm_window_starts_when_the_change_is_live(router_factory: Factory) 
     r.write("/etc/mwtest/slow_mwan3", "3")  # a reload longer than the whole confirm window
     plan = make_plan(r, {"mwan3": [Op("set", "mwan3", "wan", "enabled", "0")]}, reload=["mwan3"])
     with transport(r) as t:
-        t.apply(plan, confirm_timeout=2)
+        receipt = t.apply(plan, confirm_timeout=3)
         time.sleep(1)
-        t.confirm()  # still in time: the 2 s started after the 3 s reload
+        t.confirm(receipt)  # still in time: the 3 s started after the 3 s reload
     assert "option enabled '0'" in r.config_text("mwan3").split("config interface 'wan'")[1]
 
 
@@ -231,7 +232,7 @@ def test_connection_lost_mid_apply_the_router_finishes_alone(router_factory: Fac
         try:
             with transport(r) as t:
                 t.apply(plan, confirm_timeout=30)
-        except ConfirmError as e:
+        except ApplyInterrupted as e:
             errors.append(e)
 
     th = threading.Thread(target=run)
@@ -312,10 +313,11 @@ def test_rollback_now_and_nothing_to_confirm(router_factory: Factory) -> None:
     r = router_factory("m")
     before = r.config_bytes("network")
     with transport(r) as t:
-        with pytest.raises(ConfirmError, match="nothing to confirm"):
+        with pytest.raises(RolledBack, match="no deploy is pending"):
             t.confirm()
+        assert t.rollback() is False
         t.apply(make_plan(r, {"network": ADD_WG}, reload=["network"]), confirm_timeout=30)
-        t.rollback()
+        assert t.rollback() is True
     assert r.config_bytes("network") == before and not pending(r)
 
 
@@ -508,3 +510,19 @@ def test_pending_report_with_fields_still_being_written() -> None:
     r = Reply(0, ["pending  5 running"], {"owner": ("", 0)}, "")
     p = _pending(r)
     assert p is not None and p.since == 0 and p.owner == "?"
+
+
+def test_a_confirm_past_the_deadline_restores_even_if_the_timer_died(router_factory: Factory) -> None:
+    """The router's clock decides: past the deadline the confirm is refused and the change is
+    rolled back then and there, so the answer "rolled back" is what the router is on."""
+    r = router_factory("m")
+    before = r.config_bytes("mwan3")
+    plan = make_plan(r, {"mwan3": [Op("set", "mwan3", "wan", "enabled", "0")]}, reload=["mwan3"])
+    with transport(r) as t:
+        receipt = t.apply(plan, confirm_timeout=1)
+    r.run("kill -9 $(cat /etc/mwanctl/pending/pid)")   # a timer that is gone
+    time.sleep(2.5)
+    with transport(r) as t, pytest.raises(RolledBack, match="before the confirm arrived"):
+        t.confirm(receipt)
+    assert r.config_bytes("mwan3") == before and not pending(r)
+

@@ -118,6 +118,18 @@ def test_state_files_during_outage_and_reason(tlab):
     st = tl.tracker_state("mw_up2")
     assert st["state"] == "down" and st["reason"].startswith("no answer from 198.51.100.1 198.51.100.2 for")
     assert int(tl.read("mwan3track/mw_up2/OFFLINE").strip()) > 0
+    # `mwanctl status` reads it through the SSH probe `tracker` (query.sh under busybox sh)
+    from mwanctl.trackerview import parse_tracker_probe
+    from mwanctl.transports.ssh import parse_reply, remote_script
+    assert _wait(lambda: int(tl.tracker_state("mw_up1").get("answered", 0)) > 0, 8)   # figures every 5 s
+    script = "MW_MARK=M\nMW_PROBES=tracker\n" + remote_script("lib.sh") + remote_script("query.sh")
+    r = tl.lab.run("mother", ["busybox", "sh", "-s"], input=script)
+    reply = parse_reply(r.stdout, "M", r.returncode, r.stderr)
+    views = parse_tracker_probe(reply.blocks["probe tracker"][0])
+    assert set(views) == {"mw_up1", "mw_up2"}
+    assert views["mw_up2"].state == "down" and views["mw_up2"].last_answer_age >= 0.6
+    assert views["mw_up1"].state == "up" and views["mw_up1"].last_answer_age < 0.6
+    assert views["mw_up1"].rtt_avg_ms is not None and views["mw_up2"].reason.startswith("no answer")
     # the paused mwan3track did not fight it: no event came from it
     time.sleep(3)
     assert _events(tl, "mw_up2") == ["connected", "disconnected"]   # its FIRSTCONNECT, then ours

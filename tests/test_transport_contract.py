@@ -1,12 +1,15 @@
 """One suite every transport must pass (napalm style): ubus, ssh and local run the same cases.
 
 Each parameter builds a ``Rig``: a fresh router holding the same config files, a transport to it,
-a way to make a second, concurrent deployer, and the router's config files as bytes.
+a way to make a second transport (a fresh connection, or a concurrent deployer), the router's
+config files as bytes, and a way to pin what `wg show all dump` prints there. Confirms always
+come from a *fresh* transport holding the apply's receipt, as deploy does.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from mwanctl.errors import ApplyError
-from mwanctl.transports.base import ApplyPlan, Transport
+from mwanctl.errors import ApplyError, RolledBack
+from mwanctl.transports.base import PROBES, ApplyPlan, Transport
 from mwanctl.uci.changes import Op
 from mwanctl.uci.diff import apply_ops
 from mwanctl.uci.parse import parse
@@ -24,8 +27,10 @@ from mwanctl.uci.render import export, file_text
 
 try:
     from tests import rpcd_server as rs
+    from tests.fake_bindings import FakeUbus, FakeUci
 except ImportError:  # tests/ is not a package
     import rpcd_server as rs  # type: ignore[no-redef]
+    from fake_bindings import FakeUbus, FakeUci  # type: ignore[no-redef]
 
 VECTORS = Path(__file__).parent / "vectors"
 MWAN3_STATUS = json.loads((VECTORS / "mwan3" / "mwan3-status-both-online.json").read_text())
@@ -100,6 +105,7 @@ class Rig:
     files: Callable[[], dict[str, bytes | None]]
     timeout: int                              # confirm timeout to use (router seconds)
     wait_past_timeout: Callable[[], None]
+    set_wg_dump: Callable[[str], None]        # what `wg show all dump` prints on the router
     closers: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -121,9 +127,12 @@ def _ubus_rig(tmp_path: Path) -> Rig:
     def files() -> dict[str, bytes | None]:
         return {p: (tmp_path / "config" / p).read_bytes() for p in FILES}
 
+    def wg(text: str) -> None:
+        rpcd.wg_dump = text
+
     t = make()
     return Rig(t, make, files, timeout=10, wait_past_timeout=lambda: time.sleep(10 * scale + 0.6),
-               closers=[t.close, lambda: srv.__exit__(None, None, None)])
+               set_wg_dump=wg, closers=[t.close, lambda: srv.__exit__(None, None, None)])
 
 
 # -- ssh: dropbear test routers (tests/routers.py) --------------------------------------------
@@ -140,103 +149,37 @@ def _ssh_rig(tmp_path: Path, router_factory: Callable[..., Any]) -> Rig:
         return SshTransport("r1", r.host, r.port, user=r.user, key_filename=r.key_path,
                             known_hosts=r.known_hosts_path, use_agent=False)
 
+    def wg(text: str) -> None:
+        r.write("/etc/mwtest/wg_dump.txt", text)
+
     t = make()
     return Rig(t, make, lambda: {p: r.config_bytes(p) for p in FILES}, timeout=3,
-               wait_past_timeout=lambda: time.sleep(5), closers=[t.close])
+               wait_past_timeout=lambda: time.sleep(5), set_wg_dump=wg, closers=[t.close])
 
 
 # -- local: on a router with the OpenWrt python bindings -----------------------------------------
+
+def _wg_file_command(path: Path) -> list[str]:
+    """A real program printing a pinned `wg show all dump` (the local transport runs `wg`)."""
+    path.write_text("")
+    return [sys.executable, "-c", f"import sys; sys.stdout.write(open({str(path)!r}).read())"]
+
 
 def _local_rig(tmp_path: Path) -> Rig:
     from mwanctl.transports.local import LocalTransport
 
     confdir = tmp_path / "config"
     rs.write_files(confdir, FILES)
+    dump = tmp_path / "wg_dump.txt"
+    cmd = _wg_file_command(dump)
 
     def make() -> Transport:
-        return LocalTransport("local", confdir=str(confdir), statedir=str(tmp_path / "state"))
+        return LocalTransport("local", confdir=str(confdir), statedir=str(tmp_path / "state"),
+                              wg_command=cmd)
 
     t = make()
     return Rig(t, make, lambda: {p: (confdir / p).read_bytes() for p in FILES}, timeout=2,
-               wait_past_timeout=lambda: time.sleep(4), closers=[t.close])
-
-
-class FakeUci:
-    """Test double of pyuci's ``uci`` module (only on OpenWrt for real), backed by the engine.
-
-    It lets the LocalTransport's lock, snapshot, detached timer and confirm logic run here; the
-    real bindings are exercised by the "local" parameter on a router.
-    """
-
-    class UciException(Exception):
-        pass
-
-    class UciExceptionNotFound(UciException):
-        pass
-
-    class Uci:
-        def __init__(self, confdir: str, savedir: str):
-            self.confdir, self.pkgs = Path(confdir), {}  # type: dict[str, Any]
-
-        def _p(self, config: str) -> Any:
-            if config not in self.pkgs:
-                self.pkgs[config] = parse((self.confdir / config).read_text(), config)
-            return self.pkgs[config]
-
-        def _s(self, config: str, section: str) -> Any:
-            s = next((x for x in self._p(config).sections if x.ref == section), None)
-            if s is None:
-                raise FakeUci.UciExceptionNotFound(f"{config}.{section}")
-            return s
-
-        def get(self, config: str, section: str, option: str | None = None) -> Any:
-            s = self._s(config, section)
-            if option is None:
-                return s.type
-            if option not in s.options:
-                raise FakeUci.UciExceptionNotFound(option)
-            return s.options[option]
-
-        def set(self, config: str, section: str, *rest: Any) -> None:
-            from mwanctl.uci.model import UciSection
-
-            if len(rest) == 1:
-                self._p(config).sections.append(UciSection(rest[0], section))
-                return
-            s = self._s(config, section)
-            if isinstance(rest[1], tuple):
-                s.options.pop(rest[0], None)  # libuci: delete, then add_list each value
-            s.options[rest[0]] = rest[1]
-
-        def delete(self, config: str, section: str, option: str | None = None) -> None:
-            s = self._s(config, section)
-            if option is None:
-                self._p(config).sections.remove(s)
-            else:
-                s.options.pop(option, None)
-
-        def reorder(self, config: str, section: str, index: int) -> None:
-            s = self._s(config, section)
-            self._p(config).sections.remove(s)
-            self._p(config).sections.insert(index, s)
-
-        def commit(self, config: str) -> None:
-            (self.confdir / config).write_text(file_text(self._p(config)))
-
-
-class FakeUbus:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-
-    def connect(self) -> None:
-        pass
-
-    def disconnect(self) -> None:
-        pass
-
-    def call(self, obj: str, method: str, args: dict[str, Any]) -> list[Any]:
-        self.calls.append((obj, method, args))
-        return [MWAN3_STATUS] if (obj, method) == ("mwan3", "status") else []
+               wait_past_timeout=lambda: time.sleep(4), set_wg_dump=dump.write_text, closers=[t.close])
 
 
 def _local_fake_rig(tmp_path: Path) -> Rig:
@@ -244,14 +187,19 @@ def _local_fake_rig(tmp_path: Path) -> Rig:
 
     confdir = tmp_path / "config"
     rs.write_files(confdir, FILES)
+    dump = tmp_path / "wg_dump.txt"
+    cmd = _wg_file_command(dump)
+    FakeUci.user_delta = tmp_path / "uci-user"
+    ubus = FakeUbus()  # one module per process: every transport of the rig shares it
 
     def make() -> Transport:
         return LocalTransport("local", confdir=str(confdir), statedir=str(tmp_path / "state"),
-                              uci_module=FakeUci, ubus_module=FakeUbus())
+                              uci_module=FakeUci, ubus_module=ubus, user_delta=str(FakeUci.user_delta),
+                              wg_command=cmd)
 
     t = make()
     return Rig(t, make, lambda: {p: (confdir / p).read_bytes() for p in FILES}, timeout=2,
-               wait_past_timeout=lambda: time.sleep(3.5), closers=[t.close])
+               wait_past_timeout=lambda: time.sleep(3.5), set_wg_dump=dump.write_text, closers=[t.close])
 
 
 def _ssh_missing() -> str | None:
@@ -318,13 +266,86 @@ def test_read_state_returns_the_config(rig: Rig) -> None:
     assert state.pending is None
 
 
-def test_apply_and_confirm_keeps_the_changes(rig: Rig) -> None:
+def _fresh_confirm(rig: Rig, receipt: Any) -> None:
+    fresh = rig.second()
+    try:
+        fresh.confirm(receipt)
+    finally:
+        fresh.close()
+
+
+def test_apply_and_confirm_from_a_fresh_transport_keeps_the_changes(rig: Rig) -> None:
     plan = make_plan(GOOD_OPS)
-    rig.transport.apply(plan, rig.timeout)
-    rig.transport.confirm()
+    receipt = rig.transport.apply(plan, rig.timeout)
+    assert receipt.armed and receipt.token and receipt.transport == rig.transport.kind
+    _fresh_confirm(rig, receipt)
+    assert receipt.confirmed
     rig.wait_past_timeout()
     assert rig.files() == expected_files(plan)
     assert rig.second().read_state(["mwan3"]).pending is None
+
+
+def test_a_confirm_after_the_deadline_is_rolled_back_not_success(rig: Rig) -> None:
+    before = rig.files()
+    receipt = rig.transport.apply(make_plan(GOOD_OPS), rig.timeout)
+    rig.wait_past_timeout()
+    with pytest.raises(RolledBack, match="rolled back by the router before the confirm arrived"):
+        _fresh_confirm(rig, receipt)
+    assert not receipt.confirmed
+    assert rig.files() == before
+    assert rig.second().read_state(["mwan3"]).pending is None
+
+
+def test_a_stale_receipt_never_confirms_a_later_apply(rig: Rig) -> None:
+    before = rig.files()
+    stale = rig.transport.apply(make_plan(GOOD_OPS), rig.timeout)
+    rig.wait_past_timeout()                  # rolled back by the router
+    other = rig.second()
+    later_plan = make_plan({"network": [Op("set", "network", "wan", "metric", "5")]})
+    later = other.apply(later_plan, rig.timeout * 3)
+    with pytest.raises(RolledBack):
+        _fresh_confirm(rig, stale)
+    assert rig.second().read_state(["mwan3"]).pending is not None  # the later one still waits
+    _fresh_confirm(rig, later)
+    assert rig.files() == {**before, **expected_files(later_plan)}
+    other.close()
+
+
+def test_rollback_with_nothing_pending_says_so_and_changes_nothing(rig: Rig) -> None:
+    before = rig.files()
+    assert rig.transport.rollback() is False
+    assert rig.files() == before
+    rig.transport.apply(make_plan(GOOD_OPS), rig.timeout)
+    assert rig.transport.rollback() is True
+    assert rig.files() == before
+    assert rig.transport.rollback() is False
+
+
+PEER = "O/EWNzAhDBaGgzqjCad0jNVCEjwlmRkIuD7xJBze+mY="
+
+
+def test_the_peer_check_keeps_a_live_peer_and_rolls_back_a_missing_one(rig: Rig) -> None:
+    before = rig.files()
+    rig.set_wg_dump(f"wg0\t(hidden)\tPUB\t51820\toff\n"
+                    f"wg0\t{PEER}\t(none)\t(none)\t10.0.0.2/32\t0\t0\t0\toff\n")
+    missing = make_plan(GOOD_OPS)
+    missing.check_peers = {"wg0": ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]}
+    rig.transport.peer_check_tries, rig.transport.peer_check_pause = 2, 0.1  # type: ignore[attr-defined]
+    with pytest.raises(ApplyError, match="(?i)peers"):
+        rig.transport.apply(missing, rig.timeout)
+    assert rig.files() == before
+    assert rig.second().read_state(["mwan3"]).pending is None
+    live = make_plan(GOOD_OPS)
+    live.check_peers = {"wg0": [PEER]}
+    receipt = rig.transport.apply(live, rig.timeout)
+    _fresh_confirm(rig, receipt)
+    assert rig.files() == expected_files(live)
+
+
+def test_every_probe_name_of_the_contract_is_answered(rig: Rig) -> None:
+    out = rig.transport.query(list(PROBES))
+    assert set(out) == set(PROBES)
+    assert not any("unknown probe" in v for v in out.values())
 
 
 def test_apply_without_confirm_rolls_back_by_itself(rig: Rig) -> None:
@@ -335,7 +356,7 @@ def test_apply_without_confirm_rolls_back_by_itself(rig: Rig) -> None:
     rig.wait_past_timeout()
     assert rig.files() == before  # byte for byte
     rig.transport.apply(plan, rig.timeout)  # the lock was released too
-    rig.transport.rollback()
+    assert rig.transport.rollback() is True
     assert rig.files() == before
 
 
@@ -352,23 +373,23 @@ def test_a_failing_change_leaves_the_old_config(rig: Rig) -> None:
         rig.transport.apply(wrong, rig.timeout)
     assert rig.files() == before
     good = make_plan(GOOD_OPS)  # nothing was left locked or staged
-    rig.transport.apply(good, rig.timeout)
-    rig.transport.confirm()
+    _fresh_confirm(rig, rig.transport.apply(good, rig.timeout))
     assert rig.files() == expected_files(good)
 
 
-def test_a_second_concurrent_apply_is_refused(rig: Rig) -> None:
+def test_an_apply_pending_from_another_session_refuses_a_second_apply(rig: Rig) -> None:
     plan = make_plan(GOOD_OPS)
-    rig.transport.apply(plan, rig.timeout * 3)
+    receipt = rig.transport.apply(plan, rig.timeout * 3)
     other = rig.second()
     try:
         assert other.read_state(["mwan3"]).pending is not None
         later = make_plan({"network": [Op("set", "network", "wan", "metric", "5")]})
         with pytest.raises(ApplyError, match="pending"):
             other.apply(later, rig.timeout)
+        assert rig.files() == expected_files(plan)  # the refused apply changed nothing
     finally:
         other.close()
-    rig.transport.confirm()
+    _fresh_confirm(rig, receipt)
     assert rig.files() == expected_files(plan)
 
 

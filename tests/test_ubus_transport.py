@@ -78,14 +78,15 @@ def test_pending_apply_message_gives_seconds_left(srv: rs.RpcdServer) -> None:
 
 def test_confirm_uses_a_fresh_connection_and_login(srv: rs.RpcdServer) -> None:
     t = UbusTransport("r1", srv.url, "deploy", "pw")
-    t.apply(make_plan(GOOD_OPS), 30)
+    receipt = t.apply(make_plan(GOOD_OPS), 30)
     n = len(srv.rpcd.log)
-    t.confirm()
+    UbusTransport("r1", srv.url, "deploy", "pw").confirm(receipt)
     apply_port = next(port for port, req in srv.rpcd.log[:n] if req["params"][2] == "apply")
     confirm = [(port, req["params"][1:3]) for port, req in srv.rpcd.log[n:]]
-    assert [c[1] for c in confirm] == [["session", "login"], ["uci", "confirm"]]
+    assert [c[1] for c in confirm] == [["session", "login"], ["uci", "confirm"], ["session", "destroy"]]
     assert confirm[0][0] != apply_port
     assert srv.rpcd.pending is None
+    assert receipt.token not in srv.rpcd.sessions  # the apply session (and its save dir) is gone
 
 
 def test_round_trips_and_restart_events(srv: rs.RpcdServer) -> None:

@@ -158,6 +158,18 @@ def test_deploy_through_the_api_sets_the_last_deploy_metric_and_history_survives
     ms = metrics(c)
     assert m(ms, "mwanctl_last_deploy_success") == 1
     assert m(ms, "mwanctl_last_deploy_info", result="applied") == 1
+    # a deploy whose plan is not the one the user looked at does not start
+    r = c.post("/api/site/lab/deploy", json={"confirm_site": "lab", "plan_digest": "0" * 16},
+               headers={"X-CSRF-Token": csrf})
+    stale = weblab.wait_for(lambda: (j := c.get(f"/api/jobs/{r.json()['job']}").json())["status"] != "running" and j, 60, 0.3)
+    assert stale["status"] == "failed" and "the plan changed since it was shown" in stale["summary"]
+    plan = c.post("/api/site/lab/plan", headers={"X-CSRF-Token": csrf}).json()
+    assert sorted(plan["lines"]) == ["a: up to date", "b: up to date", "mother: up to date"]
+    # confirm / rollback with nothing pending say so and touch nothing
+    r = c.post("/api/site/lab/confirm", headers={"X-CSRF-Token": csrf})
+    conf = weblab.wait_for(lambda: (j := c.get(f"/api/jobs/{r.json()['job']}").json())["status"] != "running" and j, 60, 0.3)
+    assert conf["status"] == "ok" and conf["summary"] == "nothing pending on any router"
+    assert set(conf["routers"].values()) == {"nothing pending"}
     before = c.get("/site/lab").text
     assert before.count("(first seen)") == 2
     server.stop()
@@ -168,7 +180,8 @@ def test_deploy_through_the_api_sets_the_last_deploy_metric_and_history_survives
     page = c2.get("/site/lab").text
     assert "a: online → offline" in page and "deploy: " in page          # kept across the restart
     assert page.count("(first seen)") == 2                                # not reported twice
-    assert m(metrics(c2), "mwanctl_last_deploy_success") == 1
+    ms = metrics(c2)                      # the last deploy (the refused one) is remembered as such
+    assert m(ms, "mwanctl_last_deploy_success") == 0 and m(ms, "mwanctl_last_deploy_info", result="blocked") == 1
     again.stop()
 
 

@@ -38,7 +38,9 @@ RED = "rgb(207, 34, 46)"        # --bad in style.css (light scheme)
 
 class Feeder(threading.Thread):
     """Rewrites the mother's recorded answers every half second: counters grow (throughput) and
-    RTT/loss move as check_quality would report them; ``status`` picks the recording."""
+    RTT/loss move as check_quality would report them; ``status`` picks the recording. The dump
+    shows a fresh handshake with whatever uplink key the mother's deployed config names as the
+    peer (what a working tunnel does), so a key rotation can see its new keys shake hands."""
 
     def __init__(self, mother: Any, store: KeyStore):
         super().__init__(daemon=True)
@@ -51,7 +53,8 @@ class Feeder(threading.Thread):
         t = time.time()
         q = {"a": (int(18 + 6 * math.sin(t / 7)), 0), "b": (int(42 + 12 * math.sin(t / 5)), int(t) % 9 == 0 and 5 or 0)}
         with self.lock:
-            weblab.feed(self.mother, self.status, self.store, rx_base=int((t % 100000) * 40000), quality=q)
+            weblab.feed(self.mother, self.status, self.store, rx_base=int((t % 100000) * 40000), quality=q,
+                        peers=weblab.configured_peers(self.mother))
 
     def set(self, status: str) -> None:
         self.status = status
@@ -128,6 +131,19 @@ def rows(driver: Any) -> dict[str, str]:
     return driver.execute_script(
         "const o = {}; for (const r of document.querySelectorAll('table.uplinks tbody tr'))"
         " o[r.dataset.uplink] = r.innerText; return o;")
+
+
+def jobs(driver: Any) -> list[tuple[str, str, str]]:
+    """(kind, status, text) of every job on the page, newest first, read in one script."""
+    got = driver.execute_script(
+        "return [...document.querySelectorAll('#jobs section.job')].map(j =>"
+        " [j.querySelector('h3').textContent.split(' ')[0], j.dataset.status, j.innerText]);")
+    return [tuple(x) for x in got]
+
+
+def finished(driver: Any, kind: str) -> Any:
+    got = [j for j in jobs(driver) if j[0] == kind]
+    return got[0] if got and got[0][1] != "running" else None
 
 
 def test_page_shows_both_uplinks_online(lab):
@@ -231,15 +247,15 @@ def test_plan_is_the_cli_plan_and_deploy_from_the_page_changes_the_router(lab, c
     box.clear()
     box.send_keys("lab")
     d.find_element("css selector", "form[data-action$='/deploy'] button").click()
-    running = weblab.wait_for(lambda: d.find_elements("css selector", "#jobs section.job[data-status=running]"), 10)
+    running = weblab.wait_for(lambda: any(j[1] == "running" for j in jobs(d)), 10)
     assert running, d.find_element("id", "result").text
     # a second browser cannot start another deploy while this one runs (server-side lock)
     c, csrf = client(lab)
     r = c.post("/api/site/lab/deploy", json={"confirm_site": "lab"}, headers={"X-CSRF-Token": csrf})
     assert r.status_code == 409 and "busy" in r.json()["error"]
-    done = weblab.wait_for(lambda: d.find_elements("css selector", "#jobs section.job:not([data-status=running])"), 120)
-    assert done and done[0].get_attribute("data-status") == "ok", done[0].text if done else ""
-    text = done[0].text
+    done = weblab.wait_for(lambda: finished(d, "deploy"), 120)
+    assert done and done[1] == "ok", done
+    text = done[2]
     assert "mother: applied and confirmed" in text and "a: applied and confirmed" in text
     net = parse(mother.config_text("network"), "network")
     assert net.get("mw_a").options["proto"] == "wireguard"              # the router really changed
@@ -263,6 +279,29 @@ def test_keys_show_has_public_keys_only(lab):
     for u in ("a", "b"):
         for end in ("mother", "uplink"):
             assert store.pair(u, end).private not in d.page_source
+
+
+def test_rotate_from_the_page_puts_new_keys_on_both_ends(lab):
+    d, site, store = lab["driver"], lab["site"], lab["store"]
+    old = {end: store.pair("a", end).public for end in ("mother", "uplink")}
+    d.get(lab["server"].base + "/site/lab")
+    d.find_element("id", "rotate-confirm").send_keys("lab")
+    d.find_element("id", "rotate-uplink").send_keys("a")
+    d.find_element("css selector", "form[data-action$='/rotate'] button").click()
+    done = weblab.wait_for(lambda: finished(d, "rotate"), 150, 0.5)
+    assert done and done[1] == "ok", done
+    assert "rotated a" in done[2]
+    fresh = KeyStore.open("lab", site.state_dir)
+    new = {end: fresh.pair("a", end).public for end in ("mother", "uplink")}
+    assert new["mother"] != old["mother"] and new["uplink"] != old["uplink"]
+    assert fresh.pair("a", "uplink", "pending") is None                     # promoted
+    assert weblab.configured_peers(site.routers["mother"])["a"] == new["uplink"]
+    up = parse(site.routers["a"].config_text("network"), "network")
+    assert up.get("mw_a_peer").options["public_key"] == new["mother"]
+    ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=rotate]"), 10 * INTERVAL)
+    assert ev and ev[0].get_attribute("data-result") == "rotated"
+    lab["store"] = fresh
+    lab["feeder"].store = fresh
 
 
 def test_rotate_needs_the_site_name(lab):

@@ -59,23 +59,39 @@ def recorded(name: str, uplinks: tuple[str, ...] = ("a", "b"),
                .replace('"balanced"', '"mw_balanced"')
 
 
-def wg_dump(store: KeyStore, uplinks: tuple[str, ...], handshake_age: int = 12, rx_base: int = 0) -> str:
+def wg_dump(store: KeyStore, uplinks: tuple[str, ...], handshake_age: int = 12, rx_base: int = 0,
+            peers: Optional[dict[str, str]] = None) -> str:
+    """``peers``: the uplink key each tunnel's peer has on the mother (default: the store's
+    current one), i.e. the key a working tunnel shakes hands with."""
     now = int(time.time())
     lines = []
     for i, name in enumerate(uplinks):
+        peer = (peers or {}).get(name) or store.pair(name, "uplink").public
         lines.append(f"mw_{name}\t(hidden)\t{store.pair(name, 'mother').public}\t0\toff")
-        lines.append("\t".join([f"mw_{name}", store.pair(name, "uplink").public, "(none)",
+        lines.append("\t".join([f"mw_{name}", peer, "(none)",
                                 f"192.0.2.{10 + i}:51820", "0.0.0.0/0", str(now - handshake_age),
                                 str(rx_base + 1000000 * (i + 1)), str(rx_base // 5 + 200000 * (i + 1)), "25"]))
     return "\n".join(lines) + "\n"
 
 
+def configured_peers(mother: Any) -> dict[str, str]:
+    """uplink -> the public key of its peer section in the mother's deployed network config."""
+    from mwanctl.uci.parse import parse
+    data = mother.read("/etc/config/network")
+    out = {}
+    for sec in parse(data.decode(), "network").sections if data else ():
+        if sec.name and sec.name.startswith("mw_") and sec.name.endswith("_peer") and "public_key" in sec.options:
+            out[sec.name[3:-5]] = str(sec.options["public_key"])
+    return out
+
+
 def feed(mother: Any, status_file: str, store: KeyStore, uplinks: tuple[str, ...] = ("a", "b"),
-         rx_base: int = 0, quality: Optional[dict[str, tuple[int, int]]] = None) -> None:
+         rx_base: int = 0, quality: Optional[dict[str, tuple[int, int]]] = None,
+         peers: Optional[dict[str, str]] = None) -> None:
     """Write the mother's recorded answers (atomically: the poller may read at any moment)."""
     mother.run("mkdir -p /etc/mwtest")
     mother.write("/etc/mwtest/mwan3_status.json.new", recorded(status_file, uplinks, quality))
-    mother.write("/etc/mwtest/wg_dump.txt.new", wg_dump(store, uplinks, rx_base=rx_base))
+    mother.write("/etc/mwtest/wg_dump.txt.new", wg_dump(store, uplinks, rx_base=rx_base, peers=peers))
     r = mother.run("mv /etc/mwtest/wg_dump.txt.new /etc/mwtest/wg_dump.txt && "
                    "mv /etc/mwtest/mwan3_status.json.new /etc/mwtest/mwan3_status.json")
     assert r.returncode == 0, r.stderr

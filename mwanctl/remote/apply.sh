@@ -1,6 +1,7 @@
 # apply: lock, snapshot, stage, verify, commit, arm the rollback timer, reload, restart, check.
 # Args: MW_OWNER MW_PKGS MW_BATCH MW_EXPECT ("pkg:md5 ...") MW_TIMEOUT MW_RELOAD MW_IFACES
 #       MW_RENEW (ifaces whose change reload does not see) MW_PEERS ("iface:pubkey ...")
+#       MW_PEER_TRIES MW_PEER_PAUSE (base.py's peer-check policy)
 #       MW_FILES MW_FILE_<n> MW_LINKS MW_REMOVE (see mw_files)
 # The whole operation is one function, so the shell has read all of it before it starts, and
 # HUP/PIPE are ignored: a connection lost mid-way (e.g. the reload cut it) does not stop it
@@ -146,8 +147,8 @@ mw_check_peers() {
 		done
 		[ -z "$_missing" ] && return 0
 		_tries=$((_tries + 1))
-		[ "$_tries" -ge 10 ] && break
-		sleep 1
+		[ "$_tries" -ge "${MW_PEER_TRIES:-10}" ] && break  # the policy is base.py's PEER_CHECK_*
+		sleep "${MW_PEER_PAUSE:-1}"
 	done
 	mw_say "missing_peers$_missing"
 	return 1

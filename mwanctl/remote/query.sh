@@ -10,8 +10,9 @@ mw_probe() {
 		ip_addr) ip -o addr show ;;
 		ip_link) ip -o link show ;;
 		# mwanctl's handover tracker: its view of each uplink (see mwanctl/trackerview.py)
-		tracker) for _f in /var/run/mwanctl-track/*.state; do
-				[ -f "$_f" ] || continue; _n=${_f##*/}; echo "== ${_n%.state}"; cat "$_f"
+		# (its own variable names: mw_block keeps the block name in _n)
+		tracker) for _tf in /var/run/mwanctl-track/*.state; do
+				[ -f "$_tf" ] || continue; _tn=${_tf##*/}; echo "== ${_tn%.state}"; cat "$_tf"
 			done ;;
 		*) echo "unknown probe $1"; return 1 ;;
 	esac

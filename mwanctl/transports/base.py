@@ -3,13 +3,22 @@ that the pure planner in ``mwanctl.deploy`` computes everything and the transpor
 
 Round trips matter: a router may sit behind a slow LTE link. ``read_state`` is one round trip,
 ``apply`` one, ``confirm`` one (on a *fresh* connection, proving the router is still reachable).
+
+Everything every transport must agree on is defined here once: what each operation means and
+which errors it raises (``Transport``), the receipt an apply hands to its confirm (``Receipt``),
+the read-only probes (``PROBES``), the WireGuard peer check and its retry policy (``PEER_CHECK_*``,
+``missing_peers``) and how secrets are kept out of messages (``mask_secrets``). The contract suite,
+tests/test_transport_contract.py, runs the same cases against ssh, ubus and local.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage
@@ -63,8 +72,115 @@ class Counters:
     bytes_received: int = 0
 
 
+@dataclass
+class Receipt:
+    """What an apply hands to its confirm: which apply, on which router, until when.
+
+    ``token`` identifies the apply on the router (ssh: the token in the router's lock dir; ubus:
+    the rpcd session that applied; local: the token in the pending record), so a confirm never
+    confirms somebody else's apply. ``deadline`` is ``time.monotonic()`` on this machine by which
+    the router restores its old config by itself (the router's own clock decides; this one is
+    for messages). ``armed`` is False when the apply turned out to change nothing, so there is
+    nothing to confirm. A receipt confirms once.
+    """
+
+    router: str
+    transport: str           # "ssh" | "ubus" | "local"
+    token: str
+    timeout: int             # the confirm timeout the apply armed, in seconds
+    deadline: float          # time.monotonic() when the router's rollback is due
+    armed: bool = True
+    confirmed: bool = False
+
+    @classmethod
+    def armed_now(cls, router: str, transport: str, token: str, timeout: int) -> "Receipt":
+        return cls(router, transport, token, int(timeout), time.monotonic() + int(timeout))
+
+    def seconds_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+# The read-only probes of ``Transport.query``: name -> what it returns (raw text).
+PROBES: Mapping[str, str] = {
+    "mwan3_status": "`ubus call mwan3 status` (JSON)",
+    "wg_dump": "`wg show all dump`, private keys replaced by (hidden)",
+    "wan_status": "`ubus call network.interface.wan status` (JSON)",
+    "uptime": "/proc/uptime",
+    "epoch": "the router's clock, `date +%s`, to age WireGuard handshakes against",
+    "tracker": "mwanctl's handover tracker: `== <iface>` then its state file, per uplink",
+    "ip_addr": "`ip -o addr show`: live addresses, to compare with the config after a deploy",
+    "ip_link": "`ip -o link show`: live MTUs",
+}
+
+
+def check_probes(names: Sequence[str]) -> None:
+    """The one place that refuses an unknown probe name (a programming error: ValueError)."""
+    for n in names:
+        if n not in PROBES:
+            raise ValueError(f"unknown probe {n!r} (known: {', '.join(PROBES)})")
+
+
+# The WireGuard peer check after an apply: netifd needs a moment after `ifup` before `wg` shows
+# the peers, so the check polls. One policy for every transport (apply.sh gets it as arguments).
+PEER_CHECK_TRIES = 10
+PEER_CHECK_PAUSE = 1.0   # seconds between tries
+
+
+def wg_peers(dump: str) -> dict[str, set[str]]:
+    """``wg show all dump``: interface lines have 5 fields, peer lines 9 (iface, pubkey, ...)."""
+    peers: dict[str, set[str]] = {}
+    for line in dump.splitlines():
+        f = line.split("\t")
+        if len(f) == 9:
+            peers.setdefault(f[0], set()).add(f[1])
+    return peers
+
+
+def missing_peers(dump: str, check: Mapping[str, Sequence[str]]) -> list[str]:
+    """The expected peers ``wg`` does not show, as ``iface:key`` (keys shortened: public, but long)."""
+    live = wg_peers(dump)
+    return [f"{i}:{k[:8]}…" for i, keys in check.items() for k in keys if k not in live.get(i, set())]
+
+
+def wait_for_peers(read_dump: Callable[[], str], check: Mapping[str, Sequence[str]],
+                   tries: int = PEER_CHECK_TRIES, pause: float = PEER_CHECK_PAUSE) -> list[str]:
+    """Poll ``read_dump`` until every expected peer is live; returns what is still missing."""
+    missing: list[str] = []
+    for attempt in range(max(1, tries)):
+        missing = missing_peers(read_dump(), check)
+        if not missing:
+            return []
+        if attempt + 1 < tries:
+            time.sleep(pause)
+    return missing
+
+
+SECRET_OPTIONS = frozenset({"private_key", "preshared_key"})
+_SECRET_LINE = re.compile(r"^(\s*option\s+'?(?:private_key|preshared_key)'?\s+).*$", re.M)
+
+
+def mask_value(option: str | None, value: object) -> object:
+    """A value as it may appear in a message: secrets never do."""
+    return "<hidden>" if option in SECRET_OPTIONS and value is not None else value
+
+
+def mask_secrets(text: str) -> str:
+    """UCI text (export or file) with the values of secret options replaced by <hidden>."""
+    return _SECRET_LINE.sub(lambda m: m.group(1) + "<hidden>", text)
+
+
 class Transport(ABC):
-    """One router. Methods raise ``mwanctl.errors.TransportError`` subclasses or ``ApplyError``."""
+    """One router. The contract every transport fulfils, proven on each by the contract suite.
+
+    Errors: ``ApplyError`` — the router is on its old config (nothing was committed, or the
+    change was rolled back at once). ``ApplyInterrupted`` — the apply was sent but its answer was
+    lost: the router ends on its old config by the confirm timeout. Any ``TransportError`` from
+    ``apply`` means nothing was sent that could change the router (connect, login, permission).
+    ``ConfirmError`` — the router could not be reached to confirm: it rolls back by itself.
+    ``RolledBack`` (a ``ConfirmError``) — the router answered: this apply is no longer pending.
+    """
+
+    kind = "?"   # "ssh" | "ubus" | "local": the receipt's transport
 
     def __init__(self, router: str):
         self.router = router
@@ -72,39 +188,42 @@ class Transport(ABC):
 
     @abstractmethod
     def read_state(self, packages: Sequence[str]) -> RouterState:
-        """Read the named config packages (one round trip)."""
+        """Read the named config packages as committed, and any pending apply (one round trip)."""
 
     @abstractmethod
-    def apply(self, plan: ApplyPlan, confirm_timeout: int) -> None:
-        """Atomically apply ``plan`` and arm the router-side rollback (one round trip).
+    def apply(self, plan: ApplyPlan, confirm_timeout: int) -> Receipt:
+        """Atomically apply ``plan`` and arm the router-side rollback; return the receipt.
 
-        Takes the router's deploy lock (refusing if held), snapshots the touched files, stages the
-        ops, verifies the staged result equals ``plan.expected`` byte for byte, commits, arms a
-        timer that restores the snapshot after ``confirm_timeout`` seconds unless confirmed (it
-        must survive the connection ending), reloads ``plan.reload``, restarts
-        ``plan.restart_ifaces`` and renews ``plan.renew_ifaces`` (a rollback renews them again).
-        Any failure before the commit leaves the old config and raises
-        ``ApplyError``.
+        Takes the router's deploy lock (refusing with ``ApplyError`` "... pending ..." while
+        another apply, from any session, awaits its confirm), snapshots the touched files, stages
+        the ops, verifies the staged result equals ``plan.expected``, commits, arms a timer that
+        restores the snapshot after ``confirm_timeout`` seconds unless confirmed (it survives
+        the connection ending), reloads ``plan.reload``, restarts ``plan.restart_ifaces``, renews
+        ``plan.renew_ifaces`` (a rollback renews them again) and checks ``plan.check_peers`` with ``wait_for_peers``'s policy; a failure after the commit
+        restores the snapshot at once and raises ``ApplyError``. Messages never show secrets.
         """
 
     @abstractmethod
-    def confirm(self) -> None:
-        """From a fresh connection: disarm the rollback timer, drop the snapshot, release the lock."""
+    def confirm(self, receipt: Receipt | None = None) -> None:
+        """From a fresh connection: keep the change of the apply ``receipt`` names.
+
+        The router decides: if that apply is no longer pending (its deadline passed, it was rolled
+        back, another apply replaced it) this raises ``RolledBack`` and the router is on its old
+        config; if the router cannot be reached, ``ConfirmError``. Without a receipt (the
+        ``mwanctl confirm`` command) it confirms whatever apply is pending there, and raises
+        ``RolledBack`` when none is.
+        """
 
     @abstractmethod
-    def rollback(self) -> None:
-        """Restore the snapshot now (if a deploy is pending), reload, release the lock."""
+    def rollback(self) -> bool:
+        """Restore the pending apply's snapshot now and reload; False when nothing was pending.
+
+        Over ubus only the rpcd login that applied may roll back (``CommandError`` otherwise)."""
 
     @abstractmethod
     def query(self, names: Sequence[str]) -> dict[str, str]:
-        """Run read-only status probes in one round trip; returns raw text by probe name.
-
-        Probe names: "mwan3_status" (`ubus call mwan3 status`), "wg_dump" (`wg show all dump`),
-        "wan_status" (`ubus call network.interface.wan status`), "uptime" (/proc/uptime),
-        "epoch" (the router's clock, `date +%s`, to age WireGuard handshakes against),
-        "ip_addr" / "ip_link" (`ip -o addr show` / `ip -o link show`: live addresses and MTUs).
-        A probe that fails returns its error text prefixed with "ERROR: ".
-        """
+        """Run read-only status probes (names from ``PROBES``) in one round trip; raw text by
+        name. A probe that fails returns its error text prefixed with "ERROR: "."""
 
     def rehandshake(self, peers: dict[str, list[str]]) -> None:
         """Start a new WireGuard session with these peers now (iface -> peer public keys): the

@@ -8,6 +8,12 @@ into place and send procd the same ``config.change`` events rpcd sends. ``confir
 timer; ``rollback`` (or the timer) restores the snapshot.
 
 The bindings are imported lazily: they exist only on OpenWrt (packages python3-uci, python3-ubus).
+What the real ones (pyuci 0.10.3, python-ubus 0.1.3) refuse shapes this module: pyuci's
+``reorder`` always fails ("Internal uci error") and its ``add`` is not implemented, so libuci
+stages every section's content (named sections, created with ``set``) and the planned order is
+written after checking that content (``_order``); python-ubus allows one connection per process, so every LocalTransport shares it; and
+libuci always layers ``/tmp/.uci/<pkg>`` over any config dir, so an uncommitted change there
+stops the apply with a message saying so.
 """
 
 from __future__ import annotations
@@ -16,19 +22,33 @@ import fcntl
 import json
 import os
 import shutil
+import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
-from mwanctl.errors import ApplyError, CommandError, ConfirmError, TransportError
-from mwanctl.transports.base import ApplyPlan, Pending, RouterState, Transport
+from mwanctl.errors import ApplyError, CommandError, MwanctlError, RolledBack, TransportError
+from mwanctl.transports.base import (
+    PEER_CHECK_PAUSE,
+    PEER_CHECK_TRIES,
+    ApplyPlan,
+    Pending,
+    Receipt,
+    RouterState,
+    Transport,
+    check_probes,
+    wait_for_peers,
+)
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage
+
+USER_DELTA = "/tmp/.uci"   # libuci's default save dir: always on its delta path
 
 __all__ = ["LocalTransport", "load_bindings"]
 
@@ -46,15 +66,53 @@ def load_bindings() -> tuple[Any, Any]:
     return uci, ubus
 
 
+class _SharedUbus:
+    """python-ubus has one connection per process (a second ``connect`` raises RuntimeError):
+    every transport in the process uses it, the last one to close disconnects."""
+
+    lock = threading.Lock()
+    users: dict[int, int] = {}
+    external: set[int] = set()     # modules someone else had connected before us
+
+    @classmethod
+    def acquire(cls, ubus: Any) -> None:
+        with cls.lock:
+            key = id(ubus)
+            if cls.users.get(key, 0) == 0 and key not in cls.external:
+                try:
+                    ubus.connect()
+                except RuntimeError as e:
+                    if "already connected" not in str(e):
+                        raise
+                    cls.external.add(key)  # another part of this process holds it: share it
+            cls.users[key] = cls.users.get(key, 0) + 1
+
+    @classmethod
+    def release(cls, ubus: Any) -> None:
+        with cls.lock:
+            key = id(ubus)
+            cls.users[key] = max(0, cls.users.get(key, 0) - 1)
+            if cls.users[key] == 0 and key not in cls.external:
+                try:
+                    ubus.disconnect()
+                except RuntimeError:
+                    pass
+
+
 class LocalTransport(Transport):
-    """This router. ``confdir``/``statedir`` exist for tests; the defaults are OpenWrt's."""
+    """This router. ``confdir``/``statedir``/``user_delta`` exist for tests; defaults are OpenWrt's."""
 
     def __init__(self, router: str = "local", confdir: str = "/etc/config",
                  statedir: str = "/var/run/mwanctl", owner: str | None = None,
-                 uci_module: Any = None, ubus_module: Any = None):
+                 uci_module: Any = None, ubus_module: Any = None, user_delta: str = USER_DELTA,
+                 wg_command: Sequence[str] = ("wg", "show", "all", "dump")):
         super().__init__(router)
+        self.kind = "local"
         self.confdir = Path(confdir)
         self.statedir = Path(statedir)
+        self.user_delta = Path(user_delta)
+        self.wg_command = list(wg_command)
+        self.peer_check_tries, self.peer_check_pause = PEER_CHECK_TRIES, PEER_CHECK_PAUSE
         self.owner = owner or f"{os.environ.get('USER', 'root')}@local pid {os.getpid()}"
         if uci_module is None or ubus_module is None:
             uci_module, ubus_module = load_bindings()
@@ -91,8 +149,8 @@ class LocalTransport(Transport):
     def _call(self, obj: str, method: str, args: dict[str, Any]) -> Any:
         if not self._connected:
             try:
-                self.ubus.connect()
-            except OSError as e:
+                _SharedUbus.acquire(self.ubus)
+            except (OSError, RuntimeError) as e:
                 raise CommandError(f"{self.router}: cannot connect to ubusd: {e}") from e
             self._connected = True
         try:
@@ -121,6 +179,21 @@ class LocalTransport(Transport):
         return state
 
     # -- staging with pyuci ----------------------------------------------------------------------
+    def _check_user_delta(self, packages: Sequence[str]) -> None:
+        """libuci reads /tmp/.uci/<pkg> whatever config and save dirs a caller sets: someone's
+        uncommitted change there would be mixed into this deploy. Say so (no values: they may
+        be keys)."""
+        for p in packages:
+            f = self.user_delta / p
+            try:
+                n = sum(1 for line in f.read_text(errors="replace").splitlines() if line.strip())
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+            if n:
+                raise ApplyError(f"{self.router}: {n} uncommitted change(s) to {p} wait in {f} "
+                                 f"(see `uci changes {p}`); libuci would mix them into this deploy: "
+                                 f"commit them (`uci commit {p}`) or drop them (`uci revert {p}`) first")
+
     def _stage(self, plan: ApplyPlan, workdir: Path) -> None:
         """Run the ops with libuci on a private copy; raise ApplyError on the first failure."""
         conf, save = workdir / "config", workdir / "save"
@@ -133,15 +206,45 @@ class LocalTransport(Transport):
         u = self.uci.Uci(confdir=str(conf), savedir=str(save))
         for p in plan.packages:
             for op in plan.changes[p]:
+                if op.kind == "reorder":
+                    continue  # pyuci's reorder always fails: see _order
                 try:
                     self._op(u, op)
                 except self.uci.UciException as e:
                     raise ApplyError(f"{self.router}: {op.kind} {p}.{op.section}"
                                      f"{'.' + op.option if op.option else ''} failed: {e}") from e
             u.commit(p)
+        for p in plan.packages:
+            if any(op.kind == "reorder" for op in plan.changes[p]):
+                self._order(p, conf, save, plan.expected[p])
+
+    def _order(self, package: str, conf: Path, save: Path, expected_text: str) -> None:
+        """Put the sections in the planned order without pyuci's broken ``reorder``.
+
+        libuci has staged and written every section's content; only the order is left. Check
+        that what it wrote is the plan's content section by section (named by name, anonymous
+        ones by their order), then write the file in the planned order with mwanctl's renderer
+        (the one the uci vectors prove byte-identical to libuci's writer)."""
+        from mwanctl.uci.parse import parse
+        from mwanctl.uci.render import file_text
+
+        have = parse((conf / package).read_text(), package)
+        want = parse(expected_text, package)
+
+        def content(pkg: UciPackage) -> tuple[dict[str, Any], list[Any]]:
+            named = {x.name: (x.type, dict(x.options)) for x in pkg.sections if x.name is not None}
+            anon = [(x.type, dict(x.options)) for x in pkg.sections if x.name is None]
+            return named, anon
+
+        if content(have) != content(want):
+            raise ApplyError(f"{self.router}: staged {package} differs from the plan; nothing was committed")
+        tmp = conf / f".{package}.order"
+        tmp.write_text(file_text(want))
+        os.replace(tmp, conf / package)
 
     @staticmethod
     def _op(u: Any, op: Op) -> None:
+        """One op with what pyuci offers (no ``add``: sections are created named, by ``set``)."""
         if op.kind == "add_section":
             u.set(op.package, op.section, op.value)
         elif op.kind in ("set", "set_list"):
@@ -153,8 +256,6 @@ class LocalTransport(Transport):
         elif op.kind == "delete_section":
             u.get(op.package, op.section)
             u.delete(op.package, op.section)
-        elif op.kind == "reorder":
-            u.reorder(op.package, op.section, int(str(op.value)))
         else:
             raise ValueError(f"unknown op kind {op.kind!r}")
 
@@ -165,23 +266,26 @@ class LocalTransport(Transport):
         for p in plan.packages:
             want = file_text(parse(plan.expected[p], p))
             if (conf / p).read_text() != want:
-                raise ApplyError(f"{self.router}: staged {p} differs from the plan")
+                raise ApplyError(f"{self.router}: staged {p} differs from the plan; nothing was committed")
 
     # -- the contract --------------------------------------------------------------------------
-    def apply(self, plan: ApplyPlan, confirm_timeout: int) -> None:
+    def apply(self, plan: ApplyPlan, confirm_timeout: int) -> Receipt:
         work = self.statedir / f"stage-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
+        token = secrets.token_hex(12)
         try:
             with self._locked():
                 info = self._pending()
                 if info is not None:
                     left = max(0, int(info["deadline"] - time.time()))
                     raise ApplyError(f"another apply is pending on {self.router}; confirm or wait {left} s")
+                self._check_user_delta(plan.packages)
                 self._stage(plan, work)
                 self._verify(plan, work / "config")
-                self._install(plan, work / "config", confirm_timeout)
+                self._install(plan, work / "config", confirm_timeout, token)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        receipt = Receipt.armed_now(self.router, self.kind, token, confirm_timeout)
         try:
             self._announce(plan.packages)
             for iface in plan.restart_ifaces:
@@ -189,11 +293,28 @@ class LocalTransport(Transport):
                 self._call(f"network.interface.{iface}", "up", {})
             for iface in plan.renew_ifaces:   # what reload does not see (peers, list addresses)
                 self._call(f"network.interface.{iface}", "renew", {})
-        except CommandError as e:
+            self._check_peers(plan.check_peers)
+        except MwanctlError as e:
             self.rollback()
             raise ApplyError(f"{e} (rolled back)") from e
+        return receipt
 
-    def _install(self, plan: ApplyPlan, staged: Path, timeout: int) -> None:
+    def _check_peers(self, check: dict[str, list[str]]) -> None:
+        """The same check as ssh and ubus: every expected peer live in ``wg``, base.py's policy."""
+        if not check:
+            return
+
+        def dump() -> str:
+            text = self._probe("wg_dump")
+            if text.startswith("ERROR: "):
+                raise CommandError(f"{self.router}: cannot read WireGuard state: {text[7:]}")
+            return text
+
+        missing = wait_for_peers(dump, check, self.peer_check_tries, self.peer_check_pause)
+        if missing:
+            raise ApplyError(f"{self.router}: WireGuard peers missing after apply: {', '.join(missing)}")
+
+    def _install(self, plan: ApplyPlan, staged: Path, timeout: int, token: str) -> None:
         """Snapshot, arm the timer, then swap the files in (each os.replace is atomic)."""
         shutil.rmtree(self._snapshot, ignore_errors=True)
         self._snapshot.mkdir(parents=True)
@@ -201,7 +322,7 @@ class LocalTransport(Transport):
             shutil.copy2(self.confdir / p, self._snapshot / p)
         now = time.time()
         info = {"owner": self.owner, "since": int(now), "deadline": now + timeout,
-                "packages": plan.packages, "renew": plan.renew_ifaces, "timer": 0}
+                "packages": plan.packages, "renew": plan.renew_ifaces, "timer": 0, "token": token}
         self._pending_file.write_text(json.dumps(info))
         timer = subprocess.Popen(
             [sys.executable, "-m", "mwanctl.transports.local", "rollback-timer",
@@ -215,26 +336,52 @@ class LocalTransport(Transport):
             shutil.copy2(staged / p, tmp)
             os.replace(tmp, self.confdir / p)
 
-    def confirm(self) -> None:
+    def confirm(self, receipt: Receipt | None = None) -> None:
+        if receipt is not None and not receipt.armed:
+            return
+        if receipt is not None and receipt.confirmed:
+            raise ValueError("this receipt was already confirmed")
+        restored: list[str] = []
         with self._locked():
             info = self._pending()
-            if info is None:
-                raise ConfirmError(f"{self.router}: no apply pending: the rollback timer already "
-                                   "restored the old config, or nothing was applied")
-            self._pending_file.unlink()
-            shutil.rmtree(self._snapshot, ignore_errors=True)
+            if info is None or (receipt is not None and info.get("token") != receipt.token):
+                raise RolledBack(self._late(receipt))
+            if time.time() >= float(info["deadline"]):
+                restored = restore(self.confdir, self.statedir)  # what the timer is about to do
+            else:
+                self._pending_file.unlink()
+                shutil.rmtree(self._snapshot, ignore_errors=True)
         _stop(int(info.get("timer") or 0))
+        if restored:
+            self._announce_quietly(restored)
+            raise RolledBack(self._late(receipt))
+        if receipt is not None:
+            receipt.confirmed = True
 
-    def rollback(self) -> None:
+    def _late(self, receipt: Receipt | None) -> str:
+        if receipt is None:
+            return f"{self.router}: no apply is pending (already confirmed, or rolled back)"
+        late = -receipt.seconds_left()
+        when = f" ({late:.0f} s after its {receipt.timeout} s deadline)" if late > 0 else ""
+        return f"{self.router}: rolled back by the router before the confirm arrived{when}: it is on its old config"
+
+    def _announce_quietly(self, packages: Sequence[str]) -> None:
+        try:
+            self._announce(packages)
+        except CommandError:
+            subprocess.run(["reload_config"], check=False, capture_output=True)
+
+    def rollback(self) -> bool:
         with self._locked():
             info = self._pending()
             if info is None:
-                return
+                return False
             restored = restore(self.confdir, self.statedir)
         _stop(int(info.get("timer") or 0))
         self._announce(restored)
         for iface in info.get("renew") or []:
             self._call(f"network.interface.{iface}", "renew", {})
+        return True
 
     def rehandshake(self, peers: dict[str, list[str]]) -> None:
         from mwanctl.rehandshake import readd_argv
@@ -250,12 +397,8 @@ class LocalTransport(Transport):
                     raise CommandError(f"{self.router}: wg set {iface} failed: {res.stderr.strip()}")
 
     def query(self, names: Sequence[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for n in names:
-            if n not in PROBES:
-                raise ValueError(f"unknown probe {n!r} (known: {', '.join(PROBES)})")
-            out[n] = self._probe(n)
-        return out
+        check_probes(names)
+        return {n: self._probe(n) for n in names}
 
     def _probe(self, name: str) -> str:
         try:
@@ -263,9 +406,16 @@ class LocalTransport(Transport):
                 return Path("/proc/uptime").read_text()
             if name == "epoch":
                 return f"{int(time.time())}\n"
-            if name in ("wg_dump", "ip_addr", "ip_link"):
-                argv = {"wg_dump": ["wg", "show", "all", "dump"], "ip_addr": ["ip", "-o", "addr", "show"],
-                        "ip_link": ["ip", "-o", "link", "show"]}[name]
+            if name == "tracker":  # the same text as query.sh's probe
+                return "".join(f"== {f.stem}\n{f.read_text()}"
+                               for f in sorted(Path("/var/run/mwanctl-track").glob("*.state")))
+            if name == "wg_dump":
+                res = subprocess.run(self.wg_command, capture_output=True, text=True, timeout=20, check=False)
+                if res.returncode != 0:
+                    return f"ERROR: {res.stderr.strip()}"
+                return "".join(_hide_private(line) for line in res.stdout.splitlines(keepends=True))
+            if name in ("ip_addr", "ip_link"):
+                argv = ["ip", "-o", "addr" if name == "ip_addr" else "link", "show"]
                 res = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
                 return res.stdout if res.returncode == 0 else f"ERROR: {res.stderr.strip()}"
             obj = {"mwan3_status": "mwan3", "wan_status": "network.interface.wan"}[name]
@@ -318,14 +468,19 @@ class LocalTransport(Transport):
 
     def close(self) -> None:
         if self._connected:
-            try:
-                self.ubus.disconnect()
-            except RuntimeError:
-                pass
+            _SharedUbus.release(self.ubus)
             self._connected = False
 
 
-PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime", "epoch", "ip_addr", "ip_link")
+
+
+def _hide_private(line: str) -> str:
+    """The private-key column of a `wg show all dump` interface line never leaves this module."""
+    f = line.rstrip("\n").split("\t")
+    if len(f) == 5:
+        f[1] = "(hidden)"
+        return "\t".join(f) + ("\n" if line.endswith("\n") else "")
+    return line
 
 
 def _stop(pid: int) -> None:

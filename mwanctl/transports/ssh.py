@@ -5,7 +5,9 @@ Arguments reach them as shell variable assignments quoted with ``sh_quote``, pre
 script text on stdin, so no value ever becomes part of a command line. Replies are framed by
 lines starting with a random per-call marker, so no config text can forge one.
 
-paramiko is imported lazily (here only): on a router, mwanctl runs without it.
+paramiko is imported lazily (here only): on a router, mwanctl runs without it. Its own log
+records (banner errors with tracebacks from its transport thread) never reach the terminal:
+every failure becomes one error line here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import logging
 import os
 import re
 import secrets
@@ -26,14 +29,26 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from mwanctl.errors import (
     ApplyError,
+    ApplyInterrupted,
     AuthError,
     CommandError,
     ConfirmError,
     ConnectError,
     HostKeyError,
+    RolledBack,
     TransportError,
 )
-from mwanctl.transports.base import ApplyPlan, Pending, RouterState, Transport
+from mwanctl.transports.base import (
+    PEER_CHECK_PAUSE,
+    PEER_CHECK_TRIES,
+    ApplyPlan,
+    Pending,
+    Receipt,
+    RouterState,
+    Transport,
+    check_probes,
+    mask_secrets,
+)
 from mwanctl.uci.changes import Op
 
 if TYPE_CHECKING:
@@ -46,7 +61,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")        # netifd interface / init scrip
 _SVC_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _KEY_RE = re.compile(r"^[A-Za-z0-9+/]{42,43}=?$")  # WireGuard public key (base64 of 32 bytes)
 _ENDPOINT_RE = re.compile(r"^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$")  # as `wg show` prints
-_PROBES = ("mwan3_status", "wg_dump", "wan_status", "uptime", "epoch", "ip_addr", "ip_link", "tracker")
+
+# paramiko logs transport-thread failures (with tracebacks) through `logging`; with no handler
+# Python's last-resort handler prints them. A NullHandler on its logger keeps them off stderr.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass
@@ -69,6 +87,7 @@ class Reply:
     blocks: dict[str, tuple[str, int]]     # name -> (text, exit code), last one wins
     stderr: str
     raw: str = field(repr=False, default="")
+    mark: str = ""                          # the call's marker: apply's is the deploy's token
 
     def first(self, word: str) -> list[str] | None:
         """The words of the first marker line starting with ``word``."""
@@ -137,7 +156,7 @@ def first_difference(expected: str, got: str) -> str:
         x = a[i] if i < len(a) else "<end of text>"
         y = b[i] if i < len(b) else "<end of text>"
         if x != y:
-            return f"line {i + 1}: expected {x!r}, got {y!r}"
+            return f"line {i + 1}: expected {mask_secrets(x)!r}, got {mask_secrets(y)!r}"
     return "texts are equal"
 
 
@@ -171,6 +190,7 @@ class SshTransport(Transport):
                  command_timeout: float = 120.0, jump: JumpHost | None = None,
                  owner: str | None = None, dead_after: float = 8.0):
         super().__init__(router)
+        self.kind = "ssh"
         self.host, self.port, self.user = host, port, user
         self.key_filename = str(key_filename) if key_filename else None
         self.password = password
@@ -182,6 +202,7 @@ class SshTransport(Transport):
         self.dead_after = dead_after    # seconds without an answer before the link counts as cut
         self.jump = jump
         self.owner = owner or _default_owner()
+        self.peer_check_tries, self.peer_check_pause = PEER_CHECK_TRIES, PEER_CHECK_PAUSE
         self._client: paramiko.SSHClient | None = None
         self._jump_client: paramiko.SSHClient | None = None
 
@@ -334,8 +355,10 @@ class SshTransport(Transport):
             self.close()
             raise CommandError(f"{self.router}: connection lost during {step}: {e}") from None
         self.counters.bytes_received += len(out) + len(err)
-        return parse_reply(out.decode("utf-8", "replace"), mark, status,
-                           err.decode("utf-8", "replace"))
+        reply = parse_reply(out.decode("utf-8", "replace"), mark, status,
+                            err.decode("utf-8", "replace"))
+        reply.mark = mark
+        return reply
 
     # -- Transport -------------------------------------------------------------------------
     def read_state(self, packages: Sequence[str]) -> RouterState:
@@ -364,16 +387,17 @@ class SshTransport(Transport):
             state.extra["pending_timer"] = r.first("pending")[3]  # type: ignore[index]
         return state
 
-    def apply(self, plan: ApplyPlan, confirm_timeout: int) -> None:
+    def apply(self, plan: ApplyPlan, confirm_timeout: int) -> Receipt:
         args = self._apply_args(plan, confirm_timeout)
+        self.connect()  # a failure here sent nothing: ConnectError/AuthError/HostKeyError
         try:
             r = self._run("apply", args, "apply")
         except CommandError as e:
             # The script ignores HUP/PIPE: it finishes on its own; its timer rolls back.
-            raise ConfirmError(f"{e}; if the change was committed, the router rolls it back "
-                               f"by itself in {confirm_timeout} s") from None
+            raise ApplyInterrupted(f"{e}; if the change was committed, the router rolls it back "
+                                   f"by itself in {confirm_timeout} s") from None
         if r.first("ok") is not None and r.status == 0:
-            return
+            return Receipt.armed_now(self.router, self.kind, r.mark, confirm_timeout)
         raise self._apply_failure(r, plan)
 
     def _apply_args(self, plan: ApplyPlan, confirm_timeout: int) -> dict[str, str]:
@@ -401,6 +425,8 @@ class SshTransport(Transport):
             "MW_IFACES": " ".join(_check(_NAME_RE, i, "interface") for i in plan.restart_ifaces),
             "MW_RENEW": " ".join(_check(_NAME_RE, i, "interface") for i in plan.renew_ifaces),
             "MW_PEERS": peers,
+            "MW_PEER_TRIES": str(max(1, int(self.peer_check_tries))),
+            "MW_PEER_PAUSE": f"{max(0.0, float(self.peer_check_pause)):g}",
             "MW_LIB": remote_script("lib.sh"),   # the boot guard keeps a copy (see mw_install_guard)
             **_file_args(plan),
         }
@@ -437,32 +463,45 @@ class SshTransport(Transport):
         return ApplyError(f"{self.router}: apply failed at {step} ({detail}); "
                           f"the router is on its old config")
 
-    def confirm(self) -> None:
+    def confirm(self, receipt: Receipt | None = None) -> None:
+        if receipt is not None and not receipt.armed:
+            return
+        if receipt is not None and receipt.confirmed:
+            raise ValueError("this receipt was already confirmed")
         self.close()  # a FRESH connection proves the router is still reachable
         try:
-            r = self._run("confirm", {}, "confirm")
+            r = self._run("confirm", {"MW_TOKEN": receipt.token if receipt else ""}, "confirm")
         except TransportError as e:
             raise ConfirmError(f"{e}; the router rolls back by itself") from None
-        if r.first("ok") is None:
-            fail = r.first("fail")
-            why = {"nothing_pending": "nothing to confirm (no deploy pending: already confirmed, "
-                                      "or the router already rolled back)",
-                   "rolling_back": "too late: the router is rolling back"}.get(
-                fail[1] if fail else "", _why(r))
-            raise ConfirmError(f"{self.router}: {why}")
+        if r.first("ok") is not None:
+            if receipt is not None:
+                receipt.confirmed = True
+            return
+        fail = r.first("fail")
+        why = fail[1] if fail else ""
+        if why in ("nothing_pending", "other", "rolling_back", "expired"):
+            late = -receipt.seconds_left() if receipt else 0.0
+            when = f" ({late:.0f} s after its {receipt.timeout} s deadline)" if receipt and late > 0 else ""
+            if receipt is None and why == "nothing_pending":
+                raise RolledBack(f"{self.router}: no deploy is pending (already confirmed, or "
+                                 "rolled back)")
+            raise RolledBack(f"{self.router}: rolled back by the router before the confirm "
+                             f"arrived{when}: it is on its old config")
+        raise ConfirmError(f"{self.router}: confirm failed: {_why(r)}; the router rolls back by itself")
 
-    def rollback(self) -> None:
+    def rollback(self) -> bool:
         r = self._run("rollback", {}, "rollback")
+        if r.first("none") is not None:
+            return False
         if r.first("ok") is None:
             fail = r.first("fail")
-            if fail and fail[1] == "nothing_pending":
-                raise CommandError(f"{self.router}: nothing to roll back (no deploy pending)")
+            if fail and fail[1] == "rolling_back":
+                return True  # its timer is restoring it right now
             raise CommandError(f"{self.router}: rollback failed: {_why(r)}")
+        return True
 
     def query(self, names: Sequence[str]) -> dict[str, str]:
-        for n in names:
-            if n not in _PROBES:
-                raise ValueError(f"unknown probe {n!r} (known: {', '.join(_PROBES)})")
+        check_probes(names)
         r = self._run("query", {"MW_PROBES": " ".join(names)}, "query")
         if r.first("done") is None:
             raise CommandError(f"{self.router}: query failed: {_why(r)}")

@@ -17,8 +17,12 @@ Mapping of the transport contract onto rpcd (reference §4):
   ``down`` + ``up`` (``plan.restart_ifaces``).
 * ``confirm``: a *fresh* HTTP connection and a fresh ``session.login`` as the same user: rpcd
   re-attaches it to the pending session (§4.4), then ``uci confirm``. This proves the router is
-  still reachable after the change.
-* ``rollback``: ``uci rollback``.
+  still reachable after the change. The receipt names the session that applied: a login that
+  comes back with another session means that apply is no longer pending (rpcd rolled it back;
+  the vectors' late-confirm record), and nothing is confirmed. rpcd answers 5 to a confirm when
+  nothing is pending: that too is ``RolledBack``, never success.
+* ``rollback``: ``uci rollback``. After a confirm or a rollback the apply session is destroyed
+  (``session destroy``), which also removes its ``/var/run/rpcd/uci-<sid>`` save dir.
 * ``query``: ``mwan3 status`` (``mwan3_status``), ``network.interface.wan status`` (``wan_status``),
   ``file read /proc/uptime`` (``uptime``) and, for WireGuard, ``file exec /usr/bin/wg show all
   dump`` (``wg_dump``).
@@ -54,10 +58,23 @@ from mwanctl.errors import (
     CommandError,
     ConfirmError,
     ConnectError,
+    ApplyInterrupted,
     MwanctlError,
+    RolledBack,
     TransportError,
 )
-from mwanctl.transports.base import ApplyPlan, Pending, RouterState, Transport
+from mwanctl.transports.base import (
+    PEER_CHECK_PAUSE,
+    PEER_CHECK_TRIES,
+    ApplyPlan,
+    Pending,
+    Receipt,
+    RouterState,
+    Transport,
+    check_probes,
+    mask_value,
+    missing_peers,
+)
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage, UciSection
 
@@ -241,7 +258,8 @@ def first_difference(want: UciPackage, got: UciPackage) -> str | None:
                 return f"section #{i} is {y[0]} {y[1] or '(anonymous)'}, expected {x[0]} {x[1] or '(anonymous)'}"
             for opt in sorted(set(x[2]) | set(y[2])):
                 if x[2].get(opt) != y[2].get(opt):
-                    return f"{label}.{opt} is {y[2].get(opt)!r}, expected {x[2].get(opt)!r}"
+                    return (f"{label}.{opt} is {mask_value(opt, y[2].get(opt))!r}, "
+                            f"expected {mask_value(opt, x[2].get(opt))!r}")
     if len(a) != len(b):
         return f"{len(b)} sections, expected {len(a)}"
     return None
@@ -280,6 +298,7 @@ class UbusTransport(Transport):
                  tls_fingerprint: str | None = None, timeout: float = 30.0,
                  session_timeout: int = 600, owner: str | None = None):
         super().__init__(router)
+        self.kind = "ubus"
         self.url = url if "://" in url else f"https://{url}/ubus"
         self.username = username
         self._password = password
@@ -299,7 +318,7 @@ class UbusTransport(Transport):
         self._applied = False        # our last apply armed a rollback (so confirm must find it)
         self._deadline: float | None = None
         self._saw_pending = False    # our session may be the pending one (rpcd re-attached it)
-        self.peer_check_tries, self.peer_check_pause = 5, 1.0
+        self.peer_check_tries, self.peer_check_pause = PEER_CHECK_TRIES, PEER_CHECK_PAUSE
 
     # -- HTTP and JSON-RPC ---------------------------------------------------------------------
     def _new_client(self) -> Any:
@@ -417,6 +436,8 @@ class UbusTransport(Transport):
                               f"{'.' + str(c.args['section']) if 'section' in c.args else ''}: not found")
         if c.obj == "uci" and code == 4:
             return CommandError(f"{who}: /etc/config/{c.args.get('config')} does not exist")
+        if c.obj == "file" and code == 4 and c.method == "exec":
+            return CommandError(f"{who}: {c.args.get('command')} is not installed on the router")
         if c.obj == "file" and code == 6:
             return AuthError(f"{who}: user {self.username} may not {c.method} "
                              f"{c.args.get('command') or c.args.get('path')}: {ACL_HINT}")
@@ -511,7 +532,7 @@ class UbusTransport(Transport):
                            deadline=info["deadline"] - int(time.time()))
         return Pending(owner="another rpcd session", since=0, deadline=0)
 
-    def apply(self, plan: ApplyPlan, confirm_timeout: int) -> None:
+    def apply(self, plan: ApplyPlan, confirm_timeout: int) -> Receipt:
         packages = plan.packages
         self._session()
         self._require_write(packages)
@@ -523,18 +544,27 @@ class UbusTransport(Transport):
             for p in packages:
                 diff = first_difference(expected[p], staged[p])
                 if diff:
-                    raise ApplyError(f"{self.router}: staged {p} differs from the plan: {diff}")
+                    raise ApplyError(f"{self.router}: staged {p} differs from the plan: {diff}; "
+                                     "nothing was committed")
         except MwanctlError:
             self._discard(packages)
             raise
-        self._commit(confirm_timeout)
+        receipt = self._commit(confirm_timeout)
+        if not receipt.armed:
+            return receipt
         try:
             self._restart(plan.restart_ifaces)
             self._renew(plan.renew_ifaces)
             self._check_peers(plan.check_peers)
         except MwanctlError as e:
-            self.rollback()
+            try:
+                self.rollback()
+            except MwanctlError as e2:
+                raise ApplyInterrupted(f"{e}; the rollback could not be sent either ({e2}): the "
+                                       f"router restores its old config by itself within "
+                                       f"{confirm_timeout} s") from e
             raise ApplyError(f"{e} (rolled back)") from e
+        return receipt
 
     def _stage(self, plan: ApplyPlan, packages: list[str]) -> dict[str, UciPackage]:
         """One round trip: clear leftovers, stage every op, read the staged packages back."""
@@ -544,7 +574,7 @@ class UbusTransport(Transport):
         for p in packages:
             calls += ops_to_calls(p, plan.changes[p])
         calls += [Call("uci", "get", {"config": p}) for p in packages]
-        replies = self._batch(calls)
+        replies = self._with_relogin(calls)  # starts with revert: repeating it is harmless
         note = next((r.data.get("values", {}).get(NOTE_KEY) for r in replies
                      if r.call.obj == "session" and r.ok and r.data), None)
         if any(r.call.method == "revert" and r.status == 6 for r in replies):
@@ -570,20 +600,29 @@ class UbusTransport(Transport):
         except MwanctlError:
             pass
 
-    def _commit(self, confirm_timeout: int) -> None:
+    def _commit(self, confirm_timeout: int) -> Receipt:
+        """``uci apply`` with rollback: the one request after which the router may be changed."""
         now = int(time.time())
         calls = [Call("uci", "apply", {"rollback": True, "timeout": int(confirm_timeout)})]
         if self._may("session", "set"):
             note = {"owner": self.owner, "since": now, "deadline": now + int(confirm_timeout)}
             calls.append(Call("session", "set", {"values": {NOTE_KEY: note}}))
-        reply = self._batch(calls)[0]
+        sid = self._sid or ""
+        try:
+            reply = self._batch(calls)[0]
+        except TransportError as e:
+            self._applied = True  # maybe: keep the session, only it can confirm or roll back
+            raise ApplyInterrupted(f"{e}; the apply was sent but its answer was lost: if rpcd "
+                                   f"committed it, it restores the old config within "
+                                   f"{int(confirm_timeout)} s") from e
         if reply.status == 5:  # the ops changed nothing: nothing is pending, nothing to confirm
             self._applied = False
-            return
+            return Receipt(self.router, self.kind, sid, int(confirm_timeout), time.monotonic(), armed=False)
         if not reply.ok:
             raise self.error(reply)
         self._applied = True
         self._deadline = time.time() + confirm_timeout
+        return Receipt.armed_now(self.router, self.kind, sid, confirm_timeout)
 
     def _restart(self, ifaces: Sequence[str]) -> None:
         calls = [Call(f"network.interface.{i}", m, {}) for i in ifaces for m in ("down", "up")]
@@ -614,7 +653,7 @@ class UbusTransport(Transport):
         self._check(self._with_relogin(calls))
 
     def _check_peers(self, check: dict[str, list[str]]) -> None:
-        """After a restart netifd needs a moment: poll ``wg show all dump`` until every peer shows."""
+        """After a restart netifd needs a moment: poll ``wg show all dump`` (base.py's policy)."""
         if not check:
             return
         missing: list[str] = []
@@ -623,49 +662,85 @@ class UbusTransport(Transport):
             dump = self.query(["wg_dump"])["wg_dump"]
             if dump.startswith("ERROR: "):
                 raise CommandError(f"{self.router}: cannot read WireGuard state: {dump[7:]}")
-            peers = _wg_peers(dump)
-            missing = [f"{i}:{k[:8]}…" for i, keys in check.items() for k in keys if k not in peers.get(i, set())]
+            missing = missing_peers(dump, check)
             if not missing:
                 return
             if attempt + 1 < tries:
                 time.sleep(self.peer_check_pause)
         raise ApplyError(f"{self.router}: WireGuard peers missing after apply: {', '.join(missing)}")
 
-    def confirm(self) -> None:
+    def confirm(self, receipt: Receipt | None = None) -> None:
+        if receipt is not None and not receipt.armed:
+            return  # the apply changed nothing: rpcd armed no rollback
+        if receipt is not None and receipt.confirmed:
+            raise ValueError("this receipt was already confirmed")
         client = self._new_client()  # a fresh connection proves the router is still reachable
         try:
-            sid, _ = self._login(client)
-            reply = self._batch([Call("uci", "confirm", {})], sid=sid, client=client)[0]
+            sid, acls = self._login(client)
+            destroy = [Call("session", "destroy", {})] if _acl_allows(acls, "ubus", "session", "destroy") else []
+            if receipt is not None and sid != receipt.token:
+                # rpcd gives the applying session back to its user while that apply is pending;
+                # a new session means it is not pending any more. Confirm nothing; log out.
+                self._logout_if_new(client, sid, acls)
+                raise RolledBack(self._late(receipt))
+            reply = self._batch([Call("uci", "confirm", {})] + destroy, sid=sid, client=client)[0]
         except (ConnectError, CommandError) as e:
-            raise ConfirmError(f"{self.router}: could not confirm ({e}); the router rolls back by itself") from e
+            raise ConfirmError(f"{self.router}: could not confirm ({e}); the router rolls back by "
+                               "itself") from e
         finally:
             client.close()
         if reply.status == 5:
-            if self._applied:
-                self._applied = False
-                raise ConfirmError(f"{self.router}: no apply pending any more: the rollback timer "
-                                   "already restored the old config")
-            return
+            self._applied = False
+            raise RolledBack(self._late(receipt) if receipt else
+                             f"{self.router}: no apply is pending (already confirmed, or rolled back)")
         if reply.status == 6:
-            raise ConfirmError(f"{self.router}: the pending apply belongs to another rpcd session "
+            if receipt is not None:
+                raise RolledBack(self._late(receipt))
+            raise ConfirmError(f"{self.router}: the pending apply belongs to another rpcd login "
                                f"(log in as the user who applied it)")
         if not reply.ok:
             raise ConfirmError(str(self.error(reply)))
+        if receipt is not None:
+            receipt.confirmed = True
         self._applied = False
         self._deadline = None
 
-    def rollback(self) -> None:
+    def _late(self, receipt: Receipt) -> str:
+        late = -receipt.seconds_left()
+        when = f" ({late:.0f} s after its {receipt.timeout} s deadline)" if late > 0 else ""
+        return (f"{self.router}: rolled back by the router before the confirm arrived{when}: "
+                "it is on its old config")
+
+    def _logout_if_new(self, client: Any, sid: str, acls: dict[str, Any]) -> None:
+        """Destroy a session this confirm created, never one an apply is pending on (only that
+        session can confirm it; rpcd re-attaches it at login)."""
+        calls = [Call("session", "get", {"keys": [NOTE_KEY]})]
+        if not (_acl_allows(acls, "ubus", "session", "get") and _acl_allows(acls, "ubus", "session", "destroy")):
+            return
+        try:
+            note = self._batch(calls, sid=sid, client=client)[0]
+            if note.ok and not (note.data or {}).get("values"):
+                self._batch([Call("session", "destroy", {})], sid=sid, client=client)
+        except MwanctlError:
+            pass
+
+    def rollback(self) -> bool:
         self._session()
-        reply = self._batch([Call("uci", "rollback", {})])[0]
+        calls = [Call("uci", "rollback", {})]
+        if self._may("session", "destroy"):
+            calls.append(Call("session", "destroy", {}))  # drops the deltas rpcd puts back
+        reply = self._batch(calls)[0]
+        if len(calls) > 1:
+            self._sid = None
         if reply.status in (0, 5):
             self._applied = False
             self._deadline = None
             renew = getattr(self, "_renew_after_rollback", [])
             if renew and reply.status == 0:
                 self._batch([Call(f"network.interface.{i}", "renew", {}) for i in renew])
-            return
+            return reply.status == 0
         if reply.status == 6:
-            raise ApplyError(f"{self.router}: the pending apply belongs to another rpcd session")
+            raise CommandError(f"{self.router}: the pending apply belongs to another rpcd login")
         raise self.error(reply)
 
     PROBES: ClassVar[dict[str, Call]] = {
@@ -679,13 +754,15 @@ class UbusTransport(Transport):
     }
 
     def query(self, names: Sequence[str]) -> dict[str, str]:
-        for n in names:
-            if n not in self.PROBES:
-                raise ValueError(f"unknown probe {n!r} (known: {', '.join(self.PROBES)})")
+        check_probes(names)
         if not names:
             return {}
-        replies = self._with_relogin([self.PROBES[n] for n in names])
-        return {n: self._probe_text(n, r) for n, r in zip(names, replies)}
+        asked = [n for n in names if n in self.PROBES]
+        replies = self._with_relogin([self.PROBES[n] for n in asked])
+        out = {n: self._probe_text(n, r) for n, r in zip(asked, replies)}
+        # rpcd's file plugin reads one named file: the tracker's per-uplink state files are not
+        # reachable with the shipped ACL
+        return {n: out.get(n, f"ERROR: probe {n} is not available over ubus") for n in names}
 
     def _probe_text(self, name: str, r: Reply) -> str:
         if not r.ok:
@@ -728,13 +805,3 @@ class UbusTransport(Transport):
             self._client.close()
         self._client = None
         self._sid = None
-
-
-def _wg_peers(dump: str) -> dict[str, set[str]]:
-    """``wg show all dump``: interface lines have 5 fields, peer lines 9 (iface, pubkey, ...)."""
-    peers: dict[str, set[str]] = {}
-    for line in dump.splitlines():
-        f = line.split("\t")
-        if len(f) == 9:
-            peers.setdefault(f[0], set()).add(f[1])
-    return peers

@@ -187,7 +187,8 @@ class Poller(threading.Thread):
         topo = self.ref.topology
         started = time.monotonic()
         mother = topo.mother.name
-        jobs = {mother: self._pool.submit(self._ask, mother, MOTHER_PROBES)}
+        probes = MOTHER_PROBES + (("tracker",) if any(u.tracking.tracker for u in topo.uplinks) else ())
+        jobs = {mother: self._pool.submit(self._ask, mother, probes)}   # as `mwanctl status` asks
         if self.ask_uplinks:
             jobs.update({u.name: self._pool.submit(self._ask, u.name, UPLINK_PROBES) for u in topo.uplinks})
         answers = {r: f.result() for r, f in jobs.items()}
