@@ -260,6 +260,14 @@ class Deployment:
         return self._confirm_one(router, t, self.confirm_timeout)
 
     def _confirm_one(self, router: str, t: Transport, timeout: int) -> RouterOutcome:
+        try:
+            return self._confirm_fresh(router, t, timeout)
+        except Exception as exc:  # noqa: BLE001 - every router ends in a printed outcome
+            return RouterOutcome(router, "not-confirmed", f"internal error during confirm "
+                                 f"({type(exc).__name__}: {exc}); {router} restores its old config by "
+                                 f"itself within {timeout} s")
+
+    def _confirm_fresh(self, router: str, t: Transport, timeout: int) -> RouterOutcome:
         self.progress(router, "applied; reconnecting to confirm")
         receipt = self._receipts.get(router)
         used: list[Optional[Transport]] = [t]

@@ -167,7 +167,7 @@ def test_lost_router_before_confirm_restores_itself(router_factory, tmp_path, ca
 def test_second_deploy_refused_while_one_awaits_confirmation(router_factory, tmp_path, capsys, monkeypatch):
     site = start_site(router_factory, tmp_path, ["dsl"])
     from mwanctl.transports import ssh
-    monkeypatch.setattr(ssh.SshTransport, "confirm", lambda self: (_ for _ in ()).throw(
+    monkeypatch.setattr(ssh.SshTransport, "confirm", lambda self, receipt=None: (_ for _ in ()).throw(
         ssh.ConfirmError("simulated: connection lost")))
     code, out, err = run(site, capsys, "deploy", str(site.path), "--yes", "--confirm-timeout", "60")
     assert code == 6
