@@ -97,6 +97,14 @@ def feed(mother: Any, status_file: str, store: KeyStore, uplinks: tuple[str, ...
     assert r.returncode == 0, r.stderr
 
 
+def unpin_wg(mother: Any) -> None:
+    """Drop the recorded `wg show all dump` so the mother's `wg` answers from what its netifd
+    applied. A recording describes the tunnels of its moment: after a deploy changes them (and
+    mwanctl asks for a new handshake) it no longer tells what the router has."""
+    r = mother.run("rm -f /etc/mwtest/wg_dump.txt")
+    assert r.returncode == 0, r.stderr
+
+
 class WebServer:
     """`python -m mwanctl web ...` in its own process group; ``url`` carries the printed token."""
 
