@@ -42,6 +42,9 @@ OUTCOMES: dict[str, tuple[str, ExitStatus]] = {
     "unreachable": ("on its old config: unreachable, or refused before anything was committed", ExitStatus.CONNECT),
     # a skipped mother adds no code of its own: the deploy exits with its failed uplinks' code
     "skipped": ("on its old config: not applied because an uplink failed", ExitStatus.OK),
+    # likewise a router that was fine but rolled back because another one failed
+    "withdrawn": ("on its old config: applied, then rolled back because another router failed",
+                  ExitStatus.OK),
     "not-confirmed": ("applied (or maybe applied) but not confirmed: back on its old config by "
                       "itself when the confirm timeout runs out", ExitStatus.NOT_CONFIRMED),
     "rolled-back": ("applied, but the router had restored its old config when the confirm "
@@ -290,15 +293,24 @@ class Deployment:
     def _confirm_armed(self) -> None:
         """The mother first: if it cannot be confirmed it rolls back, and the uplinks with it
         (their new side of a tunnel may need the mother's new side)."""
-        armed = sorted((r for r, o in self.outcomes.items() if o.status == "armed"),
-                       key=lambda r: self.compiled.routers[r].role != "mother")
+        armed = [r for r, o in self.outcomes.items() if o.status == "armed"]
         window = self.confirm_timeout + self.verify_timeout
-        for r in armed:
-            if self.compiled.routers[r].role != "mother" and self._bad():
-                break
+        for r in (r for r in armed if self.compiled.routers[r].role == "mother"):
             self.outcomes[r] = self._confirm_one(r, self._transports[r], window)
-        if self._bad():
+        if not self._mother_failed():
+            # then every uplink, in parallel so that one slow confirm costs the others nothing of
+            # their windows; each is kept even if another cannot be: its tunnel was proven
+            # against the mother's new config
+            ups = [r for r in armed if self.compiled.routers[r].role != "mother"]
+            with ThreadPoolExecutor(max_workers=max(1, min(self.parallel, len(ups) or 1))) as pool:
+                for r, outcome in zip(ups, pool.map(
+                        lambda r: self._confirm_one(r, self._transports[r], window), ups), strict=True):
+                    self.outcomes[r] = outcome
+        if self._mother_failed():
             self._roll_back_armed([])
+
+    def _mother_failed(self) -> bool:
+        return any(self.compiled.routers[r].role == "mother" for r in self._bad())
 
     def _roll_back_armed(self, failed: list[TunnelCheck]) -> None:
         """Explicit rollback of every armed router (its timer stays the fallback)."""
@@ -308,11 +320,15 @@ class Deployment:
                 return "; ".join(mine)
             if failed:
                 return "the deploy as a whole failed (" + ", ".join(c.iface for c in failed) + ")"
-            return "not confirmed because " + ", ".join(sorted(r for r in self._bad() if r != router)) + " failed"
+            culprits = sorted(r for r, o in self.outcomes.items() if r != router and o.status
+                              not in ("unchanged", "applied", "armed", "skipped", "withdrawn"))
+            return "not confirmed because " + ", ".join(culprits) + " failed"
         for r, o in list(self.outcomes.items()):
             if o.status not in ("armed", "verify-failed"):
                 continue
             msg = o.message if o.status == "verify-failed" else why(r)
+            # a router none of whose own tunnels failed goes back only to stay consistent
+            own = o.status == "verify-failed" or any(r in (c.uplink, c.mother) for c in failed)
             t = self._transports[r]
             try:
                 self.progress(r, "rolling back")
@@ -323,8 +339,9 @@ class Deployment:
                     t = self.connect(r)
                     self._transports[r] = t
                     t.rollback()
-                self.outcomes[r] = RouterOutcome(r, "failed", f"not confirmed: {msg}; rolled back "
-                                                 "to its old config", t.counters.round_trips, t.counters.bytes_sent)
+                self.outcomes[r] = RouterOutcome(r, "failed" if own else "withdrawn",
+                                                 f"not confirmed: {msg}; rolled back to its old config",
+                                                 t.counters.round_trips, t.counters.bytes_sent)
             except MwanctlError as exc:
                 self.outcomes[r] = RouterOutcome(r, "not-confirmed", self._after_lost(
                     r, f"not confirmed: {msg}; rollback failed ({exc})", self.confirm_timeout + self.verify_timeout))
@@ -525,5 +542,9 @@ def describe_router_state(router: str, state: RouterState, since: int) -> str:
     if rec and rec[0].isdigit() and int(rec[0]) >= since - 5:
         when = time.strftime("%H:%M:%S", time.localtime(int(rec[0])))
         return f"{router} rolled back to its previous config at {when} (its clock)"
+    if "last_rollback" not in state.extra:   # rpcd and the local transport keep no such record
+        return (f"{router} has nothing pending now and keeps no record of rollbacks, so whether its "
+                "timer restored the old config or the change was confirmed elsewhere cannot be told: "
+                "`mwanctl plan` shows what it is on")
     return (f"{router} has nothing pending and no rollback recorded since the deploy began (the change "
             "was never committed, or another session confirmed it)")

@@ -45,7 +45,7 @@ from mwanctl.facts import parse_wg_dump
 from mwanctl.keys import ENDS, KeyStore, generate, parse_time
 from mwanctl.plan import plan_router
 from mwanctl.topology.model import Topology, Uplink
-from mwanctl.transports.base import RouterState, Transport
+from mwanctl.transports.base import Receipt, RouterState, Transport
 
 Connect = Callable[[str], Transport]
 Say = Callable[[str], None]
@@ -134,7 +134,7 @@ class Rotation:
         start = self.clock()
         self._start(u.name)
         mother = self.topology.mother.name
-        armed: list[tuple[str, Transport]] = []
+        armed: list[tuple[str, Transport, Receipt]] = []   # router, open connection, what to confirm
         first_armed: Optional[float] = None
         try:
             compiled = self._compiled(u.name)
@@ -144,24 +144,24 @@ class Rotation:
             t_up.close()
             if deferred:    # the uplink's new keys committed and armed, not live yet
                 first_armed = time.monotonic()
-                t = self._apply_keys(compiled, u.name, u, "deferred")
-                if t is not None:
-                    armed.append((u.name, t))
+                a = self._apply_keys(compiled, u.name, u, "deferred")
+                if a is not None:
+                    armed.append((u.name, *a))
             first_armed = first_armed if armed else time.monotonic()
-            t = self._apply_keys(compiled, mother, u, "live")
-            if t is not None:
-                armed.append((mother, t))
+            a = self._apply_keys(compiled, mother, u, "live")
+            if a is not None:
+                armed.append((mother, *a))
             if not deferred:   # plain apply: netifd restarts the tunnel; the mother's retry finds it
-                t = self._apply_keys(compiled, u.name, u, "restart")
-                if t is not None:
-                    armed.append((u.name, t))
-            up = next((t for r, t in armed if r == u.name), None)
+                a = self._apply_keys(compiled, u.name, u, "restart")
+                if a is not None:
+                    armed.append((u.name, *a))
+            up = next((t for r, t, _ in armed if r == u.name), None)
             if deferred and up is not None:
-                self._bring_live(compiled, u, up, host, next((t for r, t in armed if r == mother), None))
+                self._bring_live(compiled, u, up, host, next((t for r, t, _ in armed if r == mother), None))
             # confirm (a fresh connection each, a few seconds) before the first window closes
             self._wait_handshake(u, first_armed + self.confirm_timeout - 10 if armed and first_armed else None)
-            for router, _ in sorted(armed, key=lambda a: a[0] != u.name):   # uplink first
-                self._confirm(router)
+            for router, _, receipt in sorted(armed, key=lambda a: a[0] != u.name):   # uplink first
+                self._confirm(router, receipt)
             self._promote(u.name)
         except MwanctlError as exc:
             return TunnelResult(u.name, "failed", f"{exc}; the pending keys are kept"
@@ -169,7 +169,7 @@ class Rotation:
                                    f"{self.confirm_timeout} s)" if armed else "")
                                 + ": run `mwanctl keys rotate` again to finish", self.clock() - start)
         finally:
-            for _, t in armed:
+            for _, t, _ in armed:
                 t.close()
         return TunnelResult(u.name, "rotated", "new keys on both ends, handshake seen",
                             self.clock() - start)
@@ -194,11 +194,13 @@ class Rotation:
         dev = parse_wg_dump(dump, router).get(iface)
         return dev.listen_port if dev is not None else None
 
-    def _apply_keys(self, compiled: Compiled, router: str, u: Uplink, mode: str) -> Optional[Transport]:
+    def _apply_keys(self, compiled: Compiled, router: str, u: Uplink,
+                    mode: str) -> Optional[tuple[Transport, Receipt]]:
         """Apply (not yet confirm) the tunnel's two sections on one router, unless it already holds
         the new keys. ``mode``: "live" (renew only, no network reload: the mother), "deferred"
         (commit and arm, nothing live: the uplink, brought live by :meth:`_bring_live`) or
-        "restart" (as planned: netifd rebuilds the tunnel). Returns the armed transport or None."""
+        "restart" (as planned: netifd rebuilds the tunnel). Returns the armed transport and the
+        receipt its confirm must present, or None."""
         cfg = compiled.routers[router]
         t = self.connect(router)
         try:
@@ -219,7 +221,7 @@ class Rotation:
                     plan.apply.check_peers = {}
             self.say(f"{u.name}: new keys on {router}"
                      + {"live": " (live, no restart)", "deferred": " (committed, not live yet)"}.get(mode, ""))
-            t.apply(plan.apply, self.confirm_timeout)
+            receipt = t.apply(plan.apply, self.confirm_timeout)
         except ApplyError as exc:
             t.close()
             raise RotateError(f"{router}: {exc}; {router} is on its old config") from None
@@ -232,7 +234,7 @@ class Rotation:
         except BaseException:
             t.close()
             raise
-        return t
+        return t, receipt
 
     def _bring_live(self, compiled: Compiled, u: Uplink, t: Transport, host: Optional[str],
                     tm: Optional[Transport]) -> None:
@@ -260,10 +262,11 @@ class Rotation:
         if endpoint and not seen:
             self.say(f"{u.name}: no handshake yet after asking {u.name} for one")
 
-    def _confirm(self, router: str) -> None:
+    def _confirm(self, router: str, receipt: Receipt) -> None:
+        """Confirm exactly the apply this rotation made (its receipt), from a fresh connection."""
         fresh = self.connect(router)
         try:
-            fresh.confirm()
+            fresh.confirm(receipt)
         except (ConfirmError, TransportError) as exc:
             raise RotateError(f"{router}: applied but could not confirm ({exc}); {router} restores "
                               f"its previous config by itself within {self.confirm_timeout} s") from None

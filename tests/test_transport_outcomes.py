@@ -89,13 +89,12 @@ CASES: dict[str, tuple[BaseException | None, BaseException | None, str, ExitStat
 def test_every_router_ends_in_an_outcome_whatever_fails() -> None:
     plan = RouterPlan("x", "uplink", {}, ApplyPlan(changes={"network": [Op("set", "network", "a", "b", "c")]},
                                                     expected={"network": ""}))
-    dep = Deployment.__new__(Deployment)
-    dep.confirm_timeout, dep.progress = 30, (lambda r, m: None)
     seen: dict[str, RouterOutcome] = {}
     for name, (on_apply, on_confirm, status, code) in CASES.items():
-        dep.connect = lambda r, a=on_apply, c=on_confirm: Scripted(r, None, c)  # type: ignore[misc]
-        dep.plans, dep._transports = {name: plan}, {name: Scripted(name, on_apply, on_confirm)}
-        seen[name] = dep._apply_one(name)
+        # the orchestrator alone: no compiled site is needed to apply and confirm one router
+        dep = Deployment(compiled=None, connect=lambda r, c=on_confirm: Scripted(r, None, c),  # type: ignore[arg-type]
+                         confirm_timeout=30)
+        seen[name] = dep.apply_router(name, plan, Scripted(name, on_apply, on_confirm))
     for name, (_, _, status, code) in CASES.items():
         o = seen[name]
         assert (o.status, o.exit_status) == (status, code), (name, o)
