@@ -6,7 +6,6 @@ refusal to listen on a non-loopback address without TLS."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -16,14 +15,12 @@ import httpx
 import pytest
 
 from mwanctl.cli import main
-from mwanctl.keys import KeyStore
 from mwanctl.status import SCHEMA
 from mwanctl.web.history import History, Retention, Sample
 
 try:
-    from tests import e2e, routers, weblab
+    from tests import routers, weblab
 except ImportError:  # pragma: no cover
-    import e2e  # type: ignore[no-redef]
     import routers  # type: ignore[no-redef]
     import weblab  # type: ignore[no-redef]
 
@@ -36,32 +33,20 @@ def lab(tmp_path_factory):
     if why:
         pytest.skip(why)
     tmp = tmp_path_factory.mktemp("webapi")
-    started: list[Any] = []
+    with weblab.lab_site(tmp) as (site, store):
+        weblab.feed(site.routers["mother"], "mwan3-status-both-online.json", store)
+        servers: list[weblab.WebServer] = []
 
-    def factory(name: str, files: Any = None) -> Any:
-        r = routers.start_router(tmp, name, files=files)
-        started.append(r)
-        return r
+        def start(*extra: str, env: Any = None) -> weblab.WebServer:
+            s = weblab.WebServer([site.path], site.state_dir, tmp / "web.sqlite", INTERVAL, extra, env)
+            servers.append(s)
+            return s
 
-    site = e2e.start_site(factory, tmp, ["a", "b"])
-    assert main(site.argv("render", str(site.path), "-o", str(tmp / "out"))) == 0
-    store = KeyStore.open("lab", site.state_dir)
-    weblab.feed(site.routers["mother"], "mwan3-status-both-online.json", store)
-    servers: list[weblab.WebServer] = []
-
-    def start(*extra: str, env: Any = None) -> weblab.WebServer:
-        s = weblab.WebServer([site.path], site.state_dir, tmp / "web.sqlite", INTERVAL, extra, env)
-        servers.append(s)
-        return s
-
-    try:
-        yield {"site": site, "store": store, "start": start, "tmp": tmp}
-    finally:
-        for s in servers:
-            s.stop()
-        for r in started:
-            r.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            yield {"site": site, "store": store, "start": start, "tmp": tmp}
+        finally:
+            for s in servers:
+                s.stop()
 
 
 def login(server: weblab.WebServer) -> tuple[httpx.Client, str]:

@@ -24,9 +24,8 @@ from mwanctl.keys import KeyStore
 from mwanctl.uci.parse import parse
 
 try:
-    from tests import e2e, routers, weblab
+    from tests import routers, weblab
 except ImportError:  # pragma: no cover
-    import e2e  # type: ignore[no-redef]
     import routers  # type: ignore[no-redef]
     import weblab  # type: ignore[no-redef]
 
@@ -71,32 +70,21 @@ def lab(tmp_path_factory):
     if why:
         pytest.skip(why)
     tmp = tmp_path_factory.mktemp("web")
-    started: list[Any] = []
-
-    def factory(name: str, files: Any = None) -> Any:
-        r = routers.start_router(tmp, name, files=files)
-        started.append(r)
-        return r
-
-    site = e2e.start_site(factory, tmp, ["a", "b"])
-    assert main(site.argv("render", str(site.path), "-o", str(tmp / "out"))) == 0     # creates the keys
-    store = KeyStore.open("lab", site.state_dir)
-    feeder = Feeder(site.routers["mother"], store)
-    feeder.write()
-    feeder.start()
-    server = weblab.WebServer([site.path], site.state_dir, tmp / "web.sqlite", INTERVAL)
-    driver = weblab.chrome()
-    driver.get(server.url)                      # logs in with the printed token
-    try:
-        yield {"site": site, "store": store, "feeder": feeder, "server": server, "driver": driver, "tmp": tmp}
-    finally:
-        driver.quit()
-        feeder.stop_evt.set()
-        feeder.join(5)
-        server.stop()
-        for r in started:
-            r.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with weblab.lab_site(tmp) as (site, store):
+        feeder = Feeder(site.routers["mother"], store)
+        feeder.write()
+        feeder.start()
+        server = weblab.WebServer([site.path], site.state_dir, tmp / "web.sqlite", INTERVAL)
+        driver = weblab.chrome()
+        driver.get(server.url)                      # logs in with the printed token
+        try:
+            yield {"site": site, "store": store, "feeder": feeder, "server": server, "driver": driver,
+                   "tmp": tmp}
+        finally:
+            driver.quit()
+            feeder.stop_evt.set()
+            feeder.join(5)
+            server.stop()
 
 
 def shot(lab: dict[str, Any], name: str, driver: Any = None) -> None:

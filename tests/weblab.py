@@ -17,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -95,6 +97,33 @@ def feed(mother: Any, status_file: str, store: KeyStore, uplinks: tuple[str, ...
     r = mother.run("mv /etc/mwtest/wg_dump.txt.new /etc/mwtest/wg_dump.txt && "
                    "mv /etc/mwtest/mwan3_status.json.new /etc/mwtest/mwan3_status.json")
     assert r.returncode == 0, r.stderr
+
+
+@contextmanager
+def lab_site(tmp: Path) -> Iterator[tuple[Any, KeyStore]]:
+    """The dashboard tests' site: a mother and uplinks `a`, `b` as dropbear test routers, rendered
+    once (which creates the keys); the routers stop and ``tmp`` goes when the block ends."""
+    from mwanctl.cli import main
+    try:
+        from tests import e2e, routers
+    except ImportError:  # pragma: no cover - tests/ on sys.path
+        import e2e  # type: ignore[no-redef]
+        import routers  # type: ignore[no-redef]
+    started: list[Any] = []
+
+    def factory(name: str, files: Any = None) -> Any:
+        r = routers.start_router(tmp, name, files=files)
+        started.append(r)
+        return r
+
+    try:
+        site = e2e.start_site(factory, tmp, ["a", "b"])
+        assert main(site.argv("render", str(site.path), "-o", str(tmp / "out"))) == 0
+        yield site, KeyStore.open("lab", site.state_dir)
+    finally:
+        for r in started:
+            r.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def unpin_wg(mother: Any) -> None:
