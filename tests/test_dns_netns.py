@@ -36,6 +36,7 @@ from mwanctl.compile.templates import Templates
 from mwanctl.dnsview import PROBE_NAME, parse_probe
 from mwanctl.transports.ssh import parse_reply, remote_script
 from mwanctl.topology import parse_topology
+from mwanctl.topology.model import Dns
 from mwanctl.tracking import PROFILES
 from mwanctl.uci.diff import apply_ops
 from mwanctl.uci.model import UciPackage
@@ -158,7 +159,7 @@ def dlab(tmp_path: Path):
 
 def _setup(tl: TrackerLab, tmp: Path, procs: list) -> TrackerLab:
     lab = tl.lab
-    topo_dns = dns.Dns(servers=UPSTREAMS)
+    topo_dns = Dns(servers=UPSTREAMS, policy="balanced")
     # the mother's mwan3 with the dns rules; mwan3 restarted on it
     (tl.tmp / "mwan3").write_text(_mwan3_with_dns(topo_dns))
     tl.mwan3_stop()

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from mwanctl.compile import hooks
-from mwanctl.compile.hooks import HookIface, Hooks, UplinkHooks
+from mwanctl.compile.hooks import HookIface
+from mwanctl.topology.model import Hooks, UplinkHooks
 
 BUSYBOX = shutil.which("busybox")
 pytestmark = pytest.mark.skipif(BUSYBOX is None, reason="needs busybox")

@@ -29,24 +29,15 @@ query does not matter.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Optional
 
-from mwanctl.topology.model import PREFIX, Policy, PolicyMember, Rule, Topology
+from mwanctl.topology.model import PREFIX, Dns, Policy, PolicyMember, Rule, Topology
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage, UciSection, Value
 
-DEFAULT_SERVERS = ("1.1.1.1", "9.9.9.9")    # Cloudflare and Quad9, as the tracking targets
-DEFAULT_POLICY = "balanced"
 PACKAGE = "dhcp"
 SECTION_TYPE = "dnsmasq"
 RULE_PREFIX = "dns"                         # rules mw_dns1, mw_dns2, …
-
-
-@dataclass(frozen=True)
-class Dns:
-    servers: tuple[str, ...] = DEFAULT_SERVERS
-    policy: str = DEFAULT_POLICY            # whose members and tiers the servers' policies use
 
 
 def family(server: str) -> str:

@@ -19,7 +19,9 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
+from mwanctl.compile.context import Context
 from mwanctl.shellquote import sh_quote
+from mwanctl.topology.model import Hooks, Topology, UplinkHooks
 from mwanctl.uci.model import UciSection
 
 PACKAGE = "mwanctl"
@@ -27,38 +29,6 @@ SECTION = "mw_hooks"
 HOOK_FILE = "/etc/hotplug.d/iface/17-mwanctl-hooks"   # after 15-mwan3 and 16-mwan3-user
 RUN_DIR = "/var/run/mwanctl/hooks"                    # tmpfs: a reboot starts from "unknown"
 MWAN3_STATE = "/var/run/mwan3/iface_state"            # written by 15-mwan3 (mwan3.sh)
-DEFAULT_WAN_INTERFACE = "wan"
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """Commands per state change; the same shape at site level and per uplink (mother side)."""
-
-    online: tuple[str, ...] = ()
-    offline: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.online or self.offline)
-
-
-@dataclass(frozen=True)
-class UplinkHooks:
-    """An uplink's hooks: ``online``/``offline`` on the mother (its tunnel in mwan3),
-    ``wan_online``/``wan_offline`` on the uplink router (netifd's ifup/ifdown of its WAN)."""
-
-    online: tuple[str, ...] = ()
-    offline: tuple[str, ...] = ()
-    wan_online: tuple[str, ...] = ()
-    wan_offline: tuple[str, ...] = ()
-    wan_interface: str = DEFAULT_WAN_INTERFACE
-
-    @property
-    def mother(self) -> Hooks:
-        return Hooks(self.online, self.offline)
-
-    @property
-    def router(self) -> Hooks:
-        return Hooks(self.wan_online, self.wan_offline)
 
 
 @dataclass(frozen=True)
@@ -133,3 +103,36 @@ def digest(text: str) -> str:
 def section(text: str) -> UciSection:
     """``config hooks 'mw_hooks'`` in package mwanctl: the file's digest, so the plan sees it."""
     return UciSection("hooks", SECTION, {"files": digest(text)})
+
+
+def _mother_ifaces(t: Topology) -> list[tuple[str, str, str, Hooks]]:
+    """Every mwan3 interface of the site, in mwan3 order, with its owner and its own hooks."""
+    out = [(w.iface, w.name, w.family, Hooks()) for w in t.mother.wans]
+    for u in t.uplinks:
+        out.append((u.iface, u.name, "ipv4", u.hooks.mother))
+        if u.ipv6:
+            out.append((u.iface6, u.name, "ipv6", u.hooks.mother))
+    return out
+
+
+def router_files(t: Topology) -> dict[str, dict[str, str]]:
+    """router -> {HOOK_FILE: script} for every router that has hooks."""
+    out: dict[str, dict[str, str]] = {}
+    table = mother_table(t.hooks, _mother_ifaces(t))
+    if table:
+        out[t.mother.name] = {HOOK_FILE: script(t.site, table, "mwan3")}
+    for u in t.uplinks:
+        up = uplink_table(u.name, u.hooks)
+        if up:
+            out[u.name] = {HOOK_FILE: script(t.site, up, "netifd")}
+    return out
+
+
+class HookSections:
+    """``config hooks 'mw_hooks'`` (package mwanctl) on every router that has hooks."""
+
+    package = PACKAGE
+
+    @staticmethod
+    def convert(ctx: Context) -> dict[str, list[UciSection]]:
+        return {router: [section(files[HOOK_FILE])] for router, files in router_files(ctx.topology).items()}

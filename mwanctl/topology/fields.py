@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from mwanctl.topology.grammar import MAX_TEXT, short
-from mwanctl.topology.model import Tracking, TunnelSettings
+from mwanctl.topology.model import Dns, Hooks, Tracking, TunnelSettings, UplinkHooks
 from mwanctl.topology.reader import NOT_ALLOWED, REQUIRED, Reader
 from mwanctl.topology.source import YamlMap
 from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, DEFAULT_TARGETS6, PROFILES
@@ -92,10 +92,13 @@ class OneOf:
 
 @dataclass(frozen=True)
 class Texts:
-    """A list of strings (a single string reads as a one-element list)."""
+    """A list of strings (a single string reads as a one-element list), each one line of at most
+    ``max_len`` characters."""
+
+    max_len: int = MAX_TEXT
 
     def read(self, r: Reader, node: Any, key: str, path: str, default: Any) -> Any:
-        return r.strings(node, key, path, default)
+        return r.strings(node, key, path, default, max_len=self.max_len)
 
     def describe(self) -> str:
         return "list"
@@ -423,4 +426,43 @@ TUNNELS = Block("tunnels", (
     Field("keepalive", _KEEPALIVE, "default keepalive from the mother", default=25),
 ))
 
-BLOCKS: tuple[Block, ...] = (TUNNELS, TUNNEL, TRACKING)
+# -- hooks and DNS (compile/hooks.py, compile/dns.py) -------------------------------------------
+
+COMMAND_MAX = 4096      # one shell command line: a webhook's JSON body needs more than 255
+_COMMANDS = Texts(COMMAND_MAX)
+_CMD_WHAT = "list of shell commands"
+_IFACE_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
+
+
+def _cmds(key: str, doc: str) -> Field:
+    return Field(key, _COMMANDS, doc, default=(), what=_CMD_WHAT, shown_default="none")
+
+
+HOOKS = Block("hooks", (
+    _cmds("online", "run on the mother when any uplink or own WAN becomes online in mwan3 (before the "
+          "uplink's own `online` commands)"),
+    _cmds("offline", "run on the mother when any uplink or own WAN that was online goes offline"),
+), model=Hooks)
+
+UPLINK_HOOKS = Block("uplinks[].hooks", (
+    _cmds("online", "run on the mother when this uplink's tunnel becomes online in mwan3 (after the "
+          "top-level `hooks.online`)"),
+    _cmds("offline", "run on the mother when this uplink's tunnel goes offline in mwan3"),
+    _cmds("wan_online", "run on the uplink router when its WAN interface comes up (netifd `ifup`)"),
+    _cmds("wan_offline", "run on the uplink router when its WAN interface goes down (netifd `ifdown`)"),
+    Field("wan_interface", Text(_IFACE_RE, "use the netifd interface name, up to 15 letters, digits or `_`"),
+          "the uplink router's netifd interface that `wan_online`/`wan_offline` watch", default="wan",
+          what="netifd interface"),
+), model=UplinkHooks)
+
+DNS = Block("dns", (
+    Field("servers", Texts(), "the mother's dnsmasq forwards to these only (`noresolv`), every query to all "
+          "of them at once (`allservers`); each gets an mwan3 rule and its own failover policy, so each "
+          "prefers another uplink (IPv6 addresses need an IPv6 uplink or own WAN)",
+          default=("1.1.1.1", "9.9.9.9"), what="list of IP addresses"),
+    Field("policy", Text(re.compile(r"[A-Za-z0-9_]{1,63}"), "use a policy name"),
+          "the policy whose members and tiers the servers' failover policies are made of",
+          shown_default="`default_policy`", what="policy name"),
+), model=Dns)
+
+BLOCKS: tuple[Block, ...] = (TUNNELS, TUNNEL, TRACKING, HOOKS, UPLINK_HOOKS, DNS)

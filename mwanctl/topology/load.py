@@ -10,12 +10,14 @@ from typing import Any, Iterator, Optional
 from mwanctl.errors import Diagnostic, TopologyError
 from mwanctl.topology import checks
 from mwanctl.topology.model import (
-    Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, Topology, Tracking, TunnelSettings,
-    Uplink,
+    Access, Dns, Hooks, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, Topology, Tracking,
+    TunnelSettings, Uplink, UplinkHooks,
 )
-from mwanctl.topology.fields import TRACKING, TUNNEL, TUNNELS, read_block, read_field
+from mwanctl.topology.fields import (
+    DNS, HOOKS, TRACKING, TUNNEL, TUNNELS, UPLINK_HOOKS, read_block, read_field,
+)
 from mwanctl.topology.grammar import network_text, pool4_problem, pool6_problem, port_list, short
-from mwanctl.topology.reader import MISSING, NOT_ALLOWED, WRONG_TYPE, Reader
+from mwanctl.topology.reader import BAD_VALUE, MISSING, NOT_ALLOWED, WRONG_TYPE, Reader
 from mwanctl.topology.source import YamlMap, Source, read_file, read_source
 from mwanctl.tracking import DEFAULT_PROFILE, PROFILES, TRACKER_PROFILE
 
@@ -31,12 +33,12 @@ PATH_MAX = 4096
 BUILTIN_POLICIES = ("default", "unreachable", "blackhole")
 
 TOP_KEYS = ("site", "mother", "uplinks", "tunnels", "tracking", "policies", "rules",
-            "default_policy", "access")
+            "default_policy", "access", "hooks", "dns")
 MOTHER_KEYS = ("name", "host", "lan", "wans")
 LAN_KEYS = ("network", "zone", "subnet")
 WAN_KEYS = ("name", "weight", "tier", "family", "metric", "tracking")
 UPLINK_KEYS = ("name", "host", "endpoint", "weight", "tier", "ipv6", "tracking", "tunnel",
-               "mother_zone", "wan_zone", "description")
+               "mother_zone", "wan_zone", "description", "hooks")
 TRACKER_RULE = "MW006"   # tracking that cannot work (here: mwanctl's handover tracker)
 POLICY_KEYS = ("name", "members", "last_resort")
 MEMBER_KEYS = ("uplink", "wan", "tier", "weight")
@@ -112,13 +114,41 @@ def _build(r: Reader) -> Optional[Topology]:
     rules = _rules(r, r.seq(top, "rules", "rules"))
     default_policy = r.string(top, "default_policy", "", "balanced", pattern=NAME_RE, hint=NAME_HINT)
     access = _access(r, r.mapping(top, "access", "access"))
+    hooks = Hooks(**read_block(r, r.mapping(top, "hooks", "hooks"), "hooks", HOOKS))
+    dns = _dns(r, top, default_policy or "balanced")
     if mother is None or uplinks is None or pool is None:
         return None
     site = site or ""
     if default_policy == "balanced" and not any(p.name == "balanced" for p in policies):
         policies = (_balanced(mother, uplinks),) + policies
     return Topology(site=site, mother=mother, uplinks=uplinks, pool=pool, policies=policies,
-                    rules=rules, default_policy=default_policy, access=access, file=r.src.file)
+                    rules=rules, default_policy=default_policy, access=access, file=r.src.file,
+                    hooks=hooks, dns=dns)
+
+
+def _dns(r: Reader, top: YamlMap, default_policy: str) -> Optional[Dns]:
+    """``dns:`` (absent: mwanctl leaves dnsmasq alone); every server an IP address, once."""
+    if "dns" not in top:
+        return None
+    node = r.mapping(top, "dns", "dns") or YamlMap()
+    values = read_block(r, node, "dns", DNS, defaults={"policy": default_policy})
+    servers: list[str] = []
+    for s in values["servers"]:
+        try:
+            addr = ipaddress.ip_address(s)
+        except ValueError:
+            r.error(r.src.value(node, "servers"), "dns.servers", f"{short(s)} is not an IP address", BAD_VALUE)
+            continue
+        if addr.is_unspecified or addr.is_multicast:
+            r.error(r.src.value(node, "servers"), "dns.servers", f"{s} cannot be a DNS server", BAD_VALUE)
+        elif str(addr) in servers:
+            r.error(r.src.value(node, "servers"), "dns.servers", f"{s} is listed twice", checks.DUPLICATES)
+        else:
+            servers.append(str(addr))
+    if "servers" in node and not values["servers"]:
+        r.error(r.src.value(node, "servers"), "dns.servers", "the list is empty; leave `servers` out for "
+                "the defaults, or `dns` out to leave dnsmasq alone", MISSING)
+    return Dns(tuple(servers), values["policy"], r.src.key(top, "dns"))
 
 
 def _balanced(mother: Mother, uplinks: tuple[Uplink, ...]) -> Policy:
@@ -214,6 +244,8 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, Any]) -> O
             wan_zone=r.string(u, "wan_zone", path, "wan", pattern=ZONE_RE,
                               hint="firewall zone names: up to 11 letters, digits or `_`"),
             description=description or "",
+            hooks=UplinkHooks(**read_block(r, r.mapping(u, "hooks", path + ".hooks"), path + ".hooks",
+                                           UPLINK_HOOKS)),
             loc=r.src.item(seq, i),
         )
         if name is not None:
