@@ -8,10 +8,10 @@ The lab is tests/tracker_lab.py's (client → mother → 2 uplinks over wireguar
 * the mother's resolver, real dnsmasq in the mother's namespace, configured from the dnsmasq
   section mwanctl's ``dns:`` makes of a stock-like ``/etc/config/dhcp`` (the ``server=`` /
   ``no-resolv`` lines OpenWrt's dnsmasq init script writes for it);
-* the mother's mwan3 config with mwanctl's ``mw_dns<n>`` rules (each server's own failover
-  policy, server 1 preferring up1 and server 2 up2) in front of the catch-all: netifd_bridge's
-  mwan3 emulation applies rules like them to the router's own packets (OUTPUT), as mwan3's hook
-  does;
+* the mother's mwan3 config as mwanctl compiles it for a topology shaped like the lab, with
+  the ``mw_dns<n>`` rules (each server's own failover policy, server 1 preferring up1 and
+  server 2 up2) in front of the catch-all: netifd_bridge's mwan3 emulation applies such rules
+  to the router's own packets (OUTPUT), as mwan3's hook does;
 * mwan3track's loop (tests/standins/mwan3track, profile `fast`) to notice the cut.
 
 Only addresses inside namespaces the test made are used.
@@ -31,12 +31,11 @@ import pytest
 
 import mwanctl.topology  # noqa: F401  (tracking imports the topology package first)
 from mwanctl.compile import dns
-from mwanctl.compile.mwan3 import _rule_values, member_name
-from mwanctl.compile.templates import Templates
 from mwanctl.dnsview import PROBE_NAME, parse_probe
 from mwanctl.transports.ssh import parse_reply, remote_script
+from mwanctl.site import prepare
 from mwanctl.topology import parse_topology
-from mwanctl.topology.model import Dns
+from mwanctl.topology.model import Topology
 from mwanctl.tracking import PROFILES
 from mwanctl.uci.diff import apply_ops
 from mwanctl.uci.model import UciPackage
@@ -45,10 +44,10 @@ from mwanctl.uci.render import export
 
 try:
     from tests import netlab
-    from tests.tracker_lab import HERE, STANDINS, TrackerLab, mwan3_config
+    from tests.tracker_lab import HERE, STANDINS, TARGETS, TrackerLab
 except ImportError:  # pragma: no cover
     import netlab  # type: ignore[no-redef]
-    from tracker_lab import HERE, STANDINS, TrackerLab, mwan3_config  # type: ignore[no-redef]
+    from tracker_lab import HERE, STANDINS, TARGETS, TrackerLab  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.netns
 
@@ -89,39 +88,21 @@ def init_conf(section_options: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-LAB_TOPOLOGY = """site: lab
-mother: {host: 192.168.1.1}
+LAB_TOPOLOGY = f"""site: lab
+mother: {{host: 192.168.1.1}}
 uplinks:
-  - {name: up1, host: 172.16.1.1}
-  - {name: up2, host: 172.16.2.1}
+  - {{name: up1, host: 172.16.1.1}}
+  - {{name: up2, host: 172.16.2.1}}
+tracking: {{profile: fast, targets: [{", ".join(TARGETS)}]}}
+dns: {{servers: [{", ".join(UPSTREAMS)}]}}
 """
 
 
-def _mwan3_with_dns(d: dns.Dns) -> str:
-    """The lab's mwan3 config plus what ``dns:`` adds: each server's policy (and the members it
-    needs) and its rule in front of the catch-all."""
-    base = mwan3_config(2)
-    tpl = Templates()
-    members, pols = [], []
-    for p in dns.policies(parse_topology(LAB_TOPOLOGY), d):
-        names = []
-        for m in p.members:
-            name = member_name(f"mw_{m.target}", m.tier, m.weight)
-            names.append(name)
-            if f"'{name}'" not in base and name not in [n for n, _ in members]:
-                members.append((name, tpl.render("mwan3-member", member=name, iface=f"mw_{m.target}",
-                                                 metric=m.tier, weight=m.weight)))
-        pols += tpl.render("mwan3-policy", policy="mw_" + p.name, use_member=names, last_resort=p.last_resort)
-    rules = [s for r in dns.rules(d) for s in tpl.render("mwan3-rule", **_rule_values(r))]
-    i = base.index("\nconfig policy 'mw_balanced'")
-    j = base.index("\nconfig rule 'mw_default_v4'")
-    return (base[:i] + _sections_text([s for _, secs in members for s in secs]) + base[i:j]
-            + _sections_text(pols) + _sections_text(rules) + base[j:])
-
-
-def _sections_text(secs: list) -> str:
-    out = export(UciPackage("mwan3", secs))
-    return "\n" + out[out.index("config "):].rstrip("\n") + "\n"
+def _compiled_mother(tmp: Path) -> tuple[Topology, dict[str, list]]:
+    """mwanctl's own output for a topology shaped like the lab (uplinks up1, up2)."""
+    t = parse_topology(LAB_TOPOLOGY)
+    compiled, _ = prepare(t, tmp / "state")
+    return t, compiled.routers["mother"].sections
 
 
 def _counter(lab: netlab.Lab, host: str) -> int:
@@ -159,14 +140,16 @@ def dlab(tmp_path: Path):
 
 def _setup(tl: TrackerLab, tmp: Path, procs: list) -> TrackerLab:
     lab = tl.lab
-    topo_dns = Dns(servers=UPSTREAMS, policy="balanced")
-    # the mother's mwan3 with the dns rules; mwan3 restarted on it
-    (tl.tmp / "mwan3").write_text(_mwan3_with_dns(topo_dns))
+    topo, sections = _compiled_mother(tmp)
+    assert topo.dns is not None
+    # the mother's mwan3 as mwanctl compiles it (policies mw_dns1_p, mw_dns2_p, rules first);
+    # mwan3 restarted on it
+    (tl.tmp / "mwan3").write_text(export(UciPackage("mwan3", sections["mwan3"])))
     tl.mwan3_stop()
     tl.mwan3_start()
     # the mother's dhcp as mwanctl's plan leaves it
     before = parse(STOCK_DHCP, "dhcp")
-    ops, problems = dns.dnsmasq_ops(before, topo_dns, "mother")
+    ops, problems = dns.dnsmasq_ops(before, topo.dns, "mother")
     assert problems == []
     after = apply_ops(before, "dhcp", ops)
     opts = after.of_type("dnsmasq")[0].options
