@@ -93,6 +93,10 @@ def guarded(fn: Callable[..., int]) -> Callable[..., None]:
 # --- commands -------------------------------------------------------------------------------------
 
 TOPOLOGY = click.argument("topology", type=click.Path(dir_okay=False))
+# plan, deploy, status: several files or a directory run every site (mwanctl/sites.py)
+TOPOLOGIES = click.argument("topologies", nargs=-1, required=True, type=click.Path())
+CONNECTIONS = click.option("--connections", type=click.IntRange(3, 1024), default=16, show_default=True,
+                           help="With several sites: connections open at once over all of them.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -293,37 +297,45 @@ def _with(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 
 
 @cli.command()
-@TOPOLOGY
+@TOPOLOGIES
 @_with(DEPLOY_OPTIONS)
+@CONNECTIONS
 @click.pass_obj
 @guarded
-def plan(env: Env, topology: str, accept_new_host_key: bool, confirm_timeout: Optional[int],
-         parallel: int) -> int:
+def plan(env: Env, topologies: tuple[str, ...], accept_new_host_key: bool, confirm_timeout: Optional[int],
+         parallel: int, connections: int) -> int:
     """Show what a deploy would change on every router, and change nothing.
 
     Exit status: 0 nothing to do, 2 there are changes, 4 a router could not be read.
 
-    Example: mwanctl plan examples/home.yaml
+    Example: mwanctl plan examples/home.yaml   (or several files, or a directory: sites/)
     """
+    if _is_many(topologies):
+        return _many_sites(env, topologies, accept_new_host_key, confirm_timeout, connections, True, False)
+    topology = topologies[0]
     return _plan_or_deploy(env, topology, accept_new_host_key, confirm_timeout, parallel, dry_run=True, yes=False)
 
 
 @cli.command()
-@TOPOLOGY
+@TOPOLOGIES
 @click.option("--dry-run", is_flag=True, help="Only show the plan (same as `mwanctl plan`).")
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
 @_with(DEPLOY_OPTIONS)
+@CONNECTIONS
 @click.pass_obj
 @guarded
-def deploy(env: Env, topology: str, dry_run: bool, yes: bool, accept_new_host_key: bool,
-           confirm_timeout: Optional[int], parallel: int) -> int:
+def deploy(env: Env, topologies: tuple[str, ...], dry_run: bool, yes: bool, accept_new_host_key: bool,
+           confirm_timeout: Optional[int], parallel: int, connections: int) -> int:
     """Compile, show the plan, apply to every router (uplinks first), confirm.
 
     Each router keeps a copy of its old config and restores it by itself if mwanctl cannot
     reconnect and confirm within the confirm timeout.
 
-    Example: mwanctl deploy examples/home.yaml --yes
+    Example: mwanctl deploy examples/home.yaml --yes   (or several files, or a directory: sites/)
     """
+    if _is_many(topologies):
+        return _many_sites(env, topologies, accept_new_host_key, confirm_timeout, connections, dry_run, yes)
+    topology = topologies[0]
     return _plan_or_deploy(env, topology, accept_new_host_key, confirm_timeout, parallel, dry_run, yes)
 
 
@@ -428,11 +440,13 @@ def _each_router(env: Env, topology: str, routers: tuple[str, ...], accept_new: 
 MOTHER_PROBES = ("mwan3_status", "wg_dump", "uptime", "epoch")
 
 
-def _status_once(topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
+def _status_once(topo: Any, exp: Any, opts: Any, uplinks: bool,
+                 connect: Optional[Callable[[str], Any]] = None) -> Any:
     from mwanctl.connect import transport_for
     from mwanctl.status import SiteStatus, status_or_unknown
+    connect = connect or (lambda r: transport_for(topo, r, opts))
     try:
-        with transport_for(topo, topo.mother.name, opts) as t:
+        with connect(topo.mother.name) as t:
             probes = t.query(MOTHER_PROBES + (("tracker",) if any(u.tracking.tracker for u in topo.uplinks) else ()))
     except CommandError as exc:   # connected, but the probes could not be run or read
         return SiteStatus.unknown(topo.mother.name, str(exc))
@@ -443,7 +457,7 @@ def _status_once(topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
         uplink_probes = {}
         for u in topo.uplinks:
             try:
-                with transport_for(topo, u.name, opts) as t:
+                with connect(u.name) as t:
                     uplink_probes[u.name] = t.query(("wan_status",))
             except MwanctlError as exc:
                 uplink_probes[u.name] = {"wan_status": f"ERROR: {exc}"}
@@ -452,7 +466,7 @@ def _status_once(topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
 
 
 @cli.command()
-@TOPOLOGY
+@TOPOLOGIES
 @click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (schema mwanctl.status/2), "
               "always one object, also when the state cannot be read.")
 @click.option("--watch", is_flag=True, help="Refresh in place until interrupted.")
@@ -460,18 +474,22 @@ def _status_once(topo: Any, exp: Any, opts: Any, uplinks: bool) -> Any:
               help="Seconds between refreshes with --watch.")
 @click.option("--uplinks", "ask_uplinks", is_flag=True, help="Also ask every uplink router about its own WAN.")
 @click.option("--accept-new-host-key", is_flag=True, help="Trust an unknown SSH host key.")
+@CONNECTIONS
 @click.pass_obj
 @guarded
-def status(env: Env, topology: str, as_json: bool, watch: bool, interval: int, ask_uplinks: bool,
-           accept_new_host_key: bool) -> int:
+def status(env: Env, topologies: tuple[str, ...], as_json: bool, watch: bool, interval: int, ask_uplinks: bool,
+           accept_new_host_key: bool, connections: int) -> int:
     """What every uplink is doing: mwan3 state, tracking, WireGuard handshake, traffic share.
 
     Exit status (monitoring-plugin convention): 0 OK, every uplink online; 1 WARNING, degraded;
     2 CRITICAL, no uplink online (for IPv4, or for IPv6 where it is balanced); 3 UNKNOWN, the state
     cannot be told (mother unreachable, mwan3 probe failed, unreadable topology or key store).
 
-    Example: mwanctl status examples/home.yaml --json
+    Example: mwanctl status examples/home.yaml --json   (several sites: one table, one JSON document)
     """
+    if _is_many(topologies):
+        return _many_status(env, topologies, as_json, watch, ask_uplinks, accept_new_host_key, connections)
+    topology = topologies[0]
     from mwanctl.expect import expectation
     from mwanctl.site import open_store
     from mwanctl.status import UNKNOWN, SiteStatus, exit_code, render_table, to_json
@@ -619,6 +637,101 @@ def web(env: Env, topologies: tuple[str, ...], host: str, port: int, interval: f
     opts = WebOptions(host, port, interval, db, password_file, certfile, keyfile, insecure_remote, allow_hosts,
                       Retention(sample_hours=history_hours), not no_uplinks)
     return serve(loaded, env.state_dir, env.templates_dir, opts, lambda line: click.echo(line))
+
+
+# --- many sites in one run (mwanctl/sites.py) -----------------------------------------------------
+
+def _is_many(paths: tuple[str, ...]) -> bool:
+    from mwanctl.sites import is_many
+    return is_many(paths)
+
+
+def _loaded(paths: tuple[str, ...]) -> Any:
+    """Every file loaded, every file's diagnostics shown (file:line:col), before anything runs."""
+    from mwanctl.sites import expand, load_all
+    files = expand(paths)
+    if not files:
+        click.echo(f"mwanctl: error: no topology files (*.yaml, *.yml) in {', '.join(paths)}", err=True)
+        return None
+    loaded = load_all(files)
+    _echo_diags([d for e in loaded for d in e.diags])
+    return loaded
+
+
+def _summary(env: Env, rows: list[tuple[str, str, str, int]]) -> None:
+    from rich.table import Table
+    table = Table("site", "router", "outcome", "exit", box=None)
+    for site, router, outcome, code in rows:
+        table.add_row(site, router, outcome, str(int(code)))
+    env.console().print(table)
+
+
+def _many_sites(env: Env, paths: tuple[str, ...], accept_new: bool, confirm_timeout: Optional[int],
+                connections: int, dry_run: bool, yes: bool) -> int:
+    """`plan`/`deploy` over many sites: each site's plan and outcome lines, one summary table,
+    the worst exit code (README, exit codes)."""
+    from mwanctl.connect import transport_for
+    from mwanctl.site import prepare
+    from mwanctl.sites import SiteRunner, worst
+    if not dry_run and not yes:
+        click.echo("mwanctl: error: several sites are applied only with --yes (see `mwanctl plan` first)", err=True)
+        return ExitStatus.USAGE
+    loaded = _loaded(paths)
+    if loaded is None:
+        return ExitStatus.USAGE
+    templates = env.templates()
+    opts = _connect_options(accept_new)
+    err = env.console(stderr=True)
+    runner = SiteRunner(lambda t: prepare(t, env.state_dir, templates)[0],
+                        lambda t, r: transport_for(t, r, opts), connections, confirm_timeout,
+                        progress=lambda s, r, m: err.print(f"[bold]{s}/{r}[/bold]: {m}", markup=True))
+    runs = runner.run(loaded, apply=not dry_run)
+    for run in runs:
+        click.echo(f"== {run.site} ({run.file})")
+        if run.deployment is not None:
+            _show_plan(env, run.deployment)
+            for note in run.deployment.notes:
+                click.echo(f"note: {run.site}: {note}", err=True)
+        for row in run.rows:
+            if row.message and row.exit:
+                click.echo(f"mwanctl: error: {row.site}/{row.router}: {row.message}", err=True)
+            elif row.message and not dry_run:
+                click.echo(f"{row.site}/{row.router}: {row.message}")
+    _summary(env, [(r.site, r.router, r.outcome, r.exit) for run in runs for r in run.rows])
+    return worst([run.exit for run in runs])
+
+
+def _many_status(env: Env, paths: tuple[str, ...], as_json: bool, watch: bool, ask_uplinks: bool,
+                 accept_new: bool, connections: int) -> int:
+    """`status` over many sites: one table (or one JSON document), the worst exit code."""
+    from mwanctl.connect import transport_for
+    from mwanctl.expect import expectation
+    from mwanctl.site import open_store
+    from mwanctl.sites import STATUS_SEVERITY, run_status, status_document, worst
+    from mwanctl.status import SiteStatus, exit_code, summary_line, to_json
+    if watch:
+        click.echo("mwanctl: error: --watch takes one site (the dashboard, `mwanctl web`, shows many)", err=True)
+        return ExitStatus.USAGE
+    loaded = _loaded(paths)
+    if loaded is None:
+        return ExitStatus.USAGE
+    opts = _connect_options(accept_new)
+
+    def poll(t: Any, connect: Callable[[str], Any]) -> Any:
+        store = open_store(t, env.state_dir)
+        exp = expectation(t, {u.name: store.pair(u.name, "uplink") for u in t.uplinks})
+        return _status_once(t, exp, opts, ask_uplinks, connect)
+
+    runs = run_status(loaded, poll, lambda t, r: transport_for(t, r, opts),
+                      lambda why: SiteStatus.unknown(None, why), exit_code, connections)
+    if as_json:
+        click.echo(json.dumps(status_document(runs, to_json), indent=2))
+    else:
+        _summary(env, [(r.site or Path(r.file).name, r.status.router or "-", summary_line(r.status), r.code) for r in runs])
+        for r in runs:
+            for p in r.status.problems:
+                click.echo(f"{r.site or Path(r.file).name}: {p.severity}: {p.message}")
+    return worst([r.code for r in runs], STATUS_SEVERITY)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
