@@ -23,12 +23,12 @@ Key rotation is not here on purpose: it stays one site (and one tunnel) at a tim
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from mwanctl.compile import Compiled
 from mwanctl.deploy import Deployment, one_line
@@ -93,7 +93,7 @@ class Loaded:
     """One file of the run: its topology, or why it has none."""
 
     file: str
-    topo: Optional[Topology]
+    topo: Topology | None
     diags: list[Diagnostic]
     refused: str = ""        # why this site is not run although it loaded (a conflict)
 
@@ -190,7 +190,7 @@ class ConnectionPool:
         return self.limit - RESERVE
 
     @contextmanager
-    def lease(self, n: int) -> Iterator["Lease"]:
+    def lease(self, n: int) -> Iterator[Lease]:
         if n > self.largest_lease:
             raise ValueError(f"lease of {n} exceeds the pool's {self.largest_lease}")
         with self._cv:
@@ -253,7 +253,7 @@ class PooledTransport(Transport):
         self.counters = inner.counters
         self.can_rekey_live = inner.can_rekey_live
         self._lease = lease
-        self._release: Optional[Callable[[], None]] = release
+        self._release: Callable[[], None] | None = release
         self._lock = threading.Lock()
 
     def _hold(self) -> None:
@@ -269,7 +269,7 @@ class PooledTransport(Transport):
         self._hold()
         return self.inner.apply(plan, confirm_timeout)
 
-    def confirm(self, receipt: Optional[Receipt] = None) -> None:
+    def confirm(self, receipt: Receipt | None = None) -> None:
         self._hold()
         self.inner.confirm(receipt)
 
@@ -285,7 +285,7 @@ class PooledTransport(Transport):
         self._hold()
         self.inner.rehandshake(peers)
 
-    def rekey_live(self, iface: str, peer: str, endpoint: Optional[str], keepalive: int = 0) -> bool:
+    def rekey_live(self, iface: str, peer: str, endpoint: str | None, keepalive: int = 0) -> bool:
         self._hold()
         return self.inner.rekey_live(iface, peer, endpoint, keepalive)
 
@@ -342,9 +342,9 @@ class SiteRun:
     file: str
     site: str
     rows: list[Row] = field(default_factory=list)
-    deployment: Optional[Deployment] = None      # its plans, states and notes (connections closed)
+    deployment: Deployment | None = None      # its plans, states and notes (connections closed)
     diags: list[Diagnostic] = field(default_factory=list)
-    topo: Optional[Topology] = None
+    topo: Topology | None = None
 
     @property
     def exit(self) -> int:
@@ -362,7 +362,7 @@ class SiteRunner:
     prepare: Callable[[Topology], Compiled]
     connect: Callable[[Topology, str], Transport]
     connections: int = DEFAULT_CONNECTIONS
-    confirm_timeout: Optional[int] = None
+    confirm_timeout: int | None = None
     progress: Progress = lambda s, r, m: None
     pool: ConnectionPool = field(init=False)
 
@@ -460,7 +460,7 @@ Poll = Callable[[Topology, Callable[[str], Transport]], Any]   # -> mwanctl.stat
 @dataclass
 class StatusRun:
     file: str
-    site: Optional[str]
+    site: str | None
     status: Any                    # SiteStatus
     code: int
 

@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from tests import routers
     from tests.e2e import _uplink_stock, write_site
 except ImportError:  # pragma: no cover - tests/ on sys.path
-    import routers  # type: ignore[no-redef]
     from e2e import _uplink_stock, write_site  # type: ignore[no-redef]
 
 ESTABLISHED = "01"
@@ -65,15 +63,21 @@ def write_lab_site(base: Path, sites_dir: Path, name: str, rs: dict[str, Any], u
 
 
 def established(ports: set[int]) -> dict[int, int]:
-    """Server-end ESTABLISHED TCP sockets per port (IPv4 loopback: the routers listen there)."""
+    """Server-end ESTABLISHED TCP sockets per port (IPv4 loopback: the routers listen there).
+
+    The kernel prints /proc/net/tcp a page at a time, so a socket can be listed twice when others
+    come and go between pages (each connection, its address pair, is counted once), or missed:
+    a sampled peak is what was seen, not a proof that nothing more was ever open."""
+    seen: set[tuple[str, str]] = set()
     counts = dict.fromkeys(ports, 0)
     with open("/proc/net/tcp") as f:
         next(f)
         for line in f:
             parts = line.split()
-            local, state = parts[1], parts[3]
+            local, remote, state = parts[1], parts[2], parts[3]
             port = int(local.rsplit(":", 1)[1], 16)
-            if state == ESTABLISHED and port in counts:
+            if state == ESTABLISHED and port in counts and (local, remote) not in seen:
+                seen.add((local, remote))
                 counts[port] += 1
     return counts
 
@@ -101,7 +105,7 @@ class ConnectionWatch:
             time.sleep(self.interval)
 
     @contextmanager
-    def running(self) -> Iterator["ConnectionWatch"]:
+    def running(self) -> Iterator[ConnectionWatch]:
         t = threading.Thread(target=self._run, daemon=True)
         t.start()
         try:

@@ -75,11 +75,11 @@ def test_expand_directory_sorted_yaml_only_and_no_duplicates(tmp_path):
 
 def test_many_sites_deploy_needs_yes_and_status_watch_is_refused(tmp_path, capsys):
     sites = ROOT / "examples" / "sites"
-    code, out, err = run(tmp_path / "state", capsys, "deploy", str(sites))
+    code, _out, err = run(tmp_path / "state", capsys, "deploy", str(sites))
     assert code == 64 and "--yes" in err
-    code, out, err = run(tmp_path / "state", capsys, "status", str(sites), "--watch")
+    code, _out, err = run(tmp_path / "state", capsys, "status", str(sites), "--watch")
     assert code == 64 and "--watch" in err
-    code, out, err = run(tmp_path / "state", capsys, "plan", str(tmp_path))   # no yaml in it
+    code, _out, err = run(tmp_path / "state", capsys, "plan", str(tmp_path))   # no yaml in it
     assert code == 64 and "no topology files" in err
 
 
@@ -184,7 +184,7 @@ def test_status_over_sites_is_one_json_document_and_one_table(router_factory, tm
             mother.stop()
         lab.append(s)
     capsys.readouterr()
-    code, out, err = run(state, capsys, "status", str(sites_dir), "--json")
+    code, out, _err = run(state, capsys, "status", str(sites_dir), "--json")
     doc = json.loads(out)                               # the whole output is one document
     assert doc["schema"] == "mwanctl.status-sites/1"
     by_site = {s["site"]: s for s in doc["sites"]}
@@ -196,13 +196,13 @@ def test_status_over_sites_is_one_json_document_and_one_table(router_factory, tm
     assert doc["exit_code"] == 3 and code == 3
     assert doc["summary"] == {"sites": 3, "by_exit_code": {"0": 1, "1": 1, "3": 1}}
 
-    code, out, err = run(state, capsys, "status", str(sites_dir))
+    code, out, _err = run(state, capsys, "status", str(sites_dir))
     rows = table(out)
     assert rows[("east", "mother")][1] == 0 and "2/2 uplinks online" in rows[("east", "mother")][0]
     assert rows[("west", "mother")][1] == 1 and rows[("gone", "mother")][1] == 3
     assert code == 3
     # a single site's output is the single-site document, not the many-site one
-    code, out, err = run(state, capsys, "status", str(sites_dir / "east.yaml"), "--json")
+    code, out, _err = run(state, capsys, "status", str(sites_dir / "east.yaml"), "--json")
     assert json.loads(out)["schema"] == "mwanctl.status/2" and code == 0
 
 
@@ -238,12 +238,12 @@ def test_example_sites_directory_validates_and_plans(router_factory, tmp_path, c
     copy.mkdir()
     for f in files:
         text = f.read_text()
-        routers = re.findall(r"^  - name: (\S+)", text, re.M)
+        routers = re.findall(r"^  - name: (\S+)", text, re.MULTILINE)
         rs = {"mother": router_factory(f"{f.stem}-mother")}
         rs.update({u: router_factory(f"{f.stem}-{u}", files=sites_lab._uplink_stock()) for u in routers})
         known = tmp_path / f"known-{f.stem}"
         known.write_text("".join(Path(r.known_hosts_path).read_text() for r in rs.values()))
-        mother = re.search(r"^mother:\n(?:  .*\n)*?  name: (\S+)", text, re.M)
+        mother = re.search(r"^mother:\n(?:  .*\n)*?  name: (\S+)", text, re.MULTILINE)
         mname = mother.group(1) if mother else "mother"
         access = ["access:"]
         for name, r in rs.items():
