@@ -155,8 +155,10 @@ def wait_for_peers(read_dump: Callable[[], str], check: Mapping[str, Sequence[st
     return missing
 
 
-SECRET_OPTIONS = frozenset({"private_key", "preshared_key"})
-_SECRET_LINE = re.compile(r"^(\s*option\s+'?(?:private_key|preshared_key)'?\s+).*$", re.M)
+# WireGuard keys, and the WAN secrets an uplink's `wan:` block writes (PPPoE/cellular `password`,
+# the SIM's `pincode`): never printed, in plans, diffs or error messages
+SECRET_OPTIONS = frozenset({"private_key", "preshared_key", "password", "pincode"})
+_SECRET_LINE = re.compile(r"^(\s*option\s+'?(?:private_key|preshared_key|password|pincode)'?\s+).*$", re.M)
 
 
 def mask_value(option: str | None, value: object) -> object:
