@@ -18,6 +18,7 @@ from mwanctl.compile.wireguard import Wireguard
 from mwanctl.errors import TopologyError
 from mwanctl.keys import TunnelKeys
 from mwanctl.topology.model import PREFIX, Topology
+from mwanctl.topology.wan import Wan
 from mwanctl.tracking import Timing, family_tracking, timing
 from mwanctl.uci.model import UciSection, Value
 
@@ -53,6 +54,9 @@ class RouterConfig:
     host: str
     sections: dict[str, list[UciSection]]        # package -> owned sections, in order
     owned_options: dict[str, dict[str, dict[str, Value]]] = field(default_factory=dict)
+    # an uplink whose topology entry has `wan:`: (uplink name, block); its network.<interface>
+    # section is then in ``sections`` (owned as long as the block is there; never deleted)
+    wan: Optional[tuple[str, Wan]] = None
 
     @property
     def packages(self) -> tuple[str, ...]:

@@ -245,3 +245,38 @@ def check_secret_value(proto: str, option: str, value: str) -> Optional[str]:
     if proto == "modemmanager" and re.search(r"[\s,]", value):
         return "contains a space or comma, which modemmanager.sh's comma-joined mmcli arguments would split"
     return None
+
+
+# --- at plan time ------------------------------------------------------------------------------------
+
+def plan_findings(router: str, uplink: str, wan: Wan, probe: Optional[str], touched: bool,
+                  proto_loc: Optional[Location] = None) -> tuple[list[str], list[str]]:
+    """(problems, notes) for a router whose WAN section mwanctl owns; ``probe`` is the router's
+    ``proto_handlers`` answer, ``touched`` whether this plan changes the section.
+
+    A handler netifd does not have is a problem (the router is not deployed): netifd would attach
+    the interface to no protocol (proto.c: INVALID_PROTO) and the uplink would lose its internet.
+    When the router cannot be asked (no answer, an rpcd ACL without ``network
+    get_proto_handlers``) it is a warning only: the config may well be fine."""
+    problems: list[str] = []
+    notes: list[str] = []
+    field = f"uplinks.{uplink}.wan.proto"
+    where = proto_loc or wan.loc
+    if touched:
+        notes.append(f"mwanctl owns network.{wan.interface} on {router} (from uplinks.{uplink}.wan, proto "
+                     f"{wan.proto}): the whole section is written as the topology says, and netifd "
+                     "reconnects it when it changes (a moment without internet on this uplink)")
+    state = handler_state(wan.proto, probe)
+    if state == MISSING:
+        # a section already as the topology says is no worse for deploying the rest: warn only
+        diag = Diagnostic(where, field, f"netifd on {router} has no `{wan.proto}` protocol handler, so "
+                          f"network.{wan.interface} {'would come' if touched else 'is'} up without internet: "
+                          f"install {install_hint(wan.proto)}", severity="error" if touched else "warning",
+                          rule="MW022")
+        (problems if touched else notes).append(str(diag))
+    elif state == UNKNOWN:
+        why = (probe or "no answer").splitlines()[0][:120] if probe else "no answer"
+        notes.append(str(Diagnostic(where, field, f"could not ask netifd on {router} whether it has the "
+                                    f"`{wan.proto}` handler ({why}); it needs {' and '.join(HANDLER_PACKAGES[wan.proto])}",
+                                    severity="warning", rule="MW022")))
+    return problems, notes

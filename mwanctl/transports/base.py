@@ -110,6 +110,9 @@ PROBES: Mapping[str, str] = {
     "tracker": "mwanctl's handover tracker: `== <iface>` then its state file, per uplink",
     "ip_addr": "`ip -o addr show`: live addresses, to compare with the config after a deploy",
     "ip_link": "`ip -o link show`: live MTUs",
+    # the protocols netifd registered (JSON, one key each): before a `wan:` block's section is
+    # written, its proto must be there (a missing handler leaves the interface INVALID_PROTO)
+    "proto_handlers": "`ubus call network get_proto_handlers` (JSON)",
 }
 
 
