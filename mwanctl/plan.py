@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from mwanctl.compile import RouterConfig, owns
-from mwanctl.topology.wan import Wan
+from mwanctl.topology.model import Wan
 from mwanctl.transports.base import SECRET_OPTIONS, ApplyPlan, Pending, RouterState
 from mwanctl.uci.changes import Op
 from mwanctl.uci.diff import apply_ops, diff

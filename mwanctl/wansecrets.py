@@ -15,7 +15,7 @@ from typing import Optional
 
 from mwanctl.compile.wan import check_secret_value
 from mwanctl.errors import Diagnostic, TopologyError
-from mwanctl.topology.wan import SecretRef, Wan
+from mwanctl.topology.model import SecretRef, Wan
 
 # uplink -> UCI option ("password", "pincode") -> value
 WanSecrets = dict[str, dict[str, str]]
@@ -57,7 +57,7 @@ def resolve(wans: Mapping[str, Wan], topology_file: str = "",
                 if bad is not None:
                     value, why = None, f"the value from {ref.source} {bad}"
             if value is None:
-                diags.append(Diagnostic(ref.loc, ref.field or f"uplinks.{uplink}.wan", why, rule="MW023"))
+                diags.append(Diagnostic(ref.loc, ref.path or f"uplinks.{uplink}.wan", why, rule="MW023"))
                 continue
             out.setdefault(uplink, {})[option] = value
     if diags:

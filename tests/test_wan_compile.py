@@ -24,15 +24,15 @@ from mwanctl.compile.wan import (
     wan_sections,
 )
 from mwanctl.errors import Location, TopologyError
-from mwanctl.topology.wan import SecretRef, Wan
+from mwanctl.topology.model import SecretRef, Wan
 from mwanctl.transports.base import mask_secrets
 from mwanctl.uci.model import UciPackage
 from mwanctl.uci.render import export
 from mwanctl.wansecrets import resolve
 
 FACTS = json.loads((Path(__file__).parent / "data" / "netifd_proto_handlers.json").read_text())
-PW = SecretRef(env="WAN_PW", field="uplinks.dsl.wan.password_env")
-PIN = SecretRef(env="WAN_PIN", field="uplinks.lte.wan.pin_env")
+PW = SecretRef(env="WAN_PW", path="uplinks.dsl.wan.password_env")
+PIN = SecretRef(env="WAN_PIN", path="uplinks.lte.wan.pin_env")
 
 EXAMPLES = {
     "dhcp": Wan(proto="dhcp", device="wan", dns=("9.9.9.9",), peerdns=False, mtu=1500, metric=5),
@@ -138,7 +138,7 @@ def test_fields_of_another_protocol_are_refused() -> None:
     (Wan(proto="dhcp", device="averyveryverylongname"), "device"),
     (Wan(proto="dhcp", device="wan", interface="mw_x"), "interface"),
     (Wan(proto="dhcp", device="wan", interface="lan"), "interface"),
-    (Wan(proto="pppoe", device="wan", password=PW), "password"),
+    (Wan(proto="pppoe", device="wan", password=PW), "password_env"),
     (Wan(proto="qmi", device="/dev/cdc-wdm0", apn="my apn"), "apn"),
     (Wan(proto="modemmanager", device="/sys/devices/x", apn="a,b"), "apn"),
     (Wan(proto="qmi", device="/dev/cdc-wdm0", username="a b"), "username"),
@@ -186,7 +186,7 @@ def test_secrets_from_env_and_file(tmp_path: Path) -> None:
     (tmp_path / "pin").write_text("1234\n")
     topo = tmp_path / "site.yaml"
     wans = {"dsl": Wan(proto="pppoe", device="wan", username="u", password=PW),
-            "lte": Wan(proto="qmi", device="/dev/cdc-wdm0", pin=SecretRef(file="pin", field="f"))}
+            "lte": Wan(proto="qmi", device="/dev/cdc-wdm0", pin=SecretRef(file="pin", path="f"))}
     got = resolve(wans, str(topo), {"WAN_PW": "pass word"})
     assert got == {"dsl": {"password": "pass word"}, "lte": {"pincode": "1234"}}
 
@@ -195,11 +195,11 @@ def test_missing_and_bad_secrets_name_the_source_never_the_value(tmp_path: Path)
     (tmp_path / "pin").write_text("12a4-zzvalue\n")
     loc = Location("site.yaml", 7, 9)
     wans = {"dsl": Wan(proto="pppoe", device="wan", username="u",
-                       password=SecretRef(env="NOPE", field="uplinks.dsl.wan.password_env", loc=loc)),
-            "lte": Wan(proto="qmi", device="/dev/cdc-wdm0", pin=SecretRef(file="pin", field="uplinks.lte.wan.pin_file"),
-                       username="u", password=SecretRef(env="QPW", field="uplinks.lte.wan.password_env")),
+                       password=SecretRef(env="NOPE", path="uplinks.dsl.wan.password_env", loc=loc)),
+            "lte": Wan(proto="qmi", device="/dev/cdc-wdm0", pin=SecretRef(file="pin", path="uplinks.lte.wan.pin_file"),
+                       username="u", password=SecretRef(env="QPW", path="uplinks.lte.wan.password_env")),
             "mm": Wan(proto="modemmanager", device="/sys/devices/x",
-                      pin=SecretRef(file="absent", field="uplinks.mm.wan.pin_file"))}
+                      pin=SecretRef(file="absent", path="uplinks.mm.wan.pin_file"))}
     with pytest.raises(TopologyError) as e:
         resolve(wans, str(tmp_path / "site.yaml"), {"QPW": "has space*"})
     diags = e.value.diagnostics

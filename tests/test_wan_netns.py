@@ -18,7 +18,7 @@ import pytest
 
 from mwanctl.compile.templates import Templates
 from mwanctl.compile.wan import wan_sections
-from mwanctl.topology.wan import Wan
+from mwanctl.topology.model import Wan
 from mwanctl.uci.model import UciPackage
 from mwanctl.uci.parse import parse
 from mwanctl.uci.render import export

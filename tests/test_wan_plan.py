@@ -11,7 +11,7 @@ from mwanctl.compile.templates import Templates
 from mwanctl.compile.wan import wan_sections
 from mwanctl.errors import Location
 from mwanctl.plan import describe, plan_router
-from mwanctl.topology.wan import SecretRef, Wan
+from mwanctl.topology.model import SecretRef, Wan
 from mwanctl.transports.base import RouterState
 from mwanctl.uci.parse import parse
 
@@ -33,7 +33,7 @@ config interface 'wan6'
 """
 LOC = Location("site.yaml", 14, 14)
 PPPOE = Wan(proto="pppoe", device="eth0.7", username="user@isp",
-            password=SecretRef(env="DSL_PW", field="uplinks.dsl.wan.password_env"), loc=LOC)
+            password=SecretRef(env="DSL_PW", path="uplinks.dsl.wan.password_env"), loc=LOC)
 HANDLERS = {"stock": json.dumps({n: {} for n in ("static", "dhcp", "dhcpv6", "ppp", "pppoe", "wireguard")}),
             "no-pppoe": json.dumps({n: {} for n in ("static", "dhcp", "ppp", "wireguard")})}
 

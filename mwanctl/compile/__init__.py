@@ -18,7 +18,7 @@ from mwanctl.compile.wireguard import Wireguard
 from mwanctl.errors import TopologyError
 from mwanctl.keys import TunnelKeys
 from mwanctl.topology.model import PREFIX, Topology
-from mwanctl.topology.wan import Wan
+from mwanctl.topology.model import Wan
 from mwanctl.tracking import Timing, family_tracking, timing
 from mwanctl.uci.model import UciSection, Value
 

@@ -10,6 +10,7 @@ has it (``ubus call network get_proto_handlers``).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -18,7 +19,9 @@ from typing import Optional
 from mwanctl.compile.schema import NETIFD_PROTO_OPTIONS
 from mwanctl.compile.templates import Templates
 from mwanctl.errors import Diagnostic, Location
-from mwanctl.topology.wan import Wan
+from mwanctl.topology.fields import WAN, placeholders
+from mwanctl.topology.grammar import short
+from mwanctl.topology.model import SecretRef, Wan
 from mwanctl.uci.model import UciSection
 
 BLUEPRINT = "network-uplink-wan"
@@ -102,37 +105,15 @@ def install_hint(proto: str) -> str:
 
 
 # --- the section ------------------------------------------------------------------------------------
-PLACEHOLDERS = ("interface", "proto", "device", "ipaddr", "netmask", "gateway", "username", "password",
-                "ac", "service", "apn", "pincode", "auth", "allowedauth", "pdptype", "iptype",
-                "peerdns", "dns", "mtu", "metric")
-# qmi.sh's pdptype words (it lowercases and falls back to `ip`); modemmanager's ip-type words
-QMI_PDPTYPE = {"ipv4": "ip", "ipv6": "ipv6", "ipv4v6": "ipv4v6"}
-# `auth` as uqmi --auth-type takes it (qmi) and as ModemManager's allowed-auth list (modemmanager)
-MM_ALLOWEDAUTH = {"none": ("none",), "pap": ("pap",), "chap": ("chap",), "both": ("pap", "chap")}
-
 
 def blueprint_values(wan: Wan, secrets: Mapping[str, str]) -> dict[str, object]:
-    """The blueprint's placeholders for one WAN; ``secrets``: UCI option -> value (a declared
-    secret without a value is left out: callers that plan or render resolve them all first)."""
-    v: dict[str, object] = dict.fromkeys(PLACEHOLDERS)
-    v.update(interface=wan.interface, proto=wan.proto, device=wan.device, metric=wan.metric,
-             dns=list(wan.dns), mtu=wan.mtu)
-    if wan.peerdns is not None:
-        v["peerdns"] = "1" if wan.peerdns else "0"
-    if wan.proto == "static" and wan.address is not None:
-        v.update(ipaddr=str(wan.address.ip), netmask=str(wan.address.netmask),
-                 gateway=str(wan.gateway) if wan.gateway is not None else None)
-    if wan.proto in ("pppoe", "qmi", "modemmanager"):
-        v.update(username=wan.username, password=secrets.get("password"))
-    if wan.proto == "pppoe":
-        v.update(ac=wan.ac, service=wan.service)
-    if wan.proto in ("qmi", "modemmanager"):
-        v.update(apn=wan.apn, pincode=secrets.get("pincode"))
-    if wan.proto == "qmi":
-        v.update(auth=wan.auth, pdptype=QMI_PDPTYPE[wan.ip_type] if wan.ip_type else None)
-    if wan.proto == "modemmanager":
-        v.update(allowedauth=list(MM_ALLOWEDAUTH[wan.auth]) if wan.auth else None, iptype=wan.ip_type)
-    return v
+    """The blueprint's placeholders for one WAN: the field table's options, the section name and
+    the secrets (``secrets``: UCI option -> value; a declared secret without a value is left out:
+    callers that plan or render resolve them all first)."""
+    values: dict[str, object] = dict(placeholders(WAN, wan, "uplink", "network"))
+    values.update(interface=wan.interface,
+                  **{opt: secrets.get(opt) if opt in wan.secrets else None for opt in ("password", "pincode")})
+    return values
 
 
 def wan_sections(templates: Templates, wan: Wan, secrets: Mapping[str, str]) -> list[UciSection]:
@@ -162,7 +143,7 @@ def handler_reads(proto: str) -> set[str]:
 # silently dropped)
 FIELDS = {
     "dhcp": {"dns", "peerdns", "mtu", "metric"},
-    "static": {"address", "gateway", "dns", "mtu", "metric"},
+    "static": {"address", "netmask", "gateway", "dns", "mtu", "metric"},
     "pppoe": {"username", "password", "ac", "service", "dns", "peerdns", "mtu", "metric"},
     "qmi": {"apn", "pin", "auth", "username", "password", "ip_type", "dns", "peerdns", "mtu", "metric"},
     "modemmanager": {"apn", "pin", "auth", "username", "password", "ip_type", "dns", "peerdns", "metric"},
@@ -179,18 +160,26 @@ PIN = re.compile(r"[0-9]{4,8}")                                  # ETSI TS 102 2
 
 
 def given_fields(wan: Wan) -> set[str]:
-    out = {f for f in OPTIONAL_FIELDS if getattr(wan, f) not in (None, ())}
-    return out
+    return {f for f in OPTIONAL_FIELDS if getattr(wan, f) not in (None, ())}
+
+
+def _key(wan: Wan, attr: str) -> str:
+    """The YAML key a model attribute came from (a secret: whichever of *_env/*_file was given)."""
+    ref = getattr(wan, attr) if attr in ("password", "pin") else None
+    if isinstance(ref, SecretRef):
+        return f"{attr}_env" if ref.env is not None else f"{attr}_file"
+    return attr
 
 
 def check_wan(uplink: str, wan: Wan, locs: Mapping[str, Location] | None = None) -> list[Diagnostic]:
-    """MW020: the block's fields agree with its protocol; ``locs``: field -> where it is written."""
+    """MW020: the block's fields agree with its protocol; ``locs``: YAML key -> where it is written."""
     where = dict(locs or {})
     base = f"uplinks.{uplink}.wan"
     out: list[Diagnostic] = []
 
-    def bad(fld: str, msg: str) -> None:
-        out.append(Diagnostic(where.get(fld, wan.loc), f"{base}.{fld}", msg, rule="MW020"))
+    def bad(attr: str, msg: str) -> None:
+        key = _key(wan, attr)
+        out.append(Diagnostic(where.get(key, wan.loc), f"{base}.{key}", msg, rule="MW020"))
 
     for f in sorted(given_fields(wan) - FIELDS[wan.proto]):
         if f == "mtu" and wan.proto == "modemmanager":
@@ -208,6 +197,11 @@ def check_wan(uplink: str, wan: Wan, locs: Mapping[str, Location] | None = None)
     if not INTERFACE.fullmatch(wan.interface) or wan.interface.startswith("mw_") or wan.interface in ("loopback", "lan"):
         bad("interface", "a netifd interface name of up to 15 letters, digits and `_`; not `loopback`, "
                          "`lan` or `mw_…` (mwanctl's own)")
+    for d in wan.dns:
+        try:
+            ipaddress.ip_address(d)
+        except ValueError:
+            bad("dns", f"{short(d)} is not an IP address (netifd ignores a name here)")
     if wan.proto == "static":
         if wan.address is None:
             bad("address", "proto `static` needs an address, e.g. `address: 192.0.2.2/24`")
