@@ -18,7 +18,8 @@ from typing import Optional
 
 from mwanctl.compile.schema import NETIFD_PROTO_OPTIONS
 from mwanctl.compile.templates import Templates
-from mwanctl.errors import Diagnostic, Location
+from mwanctl.compile.context import Context, of_uplink
+from mwanctl.errors import Diagnostic, Location, TopologyError
 from mwanctl.topology.fields import WAN, placeholders
 from mwanctl.topology.grammar import short
 from mwanctl.topology.model import SecretRef, Wan
@@ -118,15 +119,34 @@ def blueprint_values(wan: Wan, secrets: Mapping[str, str]) -> dict[str, object]:
 
 def wan_sections(templates: Templates, wan: Wan, secrets: Mapping[str, str]) -> list[UciSection]:
     """The WAN's section(s), checked against what the protocol's handler declares."""
-    secs = templates.render(BLUEPRINT, **blueprint_values(wan, secrets))
+    return checked(templates.render(BLUEPRINT, **blueprint_values(wan, secrets)), wan)
+
+
+def checked(secs: list[UciSection], wan: Wan) -> list[UciSection]:
+    """Refuse a section (a user's blueprint override) with options the handler never reads."""
     for s in secs:
         unread = sorted(set(s.options) - handler_reads(wan.proto))
         if unread:
-            from mwanctl.errors import TopologyError
             raise TopologyError([Diagnostic(None, f"{BLUEPRINT}.uci", f"options {', '.join(unread)} "
                                             f"are not read by netifd's `{wan.proto}` handler",
                                             rule="MW200")])
     return secs
+
+
+class WanSection:
+    """Converter: an uplink's WAN interface (package `network`), for uplinks with `wan:`."""
+
+    package = "network"
+    section_types = ("interface",)
+
+    @staticmethod
+    def convert(ctx: Context) -> dict[str, list[UciSection]]:
+        out: dict[str, list[UciSection]] = {}
+        for u in ctx.topology.uplinks:
+            if u.wan is not None:
+                secrets = (ctx.secrets or {}).get(u.name, {})
+                out[u.name] = checked(ctx.render(BLUEPRINT, of_uplink(u), **blueprint_values(u.wan, secrets)), u.wan)
+        return out
 
 
 # netifd's own interface attributes an uplink WAN section may carry besides its handler's options
