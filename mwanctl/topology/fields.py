@@ -399,7 +399,9 @@ TUNNEL = Block("uplinks[].tunnel", (
           uci=(Uci("network", "interface", "listen_port", router="uplink"),
                Uci("network", "wireguard_<iface>", "endpoint_port"),
                Uci("firewall", "rule", "dest_port", router="uplink", var="listen_port"))),
-    Field("mtu", _MTU, "WireGuard MTU (use 1380–1412 behind PPPoE or LTE)", shown_default="`tunnels.mtu`",
+    Field("mtu", _MTU, "WireGuard MTU; with a `wan:` block at most the WAN's MTU − 80 (MW021), and when "
+          "left out derived from it ([below](#wan-mtu-and-the-tunnel-mtu))",
+          shown_default="`tunnels.mtu` (lowered to fit `wan`)",
           uci=(Uci("network", "interface", "mtu"), Uci("network", "interface", "mtu", router="uplink"))),
     Field("keepalive", _KEEPALIVE, "seconds between the mother's keepalives (0: none)",
           shown_default="`tunnels.keepalive`",
