@@ -727,7 +727,8 @@ def _many_status(env: Env, paths: tuple[str, ...], as_json: bool, watch: bool, a
     if as_json:
         click.echo(json.dumps(status_document(runs, to_json), indent=2))
     else:
-        _summary(env, [(r.site or Path(r.file).name, r.status.router or "-", summary_line(r.status), r.code) for r in runs])
+        _summary(env, [(r.site or Path(r.file).name, r.status.router or "-",
+                        summary_line(r.status) if r.site else "invalid topology", r.code) for r in runs])
         for r in runs:
             for p in r.status.problems:
                 click.echo(f"{r.site or Path(r.file).name}: {p.severity}: {p.message}")
