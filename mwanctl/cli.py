@@ -698,6 +698,9 @@ def _many_sites(env: Env, paths: tuple[str, ...], accept_new: bool, confirm_time
             elif row.message and not dry_run:
                 click.echo(f"{row.site}/{row.router}: {row.message}")
     _summary(env, [(r.site, r.router, r.outcome, r.exit) for run in runs for r in run.rows])
+    pool = runner.pool
+    click.echo(f"{len(runs)} site(s); {pool.opened} connection(s), at most {pool.peak} open at once "
+               f"(--connections {pool.limit})", err=True)
     return worst([run.exit for run in runs])
 
 

@@ -218,7 +218,8 @@ def test_pool_bound_holds_on_the_routers_side(router_factory, tmp_path, capsys):
     assert code == 0, err
     assert set(table(out).values()) == {("applied", 0)}
     assert w.samples > 100
-    assert 2 <= w.peak_total <= 7, w.peak_total
+    # two sites at once (each keeps 2 sessions through its deploy), never more than the pool
+    assert 4 <= w.peak_total <= 7, w.peak_total
     assert max(w.peak_per_router.values()) <= 2, w.peak_per_router
     for s in sites:
         for r in s.routers.values():
