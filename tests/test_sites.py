@@ -257,3 +257,30 @@ def test_example_sites_directory_validates_and_plans(router_factory, tmp_path, c
     assert {s for s, _ in rows} == {"harbour", "hill"}
     assert all(e == 2 for _, e in rows.values())
     shutil.rmtree(copy)
+
+
+def test_failed_apply_and_unreachable_router_never_stop_the_healthy_site(router_factory, tmp_path, capsys):
+    """One site's uplink cannot commit (its `uci commit` fails, as on a full flash), another's
+    uplink is down, the third is healthy: the third is applied and confirmed, the failed one is
+    back on its old config, and the run exits with the worst outcome (5 outranks 4)."""
+    sites_dir, sites = sites_lab.start_sites(router_factory, tmp_path, ["ok", "full", "down"], uplinks=("dsl",))
+    by = {s.name: s for s in sites}
+    full = by["full"].routers["dsl"]
+    wrapper = full.root / "sbin" / "uci"
+    target = wrapper.readlink()
+    wrapper.unlink()
+    wrapper.write_text("#!/bin/sh\n"
+                       'for a in "$@"; do [ "$a" = commit ] && { echo "uci: I/O error" >&2; exit 1; }; done\n'
+                       f'exec {target} "$@"\n')
+    wrapper.chmod(0o755)
+    before_full = full.config_text("network")
+    by["down"].routers["dsl"].stop()
+    code, out, err = run(tmp_path / "state", capsys, "deploy", str(sites_dir), "--yes")
+    rows = table(out)
+    assert rows[("ok", "dsl")] == ("applied", 0) and rows[("ok", "mother")] == ("applied", 0)
+    assert rows[("full", "dsl")] == ("failed", 5), err
+    assert rows[("full", "mother")][0] == "skipped"
+    assert rows[("down", "dsl")] == ("unreachable", 4)
+    assert code == 5
+    assert full.config_text("network") == before_full
+    assert "mwanctl: error: full/dsl:" in err
