@@ -36,6 +36,7 @@ import datetime as _dt
 import re
 import time
 from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import Callable, Optional
 
 from mwanctl.compile import Compiled, compile_site
@@ -314,6 +315,28 @@ class Rotation:
                 time.sleep(0.5)
 
 
+# -- the command's flow (mwanctl keys rotate; the web's rotate action) ------------------------------
+
+def tunnels_to_rotate(topology: Topology, store: KeyStore, only: Sequence[str], older_than: Optional[str],
+                      now: _dt.datetime) -> list[str]:
+    """The tunnels a rotation run does, in topology order: those named (all when none), due by
+    ``older_than`` (e.g. "90d"); a tunnel without keys yet is an error (deploy it first)."""
+    from mwanctl.site import pool_slots, slot_spec
+    if store.ensure(slot_spec(topology), pool_slots(topology)):
+        raise RotateError("some tunnels have no keys yet: deploy the topology before rotating")
+    names = [u.name for u in topology.uplinks if not only or u.name in only]
+    return due(store, names, parse_age(older_than) if older_than else None, now)
+
+
+def rotate_in_turn(rotation: Rotation, names: Sequence[str]) -> Iterator[TunnelResult]:
+    """One tunnel at a time, stopping after the first that fails (running again finishes it)."""
+    for name in names:
+        result = rotation.rotate(rotation.topology.uplink(name))
+        yield result
+        if result.status != "rotated":
+            return
+
+
 def _int(text: Optional[str]) -> Optional[int]:
     try:
         return int(str(text).strip().split()[0])
@@ -321,4 +344,4 @@ def _int(text: Optional[str]) -> Optional[int]:
         return None
 
 
-__all__ = ["Rotation", "RotateError", "TunnelResult", "due", "parse_age"]
+__all__ = ["Rotation", "RotateError", "TunnelResult", "due", "parse_age", "rotate_in_turn", "tunnels_to_rotate"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mwanctl.errors import CommandError
+from mwanctl.exits import StatusExit
 from mwanctl.trackerview import TrackerView, parse_tracker_probe
 from mwanctl.facts import (
     Mwan3Interface,
@@ -61,7 +62,7 @@ __all__ = [
 
 SCHEMA = "mwanctl.status/2"
 # Exit codes: the monitoring-plugin convention (Nagios, Icinga, Zabbix, Checkmk all read it).
-OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+OK, WARNING, CRITICAL, UNKNOWN = StatusExit.OK, StatusExit.WARNING, StatusExit.CRITICAL, StatusExit.UNKNOWN
 STATES = ("online", "offline", "connecting", "disconnecting", "disabled", "not tracking", "unknown", "missing")
 MAX_METRIC = 256  # mwan3 skips members above this ("has >256 metric. Not appending to policy")
 
@@ -568,7 +569,7 @@ def status_or_unknown(expectation: Expectation, probes: Mapping[str, str], now_u
         return SiteStatus.unknown(expectation.router, str(exc))
 
 
-def exit_code(site: SiteStatus) -> int:
+def exit_code(site: SiteStatus) -> StatusExit:
     """The monitoring-plugin convention:
 
     0 OK: every uplink interface online, no error.
