@@ -71,7 +71,7 @@ def poll_site(topo: Topology, exp: Expectation, ask: Ask, ask_uplinks: bool, clo
     if ask_uplinks:
         ups = {r: ({"wan_status": f"ERROR: {a}"} if isinstance(a, MwanctlError) else a)
                for r, a in answers.items() if r != mother}
-    return Poll(status_or_unknown(exp, m, None, ups, now=clock()), answers)
+    return Poll(status_or_unknown(exp, m, ups, now=clock()), answers)
 
 
 __all__ = ["MOTHER_PROBES", "UPLINK_PROBES", "Answer", "Ask", "Gather", "Poll", "mother_probes", "poll_site"]
