@@ -581,7 +581,8 @@ def run_keys_rotate(s: Session, topology: str, uplinks: tuple[str, ...], older_t
         s.error(f"no uplink named {', '.join(unknown)} in {topology}")
         return DeployExit.USAGE
     store = open_store(topo, s.state_dir)
-    todo = tunnels_to_rotate(topo, store, uplinks, older_than, dt.datetime.fromtimestamp(s.env.clock(), dt.timezone.utc))
+    now = dt.datetime.fromtimestamp(s.env.clock(), dt.timezone.utc)
+    todo = tunnels_to_rotate(topo, store, uplinks, older_than, now)
     if not todo:
         s.echo("nothing to rotate" + (f": no key is older than {older_than}" if older_than else ""))
         return DeployExit.OK

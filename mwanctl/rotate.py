@@ -51,6 +51,12 @@ from mwanctl.transports.base import Receipt, RouterState, Transport
 Connect = Callable[[str], Transport]
 Say = Callable[[str], None]
 
+# The new keys count as working when the mother shows a handshake with the uplink's new key at
+# most this old (by the mother's clock): WireGuard renews a session that carries traffic every
+# REKEY_AFTER_TIME, 120 s, so an older stamp (say, from an earlier attempt with the same pending
+# keys) proves nothing about the session now.
+FRESH_HANDSHAKE = 120
+
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -306,7 +312,8 @@ class Rotation:
                 peers = parse_wg_dump(probes.get("wg_dump", ""), mother).get(u.iface)
                 peer = peers.peers.get(new_uplink.public) if peers else None   # peers: by public key
                 epoch = _int(probes.get("epoch"))
-                if peer is not None and peer.latest_handshake and (epoch is None or epoch - peer.latest_handshake < 120):
+                if peer is not None and peer.latest_handshake and (
+                        epoch is None or epoch - peer.latest_handshake < FRESH_HANDSHAKE):
                     self.say(f"{u.name}: handshake on the new keys")
                     return
                 if time.monotonic() > give_up:
