@@ -21,10 +21,14 @@ PREFIX = "mw_"  # every UCI section mwanctl owns starts with this (mwan3 own-WAN
 
 @dataclass(frozen=True)
 class Tracking:
-    """How mwan3track decides whether an uplink works (mwan3 `interface` options)."""
+    """How mwan3track decides whether an uplink works (mwan3 `interface` options).
+
+    One attribute per field of the `tracking` block in topology/fields.py, which holds each one's
+    YAML key, range, default, UCI option and docs (tests/test_fields.py keeps the two in step)."""
 
     profile: str
     targets: tuple[str, ...]
+    targets6: tuple[str, ...]         # what IPv6 interfaces track (`targets` is IPv4 only)
     method: str
     reliability: int
     count: int
@@ -32,25 +36,24 @@ class Tracking:
     interval: int
     failure_interval: int
     recovery_interval: int
+    keep_failure_interval: bool
     down: int
     up: int
-    keep_failure_interval: bool = False
-    initial_state: str = "online"
-    check_quality: bool = False
-    failure_latency: Optional[int] = None
-    failure_loss: Optional[int] = None
-    recovery_latency: Optional[int] = None
-    recovery_loss: Optional[int] = None
-    flush_conntrack: tuple[str, ...] = ()
-    httping_ssl: bool = False
-    size: Optional[int] = None
-    max_ttl: Optional[int] = None
-    targets6: tuple[str, ...] = ()   # what IPv6 interfaces track (`targets` is IPv4 only)
+    initial_state: str
+    check_quality: bool
+    failure_latency: Optional[int]
+    failure_loss: Optional[int]
+    recovery_latency: Optional[int]
+    recovery_loss: Optional[int]
+    flush_conntrack: tuple[str, ...]
+    httping_ssl: bool
+    size: Optional[int]
+    max_ttl: Optional[int]
     # mwanctl's handover tracker (profile `instant`): mwan3track stays as the slow fallback
-    tracker: bool = False
-    probe_interval_ms: int = 200      # between two probes of one target
-    window_ms: int = 600              # no answer from any target for this long: down
-    stable_ms: int = 1000             # answers without such a gap for this long: up again
+    probe_interval_ms: int            # between two probes of one target
+    window_ms: int                    # no answer from any target for this long: down
+    stable_ms: int                    # answers without such a gap for this long: up again
+    tracker: bool                     # derived: profile == `instant`
 
 
 @dataclass(frozen=True)
