@@ -294,7 +294,7 @@ def _show_plan(s: Session, dep: Any) -> None:
     from mwanctl.plan import describe
     out = s.console()
     for router, state in dep.states.items():
-        rec = state.extra.get("last_rollback", "").split(" ", 1)
+        rec = (state.last_rollback or "").split(" ", 1)
         if rec[0].isdigit():   # the router's own record (remote/lib.sh mw_restore)
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(rec[0])))
             s.echo(f"note: {router} rolled back an unconfirmed deploy at {when}"
@@ -506,9 +506,10 @@ def run_status(s: Session, topology: str, as_json: bool, watch: bool, interval: 
     except MwanctlError as exc:
         # Cannot even start asking: UNKNOWN, the usual error lines on stderr, and with --json still
         # the one object (a cron job writing it to a file must not get an empty file).
+        failure = exc
         if as_json:
-            s.echo(json.dumps(to_json(SiteStatus.unknown(None, str(exc))), indent=2))
-        run_guarded(s.env, lambda: _raise(exc))
+            s.echo(json.dumps(to_json(SiteStatus.unknown(None, str(failure))), indent=2))
+        run_guarded(s.env, lambda: _raise(failure))
         return StatusExit.UNKNOWN
     ask = asker(topo, s.connect_options(accept_new))
 
@@ -529,6 +530,7 @@ def _watch(s: Session, poll: Callable[[], Any], as_json: bool, interval: int) ->
     """Redraw in place until Ctrl-C; the exit status is that of the last poll."""
     from rich.live import Live
     from rich.text import Text
+
     from mwanctl.status import exit_code, render_table, to_json
     site = poll()
     try:

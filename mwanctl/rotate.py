@@ -322,13 +322,14 @@ class Rotation:
                 time.sleep(0.5)
 
 
-# -- the command's flow (mwanctl keys rotate; the web's rotate action) ------------------------------
+# -- the flow of `mwanctl keys rotate` around Rotation ---------------------------------------------
 
 def tunnels_to_rotate(topology: Topology, store: KeyStore, only: Sequence[str], older_than: Optional[str],
                       now: _dt.datetime) -> list[str]:
     """The tunnels a rotation run does, in topology order: those named (all when none), due by
     ``older_than`` (e.g. "90d"); a tunnel without keys yet is an error (deploy it first)."""
-    from mwanctl.site import pool_slots, slot_spec
+    from mwanctl.site import slot_spec
+    from mwanctl.topology.checks import pool_slots
     if store.ensure(slot_spec(topology), pool_slots(topology)):
         raise RotateError("some tunnels have no keys yet: deploy the topology before rotating")
     names = [u.name for u in topology.uplinks if not only or u.name in only]

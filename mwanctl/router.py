@@ -30,7 +30,12 @@ class RouterState:
 
     packages: dict[str, UciPackage | None]   # None: /etc/config/<pkg> does not exist
     pending: Pending | None = None           # a previous apply awaiting confirmation (lock held)
-    extra: dict[str, str] = field(default_factory=dict)  # raw outputs of extra read-only probes
+    # The router's own record of its last rollback, "<epoch> <owner>" (remote/lib.sh mw_restore);
+    # None when the transport keeps no such record (rpcd, local).
+    last_rollback: str | None = None
+    # With ``pending``: the rollback timer as the router reports it ("gone": no timer runs, e.g.
+    # after a reboot). None when not reported.
+    pending_timer: str | None = None
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mwanctl.facts import PolicyMember, _check_probe, _fail   # the same one-line errors as mwanctl's parsers
+from mwanctl.facts import PolicyMember, _check_probe, _fail  # the same one-line errors as mwanctl's parsers
 
 MWAN3_TEXT_CMD = "mwan3 interfaces"
 

@@ -16,7 +16,6 @@ from mwanctl.facts import (
     parse_mwan3_status,
 )
 from mwanctl.status import ExpectedMember, compute_shares
-
 from tests.mwan3_text import parse_mwan3_interfaces_text, parse_mwan3_policies_text
 
 HERE = Path(__file__).parent

@@ -22,9 +22,9 @@ from mwanctl.facts import (
     parse_wg_dump,
 )
 from mwanctl.status.model import (
+    Expectation,
     ExpectedMember,
     ExpectedUplink,
-    Expectation,
     MemberShare,
     OwnWan,
     PolicyStatus,

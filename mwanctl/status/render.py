@@ -75,7 +75,8 @@ def to_json(site: SiteStatus) -> dict[str, Any]:
         "router_uptime": site.router_uptime,
         "exit_code": exit_code(site),
         "summary": {"online": len(site.online), "total": len(site.uplinks),
-                    "families": {f: dict(zip(("online", "total"), _family_count(site, f))) for f in site.families},
+                    "families": {f: dict(zip(("online", "total"), _family_count(site, f), strict=True))
+                                 for f in site.families},
                     "text": summary_line(site)},
         "uplinks": [_uplink_json(u) for u in site.uplinks],
         "policies": [{"name": p.name, "last_resort": p.last_resort,

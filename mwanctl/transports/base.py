@@ -22,7 +22,10 @@ from typing import Optional
 
 # The plain data the contract carries lives in mwanctl.router (the pure planner's input and
 # output too); re-exported here, where every transport and its tests look for it.
-from mwanctl.router import SECRET_OPTIONS, ApplyPlan, Pending, RouterState
+from mwanctl.router import SECRET_OPTIONS as SECRET_OPTIONS
+from mwanctl.router import ApplyPlan as ApplyPlan
+from mwanctl.router import Pending as Pending
+from mwanctl.router import RouterState as RouterState
 
 
 @dataclass
