@@ -294,7 +294,7 @@ def _show_plan(s: Session, dep: Any) -> None:
     from mwanctl.plan import describe
     out = s.console()
     for router, state in dep.states.items():
-        rec = (state.last_rollback or "").split(" ", 1)
+        rec = state.extra.get("last_rollback", "").split(" ", 1)
         if rec[0].isdigit():   # the router's own record (remote/lib.sh mw_restore)
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(rec[0])))
             s.echo(f"note: {router} rolled back an unconfirmed deploy at {when}"

@@ -120,7 +120,10 @@ class Deployment:
             t = self.connect(router)
             self._transports[router] = t
             self.progress(router, "reading config")
-            return t.read_state(cfg.packages)
+            state = t.read_state(cfg.packages)
+            if cfg.wan is not None:   # which protocols netifd has, before a WAN section is written
+                state.extra["proto_handlers"] = t.query(["proto_handlers"])["proto_handlers"]
+            return state
         except MwanctlError as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - one router's surprise must not hide the others
@@ -532,17 +535,17 @@ def describe_router_state(router: str, state: RouterState, since: int) -> str:
     """What a router says about its last deploy: still pending (and for how long), or rolled
     back at a time (its ``last-rollback`` record: "<epoch> <owner>")."""
     if state.pending is not None:
-        timer = state.pending_timer or ""
+        timer = state.extra.get("pending_timer", "")
         left = max(0, state.pending.deadline)
         if timer == "gone":
             return (f"{router} still holds the unconfirmed change and its rollback timer is gone "
                     "(rebooted?): run `mwanctl rollback` or `mwanctl confirm`")
         return f"{router} still has it pending: it rolls back by itself in {left} s unless confirmed"
-    rec = (state.last_rollback or "").split(" ", 1)
+    rec = state.extra.get("last_rollback", "").split(" ", 1)
     if rec and rec[0].isdigit() and int(rec[0]) >= since - 5:
         when = time.strftime("%H:%M:%S", time.localtime(int(rec[0])))
         return f"{router} rolled back to its previous config at {when} (its clock)"
-    if state.last_rollback is None:   # rpcd and the local transport keep no such record
+    if "last_rollback" not in state.extra:   # rpcd and the local transport keep no such record
         return (f"{router} has nothing pending now and keeps no record of rollbacks, so whether its "
                 "timer restored the old config or the change was confirmed elsewhere cannot be told: "
                 "`mwanctl plan` shows what it is on")

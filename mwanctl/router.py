@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage
 
-# Options whose values never appear in a message, a plan or a log (WireGuard key material).
-SECRET_OPTIONS = frozenset({"private_key", "preshared_key"})
+# WireGuard keys, and the WAN secrets an uplink's `wan:` block writes (PPPoE/cellular `password`,
+# the SIM's `pincode`): never printed, in plans, diffs or error messages (transports.base masks
+# the same options in UCI text)
+SECRET_OPTIONS = frozenset({"private_key", "preshared_key", "password", "pincode"})
 
 
 @dataclass
@@ -30,12 +32,12 @@ class RouterState:
 
     packages: dict[str, UciPackage | None]   # None: /etc/config/<pkg> does not exist
     pending: Pending | None = None           # a previous apply awaiting confirmation (lock held)
-    # The router's own record of its last rollback, "<epoch> <owner>" (remote/lib.sh mw_restore);
-    # None when the transport keeps no such record (rpcd, local).
-    last_rollback: str | None = None
-    # With ``pending``: the rollback timer as the router reports it ("gone": no timer runs, e.g.
-    # after a reboot). None when not reported.
-    pending_timer: str | None = None
+    # Raw texts of what a transport learns besides the packages, each read by name:
+    #   "last_rollback"   the router's record of its last rollback, "<epoch> <owner>" (ssh's
+    #                     remote/lib.sh mw_restore); absent where no such record is kept
+    #   "pending_timer"   with ``pending``: the rollback timer as the router reports it ("gone")
+    #   "proto_handlers"  the netifd protocol handlers the router has (deploy's extra probe)
+    extra: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from pathlib import Path
@@ -10,10 +11,10 @@ from typing import Any, Iterator, Optional
 from mwanctl.errors import Diagnostic, TopologyError
 from mwanctl.topology import checks
 from mwanctl.topology.model import (
-    Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, Topology, Tracking, TunnelSettings,
-    Uplink,
+    Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, SecretRef, Topology, Tracking,
+    TunnelSettings, Uplink, Wan,
 )
-from mwanctl.topology.fields import TRACKING, TUNNEL, TUNNELS, read_block, read_field
+from mwanctl.topology.fields import TRACKING, TUNNEL, TUNNELS, WAN, read_block, read_field
 from mwanctl.topology.grammar import network_text, pool4_problem, pool6_problem, port_list, short
 from mwanctl.topology.reader import MISSING, NOT_ALLOWED, WRONG_TYPE, Reader
 from mwanctl.topology.source import YamlMap, Source, read_file, read_source
@@ -36,7 +37,8 @@ MOTHER_KEYS = ("name", "host", "lan", "wans")
 LAN_KEYS = ("network", "zone", "subnet")
 WAN_KEYS = ("name", "weight", "tier", "family", "metric", "tracking")
 UPLINK_KEYS = ("name", "host", "endpoint", "weight", "tier", "ipv6", "tracking", "tunnel",
-               "mother_zone", "wan_zone", "description")
+               "mother_zone", "wan_zone", "description", "wan")
+WAN_RULE = "MW020"       # an uplink's `wan:` block whose fields do not fit together
 TRACKER_RULE = "MW006"   # tracking that cannot work (here: mwanctl's handover tracker)
 POLICY_KEYS = ("name", "members", "last_resort")
 MEMBER_KEYS = ("uplink", "wan", "tier", "weight")
@@ -201,6 +203,10 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, Any]) -> O
         endpoint = r.host(u, "endpoint", path, host)
         tun = r.mapping(u, "tunnel", path + ".tunnel") or YamlMap()
         tunnel = TunnelSettings(**read_block(r, tun, path + ".tunnel", TUNNEL, defaults=defaults))
+        wan_node = r.mapping(u, "wan", path + ".wan")
+        wan = _wan(r, wan_node, path + ".wan", name or "") if wan_node is not None else None
+        if wan is not None:
+            tunnel = _wan_tunnel_mtu(r, name or "", wan, tun, tunnel, path + ".tunnel")
         description = r.string(u, "description", path, f"uplink {name}")
         uplink = Uplink(
             name=name or "", host=host or "", endpoint=endpoint or "",
@@ -215,10 +221,59 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, Any]) -> O
                               hint="firewall zone names: up to 11 letters, digits or `_`"),
             description=description or "",
             loc=r.src.item(seq, i),
+            wan=wan,
         )
         if name is not None:
             out.append(uplink)   # even with a bad host: the other checks still run on it
     return tuple(out)
+
+
+def _wan(r: Reader, node: YamlMap, path: str, uplink: str) -> Optional[Wan]:
+    """`uplinks[].wan`: the field table's keys, then the rules across them (MW020, compile/wan.py)."""
+    from mwanctl.compile.wan import check_wan
+
+    before = len(r.diags)
+    values = read_block(r, node, path, WAN)
+    locs = {str(k): r.src.value(node, k) for k in node}
+    for secret in ("password", "pin"):
+        env, file = values[f"{secret}_env"], values[f"{secret}_file"]
+        if env is not None and file is not None:
+            r.error(locs[f"{secret}_file"], f"{path}.{secret}_file",
+                    f"give the {secret} once: `{secret}_env` or `{secret}_file`, not both", WAN_RULE)
+        if env is not None or file is not None:
+            key = f"{secret}_env" if env is not None else f"{secret}_file"
+            values[secret] = SecretRef(env=env, file=None if env is not None else file,
+                                       path=f"{path}.{key}", loc=locs[key])
+    address, netmask = values["address"], values["netmask"]
+    if address is not None and netmask is not None:
+        if "/" in str(node.get("address", "")):
+            r.error(locs["netmask"], f"{path}.netmask", "`address` already has a prefix; give one of the two",
+                    WAN_RULE)
+        else:
+            values["address"] = ipaddress.IPv4Interface(f"{address.ip}/{netmask}")
+    elif address is not None and "/" not in str(node.get("address", "")):
+        values["address"] = ipaddress.IPv4Interface(f"{address.ip}/32")   # netifd's default netmask
+    if any(d.severity == "error" for d in r.diags[before:]) or values["proto"] is None or values["device"] is None:
+        return None
+    wan = Wan(**values, loc=r.src.of(node))
+    for d in check_wan(uplink, wan, locs):
+        r.diags.append(d)
+    return wan
+
+
+def _wan_tunnel_mtu(r: Reader, uplink: str, wan: Wan, tun: YamlMap, tunnel: TunnelSettings,
+                    path: str) -> TunnelSettings:
+    """The tunnel MTU with a WAN block: an explicit `tunnel.mtu` must fit through the WAN (MW021);
+    without one it is derived: `tunnels.mtu`, lowered to what the WAN leaves room for."""
+    from mwanctl.compile.wan import check_tunnel_mtu, derived_tunnel_mtu
+
+    explicit = tunnel.mtu if "mtu" in tun else None
+    loc = r.src.value(tun, "mtu") if explicit is not None else None
+    for d in check_tunnel_mtu(uplink, wan, explicit, f"{path}.mtu", loc):
+        r.diags.append(d)
+    if explicit is not None:
+        return tunnel
+    return dataclasses.replace(tunnel, mtu=derived_tunnel_mtu(wan, tunnel.mtu))
 
 
 def _tracking(r: Reader, node: Optional[YamlMap], path: str, base: Optional[Tracking]) -> Tracking:

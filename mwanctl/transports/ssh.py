@@ -379,9 +379,9 @@ class SshTransport(Transport):
                 raise CommandError(f"{self.router}: cannot read /etc/config/{p}: {text.strip()}")
             state.packages[p] = parse(text, p)
         if "last_rollback" in r.blocks:
-            state.last_rollback = r.blocks["last_rollback"][0].strip()
+            state.extra["last_rollback"] = r.blocks["last_rollback"][0].strip()
         if state.pending is not None:
-            state.pending_timer = r.first("pending")[3]  # type: ignore[index]
+            state.extra["pending_timer"] = r.first("pending")[3]  # type: ignore[index]
         return state
 
     def apply(self, plan: ApplyPlan, confirm_timeout: int) -> Receipt:
