@@ -32,7 +32,8 @@ from typing import Any
 
 from mwanctl.compile import Compiled
 from mwanctl.deploy import Deployment, one_line
-from mwanctl.errors import Diagnostic, ExitStatus, MwanctlError
+from mwanctl.errors import Diagnostic, MwanctlError
+from mwanctl.exits import DeployExit, StatusExit
 from mwanctl.topology.model import Topology
 from mwanctl.transports.base import ApplyPlan, Receipt, RouterState, Transport
 
@@ -43,12 +44,13 @@ TOPOLOGY_SUFFIXES = (".yaml", ".yml")
 # "Worst" for plan/deploy: nothing to do < changes to apply < a local error (invalid file, a site
 # refused) < a router unreachable (nothing changed) < an apply failed (old config) < applied but
 # not confirmed (rolls itself back) < the router had already rolled back when the confirm came.
-DEPLOY_SEVERITY: tuple[int, ...] = (ExitStatus.OK, ExitStatus.CHANGES, ExitStatus.ERROR, ExitStatus.CONNECT,
-                                    ExitStatus.APPLY_FAILED, ExitStatus.NOT_CONFIRMED, ExitStatus.ROLLED_BACK,
-                                    ExitStatus.USAGE, ExitStatus.INTERRUPTED)
+DEPLOY_SEVERITY: tuple[int, ...] = (DeployExit.OK, DeployExit.CHANGES, DeployExit.ERROR, DeployExit.CONNECT,
+                                    DeployExit.APPLY_FAILED, DeployExit.NOT_CONFIRMED, DeployExit.ROLLED_BACK,
+                                    DeployExit.USAGE, DeployExit.INTERRUPTED)
 # For status (monitoring-plugin codes), as aggregating monitors rank them: OK < WARNING < UNKNOWN
 # < CRITICAL: a site whose traffic has nowhere to go outranks one whose state cannot be read.
-STATUS_SEVERITY: tuple[int, ...] = (0, 1, 3, 2)
+STATUS_SEVERITY: tuple[int, ...] = (StatusExit.OK, StatusExit.WARNING, StatusExit.UNKNOWN, StatusExit.CRITICAL,
+                                    StatusExit.USAGE, StatusExit.INTERRUPTED)
 
 
 def worst(codes: Sequence[int], severity: Sequence[int] = DEPLOY_SEVERITY) -> int:
@@ -388,14 +390,14 @@ class SiteRunner:
     def _runnable(self, e: Loaded, run: SiteRun) -> bool:
         if e.topo is None:
             errors = sum(1 for d in e.diags if d.severity == "error")
-            run.rows.append(Row(e.name, "-", f"invalid topology ({errors} error(s))", ExitStatus.ERROR))
+            run.rows.append(Row(e.name, "-", f"invalid topology ({errors} error(s))", DeployExit.ERROR))
             return False
         if e.refused:
-            run.rows.append(Row(e.topo.site, "-", "refused", ExitStatus.ERROR, e.refused))
+            run.rows.append(Row(e.topo.site, "-", "refused", DeployExit.ERROR, e.refused))
             return False
         n = self.need(e.topo)
         if n > self.pool.largest_lease:
-            run.rows.append(Row(e.topo.site, "-", "refused", ExitStatus.USAGE,
+            run.rows.append(Row(e.topo.site, "-", "refused", DeployExit.USAGE,
                                 f"needs {n} connections at once; --connections must be at least {n + RESERVE}"))
             return False
         return True
@@ -408,7 +410,7 @@ class SiteRunner:
         except MwanctlError as exc:
             run.rows.append(Row(run.site, "-", "error", exc.exit_status, one_line(run.site, exc)))
         except Exception as exc:  # noqa: BLE001 - one site's surprise never stops another
-            run.rows.append(Row(run.site, "-", "error", ExitStatus.ERROR,
+            run.rows.append(Row(run.site, "-", "error", DeployExit.ERROR,
                                 f"internal error: {type(exc).__name__}: {exc}"))
 
     def _site(self, t: Topology, run: SiteRun, apply: bool) -> None:
@@ -432,20 +434,20 @@ class SiteRunner:
             problems = {r: list(plan.problems) for r, plan in dep.plans.items()}
             for r in t.routers:
                 if r in dep.errors:
-                    code = ExitStatus.CONNECT if r in dep.outcomes else ExitStatus.ERROR
-                    rows.append(Row(site, r, "unreachable" if code == ExitStatus.CONNECT else "refused",
+                    code = DeployExit.CONNECT if r in dep.outcomes else DeployExit.ERROR
+                    rows.append(Row(site, r, "unreachable" if code == DeployExit.CONNECT else "refused",
                                     code, dep.errors[r]))
                 elif problems.get(r):
-                    rows.append(Row(site, r, "refused", ExitStatus.ERROR, "; ".join(problems[r])))
+                    rows.append(Row(site, r, "refused", DeployExit.ERROR, "; ".join(problems[r])))
                 else:
-                    rows.append(Row(site, r, "not applied", ExitStatus.OK,
+                    rows.append(Row(site, r, "not applied", DeployExit.OK,
                                     "not applied: another router of the site cannot be deployed"))
             return rows
         if not dep.changed:
-            return [Row(site, r, "up to date", ExitStatus.OK) for r in t.routers]
+            return [Row(site, r, "up to date", DeployExit.OK) for r in t.routers]
         if not apply:
             return [Row(site, r, f"{p.op_count} change(s)" if p.changed else "up to date",
-                        ExitStatus.CHANGES if p.changed else ExitStatus.OK)
+                        DeployExit.CHANGES if p.changed else DeployExit.OK)
                     for r, p in ((r, dep.plans[r]) for r in t.routers)]
         outcomes = dep.apply()
         return [Row(site, r, o.status, o.exit_status, o.message)
