@@ -17,8 +17,8 @@ from mwanctl.compile.tracker import Tracker, uses_tracker
 from mwanctl.compile.wireguard import Wireguard
 from mwanctl.errors import TopologyError
 from mwanctl.keys import TunnelKeys
+from mwanctl.topology import fields
 from mwanctl.topology.model import PREFIX, Topology
-from mwanctl.tracking import Timing, family_tracking, timing
 from mwanctl.uci.model import UciSection, Value
 
 CONVERTERS = (Wireguard, Mwan3, Firewall, Tracker)
@@ -61,45 +61,39 @@ class RouterConfig:
     def owner(self, package: str) -> Callable[[UciSection], bool]:
         return lambda s: owns(package, s)
 
-    @property
-    def keep_order(self) -> dict[str, bool]:
-        return {p: p == "mwan3" for p in self.packages}
-
 
 @dataclass
 class Compiled:
     site: str
     routers: dict[str, RouterConfig]             # deploy order: uplinks first, mother last
-    timings: dict[str, Timing]                   # per mwan3 interface owner (uplink / WAN name)
 
 
 def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
                  templates: Optional[Templates] = None) -> Compiled:
     """Compile a validated topology; ``keys`` must hold every uplink (see KeyStore.material).
 
-    The two rules that depend on the actual templates and slots (distinct route metrics, MW005;
-    distinct section names, MW010) are checked again here with the same functions validation
-    uses, so a slot assignment or a template override cannot slip a clash past them."""
+    The one rule that depends on the blueprints in use (distinct section names, MW010) is
+    checked again here with the function validation uses, so a template override cannot slip a
+    clash past it."""
     from mwanctl.compile.names import listing, section_clashes
-    from mwanctl.topology.checks import metric_clashes, tracker_transport
+    from mwanctl.topology.checks import tracker_transport
     ctx = Context.for_keys(topology, keys, templates or Templates())
     t = topology
     guard = tracker_transport(t)     # validate reports it with a location; a guard for other callers
     if guard:
         raise TopologyError(guard)
     sections = build_sections(ctx)
-    diags = metric_clashes(t, ctx.slots) + section_clashes(listing(ctx, sections))
+    diags = section_clashes(listing(ctx, sections))
     if diags:
         raise TopologyError(diags)
     routers = {name: RouterConfig(name, "mother" if name == t.mother.name else "uplink",
                                   t.host_of(name), secs) for name, secs in sections.items()}
     mother = routers[t.mother.name]
-    for w in t.mother.wans:
-        if w.metric is not None:
-            mother.owned_options.setdefault("network", {})[w.name] = {"metric": str(w.metric)}
-    timings = {u.name: timing(u.tracking) for u in t.uplinks}
-    timings.update({w.name: timing(family_tracking(w.tracking, w.family)) for w in t.mother.wans})
-    return Compiled(t.site, routers, timings)
+    for w in t.mother.wans:      # an own WAN's `metric`: the one option mwanctl owns in its section
+        own = {k: str(v) for k, v in fields.options(fields.WAN, w, "network", "interface").items() if v is not None}
+        if own:
+            mother.owned_options.setdefault("network", {})[w.name] = own
+    return Compiled(t.site, routers)
 
 
 def build_sections(ctx: Context) -> dict[str, dict[str, list[UciSection]]]:
