@@ -167,7 +167,7 @@ class Templates:
     """The built-in blueprints, each optionally replaced by a file of the same name in ``override``."""
 
     NAMES = ("network-mother-tunnel", "network-mother-tunnel6", "network-uplink-tunnel",
-             "mwan3-interface", "mwan3-member", "mwan3-policy", "mwan3-rule",
+             "network-uplink-wan", "mwan3-interface", "mwan3-member", "mwan3-policy", "mwan3-rule",
              "firewall-mother", "firewall-uplink")
 
     def __init__(self, override: Optional[Path] = None):

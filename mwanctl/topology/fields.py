@@ -33,7 +33,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 
 from mwanctl.topology.grammar import MAX_TEXT, network_text, port_list, short
 from mwanctl.topology.model import (
-    BUILTIN_POLICIES, PREFIX, Access, Mother, MotherWan, Policy, PolicyMember, Rule, Tracking, TunnelSettings, Uplink,
+    BUILTIN_POLICIES, PREFIX, WAN_AUTHS, WAN_IP_TYPES, WAN_PROTOS, Access, Mother, MotherWan, Policy,
+    PolicyMember, Rule, Tracking, TunnelSettings, Uplink, Wan,
 )
 from mwanctl.topology.reader import NOT_ALLOWED, REQUIRED, Reader
 from mwanctl.topology.rules import PORTS
@@ -179,7 +180,20 @@ class Nested:
         return self.shape
 
 
-Kind = Int | Text | Flag | OneOf | Texts | AnyOf | Parsed | Host | Ports | Nested
+@dataclass(frozen=True)
+class MaybeFlag:
+    """true/false, or left out (None: the router's own default applies, nothing is written)."""
+
+    def read(self, r: Reader, node: Any, key: str, path: str, default: Any) -> Any:
+        if node is None or key not in node or node[key] is None:
+            return default
+        return r.boolean(node, key, path, False)
+
+    def describe(self) -> str:
+        return "bool"
+
+
+Kind = Int | Text | Flag | OneOf | Texts | AnyOf | Parsed | Host | Ports | Nested | MaybeFlag
 
 
 # -- where a value lands ------------------------------------------------------------------------
@@ -446,7 +460,9 @@ TUNNEL = Block("uplinks[].tunnel", (
           uci=(Uci("network", "interface", "listen_port", router="uplink"),
                Uci("network", "wireguard_<iface>", "endpoint_port"),
                Uci("firewall", "rule", "dest_port", router="uplink", var="listen_port"))),
-    Field("mtu", _MTU, "WireGuard MTU (use 1380–1412 behind PPPoE or LTE)", shown_default="`tunnels.mtu`",
+    Field("mtu", _MTU, "WireGuard MTU; with a `wan:` block at most the WAN's MTU − 80 (MW021), and when "
+          "left out derived from it ([below](#wan-mtu-and-the-tunnel-mtu))",
+          shown_default="`tunnels.mtu` (lowered to fit `wan`)",
           uci=(Uci("network", "interface", "mtu"), Uci("network", "interface", "mtu", router="uplink"))),
     Field("keepalive", _KEEPALIVE, "seconds between the mother's keepalives (0: none)",
           shown_default="`tunnels.keepalive`",
@@ -548,7 +564,7 @@ LAN = Block("mother.lan", (
           "192.168.1.0/24"), "when given, the tunnel pool is checked not to overlap it", attr="lan_subnet"),
 ), model=Mother)
 
-WAN = Block("mother.wans[]", (
+OWN_WAN = Block("mother.wans[]", (
     Field("name", _NAME, "an existing interface such as `wan` (a plain string also works: `wans: [wan]`); "
           "not `globals` (mwan3's own section) and not `mw_…`; the mwan3 interface's name",
           default=REQUIRED, what="netifd interface"),
@@ -588,6 +604,9 @@ UPLINK = Block("uplinks[]", (
     Field("tracking", Nested("mapping"), "see [tracking](#tracking)", shown_default="top-level `tracking`"),
     Field("tunnel", Nested("mapping"), "this tunnel's WireGuard settings, [below](#uplinkstunnel)",
           shown_default="`tunnels`"),
+    Field("wan", Nested("mapping"), "the uplink router's own internet connection (DHCP, static, PPPoE, QMI, "
+          "ModemManager), [below](#uplinkswan-the-uplink-routers-own-internet-connection)",
+          shown_default="none: the router's WAN is never touched"),
 ), model=Uplink)
 
 POLICY = Block("policies[]", (
@@ -669,5 +688,102 @@ ACCESS = Block("access.<router>", (
           "seconds a router waits for confirmation before it restores its old config", default=90),
 ), model=Access)
 
-BLOCKS: tuple[Block, ...] = (TOP, MOTHER, LAN, WAN, UPLINK, TUNNEL, TUNNELS, TRACKING, POLICY, MEMBER, RULE,
-                             ACCESS)
+# `uplinks[].wan`: the uplink router's own internet interface (optional). The option names are
+# those netifd's handlers read (compile/schema.py NETIFD_PROTO_OPTIONS, from ppp.sh, qmi.sh,
+# modemmanager.sh, dhcp.sh and netifd's static proto); which fields each proto takes, and the
+# rules across fields, are compile/wan.py's (MW020). Secrets are not options here: their values are
+# read by mwanctl/wansecrets.py and written to `password`/`pincode` by the blueprint.
+ENV_NAME = ENV_RE
+ENV_HINT = "use an environment variable name: letters, digits and `_`"
+WAN_INTERFACE = re.compile(r"[A-Za-z0-9_]{1,15}")
+WAN_TEXT = re.compile(r"[^\s'\\]+")     # one word: ISP user names, AC and service names
+
+
+def _wan(option: str, **kw: Any) -> Uci:
+    return Uci("network", "interface", option, router="uplink", **kw)
+
+
+def _proto_is(*protos: str) -> Callable[[Any], bool]:
+    return lambda w: bool(w.proto in protos)
+
+
+def _ipv4_interface(s: str) -> ipaddress.IPv4Interface:
+    return ipaddress.IPv4Interface(s)
+
+
+def _ipv4(s: str) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(s)
+
+
+def _given(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A value converter that leaves an unset value unset."""
+    return lambda v: None if v is None else fn(v)
+
+
+def _bool01(v: Optional[bool]) -> Optional[str]:
+    return None if v is None else ("1" if v else "0")
+
+
+# qmi.sh's pdptype words (it lowercases; anything else falls back to `ip`); uqmi's --auth-type
+# words are `auth`'s own; ModemManager takes a list of allowed methods
+QMI_PDPTYPE = {"ipv4": "ip", "ipv6": "ipv6", "ipv4v6": "ipv4v6"}
+MM_ALLOWEDAUTH = {"none": ("none",), "pap": ("pap",), "chap": ("chap",), "both": ("pap", "chap")}
+
+WAN = Block("uplinks[].wan", (
+    Field("proto", OneOf(WAN_PROTOS), "how the uplink router reaches the internet: netifd's `dhcp` and "
+          "`static`, `pppoe` (packages `ppp`, `ppp-mod-pppoe`), `qmi` (`uqmi`) or `modemmanager`",
+          default=REQUIRED, uci=(_wan("proto"),), shown_default="required"),
+    Field("interface", Text(WAN_INTERFACE, "use a netifd interface name: up to 15 letters, digits or `_`"),
+          "the netifd interface section mwanctl then owns (written whole); not `lan`, `loopback` or `mw_…`",
+          default="wan", what="netifd interface"),
+    Field("device", Text(max_len=PATH_MAX), "`dhcp`/`static`/`pppoe`: the network device (`wan`, `eth1`, "
+          "`eth0.7`); `qmi`: the modem's control device (`/dev/cdc-wdm0`); `modemmanager`: the modem's "
+          "sysfs path (`/sys/devices/…`, see `mmcli -m 0`)", default=REQUIRED, uci=(_wan("device"),),
+          shown_default="required", what="device or path"),
+    Field("address", Parsed(_ipv4_interface, "an IPv4 address such as 192.0.2.10/24"),
+          "`static`: the address, with its prefix or with `netmask`", what="IPv4 address[/prefix]",
+          uci=(_wan("ipaddr", value=_given(lambda a: str(a.ip))),
+               _wan("netmask", var="netmask", value=_given(lambda a: str(a.netmask))))),
+    Field("netmask", Parsed(_ipv4, "an IPv4 netmask such as 255.255.255.0"),
+          "`static`: the netmask, when `address` has no prefix (default /32, as netifd's)", what="IPv4 netmask"),
+    Field("gateway", Parsed(_ipv4, "an IPv4 address such as 192.0.2.1"),
+          "`static`: the default gateway, inside the address's network", uci=(_wan("gateway", value=_given(str)),),
+          what="IPv4 address"),
+    Field("dns", Texts(), "DNS servers the router adds to its resolver (any proto)", default=(),
+          uci=(_wan("dns", is_list=True),), what="list of IP addresses", shown_default="none"),
+    Field("peerdns", MaybeFlag(), "use the DNS servers the ISP hands out (`dhcp`, `pppoe`, `qmi`, "
+          "`modemmanager`)", uci=(_wan("peerdns", value=_bool01),), shown_default="netifd's (true)"),
+    Field("username", Text(WAN_TEXT, "one word without spaces or quotes"), "`pppoe`/`qmi`/`modemmanager`: "
+          "the ISP's or APN's user name", uci=(_wan("username"),), what="text"),
+    Field("password_env", Text(ENV_NAME, ENV_HINT), "the password's environment variable (never the "
+          "password itself: it is read at `render`/`plan`/`deploy` and shown as `<hidden>`)",
+          what="variable name"),
+    Field("password_file", Text(max_len=PATH_MAX), "or a file holding it (one trailing newline is "
+          "dropped; a relative path is taken from the topology file's directory)", what="path"),
+    Field("ac", Text(WAN_TEXT, "one word without spaces or quotes"), "`pppoe`: only this access concentrator",
+          uci=(_wan("ac"),), what="text"),
+    Field("service", Text(WAN_TEXT, "one word without spaces or quotes"), "`pppoe`: the service name",
+          uci=(_wan("service"),), what="text"),
+    Field("apn", Text(max_len=100), "`qmi`/`modemmanager`: the access point name (3GPP: labels of letters, "
+          "digits and `-` joined by dots)", uci=(_wan("apn"),), what="APN"),
+    Field("pin_env", Text(ENV_NAME, ENV_HINT), "`qmi`/`modemmanager`: the SIM PIN's environment variable "
+          "(4–8 digits; a secret like the password)", what="variable name"),
+    Field("pin_file", Text(max_len=PATH_MAX), "or a file holding the PIN", what="path"),
+    Field("auth", OneOf(WAN_AUTHS), "`qmi`/`modemmanager`: the APN's authentication (`both`: PAP or CHAP)",
+          uci=(_wan("auth", when=_proto_is("qmi")),
+               _wan("allowedauth", is_list=True, when=_proto_is("modemmanager"),
+                    value=_given(lambda a: list(MM_ALLOWEDAUTH[a])))),
+          shown_default="the modem's"),
+    Field("ip_type", OneOf(WAN_IP_TYPES), "`qmi`/`modemmanager`: the bearer's IP family",
+          uci=(_wan("pdptype", when=_proto_is("qmi"), value=_given(lambda t: QMI_PDPTYPE[t])),
+               _wan("iptype", when=_proto_is("modemmanager"))),
+          shown_default="`ipv4` (qmi), the modem's (modemmanager)"),
+    Field("mtu", Int(576, 9000), "the WAN's MTU (not `modemmanager`: it applies the bearer's); the tunnel "
+          "MTU is derived from it (see [below](#wan-mtu-and-the-tunnel-mtu))", uci=(_wan("mtu"),),
+          shown_default="1492 (`pppoe`), 1500"),
+    Field("metric", Int(0, 2**31 - 1), "route metric of the WAN's default route on the uplink router",
+          uci=(_wan("metric"),), shown_default="netifd's (0)"),
+), model=Wan, derived=("password", "pin"))
+
+BLOCKS: tuple[Block, ...] = (TOP, MOTHER, LAN, OWN_WAN, UPLINK, TUNNEL, WAN, TUNNELS, TRACKING, POLICY, MEMBER,
+                             RULE, ACCESS)

@@ -7,6 +7,7 @@ module walks the file's shape (lists of named items, inheritance of `tracking`, 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -14,15 +15,16 @@ from typing import Any, Iterator, Optional
 from mwanctl.errors import Diagnostic, TopologyError
 from mwanctl.topology import checks
 from mwanctl.topology.fields import (
-    ACCESS, LAN, MEMBER, MOTHER, POLICY, RULE, TOP, TRACKING, TUNNEL, TUNNELS, UPLINK, WAN, read_block,
-    read_field,
+    ACCESS, LAN, MEMBER, MOTHER, OWN_WAN, POLICY, RULE, TOP, TRACKING, TUNNEL, TUNNELS, UPLINK, WAN,
+    read_block, read_field,
 )
 from mwanctl.topology.grammar import pool4_problem, pool6_problem
 from mwanctl.topology.model import (
-    Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, Topology, Tracking, TunnelSettings, Uplink,
+    Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, SecretRef, Topology, Tracking, TunnelSettings,
+    Uplink, Wan,
 )
 from mwanctl.topology.reader import MISSING, WRONG_TYPE, Reader
-from mwanctl.topology.rules import POOL_RANGE, TRACKING as TRACKER_RULE
+from mwanctl.topology.rules import POOL_RANGE, TRACKING as TRACKER_RULE, WAN_FIELDS as WAN_RULE
 from mwanctl.topology.source import YamlMap, Source, read_file, read_source
 from mwanctl.tracking import DEFAULT_PROFILE, PROFILES, TRACKER_PROFILE
 
@@ -134,12 +136,12 @@ def _mother(r: Reader, node: Optional[YamlMap], base: Tracking) -> Optional[Moth
         if not isinstance(w, YamlMap):
             r.error(r.src.item(seq, i), path, "expected a mapping with at least `name:`", WRONG_TYPE)
             continue
-        r.known_keys(w, path, WAN.keys)
-        wname = read_field(r, w, path, WAN.field("name"))
+        r.known_keys(w, path, OWN_WAN.keys)
+        wname = read_field(r, w, path, OWN_WAN.field("name"))
         if wname is None:
             continue
         path = f"mother.wans.{wname}"
-        wan = read_block(r, w, path, WAN, first=("family",), skip=("name",), check_keys=False)
+        wan = read_block(r, w, path, OWN_WAN, first=("family",), skip=("name",), check_keys=False)
         wan["tracking"] = _tracking(r, r.mapping(w, "tracking", path + ".tracking"), path + ".tracking", base)
         wans.append(MotherWan(name=wname, loc=r.src.item(seq, i), **wan))
     # keep going with placeholders so the cross-object checks still report everything else
@@ -162,14 +164,17 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, Any]) -> O
         name = read_field(r, u, path, UPLINK.field("name"))
         if name is not None:
             path = f"uplinks.{name}"
+        tun: dict[str, YamlMap] = {}      # `tunnel:` as read (the WAN's MTU may lower its mtu)
         values = read_block(
             r, u, path, UPLINK, skip=("name",),
-            first=("host", "endpoint", "tunnel", "description", "weight", "tier", "ipv6", "tracking"),
+            first=("host", "endpoint", "tunnel", "wan", "description", "weight", "tier", "ipv6", "tracking"),
             defaults={"endpoint": lambda v: v["host"], "description": f"uplink {name}"},
             nested={
-                "tunnel": lambda v, path=path, u=u: TunnelSettings(**read_block(
-                    r, r.mapping(u, "tunnel", path + ".tunnel") or YamlMap(), path + ".tunnel", TUNNEL,
-                    defaults=defaults)),
+                "tunnel": lambda v, path=path, u=u, tun=tun: TunnelSettings(**read_block(
+                    r, tun.setdefault("node", r.mapping(u, "tunnel", path + ".tunnel") or YamlMap()),
+                    path + ".tunnel", TUNNEL, defaults=defaults)),
+                "wan": lambda v, path=path, u=u, name=name, tun=tun: _uplink_wan(
+                    r, u, tun["node"], path, name or "", v),
                 "tracking": lambda v, path=path, u=u: _tracking(
                     r, r.mapping(u, "tracking", path + ".tracking"), path + ".tracking", base),
             })
@@ -179,6 +184,64 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, Any]) -> O
         if name is not None:
             out.append(uplink)   # even with a bad host: the other checks still run on it
     return tuple(out)
+
+
+def _uplink_wan(r: Reader, u: YamlMap, tun: YamlMap, path: str, uplink: str,
+                values: dict[str, Any]) -> Optional[Wan]:
+    """`uplinks[].wan` (after `tunnel`: without an explicit `tunnel.mtu` it is derived from the WAN's)."""
+    node = r.mapping(u, "wan", path + ".wan")
+    wan = _wan(r, node, path + ".wan", uplink) if node is not None else None
+    if wan is not None:
+        values["tunnel"] = _wan_tunnel_mtu(r, uplink, wan, tun, values["tunnel"], path + ".tunnel")
+    return wan
+
+
+def _wan(r: Reader, node: YamlMap, path: str, uplink: str) -> Optional[Wan]:
+    """`uplinks[].wan`: the field table's keys, then the rules across them (MW020, compile/wan.py)."""
+    from mwanctl.compile.wan import check_wan
+
+    before = len(r.diags)
+    values = read_block(r, node, path, WAN)
+    locs = {str(k): r.src.value(node, k) for k in node}
+    for secret in ("password", "pin"):
+        env, file = values[f"{secret}_env"], values[f"{secret}_file"]
+        if env is not None and file is not None:
+            r.error(locs[f"{secret}_file"], f"{path}.{secret}_file",
+                    f"give the {secret} once: `{secret}_env` or `{secret}_file`, not both", WAN_RULE)
+        if env is not None or file is not None:
+            key = f"{secret}_env" if env is not None else f"{secret}_file"
+            values[secret] = SecretRef(env=env, file=None if env is not None else file,
+                                       path=f"{path}.{key}", loc=locs[key])
+    address, netmask = values["address"], values["netmask"]
+    if address is not None and netmask is not None:
+        if "/" in str(node.get("address", "")):
+            r.error(locs["netmask"], f"{path}.netmask", "`address` already has a prefix; give one of the two",
+                    WAN_RULE)
+        else:
+            values["address"] = ipaddress.IPv4Interface(f"{address.ip}/{netmask}")
+    elif address is not None and "/" not in str(node.get("address", "")):
+        values["address"] = ipaddress.IPv4Interface(f"{address.ip}/32")   # netifd's default netmask
+    if any(d.severity == "error" for d in r.diags[before:]) or values["proto"] is None or values["device"] is None:
+        return None
+    wan = Wan(**values, loc=r.src.of(node))
+    for d in check_wan(uplink, wan, locs):
+        r.diags.append(d)
+    return wan
+
+
+def _wan_tunnel_mtu(r: Reader, uplink: str, wan: Wan, tun: YamlMap, tunnel: TunnelSettings,
+                    path: str) -> TunnelSettings:
+    """The tunnel MTU with a WAN block: an explicit `tunnel.mtu` must fit through the WAN (MW021);
+    without one it is derived: `tunnels.mtu`, lowered to what the WAN leaves room for."""
+    from mwanctl.compile.wan import check_tunnel_mtu, derived_tunnel_mtu
+
+    explicit = tunnel.mtu if "mtu" in tun else None
+    loc = r.src.value(tun, "mtu") if explicit is not None else None
+    for d in check_tunnel_mtu(uplink, wan, explicit, f"{path}.mtu", loc):
+        r.diags.append(d)
+    if explicit is not None:
+        return tunnel
+    return dataclasses.replace(tunnel, mtu=derived_tunnel_mtu(wan, tunnel.mtu))
 
 
 def _tracking(r: Reader, node: Optional[YamlMap], path: str, base: Optional[Tracking]) -> Tracking:

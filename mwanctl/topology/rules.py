@@ -22,6 +22,10 @@ SECTIONS = "MW010"       # two objects generate the same UCI section name
 RESERVED = "MW011"       # a name mwan3 or mwanctl already gives a meaning
 POOL_RANGE = "MW012"     # a tunnel pool in a range that cannot carry tunnels
 PORTS = "MW013"          # a port list iptables' multiport match would refuse or misread
+WAN_FIELDS = "MW020"     # an uplink's `wan:` block whose fields do not fit together (compile/wan.py)
+WAN_MTU = "MW021"        # a tunnel MTU the uplink's WAN cannot carry
+WAN_HANDLER = "MW022"    # (plan) the uplink router's netifd lacks the WAN's protocol handler
+WAN_SECRET = "MW023"     # (render/plan/deploy) a WAN secret that cannot be read
 
 YAML = "MW100"           # the YAML itself cannot be read
 UNKNOWN_KEY = "MW101"

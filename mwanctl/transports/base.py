@@ -110,6 +110,9 @@ PROBES: Mapping[str, str] = {
     "tracker": "mwanctl's handover tracker: `== <iface>` then its state file, per uplink",
     "ip_addr": "`ip -o addr show`: live addresses, to compare with the config after a deploy",
     "ip_link": "`ip -o link show`: live MTUs",
+    # the protocols netifd registered (JSON, one key each): before a `wan:` block's section is
+    # written, its proto must be there (a missing handler leaves the interface INVALID_PROTO)
+    "proto_handlers": "`ubus call network get_proto_handlers` (JSON)",
 }
 
 
@@ -155,8 +158,10 @@ def wait_for_peers(read_dump: Callable[[], str], check: Mapping[str, Sequence[st
     return missing
 
 
-SECRET_OPTIONS = frozenset({"private_key", "preshared_key"})
-_SECRET_LINE = re.compile(r"^(\s*option\s+'?(?:private_key|preshared_key)'?\s+).*$", re.M)
+# WireGuard keys, and the WAN secrets an uplink's `wan:` block writes (PPPoE/cellular `password`,
+# the SIM's `pincode`): never printed, in plans, diffs or error messages
+SECRET_OPTIONS = frozenset({"private_key", "preshared_key", "password", "pincode"})
+_SECRET_LINE = re.compile(r"^(\s*option\s+'?(?:private_key|preshared_key|password|pincode)'?\s+).*$", re.M)
 
 
 def mask_value(option: str | None, value: object) -> object:
