@@ -29,12 +29,12 @@ def prepare(t: Topology, state_dir: Optional[Path], templates: Optional[Template
     Read, fill and save happen under the store lock: two runs on a fresh store would otherwise
     both generate keys and one would render keys the store no longer has.
     """
+    secrets = read_wan_secrets(t)    # first: a missing secret must not leave a new key store behind
     with store_lock(t.site, state_dir):
         store = open_store(t, state_dir)
         if store.ensure(slot_spec(t), pool_slots(t)):
             store.save()
     names = [u.name for u in t.uplinks]
-    secrets = read_wan_secrets(t)
     return compile_site(t, store.material(names, use=use), templates, secrets), store
 
 

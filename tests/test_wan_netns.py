@@ -11,8 +11,10 @@ reach the "internet" (an address only the ISP host has) through that default rou
 from __future__ import annotations
 
 import ipaddress
+import re
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +104,60 @@ def test_a_dhcp_uplink_without_a_server_does_not_come_up() -> None:
             netifd_wan.bring_up(lab, "up", network, "wan", timeout=4)
         assert not any(r.startswith("default") for r in lab.routes("up"))
         assert not lab.ping("up", INTERNET, count=1, timeout=2)
+
+
+# --------------------------------------------------------------------------- the whole site
+
+WAN_SITE = Path(__file__).resolve().parent / "topologies" / "wan-dhcp-static.yaml"
+
+
+def _uplink_forwards(lab: netlab.Lab, host: str, wan_dev: str) -> None:
+    """What the uplink's firewall does with the rendered zones (fw4 is not emulated): forward
+    from the tunnel zone to the WAN zone, masquerading on the WAN device."""
+    lab.run(host, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+    lab.run(host, ["nft", f"add table ip mwtest_nat; add chain ip mwtest_nat post {{ type nat hook "
+                          f"postrouting priority 100; }}; add rule ip mwtest_nat post oifname {wan_dev} masquerade"])
+
+
+def test_rendered_site_reaches_the_internet_through_each_uplinks_wan(tmp_path: Path, lab: netlab.Lab) -> None:
+    """tests/topologies/wan-dhcp-static.yaml as `render` writes it: `cable` gets its WAN by DHCP
+    from a real udhcpd, `fiber` its static one; the mother's traffic through each tunnel leaves
+    by that uplink's WAN and comes back."""
+    from tests.test_rendered_wireguard import bring_up as bring_up_tunnels
+    from tests.test_rendered_wireguard import build_lan, render
+
+    r = render(WAN_SITE, tmp_path)
+    cable, fiber = r.networks["cable"], r.networks["fiber"]
+    assert [s.name for s in cable.sections] == ["wan", "mw_cable", "mw_cable_peer"]
+    assert [s.name for s in fiber.sections] == ["fiber", "mw_fiber", "mw_fiber_peer"]
+    build_lan(lab, r)
+    _isp(lab)
+    lab.link("isp", "cable", "198.51.100.1/24", None, name_a="to_cable", name_b="eth1")
+    lab.link("isp", "fiber", "192.0.2.1/24", None, name_a="to_fiber", name_b="eth0.7")
+    netifd_wan.start_udhcpd(lab, "isp", "to_cable", ("198.51.100.100", "198.51.100.150"),
+                            router="198.51.100.1", dns="198.51.100.53")
+    netifd_wan.bring_up(lab, "cable", cable, "wan")
+    netifd_wan.bring_up(lab, "fiber", fiber, "fiber")
+    # as rendered: the DHCP default route at metric 10, the lease's DNS ignored (peerdns 0)
+    assert "default via 198.51.100.1 dev eth1 metric 10" in lab.routes("cable")
+    assert (lab.hosts["cable"].rundir / "resolv.conf.auto").read_text() == \
+        "nameserver 9.9.9.9\nnameserver 149.112.112.112\n"
+    assert "inet 192.0.2.10/24" in lab.run("fiber", ["ip", "-4", "-o", "addr", "show", "dev", "eth0.7"]).stdout
+    assert "mtu 1460" in lab.run("fiber", ["ip", "-o", "link", "show", "dev", "eth0.7"]).stdout
+    bring_up_tunnels(lab, r)
+    # the tunnel MTU derived from fiber's WAN MTU (1460 - 80) is what the tunnel got
+    assert "mtu 1380" in lab.run("fiber", ["ip", "-o", "link", "show", "dev", "mw_fiber"]).stdout
+    for host, dev in (("cable", "eth1"), ("fiber", "eth0.7")):
+        _uplink_forwards(lab, host, dev)
+    # count, at the ISP, the echo requests arriving from each uplink's WAN address on its own link
+    lab.run("isp", ["nft", "add table inet count; add chain inet count in { type filter hook input priority 0; }; "
+                           "add rule inet count in iifname to_cable ip saddr 198.51.100.0/24 icmp type echo-request "
+                           "counter; add rule inet count in iifname to_fiber ip saddr 192.0.2.10 icmp type "
+                           "echo-request counter"])
+    for iface in ("mw_cable", "mw_fiber"):
+        r_ping = lab.run("mother", ["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-w", "10", "-I", iface,
+                                    INTERNET], check=False, timeout=20)
+        assert "3 received" in r_ping.stdout, (iface, r_ping.stdout)
+    counts = [int(x) for x in re.findall(r"counter packets (\d+)", lab.run("isp", ["nft", "list", "table", "inet",
+                                                                                    "count"]).stdout)]
+    assert counts == [3, 3], counts

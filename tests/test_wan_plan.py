@@ -5,16 +5,24 @@ a router without a `wan:` block keeps its WAN section untouched."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 
-from mwanctl.compile import RouterConfig
+import pytest
+
+from mwanctl.compile import Compiled, RouterConfig
 from mwanctl.compile.templates import Templates
 from mwanctl.compile.wan import wan_sections
-from mwanctl.errors import Location
+from mwanctl.errors import Location, TopologyError
 from mwanctl.plan import describe, plan_router
+from mwanctl.site import prepare
+from mwanctl.topology.load import load_topology
 from mwanctl.topology.model import SecretRef, Wan
 from mwanctl.transports.base import RouterState
 from mwanctl.uci.parse import parse
 
+ROOT = Path(__file__).resolve().parents[1]
 ROUTER_NETWORK = """
 config interface 'loopback'
 	option device 'lo'
@@ -106,3 +114,45 @@ def test_an_unchanged_section_with_a_missing_handler_does_not_block_the_rest() -
 def test_dhcp_and_static_need_no_handler_question() -> None:
     plan = plan_router(_cfg(Wan(proto="static", device="eth1")), _state(None))
     assert plan.problems == [] and not any("MW022" in n for n in plan.notes)
+
+
+# --- the same through the compiler -------------------------------------------------------------------
+
+def _compiled_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Compiled:
+    example = ROOT / "examples" / "pppoe-lte.yaml"
+    monkeypatch.setenv("DSL_PASSWORD", "pw of dsl")
+    monkeypatch.setenv("LTE_PIN", "1234")
+    topo = load_topology(example)
+    state = tmp_path / "state" / topo.site
+    state.mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "golden" / example.stem / "state.json", state / "state.json")
+    os.chmod(state / "state.json", 0o600)
+    compiled, _ = prepare(topo, tmp_path / "state")
+    return compiled
+
+
+def test_compiled_site_owns_exactly_the_wans_it_was_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = _compiled_example(tmp_path, monkeypatch)
+    dsl, lte, cable = (compiled.routers[n] for n in ("dsl", "lte", "cable"))
+    assert dsl.wan is not None and dsl.wan[1].proto == "pppoe" and lte.wan is not None and cable.wan is None
+    assert [s.name for s in cable.sections["network"]] == ["mw_cable", "mw_cable_peer"]
+    # the cable router's own WAN stays byte for byte; the dsl router's becomes the topology's
+    for router, changed in ((cable, False), (dsl, True)):
+        plan = plan_router(router, _state())
+        before, after = plan.packages["network"].before.get("wan"), plan.packages["network"].after.get("wan")
+        assert (before != after) == changed, router.name
+        assert any(op.section == "wan" for op in plan.packages["network"].ops) == changed
+    # the derived tunnel MTU reached both ends of dsl's tunnel
+    mother = compiled.routers["mother"].sections["network"]
+    assert [s.options["mtu"] for s in mother if s.name in ("mw_dsl", "mw_lte", "mw_cable")] == ["1412", "1350", "1420"]
+
+
+def test_secrets_missing_stop_the_compile_with_their_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DSL_PASSWORD", raising=False)
+    monkeypatch.delenv("LTE_PIN", raising=False)
+    topo = load_topology(ROOT / "examples" / "pppoe-lte.yaml")
+    with pytest.raises(TopologyError) as e:
+        prepare(topo, tmp_path / "state")
+    assert [str(d) for d in e.value.diagnostics] == [
+        f"{topo.file}:19:21: uplinks.dsl.wan.password_env: environment variable DSL_PASSWORD is not set [MW023]",
+        f"{topo.file}:27:16: uplinks.lte.wan.pin_env: environment variable LTE_PIN is not set [MW023]"]
