@@ -224,7 +224,8 @@ def _metrics(t: Topology, r: Reader, at: Locator) -> None:
     floating: list[Uplink] = []
     for u in t.uplinks:
         if u.tunnel.metric is not None:
-            explicit.append((u.tunnel.metric, f"uplink `{u.name}`", at.uplink(u, "tunnel"), f"uplinks.{u.name}.tunnel.metric"))
+            explicit.append((u.tunnel.metric, f"uplink `{u.name}`", at.uplink(u, "tunnel"),
+                             f"uplinks.{u.name}.tunnel.metric"))
         elif u.tunnel.index is not None:
             explicit.append((METRIC_STEP * (u.tunnel.index + 1), f"uplink `{u.name}` (derived from its index)",
                              at.uplink(u, "tunnel"), f"uplinks.{u.name}.tunnel.metric"))

@@ -373,6 +373,11 @@ def _seconds(ms: int) -> str:
     return f"{ms / 1000:g}"
 
 
+def _tracker(option: str) -> tuple[Uci, ...]:
+    """An option of mwanctl's own tracker (`uplink` sections of /etc/config/mwanctl, compile/tracker.py)."""
+    return (Uci("mwanctl", "uplink", option, value=_seconds, blueprint=False),)
+
+
 def _with_quality(t: Any) -> bool:
     return bool(t.check_quality)
 
@@ -441,13 +446,13 @@ TRACKING = Block("tracking", (
     Field("size", Int(1, 65000), "ping payload size in bytes", uci=_mwan3("size"), shown_default="mwan3's"),
     Field("max_ttl", Int(1, 255), "ping TTL", uci=_mwan3("max_ttl"), shown_default="mwan3's"),
     Field("probe_interval_ms", Int(50, 1000), "between two probes of one target; every IPv4 target is "
-          "probed in parallel", default=200, uci=(Uci("mwanctl", "uplink", "interval", value=_seconds, blueprint=False),),
+          "probed in parallel", default=200, uci=_tracker("interval"),
           table="instant"),
     Field("window_ms", Int(100, 10000), "no target answered for this long: the uplink is down (at least "
-          "two probe intervals)", default=600, uci=(Uci("mwanctl", "uplink", "window", value=_seconds, blueprint=False),),
+          "two probe intervals)", default=600, uci=_tracker("window"),
           table="instant"),
     Field("stable_ms", Int(100, 60000), "answers without such a gap for this long: it is up again "
-          "(hysteresis)", default=1000, uci=(Uci("mwanctl", "uplink", "stable", value=_seconds, blueprint=False),),
+          "(hysteresis)", default=1000, uci=_tracker("stable"),
           table="instant"),
 ), model=Tracking, derived=("tracker",))
 
