@@ -43,6 +43,7 @@ from mwanctl.transports.base import (
     RouterState,
     Transport,
     check_probes,
+    move_peer_argv,
     wait_for_peers,
 )
 from mwanctl.uci.changes import Op
@@ -453,6 +454,31 @@ class LocalTransport(Transport):
                 time.sleep(0.1)
         wg("set", iface, "peer", peer, "persistent-keepalive", str(int(keepalive)))
         return seen
+
+    can_move_peer_live = True
+    wg_program: Sequence[str] = ("wg",)   # how `wg` is run (a test runs it in a namespace)
+
+    def move_peer_live(self, iface: str, peer: str, allowed_ips: Sequence[str],
+                       endpoint: Optional[str] = None, remove: Optional[str] = None,
+                       renew: bool = False) -> None:
+        argv = [*self.wg_program, *move_peer_argv(iface, peer, allowed_ips, endpoint, remove)]
+        if renew:   # the pending apply renews it on rollback too (before anything goes live)
+            with self._locked():
+                info = self._pending()
+                if info is None or info.get("owner") != self.owner:
+                    raise CommandError(f"{self.router}: wg set {iface} failed: its pending change "
+                                       "is gone (rolled back?)")
+                if iface not in (info.get("renew") or []):
+                    info["renew"] = [*(info.get("renew") or []), iface]
+                    self._pending_file.write_text(json.dumps(info))
+        try:
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise CommandError(f"{self.router}: wg set {iface} failed: {e}") from None
+        if res.returncode != 0:
+            raise CommandError(f"{self.router}: wg set {iface} failed: {res.stderr.strip()}")
+        if renew:
+            self._call(f"network.interface.{iface}", "renew", {})
 
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
         verb = "ifdown" if drained else "ifup"
