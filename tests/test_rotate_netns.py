@@ -233,3 +233,37 @@ def test_single_uplink_rotates_live_and_loss_is_measured(lab, router_factory, tm
     assert "u1: new keys on mother (live, no restart)" in err
     assert not f.lost or f.lost[-1] < f.sent - 10, f.lost      # new flows flow again
     print(f"single uplink: ping flow lost {p.lost_count}/{p.sent}, new flows lost {f.lost_count}/{f.sent}")
+
+
+def test_failed_renew_after_the_new_peer_puts_the_old_peer_back(lab, router_factory, tmp_path, capsys):
+    """The mother's renew fails after its new peer was put on the live device (the fault is the
+    ubus stand-in's: the call fails and changes nothing): rotation puts the old peer back with its
+    allowed IPs and removes the new one in one `wg set`, so the tunnel keeps working; the error
+    says the router rolls back by itself, the pending keys stay, and a rerun finishes."""
+    uplinks = ["u1", "u2"]
+    site = rotate_lab.build(lab, router_factory, tmp_path, uplinks, confirm_timeout=30)
+    assert run(site, capsys, "deploy", str(site.path), "--yes")[0] == 0
+    rotate_lab.wait_tunnels(lab, uplinks)
+    before = store(site)
+    mother = site.routers["mother"]
+    mother.write("/etc/mwtest/fail_renew", "")
+    code, out, err = run(site, capsys, "keys", "rotate", str(site.path), "--yes", "--uplink", "u1")
+    mother.run("rm -f /etc/mwtest/fail_renew")
+    assert code == 1, (out, err)
+    errors = [ln for ln in err.splitlines() if ln.startswith("mwanctl: error:")]
+    assert len(errors) == 1 and "mother: mother: renew mw_u1 failed" in errors[0], err
+    assert "restores its old config by itself within 30 s" in errors[0] and "pending keys are kept" in errors[0]
+    assert "u1: the old peer is back on mother's live tunnel" in err
+    st = store(site)
+    assert key_of(st, "u1", "uplink", "pending") and key_of(st, "u1", "mother", "pending")
+    old_up, old_m = key_of(before, "u1", "uplink"), key_of(before, "u1", "mother")
+    lines = [ln.split("\t") for ln in mother.run("wg show all dump").stdout.splitlines()
+             if ln.startswith("mw_u1\t")]
+    assert [ln[2] for ln in lines if len(ln) == 5] == [old_m["public"]]
+    assert [(ln[1], ln[4]) for ln in lines if len(ln) == 9] == [(old_up["public"], "0.0.0.0/0")]
+    assert lab.ping("mother", rotate_lab.tunnel_address(lab, "u1"))
+
+    code, out, err = run(site, capsys, "keys", "rotate", str(site.path), "--yes", "--uplink", "u1")
+    assert code == 0, err
+    assert_store_matches_routers(site, uplinks)
+    assert lab.ping("client", rotate_lab.TARGET)
