@@ -49,6 +49,7 @@ from mwanctl.transports.base import (
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage
 
+LAST_ROLLBACK = "last-rollback"   # in the state dir: "<epoch> <owner>" of the last rollback
 USER_DELTA = "/tmp/.uci"   # libuci's default save dir: always on its delta path
 
 __all__ = ["LocalTransport", "load_bindings"]
@@ -177,6 +178,10 @@ class LocalTransport(Transport):
         if info is not None:
             state.pending = Pending(owner=str(info["owner"]), since=int(info["since"]),
                                     deadline=int(info["deadline"] - time.time()))
+        try:
+            state.extra["last_rollback"] = (self.statedir / LAST_ROLLBACK).read_text().strip()
+        except FileNotFoundError:
+            pass
         return state
 
     # -- staging with pyuci ----------------------------------------------------------------------
@@ -352,6 +357,7 @@ class LocalTransport(Transport):
             else:
                 self._pending_file.unlink()
                 shutil.rmtree(self._snapshot, ignore_errors=True)
+                (self.statedir / LAST_ROLLBACK).unlink(missing_ok=True)   # as confirm.sh does
         _stop(int(info.get("timer") or 0))
         if restored:
             self._announce_quietly(restored)
@@ -518,8 +524,15 @@ def _stop(pid: int) -> None:
 
 
 def restore(confdir: Path, statedir: Path) -> list[str]:
-    """Put the snapshot back (caller holds the lock); returns the packages restored."""
+    """Put the snapshot back (caller holds the lock) and record when and whose (``last-rollback``:
+    "<epoch> <owner>", as remote/lib.sh's mw_restore writes it, so deploy and plan can say what
+    happened after a lost session); returns the packages restored."""
     snap = statedir / "snapshot"
+    pending = statedir / "pending.json"
+    try:
+        owner = str(json.loads(pending.read_text()).get("owner") or "")
+    except (OSError, ValueError, AttributeError):
+        owner = ""
     restored = []
     for f in sorted(snap.iterdir()) if snap.is_dir() else []:
         tmp = confdir / f".{f.name}.mwanctl-old"
@@ -527,7 +540,10 @@ def restore(confdir: Path, statedir: Path) -> list[str]:
         os.replace(tmp, confdir / f.name)
         restored.append(f.name)
     shutil.rmtree(snap, ignore_errors=True)
-    (statedir / "pending.json").unlink(missing_ok=True)
+    record = statedir / ".last-rollback.new"
+    record.write_text(f"{int(time.time())} {owner}\n")
+    os.replace(record, statedir / LAST_ROLLBACK)
+    pending.unlink(missing_ok=True)
     return restored
 
 
