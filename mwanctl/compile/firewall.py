@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mwanctl.compile.context import MWANCTL, Context
+from mwanctl.topology import fields
 from mwanctl.topology.model import PREFIX
 from mwanctl.uci.model import UciSection
 
@@ -11,7 +12,6 @@ ZONE = PREFIX + "tun"  # <= 11 characters: fw3 rejects longer zone names
 
 class Firewall:
     package = "firewall"
-    section_types = ("zone", "forwarding", "rule")
 
     @staticmethod
     def convert(ctx: Context) -> dict[str, list[UciSection]]:
@@ -27,5 +27,6 @@ class Firewall:
         for u in t.uplinks:
             out[u.name] = ctx.render(
                 "firewall-uplink", MWANCTL, zone=ZONE, iface=u.iface, wan_zone=u.wan_zone,
-                mother_zone=u.mother_zone, listen_port=u.tunnel.port, uplink=u.name)
+                mother_zone=u.mother_zone, uplink=u.name,
+                **fields.placeholders(fields.TUNNEL, u.tunnel, "uplink", "firewall"))
         return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from mwanctl.compile.context import Context, Origin, of_policy, of_rule, of_uplink, of_wan
+from mwanctl.topology import fields
 from mwanctl.topology.model import PREFIX, Policy, PolicyMember, Rule, Topology, Tracking
 from mwanctl.tracking import family_tracking
 from mwanctl.uci.model import UciSection
@@ -57,7 +58,6 @@ def _policy_ref(name: str) -> str:
 
 class Mwan3:
     package = "mwan3"
-    section_types = ("interface", "member", "policy", "rule")
 
     @staticmethod
     def convert(ctx: Context) -> dict[str, list[UciSection]]:
@@ -90,18 +90,7 @@ class Mwan3:
 
 
 def _tracking_values(iface: str, family: str, tr: Tracking) -> dict[str, object]:
-    return dict(
-        iface=iface, family=family, track_ip=list(tr.targets), track_method=tr.method,
-        reliability=tr.reliability, count=tr.count, timeout=tr.timeout, interval=tr.interval,
-        failure_interval=tr.failure_interval, recovery_interval=tr.recovery_interval,
-        keep_failure_interval=tr.keep_failure_interval, down=tr.down, up=tr.up,
-        initial_state=tr.initial_state, check_quality=tr.check_quality,
-        failure_latency=tr.failure_latency if tr.check_quality else None,
-        failure_loss=tr.failure_loss if tr.check_quality else None,
-        recovery_latency=tr.recovery_latency if tr.check_quality else None,
-        recovery_loss=tr.recovery_loss if tr.check_quality else None,
-        flush_conntrack=list(tr.flush_conntrack), httping_ssl=tr.httping_ssl and tr.method == "httping",
-        size=tr.size, max_ttl=tr.max_ttl)
+    return dict(iface=iface, family=family, **fields.placeholders(fields.TRACKING, tr, "mother", "mwan3"))
 
 
 def _rule_values(r: Rule) -> dict[str, object]:

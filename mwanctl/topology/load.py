@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from pathlib import Path
@@ -10,13 +11,14 @@ from typing import Any, Iterator, Optional
 from mwanctl.errors import Diagnostic, TopologyError
 from mwanctl.topology import checks
 from mwanctl.topology.model import (
-    Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, Topology, Tracking, TunnelSettings,
-    Uplink,
+    Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, SecretRef, Topology, Tracking,
+    TunnelSettings, Uplink, Wan,
 )
+from mwanctl.topology.fields import TRACKING, TUNNEL, TUNNELS, WAN, read_block, read_field
 from mwanctl.topology.grammar import network_text, pool4_problem, pool6_problem, port_list, short
 from mwanctl.topology.reader import MISSING, NOT_ALLOWED, WRONG_TYPE, Reader
 from mwanctl.topology.source import YamlMap, Source, read_file, read_source
-from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, DEFAULT_TARGETS6, PROFILES, TRACKER_PROFILE
+from mwanctl.tracking import DEFAULT_PROFILE, PROFILES, TRACKER_PROFILE
 
 SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 NAME_RE = re.compile(r"[A-Za-z0-9_]{1,63}")
@@ -27,7 +29,6 @@ ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 POOL_RULE = "MW012"    # a tunnel pool in a range that cannot carry tunnels
 PORT_RULE = "MW013"    # a port list iptables' multiport match would refuse or misread
 PATH_MAX = 4096
-DEFAULT_POOL = "10.254.0.0/16"
 BUILTIN_POLICIES = ("default", "unreachable", "blackhole")
 
 TOP_KEYS = ("site", "mother", "uplinks", "tunnels", "tracking", "policies", "rules",
@@ -36,14 +37,8 @@ MOTHER_KEYS = ("name", "host", "lan", "wans")
 LAN_KEYS = ("network", "zone", "subnet")
 WAN_KEYS = ("name", "weight", "tier", "family", "metric", "tracking")
 UPLINK_KEYS = ("name", "host", "endpoint", "weight", "tier", "ipv6", "tracking", "tunnel",
-               "mother_zone", "wan_zone", "description")
-TUNNELS_KEYS = ("pool", "pool6", "port", "mtu", "keepalive")
-TUNNEL_KEYS = ("port", "mtu", "keepalive", "index", "metric")
-TRACKING_KEYS = ("profile", "targets", "targets6", "method", "reliability", "count", "timeout", "interval",
-                 "failure_interval", "recovery_interval", "down", "up", "keep_failure_interval",
-                 "initial_state", "check_quality", "failure_latency", "failure_loss",
-                 "recovery_latency", "recovery_loss", "flush_conntrack", "httping_ssl", "size",
-                 "max_ttl", "probe_interval_ms", "window_ms", "stable_ms")
+               "mother_zone", "wan_zone", "description", "wan")
+WAN_RULE = "MW020"       # an uplink's `wan:` block whose fields do not fit together
 TRACKER_RULE = "MW006"   # tracking that cannot work (here: mwanctl's handover tracker)
 POLICY_KEYS = ("name", "members", "last_resort")
 MEMBER_KEYS = ("uplink", "wan", "tier", "weight")
@@ -109,15 +104,10 @@ def _build(r: Reader) -> Optional[Topology]:
     site = r.string(top, "site", "", pattern=SITE_RE,
                     hint="use up to 32 letters, digits, `-` or `_`, starting with a letter or digit")
     tunnels = r.mapping(top, "tunnels", "tunnels") or YamlMap()
-    r.known_keys(tunnels, "tunnels", TUNNELS_KEYS)
+    r.known_keys(tunnels, "tunnels", TUNNELS.keys)
     base_tracking = _tracking(r, r.mapping(top, "tracking", "tracking"), "tracking", None)
     pool = _pool(r, tunnels)
-    defaults = dict(
-        port=r.integer(tunnels, "port", "tunnels", 51820, 1, 65535),
-        mtu=r.integer(tunnels, "mtu", "tunnels", 1420, 1280, 9000,
-                      " (IPv6 needs 1280; over PPPoE/LTE use 1380-1412)"),
-        keepalive=r.integer(tunnels, "keepalive", "tunnels", 25, 0, 65535),
-    )
+    defaults = read_block(r, tunnels, "tunnels", TUNNELS, skip=("pool", "pool6"), check_keys=False)
     mother = _mother(r, r.mapping(top, "mother", "mother", required=True), base_tracking)
     uplinks = _uplinks(r, r.seq(top, "uplinks", "uplinks", required=True), base_tracking, defaults)
     policies = _policies(r, r.seq(top, "policies", "policies"))
@@ -141,10 +131,8 @@ def _balanced(mother: Mother, uplinks: tuple[Uplink, ...]) -> Policy:
 
 
 def _pool(r: Reader, tunnels: YamlMap) -> Optional[Pool]:
-    v4 = r.parsed(tunnels, "pool", "tunnels", lambda s: ipaddress.IPv4Network(s, strict=True),
-                  "an IPv4 network such as 10.254.0.0/16", ipaddress.IPv4Network(DEFAULT_POOL))
-    v6 = r.parsed(tunnels, "pool6", "tunnels", lambda s: ipaddress.IPv6Network(s, strict=True),
-                  "an IPv6 network such as fd00:254::/48", None)
+    v4 = read_field(r, tunnels, "tunnels", TUNNELS.field("pool"), TUNNELS.field("pool").default)
+    v6 = read_field(r, tunnels, "tunnels", TUNNELS.field("pool6"), None)
     if v4 is None:
         return None
     for key, net, problem in (("pool", v4, pool4_problem), ("pool6", v6, pool6_problem)):
@@ -195,7 +183,7 @@ def _mother(r: Reader, node: Optional[YamlMap], base: Tracking) -> Optional[Moth
     return Mother(name or "mother", host or "", lan_network, lan_zone, subnet, tuple(wans))
 
 
-def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> Optional[tuple[Uplink, ...]]:
+def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, Any]) -> Optional[tuple[Uplink, ...]]:
     if seq is None:
         return None
     if len(seq) == 0:
@@ -214,15 +202,11 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> O
         host = r.host(u, "host", path)
         endpoint = r.host(u, "endpoint", path, host)
         tun = r.mapping(u, "tunnel", path + ".tunnel") or YamlMap()
-        r.known_keys(tun, path + ".tunnel", TUNNEL_KEYS)
-        tpath = path + ".tunnel"
-        tunnel = TunnelSettings(
-            port=r.integer(tun, "port", tpath, defaults["port"], 1, 65535),
-            mtu=r.integer(tun, "mtu", tpath, defaults["mtu"], 1280, 9000),
-            keepalive=r.integer(tun, "keepalive", tpath, defaults["keepalive"], 0, 65535),
-            index=r.integer(tun, "index", tpath, None, 0, 2**20),
-            metric=r.integer(tun, "metric", tpath, None, 1, 2**31 - 1),
-        )
+        tunnel = TunnelSettings(**read_block(r, tun, path + ".tunnel", TUNNEL, defaults=defaults))
+        wan_node = r.mapping(u, "wan", path + ".wan")
+        wan = _wan(r, wan_node, path + ".wan", name or "") if wan_node is not None else None
+        if wan is not None:
+            tunnel = _wan_tunnel_mtu(r, name or "", wan, tun, tunnel, path + ".tunnel")
         description = r.string(u, "description", path, f"uplink {name}")
         uplink = Uplink(
             name=name or "", host=host or "", endpoint=endpoint or "",
@@ -237,70 +221,93 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, int]) -> O
                               hint="firewall zone names: up to 11 letters, digits or `_`"),
             description=description or "",
             loc=r.src.item(seq, i),
+            wan=wan,
         )
         if name is not None:
             out.append(uplink)   # even with a bad host: the other checks still run on it
     return tuple(out)
 
 
+def _wan(r: Reader, node: YamlMap, path: str, uplink: str) -> Optional[Wan]:
+    """`uplinks[].wan`: the field table's keys, then the rules across them (MW020, compile/wan.py)."""
+    from mwanctl.compile.wan import check_wan
+
+    before = len(r.diags)
+    values = read_block(r, node, path, WAN)
+    locs = {str(k): r.src.value(node, k) for k in node}
+    for secret in ("password", "pin"):
+        env, file = values[f"{secret}_env"], values[f"{secret}_file"]
+        if env is not None and file is not None:
+            r.error(locs[f"{secret}_file"], f"{path}.{secret}_file",
+                    f"give the {secret} once: `{secret}_env` or `{secret}_file`, not both", WAN_RULE)
+        if env is not None or file is not None:
+            key = f"{secret}_env" if env is not None else f"{secret}_file"
+            values[secret] = SecretRef(env=env, file=None if env is not None else file,
+                                       path=f"{path}.{key}", loc=locs[key])
+    address, netmask = values["address"], values["netmask"]
+    if address is not None and netmask is not None:
+        if "/" in str(node.get("address", "")):
+            r.error(locs["netmask"], f"{path}.netmask", "`address` already has a prefix; give one of the two",
+                    WAN_RULE)
+        else:
+            values["address"] = ipaddress.IPv4Interface(f"{address.ip}/{netmask}")
+    elif address is not None and "/" not in str(node.get("address", "")):
+        values["address"] = ipaddress.IPv4Interface(f"{address.ip}/32")   # netifd's default netmask
+    if any(d.severity == "error" for d in r.diags[before:]) or values["proto"] is None or values["device"] is None:
+        return None
+    wan = Wan(**values, loc=r.src.of(node))
+    for d in check_wan(uplink, wan, locs):
+        r.diags.append(d)
+    return wan
+
+
+def _wan_tunnel_mtu(r: Reader, uplink: str, wan: Wan, tun: YamlMap, tunnel: TunnelSettings,
+                    path: str) -> TunnelSettings:
+    """The tunnel MTU with a WAN block: an explicit `tunnel.mtu` must fit through the WAN (MW021);
+    without one it is derived: `tunnels.mtu`, lowered to what the WAN leaves room for."""
+    from mwanctl.compile.wan import check_tunnel_mtu, derived_tunnel_mtu
+
+    explicit = tunnel.mtu if "mtu" in tun else None
+    loc = r.src.value(tun, "mtu") if explicit is not None else None
+    for d in check_tunnel_mtu(uplink, wan, explicit, f"{path}.mtu", loc):
+        r.diags.append(d)
+    if explicit is not None:
+        return tunnel
+    return dataclasses.replace(tunnel, mtu=derived_tunnel_mtu(wan, tunnel.mtu))
+
+
 def _tracking(r: Reader, node: Optional[YamlMap], path: str, base: Optional[Tracking]) -> Tracking:
     """Tracking settings: a profile's numbers, overridden by explicit ones, inheriting ``base``."""
     node = node if node is not None else YamlMap()
-    r.known_keys(node, path, TRACKING_KEYS)
+    r.known_keys(node, path, TRACKING.keys)
     inherit = base.profile if base else DEFAULT_PROFILE
-    profile = r.choice(node, "profile", path, PROFILES.keys(), inherit)
+    profile = read_field(r, node, path, TRACKING.field("profile"), inherit)
     nums = dict(PROFILES[profile])
     if base is not None and "profile" not in node:
         nums = {k: getattr(base, k) for k in nums}
-    for k in nums:
-        lo = 1
-        nums[k] = r.integer(node, k, path, nums[k], lo, 3600)
-    get = lambda k, d: getattr(base, k) if base is not None else d  # noqa: E731
-    targets = r.strings(node, "targets", path, get("targets", DEFAULT_TARGETS))
-    targets6 = r.strings(node, "targets6", path, get("targets6", DEFAULT_TARGETS6))
-    return Tracking(
-        profile=profile,
-        targets=targets,
-        targets6=targets6,
-        method=r.string(node, "method", path, get("method", "ping"),
-                        pattern=re.compile(r"ping|arping|httping|nslookup|nping-[a-z]+"),
-                        hint="use ping, arping, httping, nslookup or nping-<mode>"),
-        reliability=r.integer(node, "reliability", path, get("reliability", 1), 1, 64),
-        keep_failure_interval=r.boolean(node, "keep_failure_interval", path, get("keep_failure_interval", False)),
-        initial_state=r.choice(node, "initial_state", path, ("online", "offline"), get("initial_state", "online")),
-        check_quality=r.boolean(node, "check_quality", path, get("check_quality", False)),
-        failure_latency=r.integer(node, "failure_latency", path, get("failure_latency", None), 1, 100000),
-        failure_loss=r.integer(node, "failure_loss", path, get("failure_loss", None), 0, 100),
-        recovery_latency=r.integer(node, "recovery_latency", path, get("recovery_latency", None), 1, 100000),
-        recovery_loss=r.integer(node, "recovery_loss", path, get("recovery_loss", None), 0, 100),
-        flush_conntrack=_flush(r, node, path, get("flush_conntrack", ())),
-        httping_ssl=r.boolean(node, "httping_ssl", path, get("httping_ssl", False)),
-        size=r.integer(node, "size", path, get("size", None), 1, 65000),
-        max_ttl=r.integer(node, "max_ttl", path, get("max_ttl", None), 1, 255),
-        **_tracker(r, node, path, profile, base, targets),
-        **nums,
-    )
+    values = read_block(r, node, path, TRACKING, base, defaults=nums, first=tuple(nums),
+                        skip=("profile",), check_keys=False)
+    _tracker(r, node, path, profile, base, values)
+    return Tracking(profile=profile, tracker=profile == TRACKER_PROFILE, **values)
 
 
-def _tracker(r: Reader, node: YamlMap, path: str, profile: str,
-             base: Optional[Tracking], targets: tuple[str, ...]) -> dict[str, Any]:
-    """The handover tracker's settings (profile `instant`, see mwanctl/tracking.py)."""
-    get = lambda k, d: getattr(base, k) if base is not None else d  # noqa: E731
-    out: dict[str, Any] = {"tracker": profile == TRACKER_PROFILE}
-    out["probe_interval_ms"] = r.integer(node, "probe_interval_ms", path, get("probe_interval_ms", 200), 50, 1000)
-    out["window_ms"] = r.integer(node, "window_ms", path, get("window_ms", 600), 100, 10000)
-    out["stable_ms"] = r.integer(node, "stable_ms", path, get("stable_ms", 1000), 100, 60000)
+def _tracker(r: Reader, node: YamlMap, path: str, profile: str, base: Optional[Tracking],
+             values: dict[str, Any]) -> None:
+    """The handover tracker's settings (profile `instant`, see mwanctl/tracking.py): what the
+    per-field ranges cannot see."""
     own = base is None or "window_ms" in node or "probe_interval_ms" in node or "profile" in node
-    if own and out["tracker"] and out["window_ms"] < 2 * out["probe_interval_ms"]:
+    if not own or profile != TRACKER_PROFILE:
+        return
+    window, probe = values["window_ms"], values["probe_interval_ms"]
+    if window < 2 * probe:
         r.error(r.src.value(node, "window_ms" if "window_ms" in node else
                             "probe_interval_ms" if "probe_interval_ms" in node else "profile"),
-                path + ".window_ms", f"{out['window_ms']} ms is less than two probe intervals "
-                f"({out['probe_interval_ms']} ms each): one lost probe would fail the uplink over",
+                path + ".window_ms", f"{window} ms is less than two probe intervals "
+                f"({probe} ms each): one lost probe would fail the uplink over",
                 TRACKER_RULE)
-    if own and out["tracker"] and not any(_is_v4(t) for t in targets):
+    if not any(_is_v4(t) for t in values["targets"]):
         r.error(r.src.value(node, "targets") if "targets" in node else r.src.value(node, "profile"),
                 path + ".targets", "profile `instant` probes IPv4 `targets`; add at least one", TRACKER_RULE)
-    return out
 
 
 def _is_v4(text: str) -> bool:
@@ -308,17 +315,6 @@ def _is_v4(text: str) -> bool:
         return ipaddress.ip_address(text).version == 4
     except ValueError:
         return False
-
-
-def _flush(r: Reader, node: YamlMap, path: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    values = r.strings(node, "flush_conntrack", path, default)
-    allowed = ("ifup", "ifdown", "connected", "disconnected")
-    bad = [v for v in values if v not in allowed]
-    if bad:
-        r.error(r.src.value(node, "flush_conntrack"), path + ".flush_conntrack",
-                f"{short(bad[0])} is not an mwan3 event; use any of {', '.join(allowed)}", NOT_ALLOWED)
-        return tuple(v for v in values if v in allowed)
-    return values
 
 
 def _named_items(r: Reader, seq: Any, section: str, keys: tuple[str, ...],

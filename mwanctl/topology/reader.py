@@ -16,6 +16,7 @@ from mwanctl.topology.source import YamlMap, YamlSeq, Source
 
 T = TypeVar("T")
 _MISSING = object()
+REQUIRED = _MISSING     # as a default: the key must be given
 
 # Rule ids of the per-field reading (the README's rule table); cross-object checks are MW0nn.
 YAML = "MW100"          # the YAML itself cannot be read
