@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional
 from mwanctl.compile.schema import known_options, list_options
 from mwanctl.errors import Diagnostic, Location, TopologyError
 from mwanctl.topology import fields
+from mwanctl.topology.rules import TEMPLATE
 from mwanctl.uci.model import UciSection
 
 PLACEHOLDER = re.compile(r"\$\{([a-z0-9_]+)\}")
@@ -50,7 +51,7 @@ class Template:
 
 
 def _fail(file: str, lineno: int, msg: str) -> TopologyError:
-    return TopologyError([Diagnostic(Location(file, lineno, 1), "template", msg, rule="MW200")])
+    return TopologyError([Diagnostic(Location(file, lineno, 1), "template", msg, rule=TEMPLATE)])
 
 
 def parse_template(text: str, file: str) -> Template:
@@ -166,7 +167,7 @@ class Templates:
     """The built-in blueprints, each optionally replaced by a file of the same name in ``override``."""
 
     NAMES = ("network-mother-tunnel", "network-mother-tunnel6", "network-uplink-tunnel",
-             "mwan3-interface", "mwan3-member", "mwan3-policy", "mwan3-rule",
+             "network-uplink-wan", "mwan3-interface", "mwan3-member", "mwan3-policy", "mwan3-rule",
              "firewall-mother", "firewall-uplink")
 
     def __init__(self, override: Optional[Path] = None):
