@@ -14,14 +14,18 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from mwanctl.compile import RouterConfig, owns
+from mwanctl.router import SECRET_OPTIONS, ApplyPlan, Pending, RouterState
 from mwanctl.topology.model import Wan
-from mwanctl.transports.base import SECRET_OPTIONS, ApplyPlan, Pending, RouterState
 from mwanctl.uci.changes import Op
 from mwanctl.uci.diff import apply_ops, diff
 from mwanctl.uci.model import UciPackage, UciSection, Value
 from mwanctl.uci.render import export
 
 RELOAD_ORDER = ("network", "firewall", "mwan3", "mwanctl")
+# Seconds of torn-down policy routing when the mwan3 package changes: its reload is a full stop +
+# start with a fixed 2 s sleep between, about 7 s in all (the OpenWrt notes the project keeps,
+# "pitfalls" §3); the plan says so in its notes.
+MWAN3_RESTART_OUTAGE = 7
 SERVICE = {"mwanctl": "mwanctl-track"}    # the init script that reads a package, where it differs
 
 
@@ -279,7 +283,8 @@ def _notes(packages: dict[str, PackagePlan]) -> list[str]:
                          "examples `https`, `default_rule_v4` that would catch all traffic first): mwanctl "
                          "manages all of /etc/config/mwan3 except `globals`")
         if mwan3.ops:
-            notes.append("mwan3 config changes: mwan3 restarts (about 7 s of policy routing torn down)")
+            notes.append(f"mwan3 config changes: mwan3 restarts (about {MWAN3_RESTART_OUTAGE} s of policy "
+                     "routing torn down)")
     tracker = packages.get("mwanctl")
     if tracker is not None and tracker.ops:
         notes.append("installs or updates mwanctl's handover tracker (/etc/init.d/mwanctl-track)"
