@@ -16,6 +16,7 @@ from typing import Optional
 from mwanctl.compile.wan import check_secret_value
 from mwanctl.errors import Diagnostic, TopologyError
 from mwanctl.topology.model import SecretRef, Wan
+from mwanctl.topology.rules import WAN_SECRET
 
 # uplink -> UCI option ("password", "pincode") -> value
 WanSecrets = dict[str, dict[str, str]]
@@ -57,7 +58,7 @@ def resolve(wans: Mapping[str, Wan], topology_file: str = "",
                 if bad is not None:
                     value, why = None, f"the value from {ref.source} {bad}"
             if value is None:
-                diags.append(Diagnostic(ref.loc, ref.path or f"uplinks.{uplink}.wan", why, rule="MW023"))
+                diags.append(Diagnostic(ref.loc, ref.path or f"uplinks.{uplink}.wan", why, rule=WAN_SECRET))
                 continue
             out.setdefault(uplink, {})[option] = value
     if diags:

@@ -19,9 +19,9 @@ from mwanctl.compile.wan import WanSection
 from mwanctl.compile.wireguard import Wireguard
 from mwanctl.errors import TopologyError
 from mwanctl.keys import TunnelKeys
+from mwanctl.topology import fields
 from mwanctl.topology.model import PREFIX, Topology
 from mwanctl.topology.model import Wan
-from mwanctl.tracking import Timing, family_tracking, timing
 from mwanctl.uci.model import UciSection, Value
 
 CONVERTERS = (WanSection, Wireguard, Mwan3, Firewall, Tracker)
@@ -67,16 +67,11 @@ class RouterConfig:
     def owner(self, package: str) -> Callable[[UciSection], bool]:
         return lambda s: owns(package, s)
 
-    @property
-    def keep_order(self) -> dict[str, bool]:
-        return {p: p == "mwan3" for p in self.packages}
-
 
 @dataclass
 class Compiled:
     site: str
     routers: dict[str, RouterConfig]             # deploy order: uplinks first, mother last
-    timings: dict[str, Timing]                   # per mwan3 interface owner (uplink / WAN name)
 
 
 def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
@@ -85,18 +80,18 @@ def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
     """Compile a validated topology; ``keys`` must hold every uplink (see KeyStore.material),
     ``secrets`` every WAN secret (mwanctl.wansecrets.resolve; None leaves them out).
 
-    The two rules that depend on the actual templates and slots (distinct route metrics, MW005;
-    distinct section names, MW010) are checked again here with the same functions validation
-    uses, so a slot assignment or a template override cannot slip a clash past them."""
+    The one rule that depends on the blueprints in use (distinct section names, MW010) is
+    checked again here with the function validation uses, so a template override cannot slip a
+    clash past it."""
     from mwanctl.compile.names import listing, section_clashes
-    from mwanctl.topology.checks import metric_clashes, tracker_transport
+    from mwanctl.topology.checks import tracker_transport
     ctx = Context.for_keys(topology, keys, templates or Templates(), secrets)
     t = topology
     guard = tracker_transport(t)     # validate reports it with a location; a guard for other callers
     if guard:
         raise TopologyError(guard)
     sections = build_sections(ctx)
-    diags = metric_clashes(t, ctx.slots) + section_clashes(listing(ctx, sections))
+    diags = section_clashes(listing(ctx, sections))
     if diags:
         raise TopologyError(diags)
     routers = {name: RouterConfig(name, "mother" if name == t.mother.name else "uplink",
@@ -105,12 +100,12 @@ def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
         if u.wan is not None:
             routers[u.name].wan = (u.name, u.wan)
     mother = routers[t.mother.name]
-    for w in t.mother.wans:
-        if w.metric is not None:
-            mother.owned_options.setdefault("network", {})[w.name] = {"metric": str(w.metric)}
-    timings = {u.name: timing(u.tracking) for u in t.uplinks}
-    timings.update({w.name: timing(family_tracking(w.tracking, w.family)) for w in t.mother.wans})
-    return Compiled(t.site, routers, timings)
+    for w in t.mother.wans:      # an own WAN's `metric`: the one option mwanctl owns in its section
+        own = {k: str(v) for k, v in fields.options(fields.OWN_WAN, w, "network", "interface").items()
+               if v is not None}
+        if own:
+            mother.owned_options.setdefault("network", {})[w.name] = own
+    return Compiled(t.site, routers)
 
 
 def build_sections(ctx: Context) -> dict[str, dict[str, list[UciSection]]]:

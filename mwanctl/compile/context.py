@@ -50,7 +50,8 @@ class Context:
         return cls(topology, {n: k.index for n, k in keys.items()}, keys, templates, {}, secrets)
 
     def render(self, name: str, _origin: Optional[Origin] = None, **values: object) -> list:
-        assert self.templates is not None, "compiling needs templates"
+        if self.templates is None:
+            raise TypeError("this Context has no blueprints: it is for addresses only (graph, validate)")
         secs = self.templates.render(name, **values)
         if self.origins is not None and _origin is not None:
             for s in secs:

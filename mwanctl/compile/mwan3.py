@@ -15,9 +15,6 @@ from mwanctl.topology.model import PREFIX, Policy, PolicyMember, Rule, Topology,
 from mwanctl.tracking import family_tracking
 from mwanctl.uci.model import UciSection
 
-BUILTIN = ("default", "unreachable", "blackhole")
-
-
 def _interfaces(t: Topology) -> Iterator[tuple[str, str, Tracking, Origin]]:
     """(mwan3 interface, family, tracking, origin) in mwan3 id order; each tracks its family's
     targets (`targets` IPv4, `targets6` IPv6)."""
@@ -52,10 +49,6 @@ def _resolve(t: Topology, m: PolicyMember) -> tuple[list[str], int, int]:
     return ifaces, m.tier or u.tier, m.weight or u.weight
 
 
-def _policy_ref(name: str) -> str:
-    return name if name in BUILTIN else PREFIX + name
-
-
 class Mwan3:
     package = "mwan3"
 
@@ -78,7 +71,7 @@ class Mwan3:
         for p in t.policies:
             names = list(dict.fromkeys(member_name(*m) for m in policy_members(t, p)))
             secs += render("mwan3-policy", of_policy(p), policy=p.section, use_member=names,
-                           last_resort=p.last_resort)
+                           **fields.placeholders(fields.POLICY, p, "mother", "mwan3"))
         for rule in t.rules:
             secs += render("mwan3-rule", of_rule(rule), **_rule_values(rule))
         default4 = Rule("default_v4", t.default_policy, dest_ip="0.0.0.0/0", family="ipv4")
@@ -94,7 +87,4 @@ def _tracking_values(iface: str, family: str, tr: Tracking) -> dict[str, object]
 
 
 def _rule_values(r: Rule) -> dict[str, object]:
-    return dict(rule=PREFIX + r.name, proto=r.proto, src_ip=r.src_ip, dest_ip=r.dest_ip,
-                src_port=r.src_port, dest_port=r.dest_port, ipset=r.ipset, src_iface=r.src_iface,
-                family=r.family, sticky=r.sticky, timeout=r.timeout if r.sticky else None,
-                logging=r.logging, use_policy=_policy_ref(r.policy))
+    return dict(rule=PREFIX + r.name, **fields.placeholders(fields.RULE, r, "mother", "mwan3"))

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from mwanctl.topology.fields import declared_lists, declared_options
 
-# (`mtu`, `metric`, `listen_port`, `endpoint_port`, `persistent_keepalive`: the `tunnel` block)
+# Besides these, each section type knows the options the field table declares for it (its
+# README tables list them), e.g. `mtu`, `metric`, `listen_port`, `endpoint_port`, `endpoint_host`,
+# `persistent_keepalive`, `description` in network; the tracking, rule and policy options in mwan3.
 NETIFD_COMMON = {"proto", "device", "defaultroute", "peerdns", "dns", "ip4table", "ip6table",
                  "auto", "disabled", "ipaddr", "netmask", "gateway", "ip6addr", "ip6gw",
                  "ip6assign", "delegate", "force_link"}
 WIREGUARD_IFACE = {"private_key", "addresses", "fwmark", "ip6prefix", "nohostroute", "tunlink"}
-WIREGUARD_PEER = {"public_key", "preshared_key", "allowed_ips", "route_allowed_ips", "endpoint_host",
-                  "disabled", "description"}
+WIREGUARD_PEER = {"public_key", "preshared_key", "allowed_ips", "route_allowed_ips", "disabled"}
 # The options each WAN protocol handler declares (proto_config_add_*), per proto: ppp.sh (pppoe),
 # qmi.sh (uqmi), modemmanager.sh, netifd's dhcp.sh and its built-in static proto (proto.c). Copied
 # as data, with the upstream paths and commits, in tests/data/netifd_proto_handlers.json, which
@@ -40,16 +41,15 @@ NETIFD_PROTO_OPTIONS = {
                "ip6deprecated"},
 }
 NETIFD_WAN_OPTIONS = set().union(*NETIFD_PROTO_OPTIONS.values())
-MWAN3_INTERFACE = {"enabled", "family"}   # + every option of the field table's `tracking` block
-MWAN3_MEMBER = {"interface", "metric", "weight"}
-MWAN3_POLICY = {"use_member", "last_resort"}
-MWAN3_RULE = {"use_policy", "family", "proto", "src_ip", "dest_ip", "src_port", "dest_port",
-              "src_iface", "ipset", "sticky", "timeout", "logging"}
+MWAN3_INTERFACE = {"enabled"}
+MWAN3_MEMBER: set[str] = set()
+MWAN3_POLICY: set[str] = set()
+MWAN3_RULE: set[str] = set()
 FW_ZONE = {"name", "network", "device", "subnet", "input", "output", "forward", "masq", "masq6",
            "masq_src", "masq_dest", "mtu_fix", "family", "log", "enabled"}
-FW_FORWARDING = {"src", "dest", "family", "enabled", "name"}
-FW_RULE = {"name", "src", "dest", "proto", "src_ip", "dest_ip", "src_port", "icmp_type",   # + `dest_port`
-           "target", "family", "enabled", "limit"}
+FW_FORWARDING = {"family", "enabled", "name"}
+FW_RULE = {"name", "dest", "proto", "src_ip", "dest_ip", "src_port", "icmp_type", "target", "family",
+           "enabled", "limit"}
 
 # options that must be written as `list`: their readers ignore or misread a plain `option`
 # (mwan3 reads them with config_list_foreach, which skips plain options). fw4 reads rule
@@ -57,7 +57,6 @@ FW_RULE = {"name", "src", "dest", "proto", "src_ip", "dest_ip", "src_port", "icm
 LISTS = {
     ("network", "wireguard_peer"): {"allowed_ips"},
     ("network", "interface"): {"addresses", "ip6addr", "dns", "ip6prefix", "allowedauth", "reqopts"},
-    ("mwan3", "policy"): {"use_member"},
     ("firewall", "zone"): {"network", "device", "subnet", "masq_src", "masq_dest"},
 }
 

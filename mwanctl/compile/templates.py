@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional
 from mwanctl.compile.schema import known_options, list_options
 from mwanctl.errors import Diagnostic, Location, TopologyError
 from mwanctl.topology import fields
+from mwanctl.topology.rules import TEMPLATE
 from mwanctl.uci.model import UciSection
 
 PLACEHOLDER = re.compile(r"\$\{([a-z0-9_]+)\}")
@@ -50,7 +51,7 @@ class Template:
 
 
 def _fail(file: str, lineno: int, msg: str) -> TopologyError:
-    return TopologyError([Diagnostic(Location(file, lineno, 1), "template", msg, rule="MW200")])
+    return TopologyError([Diagnostic(Location(file, lineno, 1), "template", msg, rule=TEMPLATE)])
 
 
 def parse_template(text: str, file: str) -> Template:

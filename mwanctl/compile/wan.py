@@ -23,6 +23,7 @@ from mwanctl.errors import Diagnostic, Location, TopologyError
 from mwanctl.topology.fields import WAN, placeholders
 from mwanctl.topology.grammar import short
 from mwanctl.topology.model import SecretRef, Wan
+from mwanctl.topology.rules import TEMPLATE, WAN_FIELDS, WAN_HANDLER, WAN_MTU
 from mwanctl.uci.model import UciSection
 
 BLUEPRINT = "network-uplink-wan"
@@ -64,11 +65,11 @@ def check_tunnel_mtu(uplink: str, wan: Wan, explicit: Optional[int], field: str,
         return [Diagnostic(wan.loc, f"uplinks.{uplink}.wan.mtu",
                            f"a WAN MTU of {wan_mtu(wan)} leaves {limit} for the tunnel, below IPv6's "
                            f"minimum of {MIN_TUNNEL_MTU}: use a WAN MTU of at least "
-                           f"{MIN_TUNNEL_MTU + WG_OVERHEAD}", rule="MW021")]
+                           f"{MIN_TUNNEL_MTU + WG_OVERHEAD}", rule=WAN_MTU)]
     if explicit is not None and explicit > limit:
         return [Diagnostic(loc, field, f"tunnel MTU {explicit} does not fit through uplink `{uplink}`'s "
                            f"WAN: at most {why} = {limit}; set {limit} or leave it out to have it "
-                           "derived", rule="MW021")]
+                           "derived", rule=WAN_MTU)]
     return []
 
 
@@ -129,7 +130,7 @@ def checked(secs: list[UciSection], wan: Wan) -> list[UciSection]:
         if unread:
             raise TopologyError([Diagnostic(None, f"{BLUEPRINT}.uci", f"options {', '.join(unread)} "
                                             f"are not read by netifd's `{wan.proto}` handler",
-                                            rule="MW200")])
+                                            rule=TEMPLATE)])
     return secs
 
 
@@ -199,7 +200,7 @@ def check_wan(uplink: str, wan: Wan, locs: Mapping[str, Location] | None = None)
 
     def bad(attr: str, msg: str) -> None:
         key = _key(wan, attr)
-        out.append(Diagnostic(where.get(key, wan.loc), f"{base}.{key}", msg, rule="MW020"))
+        out.append(Diagnostic(where.get(key, wan.loc), f"{base}.{key}", msg, rule=WAN_FIELDS))
 
     for f in sorted(given_fields(wan) - FIELDS[wan.proto]):
         if f == "mtu" and wan.proto == "modemmanager":
@@ -286,11 +287,11 @@ def plan_findings(router: str, uplink: str, wan: Wan, probe: Optional[str], touc
         diag = Diagnostic(where, field, f"netifd on {router} has no `{wan.proto}` protocol handler, so "
                           f"network.{wan.interface} {'would come' if touched else 'is'} up without internet: "
                           f"install {install_hint(wan.proto)}", severity="error" if touched else "warning",
-                          rule="MW022")
+                          rule=WAN_HANDLER)
         (problems if touched else notes).append(str(diag))
     elif state == UNKNOWN:
         why = (probe or "no answer").splitlines()[0][:120] if probe else "no answer"
         notes.append(str(Diagnostic(where, field, f"could not ask netifd on {router} whether it has the "
                                     f"`{wan.proto}` handler ({why}); it needs {' and '.join(HANDLER_PACKAGES[wan.proto])}",
-                                    severity="warning", rule="MW022")))
+                                    severity="warning", rule=WAN_HANDLER)))
     return problems, notes

@@ -24,8 +24,8 @@ class Wireguard:
             out[t.mother.name] += ctx.render(
                 "network-mother-tunnel", origin, iface=u.iface, private_key=keys.mother.private,
                 addresses=[str(a.mother4)], **{**tunnel, "metric": ctx.metric(u)},
-                description=u.description, peer_public_key=keys.uplink.public,
-                endpoint_host=u.endpoint, allowed_ips=allowed)
+                peer_public_key=keys.uplink.public, allowed_ips=allowed,
+                **fields.placeholders(fields.UPLINK, u, "mother", "network"))
             if a.mother6 is not None:
                 out[t.mother.name] += ctx.render(
                     "network-mother-tunnel6", origin, iface6=u.iface6, iface=u.iface, address6=str(a.mother6))

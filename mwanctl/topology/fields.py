@@ -31,9 +31,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
-from mwanctl.topology.grammar import MAX_TEXT, short
-from mwanctl.topology.model import WAN_AUTHS, WAN_IP_TYPES, WAN_PROTOS, Tracking, TunnelSettings, Wan
+from mwanctl.topology.grammar import MAX_TEXT, network_text, port_list, short
+from mwanctl.topology.model import (
+    BUILTIN_POLICIES, PREFIX, WAN_AUTHS, WAN_IP_TYPES, WAN_PROTOS, Access, Mother, MotherWan, Policy,
+    PolicyMember, Rule, Tracking, TunnelSettings, Uplink, Wan,
+)
 from mwanctl.topology.reader import NOT_ALLOWED, REQUIRED, Reader
+from mwanctl.topology.rules import PORTS
 from mwanctl.topology.source import YamlMap
 from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, DEFAULT_TARGETS6, PROFILES
 
@@ -136,6 +140,47 @@ class Parsed:
 
 
 @dataclass(frozen=True)
+class Host:
+    """An IP address or a DNS host name (topology/grammar.py decides which)."""
+
+    def read(self, r: Reader, node: Any, key: str, path: str, default: Any) -> Any:
+        return r.host(node, key, path, default)
+
+    def describe(self) -> str:
+        return "IP or host name"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """An iptables multiport list (`443`, `1000:2000`, `80,443`; `a-b` is read as `a:b`)."""
+
+    def read(self, r: Reader, node: Any, key: str, path: str, default: Any) -> Any:
+        text = r.string(node, key, path, default, max_len=200)
+        if text is None:
+            return None
+        value, problem = port_list(text)
+        if value is None:
+            r.error(r.src.value(node, key), f"{path}.{key}", problem, PORTS)
+        return value
+
+    def describe(self) -> str:
+        return "port list"
+
+
+@dataclass(frozen=True)
+class Nested:
+    """A mapping or list read as its own block (or by hand) in topology/load.py."""
+
+    shape: str                                  # "mapping" | "list"
+
+    def read(self, r: Reader, node: Any, key: str, path: str, default: Any) -> Any:
+        raise TypeError(f"{path}.{key} is a nested {self.shape}: topology/load.py reads it")
+
+    def describe(self) -> str:
+        return self.shape
+
+
+@dataclass(frozen=True)
 class MaybeFlag:
     """true/false, or left out (None: the router's own default applies, nothing is written)."""
 
@@ -148,7 +193,7 @@ class MaybeFlag:
         return "bool"
 
 
-Kind = Int | Text | Flag | OneOf | Texts | AnyOf | Parsed | MaybeFlag
+Kind = Int | Text | Flag | OneOf | Texts | AnyOf | Parsed | Host | Ports | Nested | MaybeFlag
 
 
 # -- where a value lands ------------------------------------------------------------------------
@@ -158,7 +203,8 @@ Kind = Int | Text | Flag | OneOf | Texts | AnyOf | Parsed | MaybeFlag
 class Uci:
     """One UCI option a field becomes. ``var`` is the blueprint placeholder (default: the option
     name); ``when`` leaves it out for objects where mwan3 would misread it; ``value`` converts the
-    model value (None leaves the option out)."""
+    model value (None leaves the option out); ``computed`` documents an option whose value the
+    converter derives from this field and others (placeholders() leaves it to the converter)."""
 
     package: str
     type: str                                   # section type (`wireguard_<iface>` for peers)
@@ -168,6 +214,8 @@ class Uci:
     var: str = ""
     when: Optional[Callable[[Any], bool]] = None
     value: Optional[Callable[[Any], Any]] = None
+    computed: bool = False                      # the converter works the value out (not the field's)
+    blueprint: bool = True                      # False: a converter writes it without a blueprint
 
     @property
     def placeholder(self) -> str:
@@ -220,13 +268,17 @@ class Block:
 
 def read_block(r: Reader, node: Optional[YamlMap], path: str, block: Block, base: Any = None,
                defaults: Optional[Mapping[str, Any]] = None, first: Sequence[str] = (),
-               skip: Iterable[str] = (), check_keys: bool = True) -> dict[str, Any]:
+               skip: Iterable[str] = (), check_keys: bool = True,
+               nested: Optional[Mapping[str, Callable[[dict[str, Any]], Any]]] = None) -> dict[str, Any]:
     """attr -> value for every field of ``block`` in ``node`` (absent keys get their default).
 
     Unknown keys are reported first. ``base`` (an object with the same attributes) replaces the
     declared defaults (a uplink's tracking inherits the top-level one); ``defaults`` replaces
     single ones; ``first`` are read before the rest (so messages keep their order); ``skip`` are
-    left to the caller (``check_keys=False``: the caller already reported unknown keys)."""
+    left to the caller (``check_keys=False``: the caller already reported unknown keys). A
+    ``defaults`` entry that is callable gets the values read so far (`endpoint` defaults to
+    `host`). ``nested`` reads the ``Nested`` fields at their place in the order (given the
+    values so far); Nested fields without one are the caller's."""
     if check_keys:
         r.known_keys(node, path, block.keys)
     node = node if node is not None else YamlMap()
@@ -236,8 +288,13 @@ def read_block(r: Reader, node: Optional[YamlMap], path: str, block: Block, base
     for f in order:
         if f.key in skipped:
             continue
+        if isinstance(f.kind, Nested):
+            if nested is not None and f.key in nested:
+                out[f.name] = nested[f.key](out)
+            continue
         if defaults is not None and f.name in defaults:
             default = defaults[f.name]
+            default = default(out) if callable(default) else default
         elif base is not None:
             default = getattr(base, f.name)
         else:
@@ -246,9 +303,13 @@ def read_block(r: Reader, node: Optional[YamlMap], path: str, block: Block, base
     return out
 
 
-def read_field(r: Reader, node: Any, path: str, f: Field, default: Any) -> Any:
-    """One field's value in ``node`` (``default`` when absent or wrong; wrong is reported)."""
-    return f.kind.read(r, node, f.key, path, default)
+_DECLARED = object()
+
+
+def read_field(r: Reader, node: Any, path: str, f: Field, default: Any = _DECLARED) -> Any:
+    """One field's value in ``node`` (its declared default, or ``default``, when absent or
+    wrong; wrong is reported)."""
+    return f.kind.read(r, node, f.key, path, f.default if default is _DECLARED else default)
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -279,12 +340,12 @@ def placeholders(block: Block, obj: Any, router: str, package: Optional[str] = N
     """Blueprint placeholder -> value of every UCI option ``obj`` (a model object of ``block``)
     gives sections on ``router`` (optionally of one package)."""
     return {u.placeholder: _value(f, u, obj) for f in block.fields for u in f.uci
-            if u.router == router and (package is None or u.package == package)}
+            if u.router == router and (package is None or u.package == package) and not u.computed}
 
 
 def options(block: Block, obj: Any, package: str, type_: str) -> dict[str, Any]:
     """UCI option -> value, for converters that build sections themselves (no blueprint)."""
-    return {u.option: _value(f, u, obj) for f, u in targets(block, package, type_)}
+    return {u.option: _value(f, u, obj) for f, u in targets(block, package, type_) if not u.computed}
 
 
 def declared_options(package: str, type_: str) -> set[str]:
@@ -310,6 +371,11 @@ PROFILE_FIELDS = tuple(PROFILES[DEFAULT_PROFILE])     # their defaults come from
 
 def _seconds(ms: int) -> str:
     return f"{ms / 1000:g}"
+
+
+def _tracker(option: str) -> tuple[Uci, ...]:
+    """An option of mwanctl's own tracker (`uplink` sections of /etc/config/mwanctl, compile/tracker.py)."""
+    return (Uci("mwanctl", "uplink", option, value=_seconds, blueprint=False),)
 
 
 def _with_quality(t: Any) -> bool:
@@ -380,13 +446,13 @@ TRACKING = Block("tracking", (
     Field("size", Int(1, 65000), "ping payload size in bytes", uci=_mwan3("size"), shown_default="mwan3's"),
     Field("max_ttl", Int(1, 255), "ping TTL", uci=_mwan3("max_ttl"), shown_default="mwan3's"),
     Field("probe_interval_ms", Int(50, 1000), "between two probes of one target; every IPv4 target is "
-          "probed in parallel", default=200, uci=(Uci("mwanctl", "uplink", "interval", value=_seconds),),
+          "probed in parallel", default=200, uci=_tracker("interval"),
           table="instant"),
     Field("window_ms", Int(100, 10000), "no target answered for this long: the uplink is down (at least "
-          "two probe intervals)", default=600, uci=(Uci("mwanctl", "uplink", "window", value=_seconds),),
+          "two probe intervals)", default=600, uci=_tracker("window"),
           table="instant"),
     Field("stable_ms", Int(100, 60000), "answers without such a gap for this long: it is up again "
-          "(hysteresis)", default=1000, uci=(Uci("mwanctl", "uplink", "stable", value=_seconds),),
+          "(hysteresis)", default=1000, uci=_tracker("stable"),
           table="instant"),
 ), model=Tracking, derived=("tracker",))
 
@@ -438,14 +504,202 @@ TUNNELS = Block("tunnels", (
     Field("keepalive", _KEEPALIVE, "default keepalive from the mother", default=25),
 ))
 
+# -- the routers and the traffic ----------------------------------------------------------------
+
+SITE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+NAME_RE = re.compile(r"[A-Za-z0-9_]{1,63}")
+ZONE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,10}")
+USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+NAME_HINT = "use up to 63 letters, digits and `_` (UCI section names allow nothing else)"
+ZONE_HINT = "firewall zone names: up to 11 letters, digits or `_`"
+PATH_MAX = 4096
+_NAME = Text(NAME_RE, NAME_HINT)
+_ZONE = Text(ZONE_RE, ZONE_HINT)
+_PATH = Text(max_len=PATH_MAX)
+_TIER = Int(1, 256, " (mwan3 skips members with metric > 256)")
+_WEIGHT = Int(1, 1000)
+_MEMBER_METRIC = Uci("mwan3", "member", "metric", computed=True)
+_MEMBER_WEIGHT = Uci("mwan3", "member", "weight", computed=True)
+
+
+def _policy_ref(name: str) -> str:
+    """A rule's `use_policy`: mwan3's built-in policies by their name, the topology's as `mw_<name>`."""
+    return name if name in BUILTIN_POLICIES else PREFIX + name
+
+
+def _sticky(rule: Any) -> bool:
+    return bool(rule.sticky)
+
+
+TOP = Block("top", (
+    Field("site", Text(SITE_RE, "use up to 32 letters, digits, `-` or `_`, starting with a letter or digit"),
+          "names the key store and appears in descriptions", default=REQUIRED),
+    Field("mother", Nested("mapping"), "the router running mwan3, see below", default=REQUIRED),
+    Field("uplinks", Nested("list"), "the uplink routers, see below", default=REQUIRED),
+    Field("tunnels", Nested("mapping"), "the address pools and defaults for every tunnel, see below"),
+    Field("tracking", Nested("mapping"), "defaults for every uplink's and own WAN's health check, see below",
+          shown_default="profile `balanced`"),
+    Field("policies", Nested("list"), "mwan3 policies; `balanced` (all uplinks and own WANs by tier and "
+          "weight) exists unless you define your own `balanced`", shown_default="`balanced`"),
+    Field("rules", Nested("list"), "traffic rules, matched in order before the catch-all default rule"),
+    Field("default_policy", _NAME, "the policy of the catch-all rule (`0.0.0.0/0`, and `::/0` when IPv6 "
+          "is on)", default="balanced", what="policy name",
+          uci=(Uci("mwan3", "rule", "use_policy", computed=True),)),
+    Field("access", Nested("mapping"), "how mwanctl reaches each router — kept apart from what the router "
+          "should become", shown_default="SSH as root"),
+), model=None)
+
+MOTHER = Block("mother", (
+    Field("host", Host(), "how mwanctl reaches the mother (host names: RFC 1123 labels; a link-local IPv6 "
+          "address may carry a zone such as `%eth0`, an interface name of ≤ 15 letters, digits, `_`, `.`, "
+          "`-`)", default=REQUIRED),
+    Field("name", _NAME, "its name in plans, status and `access`", default="mother",
+          what="UCI name (`[A-Za-z0-9_]`, ≤ 63)"),
+    Field("lan", Nested("mapping"), "the LAN, below"),
+    Field("wans", Nested("list"), "the mother's own internet interfaces, balanced beside the tunnels",
+          shown_default="none"),
+), model=Mother)
+
+LAN = Block("mother.lan", (
+    Field("network", _NAME, "the LAN interface", default="lan", attr="lan_network", what="netifd interface"),
+    Field("zone", _ZONE, "the LAN's zone (forwarded into the tunnels)", default="lan", attr="lan_zone",
+          what="firewall zone", uci=(Uci("firewall", "forwarding", "src", var="lan_zone"),)),
+    Field("subnet", Parsed(lambda s: ipaddress.IPv4Network(s, strict=False), "an IPv4 network such as "
+          "192.168.1.0/24"), "when given, the tunnel pool is checked not to overlap it", attr="lan_subnet"),
+), model=Mother)
+
+OWN_WAN = Block("mother.wans[]", (
+    Field("name", _NAME, "an existing interface such as `wan` (a plain string also works: `wans: [wan]`); "
+          "not `globals` (mwan3's own section) and not `mw_…`; the mwan3 interface's name",
+          default=REQUIRED, what="netifd interface"),
+    Field("weight", _WEIGHT, "share within its tier", default=1, uci=(_MEMBER_WEIGHT,)),
+    Field("tier", _TIER, "failover tier: lower tiers are used first", default=1, uci=(_MEMBER_METRIC,)),
+    Field("family", OneOf(("ipv4", "ipv6")), "mwan3 tracks one family per interface", default="ipv4",
+          uci=(Uci("mwan3", "interface", "family", computed=True),)),
+    Field("metric", Int(0, 2**31 - 1), "mwan3 needs a distinct route metric per WAN; while some tunnel's "
+          "metric is derived (`10 × (slot + 1)`), a multiple of 10 is refused, as a tunnel may get it (MW005)",
+          uci=(Uci("network", "interface", "metric", blueprint=False),)),
+    Field("tracking", Nested("mapping"), "see [tracking](#tracking)", shown_default="top-level `tracking`"),
+), model=MotherWan)
+
+UPLINK = Block("uplinks[]", (
+    Field("name", _NAME, "becomes the interface `mw_<name>` on both ends; mwan3 allows 13 characters for "
+          "interface names", default=REQUIRED, what="`[A-Za-z0-9_]`, ≤ 10 chars (≤ 9 with `ipv6`)"),
+    Field("host", Host(), "how mwanctl reaches the uplink router, and the WireGuard endpoint",
+          default=REQUIRED),
+    Field("endpoint", Host(), "where the mother sends the tunnel's UDP, when it differs from `host` (same "
+          "grammar as `host`)", shown_default="`host`",
+          uci=(Uci("network", "wireguard_<iface>", "endpoint_host"),)),
+    Field("weight", _WEIGHT, "share of new flows within its tier", default=1, uci=(_MEMBER_WEIGHT,)),
+    Field("tier", _TIER, "failover tier: tier 2 is used only while every tier-1 uplink is down", default=1,
+          uci=(_MEMBER_METRIC,)),
+    Field("ipv6", Flag(), "carry IPv6 too (needs `tunnels.pool6`); adds an IPv6 alias `mw_<name>6` that mwan3 "
+          "balances separately and tracks with `tracking.targets6`", default=False),
+    Field("description", Text(), "stored in the peer section byte for byte (quotes, `$(…)`, backticks and "
+          "any Unicode are fine; control characters, line separators and lone surrogates are refused)",
+          shown_default="`uplink <name>`", what="one line of text, ≤ 255 characters",
+          uci=(Uci("network", "wireguard_<iface>", "description"),)),
+    Field("mother_zone", _ZONE, "where the mother's WireGuard packets arrive; the WireGuard port is opened "
+          "from it", default="lan", what="firewall zone on the uplink",
+          uci=(Uci("firewall", "rule", "src", router="uplink", var="mother_zone"),)),
+    Field("wan_zone", _ZONE, "the uplink's internet zone; the tunnel zone is forwarded to it (it must "
+          "masquerade, as OpenWrt's `wan` zone does)", default="wan", what="firewall zone on the uplink",
+          uci=(Uci("firewall", "forwarding", "dest", router="uplink", var="wan_zone"),)),
+    Field("tracking", Nested("mapping"), "see [tracking](#tracking)", shown_default="top-level `tracking`"),
+    Field("tunnel", Nested("mapping"), "this tunnel's WireGuard settings, [below](#uplinkstunnel)",
+          shown_default="`tunnels`"),
+    Field("wan", Nested("mapping"), "the uplink router's own internet connection (DHCP, static, PPPoE, QMI, "
+          "ModemManager), [below](#uplinkswan-the-uplink-routers-own-internet-connection)",
+          shown_default="none: the router's WAN is never touched"),
+), model=Uplink)
+
+POLICY = Block("policies[]", (
+    Field("name", _NAME, "`[A-Za-z0-9_]`, ≤ 12 characters (becomes `mw_<name>`; mwan3 skips names over 15); "
+          "not `default`, `unreachable` or `blackhole`, which are mwan3's own (MW011)", default=REQUIRED,
+          what="name"),
+    Field("members", Nested("list"), "uplink or own-WAN names, or mappings `{uplink: dsl, tier: 1, weight: 3}` "
+          "(below). Never a policy: mwan3 cannot nest policies, so a policy can neither contain itself nor "
+          "form a cycle (MW007)", default=REQUIRED,
+          uci=(Uci("mwan3", "policy", "use_member", is_list=True, computed=True),)),
+    Field("last_resort", OneOf(("unreachable", "blackhole", "default")), "when no member is online: "
+          "`unreachable`, `blackhole` or `default` (the main routing table)", default="unreachable",
+          uci=(Uci("mwan3", "policy", "last_resort"),)),
+), model=Policy)
+
+MEMBER = Block("policies[].members[]", (
+    Field("uplink", _NAME, "the uplink (a plain name `- dsl` means the same)", attr="target", what="uplink name",
+          uci=(Uci("mwan3", "member", "interface", var="iface", computed=True),)),
+    Field("wan", _NAME, "or one of the mother's own WANs", attr="target", what="WAN name"),
+    Field("tier", _TIER, "the member's tier in this policy", shown_default="the uplink's", uci=(_MEMBER_METRIC,)),
+    Field("weight", _WEIGHT, "its weight in this policy", shown_default="the uplink's", uci=(_MEMBER_WEIGHT,)),
+), model=PolicyMember)
+
+_RULE = "mwan3", "rule"
+RULE = Block("rules[]", (
+    Field("name", _NAME, "`[A-Za-z0-9_]`, ≤ 12 characters (becomes `mw_<name>`)", default=REQUIRED, what="name"),
+    Field("proto", Text(re.compile(r"[a-z0-9]{1,16}"), "use a protocol name like tcp, udp, icmp or a number"),
+          "`tcp`, `udp`, `icmp`, … (ports need `tcp` or `udp`: mwan3 ignores them otherwise, so mwanctl "
+          "refuses it)", uci=(Uci(*_RULE, "proto"),), what="protocol"),
+    Field("src_ip", Parsed(network_text, "an IP address or network"), "an address or network (no zone id; "
+          "both of one IP version)", uci=(Uci(*_RULE, "src_ip"),)),
+    Field("src_port", Ports(), "`443`, `1000:2000` or `80,443` (quote them in YAML): iptables' multiport "
+          "syntax, ports 0–65535, ranges low to high, at most 15 ports with a range counting as two (MW013). "
+          "A range written `80-443` (fw4's spelling) means the same and is written to mwan3 as `80:443`",
+          uci=(Uci(*_RULE, "src_port"),)),
+    Field("dest_ip", Parsed(network_text, "an IP address or network"), "like `src_ip`",
+          uci=(Uci(*_RULE, "dest_ip"),)),
+    Field("dest_port", Ports(), "like `src_port`", uci=(Uci(*_RULE, "dest_port"),)),
+    Field("ipset", Text(re.compile(r"[A-Za-z0-9_.-]{1,31}"), "ipset names: up to 31 letters, digits, `_`, "
+          "`.` or `-`"), "an existing ipset matched against the destination", uci=(Uci(*_RULE, "ipset"),),
+          what="ipset name"),
+    Field("src_iface", _NAME, "a netifd interface on the mother the traffic comes in on",
+          uci=(Uci(*_RULE, "src_iface"),), what="netifd interface"),
+    Field("family", OneOf(("ipv4", "ipv6", "any")), "which IP versions the rule matches",
+          uci=(Uci(*_RULE, "family"),), shown_default="mwan3's (`any`)"),
+    Field("sticky", Flag(), "keep a source address on the uplink it first used (for sites that log you out "
+          "when your address changes)", default=False, uci=(Uci(*_RULE, "sticky"),)),
+    Field("timeout", Int(1, 10**6), "seconds a sticky source stays; written only with `sticky`",
+          uci=(Uci(*_RULE, "timeout", when=_sticky),), shown_default="mwan3's (600)"),
+    Field("logging", Flag(), "log matching packets (needs mwan3's global `logging`)", default=False,
+          uci=(Uci(*_RULE, "logging"),)),
+    Field("policy", _NAME, "a policy name, or mwan3's `default`, `unreachable`, `blackhole`",
+          default=REQUIRED, what="policy name", uci=(Uci(*_RULE, "use_policy", value=_policy_ref),)),
+), model=Rule)
+
+ACCESS = Block("access.<router>", (
+    Field("transport", OneOf(("ssh", "ubus", "local")), "`ssh`, `ubus` (rpcd JSON-RPC over HTTP(S)) or "
+          "`local` (mwanctl runs on the mother itself)", default="ssh"),
+    Field("host", Host(), "where to connect", shown_default="the router's `host`"),
+    Field("port", Int(1, 65535), "the port to connect to", shown_default="22 (ssh)"),
+    Field("user", Text(USER_RE, "use a login name: letters, digits, `_`, `.` or `-`"), "SSH or rpcd user",
+          default="root", what="login name"),
+    Field("key", _PATH, "SSH private key file", shown_default="SSH agent and default keys", what="path"),
+    Field("password_env", Text(ENV_RE, "use an environment variable name: letters, digits and `_`"),
+          "an environment variable holding the password (never the command line; otherwise mwanctl "
+          "prompts when it runs in a terminal)", what="variable name"),
+    Field("password_file", _PATH, "a file holding the password", what="path"),
+    Field("known_hosts", _PATH, "host keys are checked; a changed key is refused; a new one is trusted only "
+          "with `--accept-new-host-key`", shown_default="`~/.ssh/known_hosts`", what="path"),
+    Field("jump", _NAME, "another router to tunnel SSH through (e.g. uplinks reachable only via the mother); "
+          "jumps must not go round in a circle (MW009)", what="router name"),
+    Field("ubus_url", Text(re.compile(r"https?://\S+"), "use http(s)://<router>/ubus"), "for `ubus`: where "
+          "rpcd answers", shown_default="`https://<host>/ubus`", what="URL"),
+    Field("tls_fingerprint", Text(re.compile(r"sha256:[0-9A-Fa-f:]{64,95}"), "use sha256:<64 hex digits>"),
+          "for `ubus`: pin a self-signed router certificate", what="`sha256:<hex>`"),
+    Field("ca_file", _PATH, "for `ubus`: trust this CA file", what="path"),
+    Field("connect_timeout", Int(1, 600), "seconds", default=10),
+    Field("confirm_timeout", Int(30, 3600, " (under 30 s valid changes get reverted while the network restarts)"),
+          "seconds a router waits for confirmation before it restores its old config", default=90),
+), model=Access)
+
 # `uplinks[].wan`: the uplink router's own internet interface (optional). The option names are
 # those netifd's handlers read (compile/schema.py NETIFD_PROTO_OPTIONS, from ppp.sh, qmi.sh,
 # modemmanager.sh, dhcp.sh and netifd's static proto); which fields each proto takes, and the
 # rules across fields, are compile/wan.py's (MW020). Secrets are not options here: their values are
 # read by mwanctl/wansecrets.py and written to `password`/`pincode` by the blueprint.
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+ENV_NAME = ENV_RE
 ENV_HINT = "use an environment variable name: letters, digits and `_`"
-PATH_MAX = 4096
 WAN_INTERFACE = re.compile(r"[A-Za-z0-9_]{1,15}")
 WAN_TEXT = re.compile(r"[^\s'\\]+")     # one word: ISP user names, AC and service names
 
@@ -536,4 +790,5 @@ WAN = Block("uplinks[].wan", (
           uci=(_wan("metric"),), shown_default="netifd's (0)"),
 ), model=Wan, derived=("password", "pin"))
 
-BLOCKS: tuple[Block, ...] = (TUNNELS, TUNNEL, TRACKING, WAN)
+BLOCKS: tuple[Block, ...] = (TOP, MOTHER, LAN, OWN_WAN, UPLINK, TUNNEL, WAN, TUNNELS, TRACKING, POLICY, MEMBER,
+                             RULE, ACCESS)

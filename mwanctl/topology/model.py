@@ -17,6 +17,7 @@ IPv4Net = ipaddress.IPv4Network
 IPv6Net = ipaddress.IPv6Network
 
 PREFIX = "mw_"  # every UCI section mwanctl owns starts with this (mwan3 own-WAN interfaces excepted)
+BUILTIN_POLICIES = ("default", "unreachable", "blackhole")   # mwan3's own; rules name them as they are
 
 
 @dataclass(frozen=True)
