@@ -671,12 +671,18 @@ def run_web(s: Session, topologies: tuple[str, ...], opts: WebOptions) -> int:
 
 # --- many sites in one run (mwanctl/sites.py) -----------------------------------------------------
 
+if TYPE_CHECKING:
+    from mwanctl.sites import Loaded
+    from mwanctl.status import SiteStatus
+    from mwanctl.topology.model import Topology
+    from mwanctl.transports.base import Transport
+
 def _is_many(paths: tuple[str, ...]) -> bool:
     from mwanctl.sites import is_many
     return is_many(paths)
 
 
-def _loaded(s: Session, paths: tuple[str, ...]) -> Any:
+def _loaded(s: Session, paths: tuple[str, ...]) -> Optional[list[Loaded]]:
     """Every file loaded, every file's diagnostics shown (file:line:col), before anything runs."""
     from mwanctl.sites import expand, load_all
     files = expand(paths)
@@ -751,7 +757,7 @@ def run_many_status(s: Session, paths: tuple[str, ...], as_json: bool, watch: bo
         return StatusExit.USAGE
     opts = s.connect_options(accept_new)
 
-    def poll(t: Any, connect: Callable[[str], Any]) -> Any:
+    def poll(t: Topology, connect: Callable[[str], Transport]) -> SiteStatus:
         store = open_store(t, s.state_dir)
         exp = expectation(t, {u.name: store.pair(u.name, "uplink") for u in t.uplinks})
         return poll_site(t, exp, asker(t, opts, connect), ask_uplinks, s.env.clock).status
