@@ -14,7 +14,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import click
 
@@ -121,6 +121,10 @@ def guarded(fn: Callable[..., int]) -> Callable[..., None]:
 # --- commands -------------------------------------------------------------------------------------
 
 TOPOLOGY = click.argument("topology", type=click.Path(dir_okay=False))
+# plan, deploy, status: several files or a directory run every site (mwanctl/sites.py)
+TOPOLOGIES = click.argument("topologies", nargs=-1, required=True, type=click.Path())
+CONNECTIONS = click.option("--connections", type=click.IntRange(3, 1024), default=16, show_default=True,
+                           help="With several sites: connections open at once over all of them.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -334,37 +338,45 @@ def _with(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 
 
 @cli.command()
-@TOPOLOGY
+@TOPOLOGIES
 @_with(DEPLOY_OPTIONS)
+@CONNECTIONS
 @click.pass_obj
 @guarded
-def plan(s: Session, topology: str, accept_new_host_key: bool, confirm_timeout: Optional[int],
-         parallel: int) -> int:
+def plan(s: Session, topologies: tuple[str, ...], accept_new_host_key: bool, confirm_timeout: Optional[int],
+         parallel: int, connections: int) -> int:
     """Show what a deploy would change on every router, and change nothing.
 
     Exit status: 0 nothing to do, 2 there are changes, 4 a router could not be read.
 
-    Example: mwanctl plan examples/home.yaml
+    Example: mwanctl plan examples/home.yaml   (or several files, or a directory: sites/)
     """
+    if _is_many(topologies):
+        return run_many_sites(s, topologies, accept_new_host_key, confirm_timeout, connections, True, False)
+    topology = topologies[0]
     return run_plan_or_deploy(s, topology, accept_new_host_key, confirm_timeout, parallel, dry_run=True, yes=False)
 
 
 @cli.command()
-@TOPOLOGY
+@TOPOLOGIES
 @click.option("--dry-run", is_flag=True, help="Only show the plan (same as `mwanctl plan`).")
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
 @_with(DEPLOY_OPTIONS)
+@CONNECTIONS
 @click.pass_obj
 @guarded
-def deploy(s: Session, topology: str, dry_run: bool, yes: bool, accept_new_host_key: bool,
-           confirm_timeout: Optional[int], parallel: int) -> int:
+def deploy(s: Session, topologies: tuple[str, ...], dry_run: bool, yes: bool, accept_new_host_key: bool,
+           confirm_timeout: Optional[int], parallel: int, connections: int) -> int:
     """Compile, show the plan, apply to every router (uplinks first), confirm.
 
     Each router keeps a copy of its old config and restores it by itself if mwanctl cannot
     reconnect and confirm within the confirm timeout.
 
-    Example: mwanctl deploy examples/home.yaml --yes
+    Example: mwanctl deploy examples/home.yaml --yes   (or several files, or a directory: sites/)
     """
+    if _is_many(topologies):
+        return run_many_sites(s, topologies, accept_new_host_key, confirm_timeout, connections, dry_run, yes)
+    topology = topologies[0]
     return run_plan_or_deploy(s, topology, accept_new_host_key, confirm_timeout, parallel, dry_run, yes)
 
 
@@ -469,7 +481,7 @@ def run_router_action(s: Session, topology: str, routers: tuple[str, ...], accep
 # --- status ---------------------------------------------------------------------------------------
 
 @cli.command()
-@TOPOLOGY
+@TOPOLOGIES
 @click.option("--json", "as_json", is_flag=True, help="Print the documented JSON (schema mwanctl.status/2), "
               "always one object, also when the state cannot be read.")
 @click.option("--watch", is_flag=True, help="Refresh in place until interrupted.")
@@ -477,18 +489,22 @@ def run_router_action(s: Session, topology: str, routers: tuple[str, ...], accep
               help="Seconds between refreshes with --watch.")
 @click.option("--uplinks", "ask_uplinks", is_flag=True, help="Also ask every uplink router about its own WAN.")
 @click.option("--accept-new-host-key", is_flag=True, help="Trust an unknown SSH host key.")
+@CONNECTIONS
 @click.pass_obj
 @guarded
-def status(s: Session, topology: str, as_json: bool, watch: bool, interval: int, ask_uplinks: bool,
-           accept_new_host_key: bool) -> int:
+def status(s: Session, topologies: tuple[str, ...], as_json: bool, watch: bool, interval: int, ask_uplinks: bool,
+           accept_new_host_key: bool, connections: int) -> int:
     """What every uplink is doing: mwan3 state, tracking, WireGuard handshake, traffic share.
 
     Exit status (monitoring-plugin convention): 0 OK, every uplink online; 1 WARNING, degraded;
     2 CRITICAL, no uplink online (for IPv4, or for IPv6 where it is balanced); 3 UNKNOWN, the state
     cannot be told (mother unreachable, mwan3 probe failed, unreadable topology or key store).
 
-    Example: mwanctl status examples/home.yaml --json
+    Example: mwanctl status examples/home.yaml --json   (several sites: one table, one JSON document)
     """
+    if _is_many(topologies):
+        return run_many_status(s, topologies, as_json, watch, ask_uplinks, accept_new_host_key, connections)
+    topology = topologies[0]
     return run_status(s, topology, as_json, watch, interval, ask_uplinks, accept_new_host_key)
 
 
@@ -649,6 +665,112 @@ def run_web(s: Session, topologies: tuple[str, ...], opts: Any) -> int:
     loaded = [(Path(p), _load(s, p)) for p in topologies]
     s.templates()
     return serve(loaded, s.state_dir, s.templates_dir, opts, lambda line: s.echo(line))
+
+
+# --- many sites in one run (mwanctl/sites.py) -----------------------------------------------------
+
+if TYPE_CHECKING:
+    from mwanctl.sites import Loaded
+    from mwanctl.status import SiteStatus
+    from mwanctl.topology.model import Topology
+    from mwanctl.transports.base import Transport
+
+def _is_many(paths: tuple[str, ...]) -> bool:
+    from mwanctl.sites import is_many
+    return is_many(paths)
+
+
+def _loaded(s: Session, paths: tuple[str, ...]) -> Optional[list[Loaded]]:
+    """Every file loaded, every file's diagnostics shown (file:line:col), before anything runs."""
+    from mwanctl.sites import expand, load_all
+    files = expand(paths)
+    if not files:
+        s.error(f"no topology files (*.yaml, *.yml) in {', '.join(paths)}")
+        return None
+    loaded = load_all(files)
+    _echo_diags(s.env, [d for e in loaded for d in e.diags])
+    return loaded
+
+
+def _summary(s: Session, rows: list[tuple[str, str, str, int]]) -> None:
+    from rich.table import Table
+    table = Table("site", "router", "outcome", "exit", box=None)
+    for site, router, outcome, code in rows:
+        table.add_row(site, router, outcome, str(int(code)))
+    s.console().print(table)
+
+
+def run_many_sites(s: Session, paths: tuple[str, ...], accept_new: bool, confirm_timeout: Optional[int],
+                   connections: int, dry_run: bool, yes: bool) -> DeployExit:
+    """`plan`/`deploy` over many sites: each site's plan and outcome lines, one summary table,
+    the worst exit code (README, exit codes)."""
+    from mwanctl.connect import transport_for
+    from mwanctl.site import prepare
+    from mwanctl.sites import SiteRunner, worst
+    if not dry_run and not yes:
+        s.error("several sites are applied only with --yes (see `mwanctl plan` first)")
+        return DeployExit.USAGE
+    loaded = _loaded(s, paths)
+    if loaded is None:
+        return DeployExit.USAGE
+    templates = s.templates()
+    opts = s.connect_options(accept_new)
+    err = s.console(stderr=True)
+    runner = SiteRunner(lambda t: prepare(t, s.state_dir, templates)[0],
+                        lambda t, r: transport_for(t, r, opts), connections, confirm_timeout,
+                        progress=lambda site, r, m: err.print(f"[bold]{site}/{r}[/bold]: {m}"))
+    runs = runner.run(loaded, apply=not dry_run)
+    for run in runs:
+        s.echo(f"== {run.site} ({run.file})")
+        if run.deployment is not None:
+            _show_plan(s, run.deployment)
+            for note in run.deployment.notes:
+                s.echo(f"note: {run.site}: {note}", err=True)
+        for row in run.rows:
+            if row.message and row.exit:
+                s.error(f"{row.site}/{row.router}: {row.message}")
+            elif row.message and not dry_run:
+                s.echo(f"{row.site}/{row.router}: {row.message}")
+    _summary(s, [(r.site, r.router, r.outcome, r.exit) for run in runs for r in run.rows])
+    pool = runner.pool
+    s.echo(f"{len(runs)} site(s); {pool.opened} connection(s), at most {pool.peak} open at once "
+           f"(--connections {pool.limit})", err=True)
+    return DeployExit(worst([run.exit for run in runs]))
+
+
+def run_many_status(s: Session, paths: tuple[str, ...], as_json: bool, watch: bool, ask_uplinks: bool,
+                    accept_new: bool, connections: int) -> StatusExit:
+    """`status` over many sites: one table (or one JSON document), the worst exit code."""
+    from mwanctl.connect import asker, transport_for
+    from mwanctl.expect import expectation
+    from mwanctl.site import open_store
+    from mwanctl.sites import STATUS_SEVERITY, run_status as poll_sites, status_document, worst
+    from mwanctl.status import SiteStatus, exit_code, summary_line, to_json
+    from mwanctl.status.poll import poll_site
+    if watch:
+        s.error("--watch takes one site (the dashboard, `mwanctl web`, shows many)")
+        return StatusExit.USAGE
+    loaded = _loaded(s, paths)
+    if loaded is None:
+        return StatusExit.USAGE
+    opts = s.connect_options(accept_new)
+
+    def poll(t: Topology, connect: Callable[[str], Transport]) -> SiteStatus:
+        store = open_store(t, s.state_dir)
+        exp = expectation(t, {u.name: store.pair(u.name, "uplink") for u in t.uplinks})
+        return poll_site(t, exp, asker(t, opts, connect), ask_uplinks, s.env.clock).status
+
+    runs = poll_sites(loaded, poll, lambda t, r: transport_for(t, r, opts),
+                      lambda why: SiteStatus.unknown(None, why), exit_code, connections)
+    if as_json:
+        s.echo(json.dumps(status_document(runs, to_json), indent=2))
+    else:
+        _summary(s, [(r.site or Path(r.file).name, r.status.router or "-",
+                      summary_line(r.status) if r.site else "invalid topology", r.code) for r in runs])
+        for r in runs:
+            for p in r.status.problems:
+                s.echo(f"{r.site or Path(r.file).name}: {p.severity}: {p.message}")
+    return StatusExit(worst([r.code for r in runs], STATUS_SEVERITY))
 
 
 # --- entry point ----------------------------------------------------------------------------------

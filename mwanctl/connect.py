@@ -84,12 +84,15 @@ def connector(t: Topology, opts: ConnectOptions) -> Callable[[str], Transport]:
     return lambda router: transport_for(t, router, opts)
 
 
-def asker(t: Topology, opts: ConnectOptions) -> Ask:
+def asker(t: Topology, opts: ConnectOptions, connect: Optional[Callable[[str], Transport]] = None) -> Ask:
     """Router, probes -> their texts over a connection opened for this one question, or the
-    error that stopped it (``status.poll``'s way of asking for ``mwanctl status``)."""
+    error that stopped it (``status.poll``'s way of asking for ``mwanctl status``). ``connect``
+    opens it instead of ``transport_for`` (the many-site run's pooled connections)."""
+    opener = connect or connector(t, opts)
+
     def ask(router: str, probes: tuple[str, ...]) -> Answer:
         try:
-            with transport_for(t, router, opts) as tr:
+            with opener(router) as tr:
                 return tr.query(probes)
         except MwanctlError as exc:
             return exc

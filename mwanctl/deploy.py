@@ -545,7 +545,7 @@ def describe_router_state(router: str, state: RouterState, since: int) -> str:
     if rec and rec[0].isdigit() and int(rec[0]) >= since - 5:
         when = time.strftime("%H:%M:%S", time.localtime(int(rec[0])))
         return f"{router} rolled back to its previous config at {when} (its clock)"
-    if "last_rollback" not in state.extra:   # rpcd and the local transport keep no such record
+    if "last_rollback" not in state.extra:   # rpcd keeps no such record
         return (f"{router} has nothing pending now and keeps no record of rollbacks, so whether its "
                 "timer restored the old config or the change was confirmed elsewhere cannot be told: "
                 "`mwanctl plan` shows what it is on")
