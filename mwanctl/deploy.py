@@ -69,6 +69,17 @@ class RouterOutcome:
         return self.status in ("applied", "unchanged")
 
 
+def settle_pending(t: Transport, action: str) -> str:
+    """``confirm`` or ``rollback`` the deploy a router holds unconfirmed, if it holds one; what
+    happened, in words (`mwanctl confirm` / `mwanctl rollback`, one router)."""
+    if t.read_state(("network",)).pending is None:
+        return "nothing pending"
+    if action == "confirm":
+        t.confirm()
+        return "confirmed"
+    return "rolled back to its previous config" if t.rollback() else "nothing pending"
+
+
 def one_line(router: str, exc: BaseException) -> str:
     """An error's text for a line that already starts with the router's name."""
     text = str(exc) or type(exc).__name__
