@@ -36,8 +36,8 @@ from mwanctl.topology.model import (
     BUILTIN_POLICIES, PREFIX, WAN_AUTHS, WAN_IP_TYPES, WAN_PROTOS, Access, Mother, MotherWan, Policy,
     PolicyMember, Rule, Tracking, TunnelSettings, Uplink, Wan,
 )
-from mwanctl.topology.reader import NOT_ALLOWED, REQUIRED, Reader
-from mwanctl.topology.rules import PORTS
+from mwanctl.topology.reader import REQUIRED, Reader
+from mwanctl.topology.rules import NOT_ALLOWED, PORTS
 from mwanctl.topology.source import YamlMap
 from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, DEFAULT_TARGETS6, PROFILES
 
