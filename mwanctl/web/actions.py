@@ -248,7 +248,8 @@ class Actions:
 
         def work(job: Job) -> None:
             from mwanctl.rotate import Rotation, due
-            from mwanctl.site import open_store, pool_slots, slot_spec
+            from mwanctl.site import open_store, slot_spec
+            from mwanctl.topology.checks import pool_slots
             topo = ref.topology
             store = open_store(topo, ref.state_dir)
             if store.ensure(slot_spec(topo), pool_slots(topo)):
