@@ -548,3 +548,14 @@ def describe_router_state(router: str, state: RouterState, since: int) -> str:
                 "`mwanctl plan` shows what it is on")
     return (f"{router} has nothing pending and no rollback recorded since the deploy began (the change "
             "was never committed, or another session confirmed it)")
+
+
+def settle_pending(t: Transport, action: str) -> str:
+    """`mwanctl confirm` / `mwanctl rollback` on one router (the dashboard's buttons too): keep
+    or undo the deploy it holds applied but unconfirmed; returns what happened, as one line."""
+    if t.read_state(("network",)).pending is None:
+        return "nothing pending"
+    if action == "confirm":
+        t.confirm()
+        return "confirmed"
+    return "rolled back to its previous config" if t.rollback() else "nothing pending"

@@ -6,6 +6,7 @@ refusal to listen on a non-loopback address without TLS."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from mwanctl.cli import main
 from mwanctl.status import SCHEMA
 from mwanctl.web.history import History, Retention, Sample
+from mwanctl.web.server import WebError, WebOptions, check_listen
 
 try:
     from tests import routers, weblab
@@ -196,7 +198,15 @@ def test_refuses_a_non_loopback_address_without_tls(tmp_path, capsys):
     topo = Path(__file__).resolve().parents[1] / "examples" / "home.yaml"
     code = main(["--state-dir", str(tmp_path), "web", str(topo), "--host", "0.0.0.0", "--port", "0"])
     err = capsys.readouterr().err
-    assert code == 1 and "refusing to listen on 0.0.0.0 without TLS" in err and "Traceback" not in err
+    assert code == 1 and err.splitlines() == [
+        "mwanctl: error: refusing to listen on 0.0.0.0 without TLS: pass --certfile/--keyfile, or "
+        "--insecure-remote if something else (a TLS proxy, a VPN) protects the traffic"], err
+    for host in ("192.0.2.1", "::", "[2001:db8::1]", "example.org"):
+        with pytest.raises(WebError, match=f"refusing to listen on {re.escape(host)} without TLS"):
+            check_listen(WebOptions(host=host))
+    for ok in (WebOptions(host="0.0.0.0", certfile=topo, keyfile=topo), WebOptions(host="::", insecure_remote=True),
+               WebOptions(host="127.0.0.2"), WebOptions(host="::1"), WebOptions(host="localhost")):
+        check_listen(ok)                                  # TLS, told so, or loopback: no refusal
     code = main(["--state-dir", str(tmp_path), "web", str(topo), "--certfile", str(topo), "--port", "0"])
     assert code == 1 and "--certfile and --keyfile go together" in capsys.readouterr().err
 

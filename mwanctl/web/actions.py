@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 from mwanctl.compile.templates import Templates
 from mwanctl.connect import ConnectOptions, transport_for
-from mwanctl.deploy import Deployment
+from mwanctl.deploy import Deployment, settle_pending
 from mwanctl.errors import Diagnostic, MwanctlError
 from mwanctl.plan import describe
 from mwanctl.web.history import History
@@ -216,7 +216,6 @@ class Actions:
 
     def pending(self, site: str, action: str) -> Job:
         """confirm / rollback on every router that has a pending deploy (as `mwanctl confirm`)."""
-        assert action in ("confirm", "rollback")
         ref = self.sites[site]
 
         def work(job: Job) -> None:
@@ -224,12 +223,10 @@ class Actions:
             for r in ref.topology.routers:
                 try:
                     with transport_for(ref.topology, r, self.opts) as t:
-                        if t.read_state(("network",)).pending is None:
-                            self._say(job, r, "nothing pending")
-                            continue
-                        getattr(t, action)()
-                    done.append(r)
-                    self._say(job, r, "confirmed" if action == "confirm" else "rolled back to its previous config")
+                        said = settle_pending(t, action)
+                    self._say(job, r, said)
+                    if said != "nothing pending":
+                        done.append(r)
                 except MwanctlError as exc:
                     failed.append(r)
                     self._say(job, r, f"error: {exc}")
@@ -241,6 +238,8 @@ class Actions:
                 job.status, job.summary = "ok", "nothing pending on any router"
                 job.log.append(job.summary)
 
+        if action not in ("confirm", "rollback"):
+            raise ValueError(f"no such action {action!r}")
         return self.start(site, action, work)
 
     def rotate(self, site: str, uplinks: list[str]) -> Job:

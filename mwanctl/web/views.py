@@ -176,6 +176,25 @@ def uplink_table(snap: Snapshot) -> str:
             f"<thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
+def pending_notice(snap: Snapshot, link: bool) -> str:
+    """Routers holding a deploy applied but not confirmed, each with the moment its own timer
+    restores the old config (the deadline the router gave, counted from when it was read)."""
+    if not snap.pending:
+        return ""
+    items = []
+    for router, (p, read_at) in sorted(snap.pending.items()):
+        when = read_at + p.deadline
+        if p.deadline > 0:
+            left = (f'rolls back by itself at <time class=deadline datetime="{_iso(when)}" data-ts="{when:.0f}">'
+                    f"{_t(when)} UTC</time> (in {format_duration(p.deadline)}) unless confirmed")
+        else:
+            left = "its rollback time has passed and it still holds the change (timer gone?): confirm or roll back"
+        items.append(f'<li data-router="{e(router)}"><strong>{e(router)}</strong>: applied by {e(p.owner)}; {left}</li>')
+    where = f'<a href="/site/{e(snap.site)}">Confirm or roll it back</a>' if link else "Confirm or roll it back below"
+    return (f'<div class=pending role=status><p><span class="badge warn">deploy pending</span> applied but not '
+            f"confirmed on {len(items)} router(s). {where}.</p><ul>{''.join(items)}</ul></div>")
+
+
 def card(ref: SiteRef, snap: Optional[Snapshot], link: bool = False) -> str:
     """One site's live overview (replaced as a whole on every update). ``link``: the card on the
     page of every site, linking to the site's page; it leaves out the per-uplink table (the
@@ -193,7 +212,7 @@ def card(ref: SiteRef, snap: Optional[Snapshot], link: bool = False) -> str:
         reach = " · ".join(f'{e(r)} {"✓ reachable" if w is None else "✗ unreachable"}'
                            for r, w in snap.reach.items())
         more = f' <a href="/site/{e(ref.name)}">Details, history and actions</a>' if link else ""
-        body = ((uplink_table(snap) if st.reachable and not link else "")
+        body = (pending_notice(snap, link) + (uplink_table(snap) if st.reachable and not link else "")
                 + (f"<ul class=problems>{problems}</ul>" if problems else "")
                 + f'<p class=small>Routers: {reach}. Polled <time datetime="{_iso(snap.seen)}" '
                   f'data-ts="{snap.seen:.3f}">{_t(snap.seen)} UTC</time> in {snap.duration * 1000:.0f} ms.{more}</p>')
