@@ -120,7 +120,10 @@ class Deployment:
             t = self.connect(router)
             self._transports[router] = t
             self.progress(router, "reading config")
-            return t.read_state(cfg.packages)
+            state = t.read_state(cfg.packages)
+            if cfg.wan is not None:   # which protocols netifd has, before a WAN section is written
+                state.extra["proto_handlers"] = t.query(["proto_handlers"])["proto_handlers"]
+            return state
         except MwanctlError as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - one router's surprise must not hide the others

@@ -36,6 +36,7 @@ import datetime as _dt
 import re
 import time
 from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import Callable, Optional
 
 from mwanctl.compile import Compiled, compile_site
@@ -49,6 +50,12 @@ from mwanctl.transports.base import Receipt, RouterState, Transport
 
 Connect = Callable[[str], Transport]
 Say = Callable[[str], None]
+
+# The new keys count as working when the mother shows a handshake with the uplink's new key at
+# most this old (by the mother's clock): WireGuard renews a session that carries traffic every
+# REKEY_AFTER_TIME, 120 s, so an older stamp (say, from an earlier attempt with the same pending
+# keys) proves nothing about the session now.
+FRESH_HANDSHAKE = 120
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -305,13 +312,37 @@ class Rotation:
                 peers = parse_wg_dump(probes.get("wg_dump", ""), mother).get(u.iface)
                 peer = peers.peers.get(new_uplink.public) if peers else None   # peers: by public key
                 epoch = _int(probes.get("epoch"))
-                if peer is not None and peer.latest_handshake and (epoch is None or epoch - peer.latest_handshake < 120):
+                if peer is not None and peer.latest_handshake and (
+                        epoch is None or epoch - peer.latest_handshake < FRESH_HANDSHAKE):
                     self.say(f"{u.name}: handshake on the new keys")
                     return
                 if time.monotonic() > give_up:
                     raise RotateError(f"no handshake on {u.iface} with the new keys in time to "
                                       f"confirm (waited {time.monotonic() - start:.0f} s)")
                 time.sleep(0.5)
+
+
+# -- the flow of `mwanctl keys rotate` around Rotation ---------------------------------------------
+
+def tunnels_to_rotate(topology: Topology, store: KeyStore, only: Sequence[str], older_than: Optional[str],
+                      now: _dt.datetime) -> list[str]:
+    """The tunnels a rotation run does, in topology order: those named (all when none), due by
+    ``older_than`` (e.g. "90d"); a tunnel without keys yet is an error (deploy it first)."""
+    from mwanctl.site import slot_spec
+    from mwanctl.topology.checks import pool_slots
+    if store.ensure(slot_spec(topology), pool_slots(topology)):
+        raise RotateError("some tunnels have no keys yet: deploy the topology before rotating")
+    names = [u.name for u in topology.uplinks if not only or u.name in only]
+    return due(store, names, parse_age(older_than) if older_than else None, now)
+
+
+def rotate_in_turn(rotation: Rotation, names: Sequence[str]) -> Iterator[TunnelResult]:
+    """One tunnel at a time, stopping after the first that fails (running again finishes it)."""
+    for name in names:
+        result = rotation.rotate(rotation.topology.uplink(name))
+        yield result
+        if result.status != "rotated":
+            return
 
 
 def _int(text: Optional[str]) -> Optional[int]:
@@ -321,4 +352,4 @@ def _int(text: Optional[str]) -> Optional[int]:
         return None
 
 
-__all__ = ["Rotation", "RotateError", "TunnelResult", "due", "parse_age"]
+__all__ = ["Rotation", "RotateError", "TunnelResult", "due", "parse_age", "rotate_in_turn", "tunnels_to_rotate"]

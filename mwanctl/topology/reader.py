@@ -12,21 +12,15 @@ from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from mwanctl.errors import Diagnostic, Location
 from mwanctl.topology.grammar import MAX_TEXT, is_host, is_ip, short, text_problem
+from mwanctl.topology.rules import (   # the rule ids of the per-field reading
+    BAD_TEXT, BAD_VALUE, MISSING, NOT_ALLOWED, NUMBER_TEXT, OUT_OF_RANGE, UNKNOWN_KEY, WRONG_TYPE,
+)
 from mwanctl.topology.source import YamlMap, YamlSeq, Source
 
 T = TypeVar("T")
 _MISSING = object()
+REQUIRED = _MISSING     # as a default: the key must be given
 
-# Rule ids of the per-field reading (the README's rule table); cross-object checks are MW0nn.
-YAML = "MW100"          # the YAML itself cannot be read
-UNKNOWN_KEY = "MW101"
-MISSING = "MW102"
-WRONG_TYPE = "MW103"
-OUT_OF_RANGE = "MW104"
-BAD_VALUE = "MW105"     # does not match the field's grammar (name, host, address, port list)
-NOT_ALLOWED = "MW106"   # not one of the field's choices
-BAD_TEXT = "MW107"      # control characters, lone surrogates, absurd length
-NUMBER_TEXT = "MW108"   # YAML read a number (0x10, 007) where text was meant
 
 
 def _type_name(v: Any) -> str:

@@ -17,50 +17,15 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
-from mwanctl.uci.changes import Op
-from mwanctl.uci.model import UciPackage
-
-
-@dataclass
-class Pending:
-    """A deploy that was applied but not yet confirmed (the router's rollback timer is armed)."""
-
-    owner: str            # who applied it (free text: user@host, pid)
-    since: int            # router uptime or epoch seconds when applied
-    deadline: int         # seconds left before the router restores the old files (may be <= 0)
-
-
-@dataclass
-class RouterState:
-    """What ``read_state`` learns in its single round trip."""
-
-    packages: dict[str, UciPackage | None]   # None: /etc/config/<pkg> does not exist
-    pending: Pending | None = None           # a previous apply awaiting confirmation (lock held)
-    extra: dict[str, str] = field(default_factory=dict)  # raw outputs of extra read-only probes
-
-
-@dataclass
-class ApplyPlan:
-    """Everything a transport needs to apply one router's change, computed without I/O."""
-
-    changes: dict[str, list[Op]]            # per package, in order
-    expected: dict[str, str]                # per package: exact `uci export <pkg>` text after the ops
-    reload: list[str] = field(default_factory=list)          # init scripts to reload, in order
-    restart_ifaces: list[str] = field(default_factory=list)  # netifd ifaces to take down and up
-    renew_ifaces: list[str] = field(default_factory=list)    # `ubus call network.interface.X renew`
-    check_peers: dict[str, list[str]] = field(default_factory=dict)  # iface -> pubkeys `wg` must show
-    # files besides /etc/config (the handover tracker): installed, symlinked, removed; the
-    # router snapshots them with the config and restores them on rollback
-    files: dict[str, str] = field(default_factory=dict)      # path -> text
-    links: dict[str, str] = field(default_factory=dict)      # path -> symlink target
-    remove: list[str] = field(default_factory=list)
-
-    @property
-    def packages(self) -> list[str]:
-        return [p for p, ops in self.changes.items() if ops]
+# The plain data the contract carries lives in mwanctl.router (the pure planner's input and
+# output too); re-exported here, where every transport and its tests look for it.
+from mwanctl.router import SECRET_OPTIONS as SECRET_OPTIONS
+from mwanctl.router import ApplyPlan as ApplyPlan
+from mwanctl.router import Pending as Pending
+from mwanctl.router import RouterState as RouterState
 
 
 @dataclass
@@ -110,6 +75,9 @@ PROBES: Mapping[str, str] = {
     "tracker": "mwanctl's handover tracker: `== <iface>` then its state file, per uplink",
     "ip_addr": "`ip -o addr show`: live addresses, to compare with the config after a deploy",
     "ip_link": "`ip -o link show`: live MTUs",
+    # the protocols netifd registered (JSON, one key each): before a `wan:` block's section is
+    # written, its proto must be there (a missing handler leaves the interface INVALID_PROTO)
+    "proto_handlers": "`ubus call network get_proto_handlers` (JSON)",
 }
 
 
@@ -155,8 +123,7 @@ def wait_for_peers(read_dump: Callable[[], str], check: Mapping[str, Sequence[st
     return missing
 
 
-SECRET_OPTIONS = frozenset({"private_key", "preshared_key"})
-_SECRET_LINE = re.compile(r"^(\s*option\s+'?(?:private_key|preshared_key)'?\s+).*$", re.M)
+_SECRET_LINE = re.compile(r"^(\s*option\s+'?(?:private_key|preshared_key|password|pincode)'?\s+).*$", re.M)
 
 
 def mask_value(option: str | None, value: object) -> object:

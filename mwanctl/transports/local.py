@@ -418,8 +418,9 @@ class LocalTransport(Transport):
                 argv = ["ip", "-o", "addr" if name == "ip_addr" else "link", "show"]
                 res = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
                 return res.stdout if res.returncode == 0 else f"ERROR: {res.stderr.strip()}"
-            obj = {"mwan3_status": "mwan3", "wan_status": "network.interface.wan"}[name]
-            reply = self._call(obj, "status", {})
+            obj, method = {"mwan3_status": ("mwan3", "status"), "wan_status": ("network.interface.wan", "status"),
+                           "proto_handlers": ("network", "get_proto_handlers")}[name]
+            reply = self._call(obj, method, {})
             data = reply[0] if isinstance(reply, list) and reply else reply
             return json.dumps(data, indent="\t")
         except (CommandError, OSError, subprocess.SubprocessError) as e:

@@ -378,9 +378,6 @@ class SshTransport(Transport):
             if rc != 0:
                 raise CommandError(f"{self.router}: cannot read /etc/config/{p}: {text.strip()}")
             state.packages[p] = parse(text, p)
-        uncommitted = [ln.split(" ", 1)[1] for ln in r.lines if ln.startswith("uncommitted ")]
-        if uncommitted:
-            state.extra["uncommitted"] = " ".join(uncommitted)
         if "last_rollback" in r.blocks:
             state.extra["last_rollback"] = r.blocks["last_rollback"][0].strip()
         if state.pending is not None:

@@ -751,6 +751,7 @@ class UbusTransport(Transport):
         "epoch": Call("file", "exec", {"command": "/bin/date", "params": ["+%s"]}),
         "ip_addr": Call("file", "exec", {"command": "/sbin/ip", "params": ["-o", "addr", "show"]}),
         "ip_link": Call("file", "exec", {"command": "/sbin/ip", "params": ["-o", "link", "show"]}),
+        "proto_handlers": Call("network", "get_proto_handlers", {}),
     }
 
     def query(self, names: Sequence[str]) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The poller: every interval, one ``query`` round trip per router, then ``status.build_status``.
+"""The poller: every interval, one ``query`` round trip per router, then ``status.poll.poll_site``.
 
 It is the status command's code path (the same probes, the same builder, the same JSON), run by
 one thread per site whether or not a page is open. Each result becomes history samples, timeline
@@ -18,14 +18,12 @@ from mwanctl.connect import ConnectOptions, transport_for
 from mwanctl.errors import MwanctlError
 from mwanctl.expect import expectation
 from mwanctl.site import open_store
-from mwanctl.errors import CommandError
-from mwanctl.status import Expectation, SiteStatus, UplinkRow, format_duration, status_or_unknown, to_json
+from mwanctl.status import Expectation, SiteStatus, UplinkRow, format_duration, to_json
+from mwanctl.status.poll import Answer, poll_site
 from mwanctl.topology.model import Topology
-from mwanctl.transports.base import Pending, Transport
+from mwanctl.router import Pending
+from mwanctl.transports.base import Transport
 from mwanctl.web.history import History, Sample
-
-MOTHER_PROBES = ("mwan3_status", "wg_dump", "uptime", "epoch")   # what `mwanctl status` asks
-UPLINK_PROBES = ("wan_status",)                                  # what `status --uplinks` asks
 
 Listener = Callable[["Snapshot"], None]
 T = TypeVar("T")
@@ -176,7 +174,7 @@ class Poller(threading.Thread):
             self.refresh()
 
     # -- one poll --------------------------------------------------------------------------------
-    def _ask(self, router: str, probes: tuple[str, ...]) -> dict[str, str] | MwanctlError:
+    def _ask(self, router: str, probes: tuple[str, ...]) -> Answer:
         """One round trip on a kept-open connection; reconnect once if it went stale."""
         return self._on(router, lambda t: t.query(probes))
 
@@ -195,28 +193,15 @@ class Poller(threading.Thread):
                     return exc
         raise AssertionError("unreachable")
 
+    def _gather(self, questions: dict[str, Callable[[], Answer]]) -> dict[str, Answer]:
+        """Every router at once, on the probe pool."""
+        futures = {r: self._pool.submit(q) for r, q in questions.items()}
+        return {r: f.result() for r, f in futures.items()}
+
     def poll_once(self) -> Snapshot:
-        topo = self.ref.topology
         started = time.monotonic()
-        mother = topo.mother.name
-        probes = MOTHER_PROBES + (("tracker",) if any(u.tracking.tracker for u in topo.uplinks) else ())
-        jobs = {mother: self._pool.submit(self._ask, mother, probes)}   # as `mwanctl status` asks
-        if self.ask_uplinks:
-            jobs.update({u.name: self._pool.submit(self._ask, u.name, UPLINK_PROBES) for u in topo.uplinks})
-        answers = {r: f.result() for r, f in jobs.items()}
-        reach = {r: (str(a) if isinstance(a, MwanctlError) else None) for r, a in answers.items()}
-        now = time.time()
-        m = answers[mother]
-        if isinstance(m, CommandError):      # connected, but the probes could not be run or read
-            status = SiteStatus.unknown(mother, str(m))
-        elif isinstance(m, MwanctlError):
-            status = SiteStatus.unreachable(mother, str(m))
-        else:
-            ups = None
-            if self.ask_uplinks:
-                ups = {r: ({"wan_status": f"ERROR: {a}"} if isinstance(a, MwanctlError) else a)
-                       for r, a in answers.items() if r != mother}
-            status = status_or_unknown(self._exp, m, None, ups, now=now)
+        polled = poll_site(self.ref.topology, self._exp, self._ask, self.ask_uplinks, time.time, self._gather)
+        status, reach = polled.status, polled.reach()
         if self._pending_due or self.polls % PENDING_EVERY == 0:
             self._check_pending()
         seen = time.time()
