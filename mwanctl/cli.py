@@ -618,7 +618,7 @@ def run_keys_rotate(s: Session, topology: str, uplinks: tuple[str, ...], older_t
 # --- web (mwanctl/web) -----------------------------------------------------------------------------
 
 @cli.command()
-@click.argument("topologies", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("topologies", nargs=-1, required=True, type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
 @click.option("--interval", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True,
@@ -641,6 +641,7 @@ def web(s: Session, topologies: tuple[str, ...], host: str, port: int, interval:
         history_hours: float, password_file: Optional[Path], certfile: Optional[Path], keyfile: Optional[Path],
         insecure_remote: bool, allow_hosts: tuple[str, ...], no_uplinks: bool) -> int:
     """Serve a live dashboard for one or more sites (binds 127.0.0.1; prints its URL with a token).
+    A directory stands for its *.yaml/*.yml files.
 
     Example: mwanctl web examples/home.yaml
     """
@@ -652,8 +653,13 @@ def web(s: Session, topologies: tuple[str, ...], host: str, port: int, interval:
 
 
 def run_web(s: Session, topologies: tuple[str, ...], opts: Any) -> int:
+    from mwanctl.sites import expand
     from mwanctl.web.server import serve
-    loaded = [(Path(p), _load(s, p)) for p in topologies]
+    files = expand(topologies)
+    if not files:
+        s.error(f"no topology files (*.yaml, *.yml) in {', '.join(topologies)}")
+        return BasicExit.USAGE
+    loaded = [(Path(p), _load(s, p)) for p in files]
     s.templates()
     return serve(loaded, s.state_dir, s.templates_dir, opts, lambda line: s.echo(line))
 

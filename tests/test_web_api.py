@@ -194,6 +194,31 @@ def test_password_login(lab):
     server.stop()
 
 
+def test_serves_every_site_of_a_directory(lab, tmp_path, capsys):
+    """`mwanctl web DIR`: every *.yaml/*.yml in it is a site (as for plan/deploy/status)."""
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    text = lab["site"].path.read_text()
+    (sites / "one.yaml").write_text(text)
+    (sites / "two.yml").write_text(text.replace("site: lab", "site: lab2", 1))
+    (sites / "notes.txt").write_text("not a topology")
+    server = weblab.WebServer([sites], lab["site"].state_dir, tmp_path / "web.sqlite", INTERVAL)
+    try:
+        assert server.lines[0].startswith("mwanctl web: 2 site(s) (lab, lab2)"), server.lines
+        c, _ = login(server)
+        doc = weblab.wait_for(lambda: (d := c.get("/api/status").json()) and all(
+            s["reachable"] for s in d["sites"].values()) and d, 10 * INTERVAL)
+        assert doc and doc["schema"] == "mwanctl.web.sites/1" and set(doc["sites"]) == {"lab", "lab2"}
+        assert c.get("/site/lab2").status_code == 200 and c.get("/site/notes").status_code == 404
+    finally:
+        server.stop()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = main(["--state-dir", str(tmp_path), "web", str(empty), "--port", "0"])
+    err = capsys.readouterr().err
+    assert code == 64 and err.strip() == f"mwanctl: error: no topology files (*.yaml, *.yml) in {empty}", err
+
+
 def test_refuses_a_non_loopback_address_without_tls(tmp_path, capsys):
     topo = Path(__file__).resolve().parents[1] / "examples" / "home.yaml"
     code = main(["--state-dir", str(tmp_path), "web", str(topo), "--host", "0.0.0.0", "--port", "0"])

@@ -74,10 +74,9 @@ def plan_lines(dep: Deployment) -> list[str]:
     """The text `mwanctl plan` prints (cli._show_plan), line for line, secrets masked by describe."""
     out: list[str] = []
     for router, plan in dep.plans.items():
-        if not plan.changed:
+        if not plan.changed or plan.apply is None:
             out.append(f"{router}: up to date")
             continue
-        assert plan.apply is not None
         out.append(f"{router} ({plan.role}): {plan.op_count} change(s), reloads {', '.join(plan.apply.reload)}"
                    + (f", restarts {', '.join(plan.apply.restart_ifaces)}" if plan.apply.restart_ifaces else ""))
         out += describe(plan)

@@ -144,11 +144,14 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
         stream = f"/events?after={time.time():.3f}"
         return respond(HTMLResponse(views.page("mwanctl: sites", body, g.csrf, names, stream=stream)))
 
-    def hours_of(request: Request) -> float:
+    def number(request: Request, name: str, default: float) -> float:
         try:
-            h = float(request.query_params.get("hours", "1"))
+            return float(request.query_params.get(name, default))
         except ValueError:
-            h = 1.0
+            return default
+
+    def hours_of(request: Request) -> float:
+        h = number(request, "hours", 1.0)
         return h if h in views.HOURS else 1.0
 
     def site_parts(site: str, hours: float, s: Optional[Snapshot]) -> dict[str, str]:
@@ -216,10 +219,7 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
     # -- live stream -----------------------------------------------------------------------------
     async def events(request: Request, _g: Session, site: str) -> Response:
         sub = Subscriber(asyncio.Queue(), site, hours_of(request))
-        try:
-            after = float(request.query_params.get("after", "0"))
-        except ValueError:
-            after = 0.0
+        after = number(request, "after", 0.0)
         hub.subscribers.add(sub)
 
         def status_msg(name: str) -> str:
