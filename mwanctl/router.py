@@ -34,7 +34,8 @@ class RouterState:
     pending: Pending | None = None           # a previous apply awaiting confirmation (lock held)
     # Raw texts of what a transport learns besides the packages, each read by name:
     #   "last_rollback"   the router's record of its last rollback, "<epoch> <owner>" (ssh's
-    #                     remote/lib.sh mw_restore); absent where no such record is kept
+    #                     remote/lib.sh mw_restore; the local transport writes the same); absent
+    #                     where no such record is kept (rpcd)
     #   "pending_timer"   with ``pending``: the rollback timer as the router reports it ("gone")
     #   "proto_handlers"  the netifd protocol handlers the router has (deploy's extra probe)
     extra: dict[str, str] = field(default_factory=dict)

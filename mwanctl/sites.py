@@ -456,7 +456,7 @@ class SiteRunner:
 
 # --- status ---------------------------------------------------------------------------------------
 
-Poll = Callable[[Topology, Callable[[str], Transport]], Any]   # -> mwanctl.status SiteStatus
+PollSite = Callable[[Topology, Callable[[str], Transport]], Any]   # -> mwanctl.status SiteStatus
 
 
 @dataclass
@@ -467,7 +467,7 @@ class StatusRun:
     code: int
 
 
-def run_status(loaded: Sequence[Loaded], poll: Poll, connect: Callable[[Topology, str], Transport],
+def run_status(loaded: Sequence[Loaded], poll: PollSite, connect: Callable[[Topology, str], Transport],
                unknown: Callable[[str], Any], exit_code: Callable[[Any], int],
                connections: int = DEFAULT_CONNECTIONS) -> list[StatusRun]:
     """Poll every site (a site's poll opens one connection at a time: one slot each); a site
