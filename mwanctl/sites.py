@@ -106,9 +106,8 @@ class Loaded:
 
 
 def load_all(files: Sequence[str]) -> list[Loaded]:
-    """Load every file (all of them, so every file's problems are shown at once), then refuse
-    the sites that would collide: two files with one site name (they would share one key
-    store), or, with ``exclusive``, one router endpoint in two sites."""
+    """Load every file, all of them before anything runs, so every file's problems are shown
+    at once (``refuse_conflicts`` then marks the sites that collide)."""
     from mwanctl.topology.load import diagnose
     loaded = []
     for f in files:
@@ -121,8 +120,9 @@ def load_all(files: Sequence[str]) -> list[Loaded]:
 
 
 def endpoint(t: Topology, router: str) -> tuple[str, str, int]:
-    """What identifies the machine a router is reached at: two sites naming the same one
-    talk to one router."""
+    """What identifies the machine a router is reached at (transport, host as written, port):
+    two sites naming the same one talk to one router. Names are not resolved, so one router
+    written once by name and once by address is not recognised."""
     a = t.access_for(router)
     if a.transport == "local":
         return ("local", "", 0)
