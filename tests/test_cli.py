@@ -193,6 +193,17 @@ def test_status_watch_sleeps_on_the_injected_sleep_and_exits_with_the_last_poll(
     assert "mother unreachable: mother: environment variable MW_TEST_PW is not set" in r.stdout
 
 
+def test_no_color_is_read_from_the_injected_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    topo = _unreachable_topology(tmp_path)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    environ = {"MWANCTL_STATE_DIR": str(tmp_path)}
+    coloured = Run(["--color", "status", str(topo)], environ=environ)
+    plain = Run(["--color", "status", str(topo)], environ={**environ, "NO_COLOR": "1"})
+    assert coloured.code == plain.code == 3
+    assert "\x1b[31m" in coloured.stdout and "\x1b[31m" not in plain.stdout and "\x1b[1;35m" not in plain.stdout
+    assert "mother unreachable" in plain.stdout
+
+
 def test_confirm_answers() -> None:
     for answer, default, want in (("y\n", False, True), ("YES\n", False, True), ("no\n", True, False),
                                   ("\n", True, True), ("\n", False, False), ("x\ny\n", False, True)):
