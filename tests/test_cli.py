@@ -91,7 +91,7 @@ class Run:
                  environ: dict[str, str] | None = None, clock: float | None = None,
                  sleep: Callable[[float], None] | None = None) -> None:
         self.out, self.err = io.StringIO(), io.StringIO()
-        env = Environment(io.StringIO(stdin), self.out, self.err, stdin_isatty=tty, stdout_isatty=False,
+        env = Environment(io.StringIO(stdin), self.out, self.err, stdin_isatty=tty,
                           environ=environ if environ is not None else {})
         if clock is not None:
             env.clock = lambda: clock
