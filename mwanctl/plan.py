@@ -104,12 +104,15 @@ def plan_router(cfg: RouterConfig, state: RouterState, only: Optional[set[str]] 
 def _wan_findings(router: str, owned: tuple[str, Wan], state: RouterState,
                   packages: dict[str, PackagePlan]) -> tuple[list[str], list[str]]:
     """The WAN section mwanctl owns on an uplink: say so, and refuse a protocol netifd lacks."""
-    from mwanctl.compile.wan import plan_findings
+    from mwanctl.compile.wan import plan_findings, zone_findings
 
     uplink, wan = owned
-    net = packages.get("network")
+    net, fw = packages.get("network"), packages.get("firewall")
     touched = net is not None and any(op.section == wan.interface for op in net.ops)
-    return plan_findings(router, uplink, wan, state.extra.get("proto_handlers"), touched)
+    problems, notes = plan_findings(router, uplink, wan, state.extra.get("proto_handlers"), touched)
+    if touched:
+        notes += zone_findings(router, uplink, wan, fw.after if fw is not None else None)
+    return problems, notes
 
 
 def _owned_option_ops(pkg: str, before: UciPackage, owned: dict[str, dict[str, Value]],

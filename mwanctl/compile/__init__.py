@@ -101,8 +101,8 @@ def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
             routers[u.name].wan = (u.name, u.wan)
     mother = routers[t.mother.name]
     for w in t.mother.wans:      # an own WAN's `metric`: the one option mwanctl owns in its section
-        own = {k: str(v) for k, v in fields.options(fields.OWN_WAN, w, "network", "interface").items()
-               if v is not None}
+        own: dict[str, Value] = {k: str(v) for k, v in fields.options(fields.OWN_WAN, w, "network", "interface").items()
+                                 if v is not None}
         if own:
             mother.owned_options.setdefault("network", {})[w.name] = own
     return Compiled(t.site, routers)

@@ -12,6 +12,7 @@ from mwanctl.errors import Location
 from mwanctl.compile.templates import Templates
 from mwanctl.keys import TunnelKeys
 from mwanctl.topology.model import MotherWan, Policy, Rule, Topology, Uplink
+from mwanctl.uci.model import UciSection
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Context:
                  secrets: Optional[Mapping[str, Mapping[str, str]]] = None) -> "Context":
         return cls(topology, {n: k.index for n, k in keys.items()}, keys, templates, {}, secrets)
 
-    def render(self, name: str, _origin: Optional[Origin] = None, **values: object) -> list:
+    def render(self, name: str, _origin: Optional[Origin] = None, **values: object) -> list[UciSection]:
         if self.templates is None:
             raise TypeError("this Context has no blueprints: it is for addresses only (graph, validate)")
         secs = self.templates.render(name, **values)

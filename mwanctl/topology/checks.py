@@ -15,7 +15,7 @@ from typing import Any, Iterable, Optional
 
 from mwanctl.errors import Diagnostic, Location
 from mwanctl.topology.grammar import HOSTNAME, ip_address, short
-from mwanctl.topology.model import BUILTIN_POLICIES, PREFIX, Topology, Tracking, Uplink
+from mwanctl.topology.model import BUILTIN_POLICIES, PREFIX, Rule, Topology, Tracking, Uplink
 from mwanctl.topology.reader import Reader
 from mwanctl.topology.rules import (
     ACCESS, CAPACITY, DUPLICATES, METRICS, NAMES, POLICIES, POOL, RESERVED, RULES, TRACKING,
@@ -351,7 +351,9 @@ def _rules(t: Topology, r: Reader, at: Locator) -> None:
     names = {p.name for p in t.policies}
     for rule in t.rules:
         path = f"rules.{rule.name}"
-        where = lambda key, rule=rule: at.at(rule.loc, key)  # noqa: E731
+
+        def where(key: str, rule: Rule = rule) -> Optional[Location]:
+            return at.at(rule.loc, key)
         if rule.policy not in names and rule.policy not in BUILTIN_POLICIES:
             r.error(where("policy"), f"{path}.policy",
                     f"no policy `{rule.policy}`; known: {_some(names | set(BUILTIN_POLICIES))}", RULES)
@@ -424,7 +426,7 @@ def tracker_transport(t: Topology, loc: Optional[Location] = None) -> list[Diagn
 def _tracker(t: Topology, r: Reader, at: Locator) -> None:
     node = r.src.data.get("access") or {}
     key = t.mother.name if t.mother.name in node else "defaults"
-    entry = node.get(key) if hasattr(node, "get") else None
+    entry: Any = node.get(key) if hasattr(node, "get") else None
     loc = r.src.value(entry, "transport") if hasattr(entry, "get") and "transport" in entry else at.top("access")
     r.diags.extend(tracker_transport(t, loc))
 

@@ -36,8 +36,8 @@ from mwanctl.topology.model import (
     BUILTIN_POLICIES, PREFIX, WAN_AUTHS, WAN_IP_TYPES, WAN_PROTOS, Access, Mother, MotherWan, Policy,
     PolicyMember, Rule, Tracking, TunnelSettings, Uplink, Wan,
 )
-from mwanctl.topology.reader import NOT_ALLOWED, REQUIRED, Reader
-from mwanctl.topology.rules import PORTS
+from mwanctl.topology.reader import REQUIRED, Reader
+from mwanctl.topology.rules import NOT_ALLOWED, PORTS
 from mwanctl.topology.source import YamlMap
 from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, DEFAULT_TARGETS6, PROFILES
 
@@ -366,7 +366,6 @@ def block(path: str) -> Block:
 
 # == the declarations ==========================================================================
 
-PROFILE_FIELDS = tuple(PROFILES[DEFAULT_PROFILE])     # their defaults come from the profile
 
 
 def _seconds(ms: int) -> str:
@@ -399,7 +398,6 @@ def _profile_number(key: str, doc: str) -> Field:
 
 
 METHOD_RE = re.compile(r"ping|arping|httping|nslookup|nping-[a-z]+")
-AS_IN_MWAN3 = "as in mwan3"
 
 TRACKING = Block("tracking", (
     Field("profile", OneOf(tuple(PROFILES)), "sets the numbers marked *profile* (explicit numbers override "

@@ -80,6 +80,8 @@ PROBES: Mapping[str, str] = {
     # the protocols netifd registered (JSON, one key each): before a `wan:` block's section is
     # written, its proto must be there (a missing handler leaves the interface INVALID_PROTO)
     "proto_handlers": "`ubus call network get_proto_handlers` (JSON)",
+    # every netifd interface's state (JSON): after a deploy changed an uplink's WAN, is it up?
+    "iface_dump": "`ubus call network.interface dump` (JSON)",
 }
 
 

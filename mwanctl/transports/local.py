@@ -426,7 +426,8 @@ class LocalTransport(Transport):
                 res = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
                 return res.stdout if res.returncode == 0 else f"ERROR: {res.stderr.strip()}"
             obj, method = {"mwan3_status": ("mwan3", "status"), "wan_status": ("network.interface.wan", "status"),
-                           "proto_handlers": ("network", "get_proto_handlers")}[name]
+                           "proto_handlers": ("network", "get_proto_handlers"),
+                           "iface_dump": ("network.interface", "dump")}[name]
             reply = self._call(obj, method, {})
             data = reply[0] if isinstance(reply, list) and reply else reply
             return json.dumps(data, indent="\t")
