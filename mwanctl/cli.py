@@ -470,7 +470,7 @@ def run_router_action(s: Session, topology: str, routers: tuple[str, ...], accep
     for r in names:
         try:
             with transport_for(topo, r, opts) as t:
-                s.echo(f"{r}: {settle_pending(t, action)}")
+                s.echo(f"{r}: {settle_pending(t, action)}")     # the dashboard's buttons do the same
         except MwanctlError as exc:
             s.error(f"{r}: {one_line(r, exc)}")
             code = max(code, DeployExit(exc.exit_status))
@@ -629,7 +629,7 @@ def run_keys_rotate(s: Session, topology: str, uplinks: tuple[str, ...], older_t
 # --- web (mwanctl/web) -----------------------------------------------------------------------------
 
 @cli.command()
-@click.argument("topologies", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("topologies", nargs=-1, required=True, type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
 @click.option("--interval", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True,
@@ -652,6 +652,7 @@ def web(s: Session, topologies: tuple[str, ...], host: str, port: int, interval:
         history_hours: float, password_file: Optional[Path], certfile: Optional[Path], keyfile: Optional[Path],
         insecure_remote: bool, allow_hosts: tuple[str, ...], no_uplinks: bool) -> int:
     """Serve a live dashboard for one or more sites (binds 127.0.0.1; prints its URL with a token).
+    A directory stands for its *.yaml/*.yml files.
 
     Example: mwanctl web examples/home.yaml
     """
@@ -663,8 +664,13 @@ def web(s: Session, topologies: tuple[str, ...], host: str, port: int, interval:
 
 
 def run_web(s: Session, topologies: tuple[str, ...], opts: WebOptions) -> int:
+    from mwanctl.sites import expand
     from mwanctl.web.server import serve
-    loaded = [(Path(p), _load(s, p)) for p in topologies]
+    files = expand(topologies)
+    if not files:
+        s.error(f"no topology files (*.yaml, *.yml) in {', '.join(topologies)}")
+        return BasicExit.USAGE
+    loaded = [(Path(p), _load(s, p)) for p in files]
     s.templates()
     return serve(loaded, s.state_dir, s.templates_dir, opts, lambda line: s.echo(line))
 

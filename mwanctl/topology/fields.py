@@ -34,8 +34,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 
 from mwanctl.topology.grammar import MAX_TEXT, network_text, port_list, short
 from mwanctl.topology.model import (
-    BUILTIN_POLICIES, PREFIX, WAN_AUTHS, WAN_IP_TYPES, WAN_PROTOS, Access, Mother, MotherWan, Policy,
-    PolicyMember, Rule, Tracking, TunnelSettings, Uplink, Wan,
+    BUILTIN_POLICIES, PREFIX, WAN_AUTHS, WAN_IP_TYPES, WAN_PROTOS, Access, Dns, Hooks, Mother, MotherWan,
+    Policy, PolicyMember, Rule, Tracking, TunnelSettings, Uplink, UplinkHooks, Wan,
 )
 from mwanctl.topology.reader import REQUIRED, Reader
 from mwanctl.topology.rules import NOT_ALLOWED, PORTS
@@ -97,10 +97,13 @@ class OneOf:
 
 @dataclass(frozen=True)
 class Texts:
-    """A list of strings (a single string reads as a one-element list)."""
+    """A list of strings (a single string reads as a one-element list), each one line of at most
+    ``max_len`` characters."""
+
+    max_len: int = MAX_TEXT
 
     def read(self, r: Reader, node: Any, key: str, path: str, default: Any) -> Any:
-        return r.strings(node, key, path, default)
+        return r.strings(node, key, path, default, max_len=self.max_len)
 
     def describe(self) -> str:
         return "list"
@@ -559,6 +562,10 @@ TOP = Block("top", (
           uci=(Uci("mwan3", "rule", "use_policy", computed=True),)),
     Field("access", Nested("mapping"), "how mwanctl reaches each router — kept apart from what the router "
           "should become", shown_default="SSH as root"),
+    Field("hooks", Nested("mapping"), "commands run on the mother when an uplink or own WAN goes online or "
+          "offline, see [hooks](#updown-hooks)", shown_default="none"),
+    Field("dns", Nested("mapping"), "the mother's upstream DNS servers, kept reachable whichever uplink dies, "
+          "see [DNS](#dns-that-survives-an-uplink)", shown_default="none: dnsmasq is left alone"),
 ), model=None)
 
 MOTHER = Block("mother", (
@@ -623,6 +630,8 @@ UPLINK = Block("uplinks[]", (
     Field("wan", Nested("mapping"), "the uplink router's own internet connection (DHCP, static, PPPoE, QMI, "
           "ModemManager), [below](#uplinkswan-the-uplink-routers-own-internet-connection)",
           shown_default="none: the router's WAN is never touched"),
+    Field("hooks", Nested("mapping"), "this uplink's own commands, on the mother and on the uplink router "
+          "itself, see [hooks](#updown-hooks)", shown_default="none"),
 ), model=Uplink)
 
 POLICY = Block("policies[]", (
@@ -801,5 +810,44 @@ WAN = Block("uplinks[].wan", (
           uci=(_wan("metric"),), shown_default="netifd's (0)"),
 ), model=Wan, derived=("password", "pin"))
 
-BLOCKS: tuple[Block, ...] = (TOP, MOTHER, LAN, OWN_WAN, UPLINK, TUNNEL, WAN, TUNNELS, TRACKING, POLICY, MEMBER,
-                             RULE, ACCESS)
+# -- hooks and DNS (compile/hooks.py, compile/dns.py) -------------------------------------------
+
+COMMAND_MAX = 4096      # one shell command line: a webhook's JSON body needs more than 255
+_COMMANDS = Texts(COMMAND_MAX)
+_CMD_WHAT = "list of shell commands"
+_IFACE_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
+
+
+def _cmds(key: str, doc: str) -> Field:
+    return Field(key, _COMMANDS, doc, default=(), what=_CMD_WHAT, shown_default="none")
+
+
+HOOKS = Block("hooks", (
+    _cmds("online", "run on the mother when any uplink or own WAN becomes online in mwan3 (before the "
+          "uplink's own `online` commands)"),
+    _cmds("offline", "run on the mother when any uplink or own WAN that was online goes offline"),
+), model=Hooks)
+
+UPLINK_HOOKS = Block("uplinks[].hooks", (
+    _cmds("online", "run on the mother when this uplink's tunnel becomes online in mwan3 (after the "
+          "top-level `hooks.online`)"),
+    _cmds("offline", "run on the mother when this uplink's tunnel goes offline in mwan3"),
+    _cmds("wan_online", "run on the uplink router when its WAN interface comes up (netifd `ifup`)"),
+    _cmds("wan_offline", "run on the uplink router when its WAN interface goes down (netifd `ifdown`)"),
+    Field("wan_interface", Text(_IFACE_RE, "use the netifd interface name, up to 15 letters, digits or `_`"),
+          "the uplink router's netifd interface that `wan_online`/`wan_offline` watch", default="wan",
+          what="netifd interface"),
+), model=UplinkHooks)
+
+DNS = Block("dns", (
+    Field("servers", Texts(), "the mother's dnsmasq forwards to these only (`noresolv`), every query to all "
+          "of them at once (`allservers`); each gets an mwan3 rule and its own failover policy, so each "
+          "prefers another uplink (IPv6 addresses need an IPv6 uplink or own WAN)",
+          default=("1.1.1.1", "9.9.9.9"), what="list of IP addresses"),
+    Field("policy", Text(re.compile(r"[A-Za-z0-9_]{1,63}"), "use a policy name"),
+          "the policy whose members and tiers the servers' failover policies are made of",
+          shown_default="`default_policy`", what="policy name"),
+), model=Dns)
+
+BLOCKS: tuple[Block, ...] = (TOP, MOTHER, LAN, OWN_WAN, UPLINK, TUNNEL, WAN, UPLINK_HOOKS, TUNNELS, TRACKING,
+                             POLICY, MEMBER, RULE, ACCESS, HOOKS, DNS)
