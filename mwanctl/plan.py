@@ -218,6 +218,14 @@ class IfaceEffect:
     action: str                                   # none | reload | renew | restart
     reasons: list[str] = field(default_factory=list)
 
+    def bump(self, action: str, why: str) -> None:
+        """One more changed option: the strongest action wins; every reason is kept."""
+        if action == NONE:
+            return
+        self.reasons.append(f"{why}: {action}")
+        if _RANK[action] > _RANK[self.action]:
+            self.action = action
+
 
 def _blob_value(kind: str, v: Optional[Value]) -> Optional[Value]:
     """What netifd's config blob holds for a declared parameter (libuci skips a list for a
@@ -251,14 +259,7 @@ def wireguard_effects(before: UciPackage, after: UciPackage) -> dict[str, IfaceE
     out: dict[str, IfaceEffect] = {}
     for name in a_ifs.keys() & b_ifs.keys():
         eff = IfaceEffect(name, NONE)
-
-        def bump(action: str, why: str) -> None:
-            if action == NONE:
-                return
-            eff.reasons.append(f"{why}: {action}")
-            if _RANK[action] > _RANK[eff.action]:
-                eff.action = action
-
+        bump = eff.bump
         bi, ai = b_ifs[name], a_ifs[name]
         for opt in dict.fromkeys(list(bi.options) + list(ai.options)):
             bump(option_action("interface", opt, bi.options.get(opt), ai.options.get(opt)), opt)

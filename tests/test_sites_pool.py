@@ -98,3 +98,25 @@ def test_a_lease_larger_than_the_pool_is_refused():
         pass
     with pytest.raises(ValueError):
         ConnectionPool(2)
+
+
+def test_ctrl_c_lets_the_running_site_finish_and_starts_no_other():
+    import os
+    import signal
+
+    from mwanctl.sites import run_all
+    ran: list[str] = []
+    stop = threading.Event()
+
+    def first() -> None:
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)   # the user presses Ctrl-C while this site deploys
+        time.sleep(0.3)
+        ran.append("first finished")
+
+    def later(name: str) -> None:
+        ran.append(name)
+
+    started = run_all([first, lambda: later("second"), lambda: later("third")], 1, stop)
+    assert started == [True, False, False]
+    assert ran == ["first finished"] and stop.is_set()

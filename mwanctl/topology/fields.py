@@ -29,6 +29,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from mwanctl.topology.grammar import MAX_TEXT, network_text, port_list, short
@@ -240,7 +241,7 @@ class Field:
     shown_default: str = ""                     # README default column; default: the value
     table: str = ""                             # README sub-table of the block ("" = the main one)
 
-    @property
+    @cached_property
     def name(self) -> str:
         return self.attr or self.key
 
@@ -255,15 +256,31 @@ class Block:
     derived: tuple[str, ...] = ()               # model attributes not read from a key
     extra_keys: tuple[str, ...] = ()            # keys read by hand elsewhere (nested blocks)
 
-    @property
+    @cached_property
     def keys(self) -> tuple[str, ...]:
         return tuple(f.key for f in self.fields) + self.extra_keys
 
     def field(self, key: str) -> Field:
-        for f in self.fields:
-            if f.key == key:
-                return f
-        raise KeyError(key)
+        return self._by_key[key]
+
+    @cached_property
+    def _by_key(self) -> dict[str, Field]:
+        return {f.key: f for f in self.fields}
+
+    def order(self, first: Sequence[str], skip: Iterable[str]) -> tuple[Field, ...]:
+        """The fields in reading order: ``first``, then the rest as declared, without ``skip``
+        (computed once per call site's arguments: a file with thousands of uplinks asks often)."""
+        key = (tuple(first), tuple(skip))
+        plan = self._orders.get(key)
+        if plan is None:
+            plan = tuple(f for f in [self.field(k) for k in key[0]] + [f for f in self.fields if f.key not in key[0]]
+                         if f.key not in key[1])
+            self._orders[key] = plan
+        return plan
+
+    @cached_property
+    def _orders(self) -> dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[Field, ...]]:
+        return {}
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -285,12 +302,8 @@ def read_block(r: Reader, node: Optional[YamlMap], path: str, block: Block, base
     if check_keys:
         r.known_keys(node, path, block.keys)
     node = node if node is not None else YamlMap()
-    skipped = set(skip)
-    order = [block.field(k) for k in first] + [f for f in block.fields if f.key not in first]
     out: dict[str, Any] = {}
-    for f in order:
-        if f.key in skipped:
-            continue
+    for f in block.order(first, skip):
         if isinstance(f.kind, Nested):
             if nested is not None and f.key in nested:
                 out[f.name] = nested[f.key](out)
@@ -302,7 +315,7 @@ def read_block(r: Reader, node: Optional[YamlMap], path: str, block: Block, base
             default = getattr(base, f.name)
         else:
             default = f.default
-        out[f.name] = read_field(r, node, path, f, default)
+        out[f.name] = f.kind.read(r, node, f.key, path, default)     # read_field, inlined: it runs per key
     return out
 
 
