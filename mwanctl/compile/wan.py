@@ -56,6 +56,13 @@ def derived_tunnel_mtu(wan: Optional[Wan], default: int) -> int:
     return default if wan is None else min(default, tunnel_mtu_limit(wan))
 
 
+def describe_wan(wan: Wan, tunnel_mtu: int) -> str:
+    """One line for `validate`: what mwanctl will own and the tunnel MTU that follows."""
+    return (f"WAN {wan.proto} on network.{wan.interface} (owned by mwanctl), MTU {wan_mtu(wan)}"
+            f"{'' if wan.mtu is not None else ' (default)'}; tunnel MTU {tunnel_mtu} "
+            f"(at most {wan_mtu(wan)} - {WG_OVERHEAD} = {tunnel_mtu_limit(wan)})")
+
+
 def check_tunnel_mtu(uplink: str, wan: Wan, explicit: Optional[int], field: str,
                      loc: Optional[Location]) -> list[Diagnostic]:
     """MW021: an explicit tunnel MTU the WAN cannot carry, or a WAN too small for any tunnel."""

@@ -468,8 +468,9 @@ def _hooks(t: Topology, r: Reader, at: Locator) -> None:
     node = r.src.data.get("access") or {}
     for router, what in hooks_transport(t):
         key = router if hasattr(node, "get") and router in node else "defaults"
-        entry = node.get(key) if hasattr(node, "get") else None
-        loc = r.src.value(entry, "transport") if hasattr(entry, "get") and "transport" in entry else at.top("access")
+        entry: Any = node.get(key) if hasattr(node, "get") else None
+        has = entry is not None and hasattr(entry, "get") and "transport" in entry
+        loc = r.src.value(entry, "transport") if has else at.top("access")
         transport = t.access_for(router).transport
         r.error(loc, f"access.{router}.transport", f"{what} are installed as a file, which needs the ssh "
                 f"transport ({router} uses {transport}); use ssh for {router} or leave the hooks out", ACCESS)
