@@ -134,7 +134,10 @@ class Deployment:
             self.progress(router, "reading config")
             state = t.read_state(cfg.packages)
             if cfg.wan is not None:   # which protocols netifd has, before a WAN section is written
-                state.extra["proto_handlers"] = t.query(["proto_handlers"])["proto_handlers"]
+                try:
+                    state.extra["proto_handlers"] = t.query(["proto_handlers"])["proto_handlers"]
+                except MwanctlError as exc:    # cannot tell: the plan warns (MW022), not refuses
+                    state.extra["proto_handlers"] = f"ERROR: {exc}"
             return state
         except MwanctlError as exc:
             return exc
