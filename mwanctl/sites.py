@@ -199,9 +199,11 @@ class ConnectionPool:
         with self._cv:
             self._cv.wait_for(lambda: self._free >= n)
             self._free -= n
+        lease = Lease(self, n)
         try:
-            yield Lease(self, n)
+            yield lease
         finally:
+            lease.close_all()
             with self._cv:
                 self._free += n
                 self._cv.notify_all()
@@ -221,6 +223,23 @@ class Lease:
     def __init__(self, pool: ConnectionPool, n: int):
         self.pool = pool
         self._own = threading.Semaphore(n)
+        self._live: set[PooledTransport] = set()
+        self._live_lock = threading.Lock()
+
+    def close_all(self) -> None:
+        """At the end of the lease: whatever a site left open is closed, so no slot (least of
+        all a reserve slot every site shares) outlives it."""
+        with self._live_lock:
+            left = list(self._live)
+        for t in left:
+            t.close()
+
+    def _track(self, t: PooledTransport, live: bool) -> None:
+        with self._live_lock:
+            if live:
+                self._live.add(t)
+            else:
+                self._live.discard(t)
 
     def acquire(self) -> Callable[[], None]:
         """A slot (the lease's own, else one of the reserve); returns its release."""
@@ -242,7 +261,9 @@ class Lease:
             except BaseException:
                 release()
                 raise
-            return PooledTransport(inner, self, release)
+            t = PooledTransport(inner, self, release)
+            self._track(t, True)
+            return t
         return pooled
 
 
@@ -263,6 +284,7 @@ class PooledTransport(Transport):
         with self._lock:
             if self._release is None:
                 self._release = self._lease.acquire()
+                self._lease._track(self, True)
 
     def read_state(self, packages: Sequence[str]) -> RouterState:
         self._hold()
@@ -303,6 +325,7 @@ class PooledTransport(Transport):
             with self._lock:
                 release, self._release = self._release, None
             if release is not None:
+                self._lease._track(self, False)
                 release()
 
 

@@ -120,3 +120,28 @@ def test_ctrl_c_lets_the_running_site_finish_and_starts_no_other():
     started = run_all([first, lambda: later("second"), lambda: later("third")], 1, stop)
     assert started == [True, False, False]
     assert ran == ["first finished"] and stop.is_set()
+
+
+def test_what_a_site_leaves_open_is_closed_with_its_lease():
+    Counted.open = Counted.peak = 0
+    pool = ConnectionPool(4)
+    with pool.lease(3) as lease:
+        connect = lease.wrap(Counted)
+        for i in range(4):                         # the 4th comes from the reserve
+            connect(f"r{i}").read_state(())
+        assert pool.open == 4
+    assert pool.open == 0 and Counted.open == 0
+    with pool.lease(3) as lease:                   # the reserve slot is free again
+        extra = [lease.wrap(Counted)(f"s{i}") for i in range(4)]
+        extra[3].read_state(())
+    assert pool.open == 0
+
+
+def test_the_cli_default_is_the_documented_one():
+    from mwanctl.cli import CONNECTIONS
+    from mwanctl.sites import DEFAULT_CONNECTIONS
+
+    @CONNECTIONS
+    def f(connections: int) -> None: ...
+    opt = next(p for p in f.__click_params__ if p.name == "connections")  # type: ignore[attr-defined]
+    assert opt.default == DEFAULT_CONNECTIONS == 16
