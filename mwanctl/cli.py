@@ -14,7 +14,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import click
 
@@ -22,6 +22,16 @@ from mwanctl import __version__
 from mwanctl.environment import Environment
 from mwanctl.errors import Diagnostic, ExitStatus, MwanctlError, TopologyError
 from mwanctl.exits import BasicExit, DeployExit, StatusExit
+
+if TYPE_CHECKING:   # the commands import what they use when they run: `mwanctl --help` stays fast
+    from rich.console import Console
+
+    from mwanctl.compile.templates import Templates
+    from mwanctl.connect import ConnectOptions
+    from mwanctl.deploy import Deployment, RouterOutcome
+    from mwanctl.status import SiteStatus
+    from mwanctl.topology.model import Topology
+    from mwanctl.web.server import WebOptions
 
 # --- shared plumbing ------------------------------------------------------------------------------
 
@@ -36,11 +46,11 @@ class Session:
         self.templates_dir = templates
         self.color = color
 
-    def templates(self) -> Any:
+    def templates(self) -> Templates:
         from mwanctl.compile.templates import Templates
         return Templates(self.templates_dir)
 
-    def console(self, stderr: bool = False) -> Any:
+    def console(self, stderr: bool = False) -> Console:
         from rich.console import Console
         no_color = self.color is False or bool(self.env.environ.get("NO_COLOR"))
         return Console(file=self.env.stderr if stderr else self.env.stdout, no_color=no_color,
@@ -54,7 +64,7 @@ class Session:
         """The one-line error every failure prints."""
         self.echo(f"mwanctl: error: {text}", err=True)
 
-    def connect_options(self, accept_new: bool) -> Any:
+    def connect_options(self, accept_new: bool) -> ConnectOptions:
         """How to open connections: a password is asked for only when stdin is a terminal."""
         from mwanctl.connect import ConnectOptions
         prompt = self.env.ask_password if self.env.stdin_isatty else None
@@ -69,7 +79,7 @@ def _echo_diags(env: Environment, diags: list[Diagnostic]) -> None:
         click.echo(str(d), file=env.stderr)
 
 
-def _load(s: Session, path: str) -> Any:
+def _load(s: Session, path: str) -> Topology:
     from mwanctl.topology.load import diagnose
     topo, diags = diagnose(path)
     if topo is None:
@@ -168,7 +178,7 @@ def run_validate(s: Session, topology: str) -> BasicExit:
     return BasicExit.OK
 
 
-def _print_summary(s: Session, topo: Any) -> None:
+def _print_summary(s: Session, topo: Topology) -> None:
     from mwanctl.tracking import family_tracking, timing
     s.echo(f"site {topo.site}: mother {topo.mother.name} ({topo.mother.host}) with "
            f"{len(topo.uplinks)} uplink(s) and {len(topo.mother.wans)} own WAN(s)")
@@ -182,6 +192,10 @@ def _print_summary(s: Session, topo: Any) -> None:
         t = timing(tr)
         s.echo(f"  {name}: tier {tier}, weight {weight}, tracking {tr.profile} "
                f"({len(tr.targets)} target(s)): {t.describe()}")
+    from mwanctl.compile.wan import describe_wan
+    for u in topo.uplinks:
+        if u.wan is not None:
+            s.echo(f"  {u.name}: {describe_wan(u.wan, u.tunnel.mtu)}")
 
 
 @cli.command()
@@ -273,7 +287,7 @@ def run_keys_show(s: Session, topology: str, as_json: bool) -> BasicExit:
 # --- deploy ---------------------------------------------------------------------------------------
 
 def _deployment(s: Session, topology: str, accept_new: bool, confirm_timeout: Optional[int],
-                parallel: int, use: str = "current") -> Any:
+                parallel: int, use: str = "current") -> tuple[Topology, Deployment]:
     from mwanctl.connect import connector
     from mwanctl.deploy import Deployment
     from mwanctl.site import prepare
@@ -286,7 +300,7 @@ def _deployment(s: Session, topology: str, accept_new: bool, confirm_timeout: Op
     return topo, dep
 
 
-def _print_tracker_bounds(s: Session, topo: Any) -> None:
+def _print_tracker_bounds(s: Session, topo: Topology) -> None:
     """The promise of mwanctl's handover tracker, per uplink that uses it (profile `instant`)."""
     from mwanctl.tracking import timing
     for u in topo.uplinks:
@@ -294,7 +308,7 @@ def _print_tracker_bounds(s: Session, topo: Any) -> None:
             s.echo(f"  {u.name}: handover tracker: {timing(u.tracking).describe()}")
 
 
-def _show_plan(s: Session, dep: Any) -> None:
+def _show_plan(s: Session, dep: Deployment) -> None:
     from mwanctl.plan import describe
     out = s.console()
     for router, state in dep.states.items():
@@ -304,13 +318,14 @@ def _show_plan(s: Session, dep: Any) -> None:
             s.echo(f"note: {router} rolled back an unconfirmed deploy at {when}"
                    + (f" (applied by {rec[1]})" if len(rec) > 1 and rec[1] else ""), err=True)
     for router, plan in dep.plans.items():
-        if not plan.changed:
+        a = plan.apply    # None exactly when nothing changed (RouterPlan.changed)
+        if a is None:
             out.print(f"[green]{router}[/green]: up to date")
             continue
         out.print(f"[yellow]{router}[/yellow] ({plan.role}): {plan.op_count} change(s), reloads "
-                  f"{', '.join(plan.apply.reload)}"
-                  + (f", restarts {', '.join(plan.apply.restart_ifaces)}" if plan.apply.restart_ifaces else "")
-                  + (f", renews {', '.join(plan.apply.renew_ifaces)}" if plan.apply.renew_ifaces else "")
+                  f"{', '.join(a.reload)}"
+                  + (f", restarts {', '.join(a.restart_ifaces)}" if a.restart_ifaces else "")
+                  + (f", renews {', '.join(a.renew_ifaces)}" if a.renew_ifaces else "")
                   + (f"; netifd rebuilds {', '.join(plan.restarts)} (one uplink at a time)" if plan.restarts else ""))
         for line in describe(plan):
             style = "green" if line.lstrip().startswith("+") else "red" if line.lstrip().startswith("-") else None
@@ -412,7 +427,7 @@ def run_plan_or_deploy(s: Session, topology: str, accept_new: bool, confirm_time
         dep.close()
 
 
-def _report(s: Session, outcomes: dict[str, Any]) -> DeployExit:
+def _report(s: Session, outcomes: dict[str, RouterOutcome]) -> DeployExit:
     """One line per router; the exit status is the highest of the routers' (README table)."""
     code = DeployExit.OK
     for o in outcomes.values():
@@ -453,22 +468,13 @@ def run_router_action(s: Session, topology: str, routers: tuple[str, ...], accep
     if unknown:
         s.error(f"no router named {', '.join(unknown)} in {topology}")
         return DeployExit.USAGE
-    from mwanctl.deploy import one_line
+    from mwanctl.deploy import one_line, settle_pending
     code = DeployExit.OK
     opts = s.connect_options(accept_new)
     for r in names:
         try:
             with transport_for(topo, r, opts) as t:
-                if t.read_state(("network",)).pending is None:
-                    s.echo(f"{r}: nothing pending")
-                    continue
-                if action == "confirm":
-                    t.confirm()
-                    s.echo(f"{r}: confirmed")
-                elif t.rollback():
-                    s.echo(f"{r}: rolled back to its previous config")
-                else:
-                    s.echo(f"{r}: nothing pending")
+                s.echo(f"{r}: {settle_pending(t, action)}")     # the dashboard's buttons do the same
         except MwanctlError as exc:
             s.error(f"{r}: {one_line(r, exc)}")
             code = max(code, DeployExit(exc.exit_status))
@@ -542,7 +548,7 @@ def run_status(s: Session, topology: str, as_json: bool, watch: bool, interval: 
     return _watch(s, poll, as_json, interval)
 
 
-def _watch(s: Session, poll: Callable[[], Any], as_json: bool, interval: int) -> StatusExit:
+def _watch(s: Session, poll: Callable[[], SiteStatus], as_json: bool, interval: int) -> StatusExit:
     """Redraw in place until Ctrl-C; the exit status is that of the last poll."""
     from rich.live import Live
     from rich.text import Text
@@ -627,7 +633,7 @@ def run_keys_rotate(s: Session, topology: str, uplinks: tuple[str, ...], older_t
 # --- web (mwanctl/web) -----------------------------------------------------------------------------
 
 @cli.command()
-@click.argument("topologies", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("topologies", nargs=-1, required=True, type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
 @click.option("--interval", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True,
@@ -650,6 +656,7 @@ def web(s: Session, topologies: tuple[str, ...], host: str, port: int, interval:
         history_hours: float, password_file: Optional[Path], certfile: Optional[Path], keyfile: Optional[Path],
         insecure_remote: bool, allow_hosts: tuple[str, ...], no_uplinks: bool) -> int:
     """Serve a live dashboard for one or more sites (binds 127.0.0.1; prints its URL with a token).
+    A directory stands for its *.yaml/*.yml files.
 
     Example: mwanctl web examples/home.yaml
     """
@@ -660,21 +667,32 @@ def web(s: Session, topologies: tuple[str, ...], host: str, port: int, interval:
     return run_web(s, topologies, opts)
 
 
-def run_web(s: Session, topologies: tuple[str, ...], opts: Any) -> int:
+def run_web(s: Session, topologies: tuple[str, ...], opts: WebOptions) -> int:
+    from mwanctl.sites import expand
     from mwanctl.web.server import serve
-    loaded = [(Path(p), _load(s, p)) for p in topologies]
+    files = expand(topologies)
+    if not files:
+        s.error(f"no topology files (*.yaml, *.yml) in {', '.join(topologies)}")
+        return BasicExit.USAGE
+    loaded = [(Path(p), _load(s, p)) for p in files]
     s.templates()
     return serve(loaded, s.state_dir, s.templates_dir, opts, lambda line: s.echo(line))
 
 
 # --- many sites in one run (mwanctl/sites.py) -----------------------------------------------------
 
+if TYPE_CHECKING:
+    from mwanctl.sites import Loaded
+    from mwanctl.status import SiteStatus
+    from mwanctl.topology.model import Topology
+    from mwanctl.transports.base import Transport
+
 def _is_many(paths: tuple[str, ...]) -> bool:
     from mwanctl.sites import is_many
     return is_many(paths)
 
 
-def _loaded(s: Session, paths: tuple[str, ...]) -> Any:
+def _loaded(s: Session, paths: tuple[str, ...]) -> Optional[list[Loaded]]:
     """Every file loaded, every file's diagnostics shown (file:line:col), before anything runs."""
     from mwanctl.sites import expand, load_all
     files = expand(paths)
@@ -749,7 +767,7 @@ def run_many_status(s: Session, paths: tuple[str, ...], as_json: bool, watch: bo
         return StatusExit.USAGE
     opts = s.connect_options(accept_new)
 
-    def poll(t: Any, connect: Callable[[str], Any]) -> Any:
+    def poll(t: Topology, connect: Callable[[str], Transport]) -> SiteStatus:
         store = open_store(t, s.state_dir)
         exp = expectation(t, {u.name: store.pair(u.name, "uplink") for u in t.uplinks})
         return poll_site(t, exp, asker(t, opts, connect), ask_uplinks, s.env.clock).status

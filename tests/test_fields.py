@@ -129,6 +129,12 @@ def test_every_declared_uci_option_is_in_a_builtin_blueprint() -> None:
                 assert found, f"{b.path}.{f.key} -> {u.package} {u.type} {u.option} ({u.router})"
 
 
+def test_the_profile_numbers_are_the_fields_documented_as_set_by_the_profile() -> None:
+    from mwanctl.tracking import PROFILES
+    by_profile = {f.key for f in fields.TRACKING.fields if f.shown_default == "profile"}
+    assert all(set(numbers) == by_profile for numbers in PROFILES.values())
+
+
 def test_tracker_options_come_from_the_table() -> None:
     topo, _ = diagnose_text(TOPO + "tracking: {profile: instant, window_ms: 900, probe_interval_ms: 300}\n")
     assert topo is not None

@@ -23,7 +23,7 @@ from mwanctl.compile.wan import (
     tunnel_mtu_limit,
     wan_sections,
 )
-from mwanctl.errors import Location, TopologyError
+from mwanctl.errors import Diagnostic, Location, TopologyError
 from mwanctl.topology.model import SecretRef, Wan
 from mwanctl.transports.base import mask_secrets
 from mwanctl.uci.model import UciPackage
@@ -108,7 +108,7 @@ def test_plan_shows_secrets_hidden() -> None:
 
 # --- validation ------------------------------------------------------------------------------------
 
-def _rules(diags: list) -> list[tuple[str, str]]:
+def _rules(diags: list[Diagnostic]) -> list[tuple[str, str]]:
     return [(d.field, d.rule) for d in diags]
 
 
@@ -211,3 +211,16 @@ def test_missing_and_bad_secrets_name_the_source_never_the_value(tmp_path: Path)
     assert "cannot read file absent" in diags[3].message
     text = " ".join(str(d) for d in diags)
     assert "zzvalue" not in text and "has space" not in text
+
+
+def test_wan_state_from_the_interface_dump() -> None:
+    from mwanctl.wanverify import wan_state
+    dump = json.dumps({"interface": [
+        {"interface": "lan", "up": True},
+        {"interface": "wan", "up": False, "pending": True, "errors": [{"subsystem": "pppoe", "code": "AUTH_FAILED"}]},
+        {"interface": "fiber", "up": True}]})
+    assert wan_state(dump, "fiber") == (True, "")
+    assert wan_state(dump, "wan") == (False, "netifd reports wan down (still connecting): AUTH_FAILED")
+    assert wan_state(dump, "lte") == (False, "netifd has no interface lte")
+    assert wan_state("ERROR: Access denied", "wan")[0] is None
+    assert wan_state("[]", "wan")[0] is None and wan_state(None, "wan")[0] is None

@@ -73,3 +73,24 @@ def test_pppoe_wan_refused_without_its_handler_then_deployed(router_factory, tmp
         [s for s in old.sections if s.name != "wan"]
     code, out, err = run(site, capsys, "plan", str(site.path))
     assert code == 0 and "mwanctl owns" not in out
+
+
+def test_a_wan_that_does_not_come_up_again_is_rolled_back(router_factory, tmp_path: Path, capsys,  # type: ignore[no-untyped-def]
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The WAN worked (stock DHCP); the new PPPoE login is refused (netifd: AUTH_FAILED). The
+    tunnel would still handshake over the LAN, so the deploy must see the WAN itself: the uplink
+    is rolled back, the mother never applied."""
+    monkeypatch.setenv("MWTEST_DSL_PW", PASSWORD)
+    monkeypatch.setattr("mwanctl.deploy.WAN_UP_TIMEOUT", 3)
+    site = start_site(router_factory, tmp_path, ["dsl"], uplink_extra={"dsl": WAN_BLOCK})
+    dsl, mother = site.routers["dsl"], site.routers["mother"]
+    dsl.write("/etc/mwtest/proto_fails.json", json.dumps({"pppoe": "AUTH_FAILED"}))
+    before = {n: r.config_text("network") for n, r in site.routers.items()}
+
+    code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
+    assert code == 5, out + err
+    assert ("dsl: not confirmed: network.wan was up before and did not come up again within 3 s "
+            "(netifd reports wan down: AUTH_FAILED); rolled back to its old config") in err
+    assert "mother: not applied because dsl failed" in err
+    assert {n: r.config_text("network") for n, r in site.routers.items()} == before
+    assert mother.config_text("network") == before["mother"]

@@ -156,3 +156,32 @@ def test_secrets_missing_stop_the_compile_with_their_source(tmp_path: Path, monk
     assert [str(d) for d in e.value.diagnostics] == [
         f"{topo.file}:19:21: uplinks.dsl.wan.password_env: environment variable DSL_PASSWORD is not set [MW023]",
         f"{topo.file}:27:16: uplinks.lte.wan.pin_env: environment variable LTE_PIN is not set [MW023]"]
+
+
+def test_a_wan_interface_outside_the_wan_zone_is_warned_about(tmp_path: Path) -> None:
+    """wan-dhcp-static's `fiber` uplink names its WAN interface `fiber`: OpenWrt's stock `wan`
+    zone lists only `wan` and `wan6`, so the tunnel's traffic would not be masqueraded out of it."""
+    topo = load_topology(ROOT / "tests" / "topologies" / "wan-dhcp-static.yaml")
+    state = tmp_path / "state" / topo.site
+    state.mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "golden" / "wan-dhcp-static" / "state.json", state / "state.json")
+    os.chmod(state / "state.json", 0o600)
+    compiled, _ = prepare(topo, tmp_path / "state")
+    stock = ROOT / "tests" / "data" / "stock"
+    router_state = RouterState({p: parse((stock / p).read_text(), p) for p in ("network", "firewall")},
+                               extra={"proto_handlers": HANDLERS["stock"]})
+    cable = plan_router(compiled.routers["cable"], router_state)     # interface `wan`: in the zone
+    assert not [n for n in cable.notes if "firewall zone" in n]
+    fiber = plan_router(compiled.routers["fiber"], router_state)
+    [warning] = [n for n in fiber.notes if "firewall zone" in n]
+    assert "warning: uplinks.fiber.wan.interface: firewall zone `wan` on fiber does not list network `fiber`" in warning
+    assert "list network 'fiber'" in warning and warning.endswith("[MW022]") and fiber.problems == []
+
+
+def test_validate_says_which_wans_mwanctl_owns_and_the_tunnel_mtu(capsys: pytest.CaptureFixture[str]) -> None:
+    from mwanctl.cli import main
+    assert main(["validate", str(ROOT / "examples" / "pppoe-lte.yaml")]) == 0   # no secrets needed
+    out = capsys.readouterr().out
+    assert "  dsl: WAN pppoe on network.wan (owned by mwanctl), MTU 1492 (default); tunnel MTU 1412" in out
+    assert "  lte: WAN qmi on network.wan (owned by mwanctl), MTU 1430; tunnel MTU 1350" in out
+    assert "cable: WAN" not in out

@@ -11,7 +11,8 @@ from mwanctl.errors import Location
 
 from mwanctl.compile.templates import Templates
 from mwanctl.keys import TunnelKeys
-from mwanctl.topology.model import MotherWan, Policy, Rule, Topology, Uplink
+from mwanctl.topology.model import Dns, MotherWan, Policy, Rule, Topology, Uplink
+from mwanctl.uci.model import UciSection
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Context:
                  secrets: Optional[Mapping[str, Mapping[str, str]]] = None) -> "Context":
         return cls(topology, {n: k.index for n, k in keys.items()}, keys, templates, {}, secrets)
 
-    def render(self, name: str, _origin: Optional[Origin] = None, **values: object) -> list:
+    def render(self, name: str, _origin: Optional[Origin] = None, **values: object) -> list[UciSection]:
         if self.templates is None:
             raise TypeError("this Context has no blueprints: it is for addresses only (graph, validate)")
         secs = self.templates.render(name, **values)
@@ -96,6 +97,10 @@ def of_rule(r: Rule) -> Origin:
     if r.loc is None:
         return Origin(f"mwanctl's catch-all rule `{r.name}`", "default_policy", None, f"mwanctl:{r.name}")
     return Origin(f"rule `{r.name}`", f"rules.{r.name}.name", r.loc, f"rule:{r.name}")
+
+
+def of_dns(d: Optional[Dns]) -> Origin:
+    return Origin("`dns` (a policy and a rule per server)", "dns.servers", d.loc if d else None, "dns")
 
 
 MWANCTL = Origin("mwanctl itself", "(generated)", None, "mwanctl")

@@ -17,6 +17,7 @@ from mwanctl.errors import Diagnostic
 from mwanctl.keys import KeyPair, TunnelKeys
 from mwanctl.topology.model import Topology
 from mwanctl.topology.rules import SECTIONS
+from mwanctl.uci.model import UciSection
 
 _NO_KEY = KeyPair("", "", "")
 _DEFAULT_TEMPLATES: Optional[Templates] = None
@@ -45,7 +46,7 @@ def generated(t: Topology, templates: Optional[Templates] = None) -> list[Genera
     return listing(ctx, build_sections(ctx))
 
 
-def listing(ctx: Context, routers: dict[str, dict[str, list]]) -> list[Generated]:
+def listing(ctx: Context, routers: dict[str, dict[str, list[UciSection]]]) -> list[Generated]:
     origins = ctx.origins or {}
     return [Generated(router, package, s.name, s.type, origins.get(id(s)))
             for router, packages in routers.items() for package, secs in packages.items()

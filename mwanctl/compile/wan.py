@@ -24,7 +24,7 @@ from mwanctl.topology.fields import WAN, placeholders
 from mwanctl.topology.grammar import short
 from mwanctl.topology.model import SecretRef, Wan
 from mwanctl.topology.rules import TEMPLATE, WAN_FIELDS, WAN_HANDLER, WAN_MTU
-from mwanctl.uci.model import UciSection
+from mwanctl.uci.model import UciPackage, UciSection
 
 BLUEPRINT = "network-uplink-wan"
 
@@ -54,6 +54,13 @@ def tunnel_mtu_limit(wan: Wan) -> int:
 def derived_tunnel_mtu(wan: Optional[Wan], default: int) -> int:
     """The tunnel MTU when the uplink sets none: the site default, lowered to fit the WAN."""
     return default if wan is None else min(default, tunnel_mtu_limit(wan))
+
+
+def describe_wan(wan: Wan, tunnel_mtu: int) -> str:
+    """One line for `validate`: what mwanctl will own and the tunnel MTU that follows."""
+    return (f"WAN {wan.proto} on network.{wan.interface} (owned by mwanctl), MTU {wan_mtu(wan)}"
+            f"{'' if wan.mtu is not None else ' (default)'}; tunnel MTU {tunnel_mtu} "
+            f"(at most {wan_mtu(wan)} - {WG_OVERHEAD} = {tunnel_mtu_limit(wan)})")
 
 
 def check_tunnel_mtu(uplink: str, wan: Wan, explicit: Optional[int], field: str,
@@ -281,6 +288,8 @@ def plan_findings(router: str, uplink: str, wan: Wan, probe: Optional[str], touc
         notes.append(f"mwanctl owns network.{wan.interface} on {router} (from uplinks.{uplink}.wan, proto "
                      f"{wan.proto}): the whole section is written as the topology says, and netifd "
                      "reconnects it when it changes (a moment without internet on this uplink)")
+    if probe is None:          # not asked (key rotation's plan, which changes tunnel sections only)
+        return problems, notes
     state = handler_state(wan.proto, probe)
     if state == MISSING:
         # a section already as the topology says is no worse for deploying the rest: warn only
@@ -295,3 +304,26 @@ def plan_findings(router: str, uplink: str, wan: Wan, probe: Optional[str], touc
                                     f"`{wan.proto}` handler ({why}); it needs {' and '.join(HANDLER_PACKAGES[wan.proto])}",
                                     severity="warning", rule=WAN_HANDLER)))
     return problems, notes
+
+
+def zone_findings(router: str, uplink: str, wan: Wan, firewall: Optional[UciPackage],
+                  forwarding: str = "mw_tun_fwd") -> list[str]:
+    """A warning (MW022) when the firewall zone the tunnel is forwarded to (the uplink's
+    `wan_zone`, the ``dest`` of mwanctl's forwarding) does not list the WAN interface: fw4 would
+    then neither masquerade nor forward the tunnel's traffic out of it. mwanctl does not own that
+    zone, so it only says what to add."""
+    fwd = firewall.get(forwarding) if firewall is not None else None
+    dest = fwd.options.get("dest") if fwd is not None else None
+    if firewall is None or not isinstance(dest, str):
+        return []
+    zone = next((s for s in firewall.of_type("zone") if s.options.get("name") == dest), None)
+    listed = zone.options.get("network", ()) if zone is not None else ()
+    networks = listed.split() if isinstance(listed, str) else list(listed)
+    if zone is not None and wan.interface in networks:
+        return []
+    what = (f"firewall zone `{dest}` on {router} does not list network `{wan.interface}`" if zone is not None
+            else f"{router} has no firewall zone `{dest}`")
+    return [str(Diagnostic(wan.loc, f"uplinks.{uplink}.wan.interface",
+                           f"{what}: the tunnel's traffic would not leave by this WAN; add "
+                           f"`list network '{wan.interface}'` to that zone (mwanctl does not own it)",
+                           severity="warning", rule=WAN_HANDLER))]

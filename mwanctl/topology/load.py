@@ -15,16 +15,18 @@ from typing import Any, Iterator, Optional
 from mwanctl.errors import Diagnostic, TopologyError
 from mwanctl.topology import checks
 from mwanctl.topology.fields import (
-    ACCESS, LAN, MEMBER, MOTHER, OWN_WAN, POLICY, RULE, TOP, TRACKING, TUNNEL, TUNNELS, UPLINK, WAN,
-    read_block, read_field,
+    ACCESS, DNS, HOOKS, LAN, MEMBER, MOTHER, NAME_HINT, NAME_RE, OWN_WAN, POLICY, RULE, TOP, TRACKING, TUNNEL,
+    TUNNELS, UPLINK, UPLINK_HOOKS, WAN, read_block, read_field,
 )
-from mwanctl.topology.grammar import pool4_problem, pool6_problem
+from mwanctl.topology.grammar import pool4_problem, pool6_problem, short
 from mwanctl.topology.model import (
-    Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, SecretRef, Topology, Tracking, TunnelSettings,
-    Uplink, Wan,
+    Access, Dns, Hooks, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, SecretRef, Topology, Tracking,
+    TunnelSettings, Uplink, UplinkHooks, Wan,
 )
-from mwanctl.topology.reader import MISSING, WRONG_TYPE, Reader
-from mwanctl.topology.rules import POOL_RANGE, TRACKING as TRACKER_RULE, WAN_FIELDS as WAN_RULE
+from mwanctl.topology.reader import Reader
+from mwanctl.topology.rules import (
+    BAD_VALUE, DUPLICATES, MISSING, POOL_RANGE, TRACKING as TRACKER_RULE, WAN_FIELDS as WAN_RULE, WRONG_TYPE,
+)
 from mwanctl.topology.source import YamlMap, Source, read_file, read_source
 from mwanctl.tracking import DEFAULT_PROFILE, PROFILES, TRACKER_PROFILE
 
@@ -93,13 +95,41 @@ def _build(r: Reader) -> Optional[Topology]:
     rules = _rules(r, r.seq(top, "rules", "rules"))
     default_policy = read_field(r, top, "", TOP.field("default_policy"))
     access = _access(r, r.mapping(top, "access", "access"))
+    hooks = Hooks(**read_block(r, r.mapping(top, "hooks", "hooks"), "hooks", HOOKS))
+    dns = _dns(r, top, default_policy or "balanced")
     if mother is None or uplinks is None or pool is None:
         return None
     site = site or ""
     if default_policy == "balanced" and not any(p.name == "balanced" for p in policies):
         policies = (_balanced(mother, uplinks),) + policies
     return Topology(site=site, mother=mother, uplinks=uplinks, pool=pool, policies=policies,
-                    rules=rules, default_policy=default_policy, access=access, file=r.src.file)
+                    rules=rules, default_policy=default_policy, access=access, file=r.src.file,
+                    hooks=hooks, dns=dns)
+
+
+def _dns(r: Reader, top: YamlMap, default_policy: str) -> Optional[Dns]:
+    """``dns:`` (absent: mwanctl leaves dnsmasq alone); every server an IP address, once."""
+    if "dns" not in top:
+        return None
+    node = r.mapping(top, "dns", "dns") or YamlMap()
+    values = read_block(r, node, "dns", DNS, defaults={"policy": default_policy})
+    servers: list[str] = []
+    for s in values["servers"]:
+        try:
+            addr = ipaddress.ip_address(s)
+        except ValueError:
+            r.error(r.src.value(node, "servers"), "dns.servers", f"{short(s)} is not an IP address", BAD_VALUE)
+            continue
+        if addr.is_unspecified or addr.is_multicast:
+            r.error(r.src.value(node, "servers"), "dns.servers", f"{s} cannot be a DNS server", BAD_VALUE)
+        elif str(addr) in servers:
+            r.error(r.src.value(node, "servers"), "dns.servers", f"{s} is listed twice", DUPLICATES)
+        else:
+            servers.append(str(addr))
+    if "servers" in node and not values["servers"]:
+        r.error(r.src.value(node, "servers"), "dns.servers", "the list is empty; leave `servers` out for "
+                "the defaults, or `dns` out to leave dnsmasq alone", MISSING)
+    return Dns(tuple(servers), values["policy"], r.src.key(top, "dns"))
 
 
 def _balanced(mother: Mother, uplinks: tuple[Uplink, ...]) -> Policy:
@@ -164,26 +194,45 @@ def _uplinks(r: Reader, seq: Any, base: Tracking, defaults: dict[str, Any]) -> O
         name = read_field(r, u, path, UPLINK.field("name"))
         if name is not None:
             path = f"uplinks.{name}"
-        tun: dict[str, YamlMap] = {}      # `tunnel:` as read (the WAN's MTU may lower its mtu)
-        values = read_block(
-            r, u, path, UPLINK, skip=("name",),
-            first=("host", "endpoint", "tunnel", "wan", "description", "weight", "tier", "ipv6", "tracking"),
-            defaults={"endpoint": lambda v: v["host"], "description": f"uplink {name}"},
-            nested={
-                "tunnel": lambda v, path=path, u=u, tun=tun: TunnelSettings(**read_block(
-                    r, tun.setdefault("node", r.mapping(u, "tunnel", path + ".tunnel") or YamlMap()),
-                    path + ".tunnel", TUNNEL, defaults=defaults)),
-                "wan": lambda v, path=path, u=u, name=name, tun=tun: _uplink_wan(
-                    r, u, tun["node"], path, name or "", v),
-                "tracking": lambda v, path=path, u=u: _tracking(
-                    r, r.mapping(u, "tracking", path + ".tracking"), path + ".tracking", base),
-            })
-        uplink = Uplink(name=name or "", loc=r.src.item(seq, i), **{
-            **values, "host": values["host"] or "", "endpoint": values["endpoint"] or "",
-            "description": values["description"] or ""})
+        uplink = _uplink(r, u, path, name, base, defaults, r.src.item(seq, i))
         if name is not None:
             out.append(uplink)   # even with a bad host: the other checks still run on it
     return tuple(out)
+
+
+def _uplink(r: Reader, u: YamlMap, path: str, name: Optional[str], base: Tracking,
+            defaults: dict[str, Any], loc: Any) -> Uplink:
+    """One uplink's keys in the order they have always been read (messages keep their order);
+    its `tunnel`, `wan` and `tracking` mappings at their place in it."""
+    tun = YamlMap()
+
+    def tunnel(values: dict[str, Any]) -> TunnelSettings:
+        nonlocal tun
+        tun = r.mapping(u, "tunnel", path + ".tunnel") or YamlMap()
+        return TunnelSettings(**read_block(r, tun, path + ".tunnel", TUNNEL, defaults=defaults))
+
+    def wan(values: dict[str, Any]) -> Optional[Wan]:
+        return _uplink_wan(r, u, tun, path, name or "", values)     # after `tunnel`: it may lower its mtu
+
+    def tracking(values: dict[str, Any]) -> Tracking:
+        return _tracking(r, r.mapping(u, "tracking", path + ".tracking"), path + ".tracking", base)
+
+    def endpoint(values: dict[str, Any]) -> Any:
+        return values["host"]
+
+    def hooks(values: dict[str, Any]) -> UplinkHooks:      # after `wan`: its interface is the default
+        w = values.get("wan")
+        return UplinkHooks(**read_block(r, r.mapping(u, "hooks", path + ".hooks"), path + ".hooks", UPLINK_HOOKS,
+                                        defaults={"wan_interface": w.interface if w is not None else "wan"}))
+
+    values = read_block(
+        r, u, path, UPLINK, skip=("name",),
+        first=("host", "endpoint", "tunnel", "wan", "description", "weight", "tier", "ipv6", "tracking"),
+        defaults={"endpoint": endpoint, "description": f"uplink {name}"},
+        nested={"tunnel": tunnel, "wan": wan, "tracking": tracking, "hooks": hooks})
+    return Uplink(name=name or "", loc=loc, **{
+        **values, "host": values["host"] or "", "endpoint": values["endpoint"] or "",
+        "description": values["description"] or ""})
 
 
 def _uplink_wan(r: Reader, u: YamlMap, tun: YamlMap, path: str, uplink: str,
@@ -310,8 +359,7 @@ def _policies(r: Reader, seq: Any) -> tuple[Policy, ...]:
         for j, m in enumerate(mseq):
             mpath = f"{path}.members[{j}]"
             if isinstance(m, (str, int)) and not isinstance(m, bool):
-                uplink = MEMBER.field("uplink").kind
-                target = r._text(m, (mseq, j), mpath, uplink.pattern, uplink.hint, 63)   # type: ignore[union-attr]
+                target = r._text(m, (mseq, j), mpath, NAME_RE, NAME_HINT, 63)   # `- dsl`: MEMBER's `uplink`
                 if target is not None:
                     members.append(PolicyMember(target, 0, 0))   # 0 = the uplink's own tier/weight
                 continue

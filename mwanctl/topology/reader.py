@@ -130,7 +130,9 @@ class Reader:
         """The checks every string value passes, wherever it sits: ``at`` is (mapping, key) or
         (list, index); its position and source text are looked up only when needed."""
         seq = isinstance(at[0], YamlSeq)
-        loc = (lambda: self.src.item(*at)) if seq else (lambda: self.src.value(*at))
+
+        def loc() -> Optional[Location]:
+            return self.src.item(*at) if seq else self.src.value(*at)
         if isinstance(v, bool) or not isinstance(v, (str, int)):
             self.error(loc(), field, f"expected a string, got {_type_name(v)}", WRONG_TYPE)
             return None
@@ -148,7 +150,7 @@ class Reader:
         if pattern is not None and not pattern.fullmatch(v):
             self.error(loc(), field, f"{short(v)} is not valid; {hint}", BAD_VALUE)
             return None
-        return v
+        return str(v)
 
     def integer(self, node: Any, key: str, path: str, default: Any = _MISSING,
                 lo: Optional[int] = None, hi: Optional[int] = None, why: str = "") -> Any:

@@ -141,7 +141,7 @@ def _events(text: str) -> Iterator[Any]:
     try:
         if not USE_LIBYAML:
             raise ImportError("pure parser requested")
-        from ruamel.yaml.cyaml import CParser
+        from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
     except ImportError:   # OpenWrt ships no ruamel.yaml.clib: the pure parser gives the same events
         yield from YAML(typ="safe", pure=True).parse(text)
         return

@@ -775,6 +775,7 @@ class UbusTransport(Transport):
         "ip_addr": Call("file", "exec", {"command": "/sbin/ip", "params": ["-o", "addr", "show"]}),
         "ip_link": Call("file", "exec", {"command": "/sbin/ip", "params": ["-o", "link", "show"]}),
         "proto_handlers": Call("network", "get_proto_handlers", {}),
+        "iface_dump": Call("network.interface", "dump", {}),
     }
 
     def query(self, names: Sequence[str]) -> dict[str, str]:
