@@ -426,7 +426,7 @@ class Rpcd:
         if obj.startswith("network.interface."):
             iface = obj.split(".", 2)[2]
             if self._package_file("network") and self._staged(None, "network").find(iface):
-                if method not in ("up", "down", "status"):
+                if method not in ("up", "down", "renew", "status"):   # netifd ubus.c: iface_object_methods
                     return None
                 return lambda ses, args: self._iface(iface, method)
         raise RpcError(-32000)
@@ -849,6 +849,10 @@ class Rpcd:
         if cmd == "/usr/bin/wg" and len(params) >= 5 and params[0] == "set" and params[2] == "peer" \
                 and params[4] == "remove":        # and put back in the same command: a new session
             self.events.append(("wg peer remove", params[1]))
+            return OK, {"code": 0, "stdout": ""}
+        if cmd == "/usr/bin/wg" and len(params) >= 6 and params[0] == "set" and params[2] == "peer" \
+                and "allowed-ips" in params:      # key rotation: a peer put on the live device
+            self.events.append(("wg peer move", params[1]))
             return OK, {"code": 0, "stdout": ""}
         if cmd == "/bin/date" and params == ["+%s"]:
             return OK, {"code": 0, "stdout": f"{int(time.time())}\n"}

@@ -759,8 +759,8 @@ class UbusTransport(Transport):
             self._applied = False
             self._deadline = None
             renew = getattr(self, "_renew_after_rollback", [])
-            if renew and reply.status == 0:
-                self._batch([Call(f"network.interface.{i}", "renew", {}) for i in renew])
+            if renew and reply.status == 0:   # a new login: the destroy above ended the session
+                self._with_relogin([Call(f"network.interface.{i}", "renew", {}) for i in renew])
             return reply.status == 0
         if reply.status == 6:
             raise CommandError(f"{self.router}: the pending apply belongs to another rpcd login")
