@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from mwanctl.uci.engine import anon_id
 from mwanctl.uci.model import UciPackage, UciSection
 from mwanctl.uci.parse import parse
 from mwanctl.uci.render import file_text
@@ -182,18 +183,6 @@ def _allowed(acls: dict[str, dict[str, list[str]]], scope: str, obj: str, fn: st
 # --------------------------------------------------------------------------------------------
 # UCI: deltas over a parsed package (libuci's delta replay, as rpcd's per-session savedir does)
 # --------------------------------------------------------------------------------------------
-
-def djbhash(text: str) -> int:
-    h = 5381
-    for c in text.encode():
-        h = (h * 33 + c) & 0xFFFFFFFF
-    return h & 0x7FFFFFFF
-
-
-def anon_name(counter: int, type_: str) -> str:
-    """The name libuci gives a new anonymous section (list.c uci_fixup_section)."""
-    return f"cfg{counter:02x}{djbhash(type_) % 65536:04x}"
-
 
 @dataclass
 class Staged:
@@ -581,7 +570,7 @@ class Rpcd:
             return status
         before = len(ses.deltas.get(config, []))  # deltas are only appended
         if name is None:
-            name = anon_name(st.counter + 1, type_)
+            name = anon_id(st.counter + 1, type_)  # libuci's own naming, as the engine has it
             self._stage(ses, config, "add", name, type_)
         else:
             old = st.find(name)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from mwanctl.errors import UciError
 from mwanctl.uci.model import UciPackage, UciSection, Value
-from mwanctl.uci.quote import valid_name, valid_text, valid_type
+from mwanctl.uci.quote import uci_quote, valid_name, valid_text, valid_type
 
 
 class Code(enum.IntEnum):
@@ -76,7 +76,7 @@ class Delta:
             head += f".{self.option}"
         if self.cmd is Cmd.REMOVE and self.value is None:
             return head + "\n"
-        return head + "=" + _quote(self.value or "") + "\n"
+        return head + "=" + uci_quote(self.value or "") + "\n"
 
     def changes_line(self, package: str) -> str:
         """The line ``uci changes`` prints (rename and reorder look like a set)."""
@@ -86,12 +86,8 @@ class Delta:
             out += f".{self.option}"
         if self.cmd is not Cmd.REMOVE:
             op = {Cmd.LIST_ADD: "+=", Cmd.LIST_DEL: "-="}.get(self.cmd, "=")
-            out += op + _quote(self.value or "")
+            out += op + uci_quote(self.value or "")
         return out + "\n"
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "'\\''") + "'"
 
 
 def djb_hash(text: str) -> int:

@@ -7,15 +7,11 @@ from __future__ import annotations
 
 from mwanctl.uci.engine import Code, Ptr, Store, UciOpError, option_values
 from mwanctl.uci.model import UciPackage, UciSection, Value
-from mwanctl.uci.quote import uci_quote, valid_name
-
-
-def _escape(text: str) -> str:
-    return text.replace("'", "'\\''")
+from mwanctl.uci.quote import uci_escape, uci_quote, valid_name
 
 
 def _section_block(s: UciSection, anon_names: bool) -> list[str]:
-    head = f"\nconfig {_escape(s.type)}"  # libuci escapes the type but does not quote it
+    head = f"\nconfig {uci_escape(s.type)}"  # libuci escapes the type but does not quote it
     if s.name is not None or anon_names:
         head += f" {uci_quote(s.ref)}"
     out = [head + "\n"]
