@@ -261,7 +261,8 @@ class Store:
                 self.delete(ptr, record)
             return
         if ptr.option is not None:
-            assert s is not None
+            if s is None:  # an option of a section that is not there (refused above already)
+                raise UciOpError(Code.INVAL)
             old = s.options.get(ptr.option)
             if old == value:
                 return
