@@ -194,12 +194,12 @@ class FlowStream:
     _probe: subprocess.Popen[str] | None = None
 
     def start(self) -> "FlowStream":
-        script = str(HERE / "flowprobe.py")
+        script = str(HERE / "udpprobe.py")
         self._echo = subprocess.Popen(self.lab.argv_for("inet", [sys.executable, script, "echo", TARGET,
                                                                  str(ECHO_PORT)]),
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         time.sleep(0.3)
-        self._probe = subprocess.Popen(self.lab.argv_for("client", [sys.executable, script, "probe", TARGET,
+        self._probe = subprocess.Popen(self.lab.argv_for("client", [sys.executable, script, "stream", TARGET,
                                                                     str(ECHO_PORT), str(self.interval)]),
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         return self

@@ -22,21 +22,16 @@ from mwanctl.topology import parse_topology
 
 try:
     from tests import netlab
+    from tests.polling import wait_for as _wait
     from tests.tracker_lab import TRACKER, TrackerLab, Traffic, one_cut
 except ImportError:  # pragma: no cover
     import netlab  # type: ignore[no-redef]
+    from polling import wait_for as _wait  # type: ignore[no-redef]
     from tracker_lab import TRACKER, TrackerLab, Traffic, one_cut  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.netns
 
 
-def _wait(pred, timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def _proc_state(pid: int) -> str:

@@ -11,8 +11,10 @@ from mwanctl.cli import main
 from mwanctl.errors import ExitStatus
 
 try:
+    from tests.polling import wait_for as _wait
     from tests.test_deploy_ubus_e2e import site  # noqa: F401 - the fixture
 except ImportError:  # pragma: no cover
+    from polling import wait_for as _wait  # type: ignore[no-redef]
     from test_deploy_ubus_e2e import site  # type: ignore[no-redef]  # noqa: F401
 
 SCALE = 0.1   # the stand-ins' clock: 30 s of confirm timeout last 3 s
@@ -22,13 +24,6 @@ def _files(rpcd: Any) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in Path(rpcd.confdir).iterdir() if p.is_file()}
 
 
-def _wait(cond: Any, seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return bool(cond())
 
 
 def _lines(err: str, out: str) -> dict[str, str]:

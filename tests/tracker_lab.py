@@ -326,11 +326,12 @@ def via_uplink(via: str | None) -> str | None:
 class Traffic:
     def __init__(self, tl: TrackerLab, tmp: Path) -> None:
         self.tl, self.path = tl, tmp / "flows.jsonl"
-        probe = str(HERE / "failprobe.py")
-        self.echo = subprocess.Popen(tl.lab.argv_for("inet", [sys.executable, probe, "echo", ECHO, str(ECHO_PORT)]))
+        probe = str(HERE / "udpprobe.py")
+        self.echo = subprocess.Popen(tl.lab.argv_for("inet", [sys.executable, probe, "echo", ECHO, str(ECHO_PORT),
+                                                              "--via"]))
         time.sleep(0.5)
-        self.client = subprocess.Popen(tl.lab.argv_for("client", [sys.executable, probe, "probe", ECHO, str(ECHO_PORT),
-                                                                  "0.05", "0.02", str(self.path)]),
+        self.client = subprocess.Popen(tl.lab.argv_for("client", [sys.executable, probe, "handover", ECHO,
+                                                                  str(ECHO_PORT), "0.05", "0.02", str(self.path)]),
                                        stdin=subprocess.PIPE)
 
     def records(self) -> list[list]:

@@ -363,37 +363,31 @@ class Store:
             if ptr.s is None or not ptr.complete:
                 raise UciOpError(Code.NOTFOUND)
             self.reorder(ptr.s, c_strtoul_int(d.value or ""), record=False)
-        elif d.cmd is Cmd.RENAME:
-            self.rename(ptr, record=False)
-        elif d.cmd is Cmd.REMOVE:
-            self.delete(ptr, record=False)
-        elif d.cmd is Cmd.LIST_ADD:
-            self.add_list(ptr, record=False)
-        elif d.cmd is Cmd.LIST_DEL:
-            self.del_list(ptr, record=False)
-        else:
-            self.set(ptr, record=False)
-            if d.cmd is Cmd.ADD and d.option is None and ptr.s is not None and ptr.s.name is not None:
-                ptr.s.anon_id, ptr.s.name = ptr.s.name, None
+            return
+        self._edit(_REPLAYED_AS.get(d.cmd, "set"), ptr, record=False)
+        if d.cmd is Cmd.ADD and d.option is None and ptr.s is not None and ptr.s.name is not None:
+            ptr.s.anon_id, ptr.s.name = ptr.s.name, None
 
     def command(self, cmd: str, ptr: Ptr) -> None:
         """Run one section command of the CLI (``set``, ``delete``, ...) on a looked-up ``ptr``."""
-        if cmd == "set":
-            self.set(ptr)
-        elif cmd == "add_list":
-            self.add_list(ptr)
-        elif cmd == "del_list":
-            self.del_list(ptr)
-        elif cmd == "rename":
-            self.rename(ptr)
-        elif cmd == "delete":
-            self.delete(ptr)
-        elif cmd == "reorder":
+        if cmd == "reorder":
             if ptr.s is None or ptr.value is None:
                 raise UciOpError(Code.NOTFOUND)
             self.reorder(ptr.s, c_strtoul_int(ptr.value))
-        else:
-            raise ValueError(cmd)
+            return
+        self._edit(cmd, ptr, record=True)
+
+    def _edit(self, name: str, ptr: Ptr, record: bool) -> None:
+        """The edit named as the CLI names it, on a looked-up ``ptr``; another name is a ValueError."""
+        edits = {"set": self.set, "add_list": self.add_list, "del_list": self.del_list,
+                 "rename": self.rename, "delete": self.delete}
+        if name not in edits:
+            raise ValueError(name)
+        edits[name](ptr, record)
+
+
+# what a delta-file command replays as (every other command is a ``set``)
+_REPLAYED_AS = {Cmd.RENAME: "rename", Cmd.REMOVE: "delete", Cmd.LIST_ADD: "add_list", Cmd.LIST_DEL: "del_list"}
 
 
 def option_values(v: Value) -> tuple[str, ...]:
