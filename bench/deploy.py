@@ -78,7 +78,7 @@ def topology_text(n: int, access: dict[str, dict[str, Any]]) -> str:
 
 def only(compiled: Compiled, routers: list[str]) -> Compiled:
     """The same compiled site restricted to some routers (for the one-router run)."""
-    return Compiled(compiled.site, {r: compiled.routers[r] for r in routers}, compiled.timings)
+    return Compiled(compiled.site, {r: compiled.routers[r] for r in routers})
 
 
 def stock_files(role: str) -> dict[str, str]:

@@ -7,22 +7,30 @@ to the site's uplinks) and M uplink routers answering `ubus call network.interfa
 interval, on kept-open connections), and a headless Chromium opens the pages.
 
 Figures:
-- page load: Navigation Timing of "/" (every site) and "/site/<first>" in Chromium: time to the
-  last response byte, DOMContentLoaded and first contentful paint (median of --loads loads);
+- page load: Navigation Timing and Paint Timing of "/" (every site) and "/site/<first>" in
+  Chromium: time to the last response byte, DOMContentLoaded and first contentful paint (median
+  of --loads loads), interleaved with loads of an empty page from another local server in the
+  same browser: its first paint is the floor this browser on this machine gives at that moment
+  (it grows with the machine's load), so what the dashboard adds is the difference;
 - update latency: for every SSE update the page received, the time between the poller having
   the result (``seen``, stamped by the poller) and the page having replaced its HTML;
 - CPU: the server process's user+system time over --seconds, as % of one core, first with no
   page open (the poller alone), then with the overview page open and receiving every update.
 
-Run: sudo python bench/web.py [--sites 10] [--uplinks 4] [--interval 5] [--seconds 60]
+--routers-nice N runs the test routers (dropbear and the shells it starts) at that nice level:
+they stand in for routers that are other machines, whose CPU a real dashboard does not share.
+
+Run: sudo python bench/web.py [--sites 10] [--uplinks 4] [--interval 5] [--seconds 60] [--routers-nice 19]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.server
 import io
 import os
+import threading
 import shutil
 import statistics
 import sys
@@ -70,21 +78,76 @@ def build(tmp: Path, sites: int, uplinks: int) -> tuple[list[Path], Path, list[A
     return paths, state, started
 
 
-def load_times(driver: Any, url: str, n: int) -> dict[str, float]:
-    got: dict[str, list[float]] = {"response_end_ms": [], "dom_content_loaded_ms": [], "first_contentful_paint_ms": []}
+NAV = ("const n = performance.getEntriesByType('navigation')[0];"
+       "const p = performance.getEntriesByName('first-contentful-paint')[0];"
+       "return [n.responseEnd - n.startTime, n.domContentLoadedEventEnd - n.startTime, p ? p.startTime : null];")
+
+
+def empty_page() -> tuple[str, http.server.ThreadingHTTPServer]:
+    """A one-line page from a plain local HTTP server: the browser's own floor for a first paint."""
+    body = b"<!doctype html><html lang=en><title>empty</title><p>empty page</p></html>"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{srv.server_port}/", srv
+
+
+def load_times(driver: Any, urls: dict[str, str], n: int) -> dict[str, dict[str, float]]:
+    """Median response end, DOMContentLoaded and first contentful paint per page, the pages
+    loaded in turn n times (so each sees the same machine load)."""
+    got: dict[str, dict[str, list[float]]] = {
+        k: {"response_end_ms": [], "dom_content_loaded_ms": [], "first_contentful_paint_ms": []} for k in urls}
     for _ in range(n):
-        driver.get(url)
-        weblab.wait_for(lambda: driver.execute_script(
-            "return performance.getEntriesByType('paint').length > 0 && document.readyState === 'complete'"), 10)
-        nav = driver.execute_script("const n = performance.getEntriesByType('navigation')[0];"
-                                    "return [n.responseEnd - n.startTime, n.domContentLoadedEventEnd - n.startTime];")
-        fcp = driver.execute_script("const p = performance.getEntriesByName('first-contentful-paint')[0];"
-                                    "return p ? p.startTime : null;")
-        got["response_end_ms"].append(nav[0])
-        got["dom_content_loaded_ms"].append(nav[1])
-        if fcp is not None:
-            got["first_contentful_paint_ms"].append(fcp)
-    return {k: statistics.median(v) for k, v in got.items() if v}
+        for name, url in urls.items():
+            driver.get(url)
+            weblab.wait_for(lambda: driver.execute_script(
+                "return performance.getEntriesByType('paint').length > 0 && document.readyState === 'complete'"), 10)
+            resp, dcl, fcp = driver.execute_script(NAV)
+            got[name]["response_end_ms"].append(resp)
+            got[name]["dom_content_loaded_ms"].append(dcl)
+            if fcp is not None:
+                got[name]["first_contentful_paint_ms"].append(fcp)
+    return {name: {k: statistics.median(v) for k, v in figs.items() if v} for name, figs in got.items()}
+
+
+def renice_tree(roots: list[int], level: int) -> int:
+    """Set ``level`` on every process below ``roots`` (the routers' dropbear and its shells);
+    children started later inherit it. Returns how many processes were changed."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    below = set(roots)
+    grew = True
+    while grew:
+        new = {pid for pid, pp in parent.items() if pp in below and pid not in below}
+        below |= new
+        grew = bool(new)
+    done = 0
+    for pid in below:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, pid, level)
+            done += 1
+    return done
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} CPUs"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -107,20 +170,30 @@ def run(args: argparse.Namespace) -> None:
               f"{time.monotonic() - t0:.1f} s; poll interval {args.interval:g} s")
         server = weblab.WebServer(paths, state, tmp / "web.sqlite", args.interval)
         time.sleep(2 * args.interval)                     # connections made, first polls done
+        if args.routers_nice:
+            n = renice_tree([r.proc.pid for r in started], args.routers_nice)
+            print(f"routers at nice {args.routers_nice} ({n} processes): they stand in for other machines")
         pid = server.proc.pid
+        print(f"before the CPU figure: {load()}")
         c0, w0 = cpu_seconds(pid), time.monotonic()
         time.sleep(args.seconds)
         idle = (cpu_seconds(pid) - c0) / (time.monotonic() - w0) * 100
         print(f"server CPU, poller only (no page open): {idle:.1f} % of one core "
-              f"({len(started)} routers / {args.interval:g} s = {len(started) / args.interval:.1f} round trips/s)")
+              f"({len(started)} routers / {args.interval:g} s = {len(started) / args.interval:.1f} round trips/s); "
+              f"{load()}")
 
         driver = weblab.chrome()
         driver.get(server.url)
-        loads = {"/": load_times(driver, server.base + "/", args.loads),
-                 "/site/s0": load_times(driver, server.base + "/site/s0", args.loads)}
+        floor, floor_srv = empty_page()
+        try:
+            loads = load_times(driver, {"empty page (floor)": floor, "/": server.base + "/",
+                                        "/site/s0": server.base + "/site/s0"}, args.loads)
+        finally:
+            floor_srv.shutdown()
         for page, figs in loads.items():
             print(f"page load {page}: " + ", ".join(f"{k.replace('_ms', '')} {v:.0f} ms" for k, v in figs.items())
                   + f" (median of {args.loads})")
+        print(f"after the page loads: {load()}")
         driver.get(server.base + "/")
         weblab.wait_for(lambda: driver.execute_script("return window.mwUpdates.length") > 0, 10)
         driver.execute_script("window.mwUpdates.length = 0")
@@ -136,7 +209,7 @@ def run(args: argparse.Namespace) -> None:
                   f"median {statistics.median(lat):.1f} ms, p95 {pct(lat, 0.95):.1f} ms, max {max(lat):.1f} ms; "
                   f"of which in the server (result -> message sent): median {statistics.median(server_part):.1f} ms, "
                   f"p95 {pct(server_part, 0.95):.1f} ms")
-        print(f"load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        print(f"at the end: {load()}")
     finally:
         if driver is not None:
             driver.quit()
@@ -153,5 +226,6 @@ if __name__ == "__main__":
     ap.add_argument("--uplinks", type=int, default=4)
     ap.add_argument("--interval", type=float, default=5.0)
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--loads", type=int, default=5)
+    ap.add_argument("--loads", type=int, default=7)
+    ap.add_argument("--routers-nice", type=int, default=0, help="nice level for the test routers (0: as started)")
     run(ap.parse_args())

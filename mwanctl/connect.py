@@ -1,15 +1,20 @@
-"""Build the transport for a router from the topology's `access` block."""
+"""Open connections: the transport for a router from the topology's `access` block, and the
+callables the deploy, rotation and status flows are handed to open their own."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from mwanctl.errors import ConnectError
+from mwanctl.errors import ConnectError, MwanctlError
 from mwanctl.topology.model import Access, Topology
 from mwanctl.transports.base import Transport
+
+if TYPE_CHECKING:
+    from mwanctl.status.poll import Answer, Ask
 
 Prompt = Callable[[str], str]
 
@@ -21,12 +26,13 @@ class ConnectOptions:
     accept_new_host_key: bool = False
     prompt: Optional[Prompt] = None           # asks for a password when nothing else is set
     known_hosts: Optional[str] = None
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)   # where password_env is read
 
 
 def _password(router: str, a: Access, opts: ConnectOptions) -> Optional[Callable[[], str]] | str | None:
     """Passwords come from an environment variable, a file or a prompt — never the command line."""
     if a.password_env:
-        value = os.environ.get(a.password_env)
+        value = opts.environ.get(a.password_env)
         if value is None:
             raise ConnectError(f"{router}: environment variable {a.password_env} is not set")
         return value
@@ -71,3 +77,23 @@ def transport_for(t: Topology, router: str, opts: ConnectOptions) -> Transport:
                              timeout=a.connect_timeout)
     from mwanctl.transports.local import LocalTransport
     return LocalTransport(router)
+
+
+def connector(t: Topology, opts: ConnectOptions) -> Callable[[str], Transport]:
+    """Router name -> a new connection to it (what Deployment and Rotation are given)."""
+    return lambda router: transport_for(t, router, opts)
+
+
+def asker(t: Topology, opts: ConnectOptions, connect: Optional[Callable[[str], Transport]] = None) -> Ask:
+    """Router, probes -> their texts over a connection opened for this one question, or the
+    error that stopped it (``status.poll``'s way of asking for ``mwanctl status``). ``connect``
+    opens it instead of ``transport_for`` (the many-site run's pooled connections)."""
+    opener = connect or connector(t, opts)
+
+    def ask(router: str, probes: tuple[str, ...]) -> Answer:
+        try:
+            with opener(router) as tr:
+                return tr.query(probes)
+        except MwanctlError as exc:
+            return exc
+    return ask

@@ -26,6 +26,7 @@ from mwanctl.errors import (
 )
 from mwanctl.facts import Mwan3Status, WgInterface, parse_mwan3_status, parse_wg_dump
 from mwanctl.plan import RouterPlan, plan_router
+from mwanctl.wanverify import WAN_UP_TIMEOUT, wan_state
 from mwanctl.transports.base import Receipt, RouterState, Transport
 from mwanctl.uci.model import UciPackage
 from mwanctl.verify import TunnelCheck
@@ -67,6 +68,17 @@ class RouterOutcome:
     @property
     def ok(self) -> bool:
         return self.status in ("applied", "unchanged")
+
+
+def settle_pending(t: Transport, action: str) -> str:
+    """``confirm`` or ``rollback`` the deploy a router holds unconfirmed, if it holds one; what
+    happened, in words (`mwanctl confirm` / `mwanctl rollback`, one router)."""
+    if t.read_state(("network",)).pending is None:
+        return "nothing pending"
+    if action == "confirm":
+        t.confirm()
+        return "confirmed"
+    return "rolled back to its previous config" if t.rollback() else "nothing pending"
 
 
 def one_line(router: str, exc: BaseException) -> str:
@@ -120,7 +132,13 @@ class Deployment:
             t = self.connect(router)
             self._transports[router] = t
             self.progress(router, "reading config")
-            return t.read_state(cfg.packages)
+            state = t.read_state(cfg.packages)
+            if cfg.wan is not None:   # which protocols netifd has, before a WAN section is written
+                try:
+                    state.extra["proto_handlers"] = t.query(["proto_handlers"])["proto_handlers"]
+                except MwanctlError as exc:    # cannot tell: the plan warns (MW022), not refuses
+                    state.extra["proto_handlers"] = f"ERROR: {exc}"
+            return state
         except MwanctlError as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - one router's surprise must not hide the others
@@ -151,6 +169,8 @@ class Deployment:
         tunnels = self._tunnels(uplinks, mothers)
         touched = {i: t for i, t in tunnels.items() if any(self._iface_touched(r, i) for r in t)}
         self._baseline = self._probe({r for t in touched.values() for r in t[:2]}, mwan3=True)
+        wans = self._wans_touched(uplinks)
+        wans_before = self._wan_states(wans)
         serial = [u for u in uplinks if self.plans[u].restarts]
         rest = [u for u in uplinks if u not in serial]
         with ThreadPoolExecutor(max_workers=max(1, min(self.parallel, len(rest) or 1))) as pool:
@@ -169,6 +189,7 @@ class Deployment:
                     self.outcomes[u].message = "; ".join(f"{c.iface}: {c.why}" for c in failed)
         for u in serial:
             self.outcomes.setdefault(u, RouterOutcome(u, "skipped", "not applied: an earlier uplink failed"))
+        self._check_wans(wans, wans_before)
         bad = self._bad()
         for m in mothers:
             if bad:
@@ -216,8 +237,57 @@ class Deployment:
         return iface in plan.effects or iface not in _wg_names(net.before)
 
     def _arm_one(self, router: str) -> RouterOutcome:
+        extra = WAN_UP_TIMEOUT if router in self._wans_touched([router]) else 0   # it waits for its WAN
         return self.arm_router(router, self.plans[router], self._transports[router],
-                               self.confirm_timeout + self.verify_timeout)
+                               self.confirm_timeout + self.verify_timeout + extra)
+
+    # -- an uplink's own WAN (`uplinks[].wan`) ---------------------------------------------------
+    def _wans_touched(self, routers: list[str]) -> dict[str, str]:
+        """router -> its WAN interface, for the uplinks whose WAN section this deploy changes."""
+        out = {}
+        for r in routers:
+            owned, plan = self.compiled.routers[r].wan, self.plans.get(r)
+            net = plan.packages.get("network") if plan is not None else None
+            if owned is not None and net is not None and any(op.section == owned[1].interface for op in net.ops):
+                out[r] = owned[1].interface
+        return out
+
+    def _wan_states(self, wans: dict[str, str]) -> dict[str, tuple[Optional[bool], str]]:
+        def one(r: str) -> tuple[str, tuple[Optional[bool], str]]:
+            try:
+                return r, wan_state(self._transports[r].query(["iface_dump"])["iface_dump"], wans[r])
+            except MwanctlError as exc:
+                return r, (None, str(exc))
+        if not wans:
+            return {}
+        with ThreadPoolExecutor(max_workers=max(1, min(self.parallel, len(wans)))) as pool:
+            return dict(pool.map(one, sorted(wans)))
+
+    def _check_wans(self, wans: dict[str, str], before: dict[str, tuple[Optional[bool], str]]) -> None:
+        """Wait (bounded) for each armed uplink's changed WAN to come up. One that was up before
+        and is not now fails its router (rolled back with the rest); one that was down before, or
+        that cannot be read, is a note."""
+        armed = {r: i for r, i in wans.items() if self.outcomes.get(r, RouterOutcome(r, "")).status == "armed"}
+        if not armed:
+            return
+        self.progress(",".join(sorted(armed)), f"waiting for {', '.join(f'{r}: {i}' for r, i in sorted(armed.items()))} to come up")
+        deadline = time.monotonic() + WAN_UP_TIMEOUT
+        now = self._wan_states(armed)
+        while any(up is False for up, _ in now.values()) and time.monotonic() < deadline:
+            time.sleep(self.poll_interval)
+            now.update(self._wan_states({r: i for r, i in armed.items() if now[r][0] is False}))
+        for r, (up, why) in now.items():
+            was = before.get(r, (None, ""))[0]
+            if up is True:
+                continue
+            if up is None:
+                self.notes.append(f"{r}: could not check that network.{armed[r]} came up ({why})")
+            elif was is True:
+                self.outcomes[r].status = "verify-failed"
+                self.outcomes[r].message = (f"network.{armed[r]} was up before and did not come up again "
+                                            f"within {WAN_UP_TIMEOUT} s ({why})")
+            else:
+                self.notes.append(f"{r}: network.{armed[r]} is not up ({why}); it was not up before this deploy either")
 
     def arm_router(self, router: str, plan: RouterPlan, t: Transport, timeout: int) -> RouterOutcome:
         """Apply one router's plan over ``t``; its rollback timer is armed for ``timeout`` s
@@ -541,7 +611,7 @@ def describe_router_state(router: str, state: RouterState, since: int) -> str:
     if rec and rec[0].isdigit() and int(rec[0]) >= since - 5:
         when = time.strftime("%H:%M:%S", time.localtime(int(rec[0])))
         return f"{router} rolled back to its previous config at {when} (its clock)"
-    if "last_rollback" not in state.extra:   # rpcd and the local transport keep no such record
+    if "last_rollback" not in state.extra:   # rpcd keeps no such record
         return (f"{router} has nothing pending now and keeps no record of rollbacks, so whether its "
                 "timer restored the old config or the change was confirmed elsewhere cannot be told: "
                 "`mwanctl plan` shows what it is on")

@@ -22,22 +22,14 @@ The library raises; only ``mwanctl.cli`` prints or exits.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from mwanctl.exits import DeployExit
 
-class ExitStatus(enum.IntEnum):
-    """Exit codes are API: scripts and monitoring depend on them (documented in README)."""
 
-    OK = 0
-    ERROR = 1          # generic failure; for `validate`: the topology has errors
-    CHANGES = 2        # `plan` / `deploy --dry-run`: there are changes to apply
-    USAGE = 64         # bad command line
-    CONNECT = 4        # cannot connect or authenticate
-    APPLY_FAILED = 5   # apply failed; the router is on its old config
-    NOT_CONFIRMED = 6  # apply done (or interrupted) but not confirmed; the router rolls itself back
-    ROLLED_BACK = 7    # the confirm came too late: the router had already restored its old config
-    INTERRUPTED = 130
+# The codes errors carry are the deploy family's (mwanctl.exits); the name stays for the modules
+# and tests that import it from here.
+ExitStatus = DeployExit
 
 
 @dataclass(frozen=True)

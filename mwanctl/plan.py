@@ -14,13 +14,18 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from mwanctl.compile import RouterConfig, owns
-from mwanctl.transports.base import SECRET_OPTIONS, ApplyPlan, Pending, RouterState
+from mwanctl.router import SECRET_OPTIONS, ApplyPlan, Pending, RouterState
+from mwanctl.topology.model import Wan
 from mwanctl.uci.changes import Op
 from mwanctl.uci.diff import apply_ops, diff
 from mwanctl.uci.model import UciPackage, UciSection, Value
 from mwanctl.uci.render import export
 
 RELOAD_ORDER = ("network", "firewall", "mwan3", "mwanctl")
+# Seconds of torn-down policy routing when the mwan3 package changes: its reload is a full stop +
+# start with a fixed 2 s sleep between, about 7 s in all (the OpenWrt notes the project keeps,
+# "pitfalls" §3); the plan says so in its notes.
+MWAN3_RESTART_OUTAGE = 7
 SERVICE = {"mwanctl": "mwanctl-track"}    # the init script that reads a package, where it differs
 
 
@@ -86,9 +91,28 @@ def plan_router(cfg: RouterConfig, state: RouterState, only: Optional[set[str]] 
         problems.append(f"a previous deploy by {state.pending.owner} is waiting for confirmation "
                         f"(the router rolls it back in {max(0, state.pending.deadline)} s); "
                         "wait for it, or run `mwanctl confirm`/`mwanctl rollback`")
+    notes = _notes(packages)
+    if cfg.wan is not None:
+        wan_problems, wan_notes = _wan_findings(cfg.name, cfg.wan, state, packages)
+        problems += wan_problems
+        notes += wan_notes
     changed = {p: pp for p, pp in packages.items() if pp.ops}
     apply = _apply_plan(changed) if changed else None
-    return RouterPlan(cfg.name, cfg.role, packages, apply, state.pending, problems, _notes(packages))
+    return RouterPlan(cfg.name, cfg.role, packages, apply, state.pending, problems, notes)
+
+
+def _wan_findings(router: str, owned: tuple[str, Wan], state: RouterState,
+                  packages: dict[str, PackagePlan]) -> tuple[list[str], list[str]]:
+    """The WAN section mwanctl owns on an uplink: say so, and refuse a protocol netifd lacks."""
+    from mwanctl.compile.wan import plan_findings, zone_findings
+
+    uplink, wan = owned
+    net, fw = packages.get("network"), packages.get("firewall")
+    touched = net is not None and any(op.section == wan.interface for op in net.ops)
+    problems, notes = plan_findings(router, uplink, wan, state.extra.get("proto_handlers"), touched)
+    if touched:
+        notes += zone_findings(router, uplink, wan, fw.after if fw is not None else None)
+    return problems, notes
 
 
 def _owned_option_ops(pkg: str, before: UciPackage, owned: dict[str, dict[str, Value]],
@@ -262,7 +286,8 @@ def _notes(packages: dict[str, PackagePlan]) -> list[str]:
                          "examples `https`, `default_rule_v4` that would catch all traffic first): mwanctl "
                          "manages all of /etc/config/mwan3 except `globals`")
         if mwan3.ops:
-            notes.append("mwan3 config changes: mwan3 restarts (about 7 s of policy routing torn down)")
+            notes.append(f"mwan3 config changes: mwan3 restarts (about {MWAN3_RESTART_OUTAGE} s of policy "
+                     "routing torn down)")
     tracker = packages.get("mwanctl")
     if tracker is not None and tracker.ops:
         notes.append("installs or updates mwanctl's handover tracker (/etc/init.d/mwanctl-track)"

@@ -13,7 +13,11 @@ Per tunnel, one at a time:
   2. the uplink's new keys are committed with its rollback armed, nothing live yet;
   3. the mother gets its new keys live (uci commit, ``renew`` = wireguard.sh's `wg syncconf` on
      the same device; no network reload, which would restart it because private_key is a
-     declared parameter): from now on what it sends into the tunnel waits for the new session;
+     declared parameter): from now on what it sends into the tunnel waits for the new session.
+     Just before the renew, in the same round trip, the uplink's new peer is put on the live
+     device with the tunnel's allowed IPs (WireGuard moves them from the old peer in one step):
+     `wg syncconf` removes a peer that left the config before adding its successor, and a
+     packet sent in between met no peer (10-20 ms in wireguard-go);
   4. the uplink's keys go live (network reload: netifd rebuilds its tunnel; an uplink runs no
      mwan3) and the uplink starts the handshake (its new peer entry has no endpoint, and the
      mother's own first try, refused by the old keys, is retried only after ~5 s);
@@ -36,6 +40,7 @@ import datetime as _dt
 import re
 import time
 from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import Callable, Optional
 
 from mwanctl.compile import Compiled, compile_site
@@ -49,6 +54,12 @@ from mwanctl.transports.base import Receipt, RouterState, Transport
 
 Connect = Callable[[str], Transport]
 Say = Callable[[str], None]
+
+# The new keys count as working when the mother shows a handshake with the uplink's new key at
+# most this old (by the mother's clock): WireGuard renews a session that carries traffic every
+# REKEY_AFTER_TIME, 120 s, so an older stamp (say, from an earlier attempt with the same pending
+# keys) proves nothing about the session now.
+FRESH_HANDSHAKE = 120
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -82,6 +93,22 @@ def due(store: KeyStore, names: list[str], older_than: Optional[_dt.timedelta],
         if created and now - min(created) >= older_than:
             out.append(n)
     return out
+
+
+@dataclass(frozen=True)
+class _Moved:
+    """What :meth:`Rotation._bring_live_mother` changes on the mother's live device, and how to undo it."""
+
+    old_peer: str
+    old_ips: tuple[str, ...]
+    old_endpoint: Optional[str]
+    new_peer: str
+    new_ips: tuple[str, ...]
+    own_public: str      # the mother's public key before its renew
+
+
+class _LiveFailed(MwanctlError):
+    """The mother's apply is committed and armed, but bringing it live failed."""
 
 
 @dataclass
@@ -203,6 +230,7 @@ class Rotation:
         receipt its confirm must present, or None."""
         cfg = compiled.routers[router]
         t = self.connect(router)
+        moved: Optional[_Moved] = None
         try:
             state = self._settled_state(t, router)
             plan = plan_router(cfg, state, only={u.iface, f"{u.iface}_peer"}, packages_=("network",))
@@ -221,20 +249,89 @@ class Rotation:
                     plan.apply.check_peers = {}
             self.say(f"{u.name}: new keys on {router}"
                      + {"live": " (live, no restart)", "deferred": " (committed, not live yet)"}.get(mode, ""))
+            move = self._peer_move(t, router, u, compiled) if mode == "live" else None
+            if move is not None:   # the renew runs after the new peer is in: see _bring_live_mother
+                plan.apply.renew_ifaces, plan.apply.check_peers = [], {}
             receipt = t.apply(plan.apply, self.confirm_timeout)
+            if move is not None:
+                moved = move
+                self._bring_live_mother(t, router, u, move)
         except ApplyError as exc:
             t.close()
-            raise RotateError(f"{router}: {exc}; {router} is on its old config") from None
+            raise RotateError(f"{router}: {exc}; {router} is on its old config"
+                              + self._undo_move(router, u, moved)) from None
         except ApplyInterrupted as exc:  # sent, answer lost: maybe armed
             t.close()
-            raise RotateError(f"{router}: {exc}") from None
+            raise RotateError(f"{router}: {exc}" + self._undo_move(router, u, moved)) from None
+        except _LiveFailed as exc:       # committed and armed, the keys not (all) live
+            t.close()
+            raise RotateError(f"{router}: {exc}; {router} restores its old config by itself within "
+                              f"{self.confirm_timeout} s" + self._undo_move(router, u, moved)) from None
         except TransportError as exc:    # the transport contract: nothing was committed
             t.close()
-            raise RotateError(f"{router}: {exc}; nothing was committed: {router} is on its old config") from None
+            raise RotateError(f"{router}: {exc}; nothing was committed: {router} is on its old config"
+                              + self._undo_move(router, u, moved)) from None
         except BaseException:
             t.close()
             raise
         return t, receipt
+
+    def _peer_move(self, t: Transport, router: str, u: Uplink, compiled: Compiled) -> Optional[_Moved]:
+        """What :meth:`_bring_live_mother` will change on the mother's live device (read before
+        its apply), or None when the device is not as expected (no old peer live, the new one
+        there already) or the transport cannot: then the apply renews as a deploy does."""
+        old_up, new_up = (self.store.pair(u.name, "uplink", w) for w in ("current", "pending"))
+        old_own = self.store.pair(u.name, "mother", "current")
+        if not t.can_move_peer_live or old_up is None or new_up is None or old_own is None:
+            return None
+        dump = t.query(("wg_dump",)).get("wg_dump", "")
+        dev = None if dump.startswith("ERROR") else parse_wg_dump(dump, router).get(u.iface)
+        old = dev.peers.get(old_up.public) if dev is not None else None
+        if dev is None or old is None or new_up.public in dev.peers or dev.public_key != old_own.public:
+            return None
+        peer = next((s for s in compiled.routers[router].sections.get("network", [])
+                     if s.name == f"{u.iface}_peer"), None)
+        allowed = peer.options.get("allowed_ips") if peer is not None else None
+        ips = (allowed,) if isinstance(allowed, str) else tuple(allowed or ())
+        if not ips:
+            return None
+        return _Moved(old_up.public, old.allowed_ips, old.endpoint, new_up.public, ips, old_own.public)
+
+    def _bring_live_mother(self, t: Transport, router: str, u: Uplink, move: _Moved) -> None:
+        """The mother's committed new keys go live: first the uplink's new peer on the live device,
+        taking the old peer's allowed IPs in one step (WireGuard moves them), then the renew in
+        the same round trip. The renew's `wg syncconf` removes a peer that left the config before
+        it adds the new one; with the new peer there already it only removes a peer without
+        addresses, so no packet meets a device without a peer. From here what the mother sends
+        into the tunnel waits for the new session."""
+        try:
+            t.move_peer_live(u.iface, move.new_peer, move.new_ips, move.old_endpoint, renew=True)
+        except TransportError as exc:
+            raise _LiveFailed(str(exc)) from None
+        self.say(f"{u.name}: new peer on {router}'s live tunnel first, then renew (the old one "
+                 "keeps no addresses)")
+
+    def _undo_move(self, router: str, u: Uplink, moved: Optional[_Moved]) -> str:
+        """Bringing the mother live failed in :meth:`_bring_live_mother`. If its renew never ran (the
+        device still has the old private key), the old peer gets its allowed IPs back and the new
+        one goes, in one `wg set`; after a renew the router's own rollback (a renew again) makes
+        the device equal to the old config, stray peer included. Returns what to add to the
+        error message."""
+        if moved is None:
+            return ""
+        try:
+            with self.connect(router) as t:
+                dump = t.query(("wg_dump",)).get("wg_dump", "")
+                dev = None if dump.startswith("ERROR") else parse_wg_dump(dump, router).get(u.iface)
+                if dev is None or moved.new_peer not in dev.peers or dev.public_key != moved.own_public:
+                    return ""
+                t.move_peer_live(u.iface, moved.old_peer, moved.old_ips, moved.old_endpoint,
+                                 remove=moved.new_peer)
+        except MwanctlError as exc:
+            return (f"; the new peer may still be live on {router}'s {u.iface} ({exc}): "
+                    f"`ubus call network.interface.{u.iface} renew` there puts the old one back")
+        self.say(f"{u.name}: the old peer is back on {router}'s live tunnel")
+        return ""
 
     def _bring_live(self, compiled: Compiled, u: Uplink, t: Transport, host: Optional[str],
                     tm: Optional[Transport]) -> None:
@@ -305,13 +402,37 @@ class Rotation:
                 peers = parse_wg_dump(probes.get("wg_dump", ""), mother).get(u.iface)
                 peer = peers.peers.get(new_uplink.public) if peers else None   # peers: by public key
                 epoch = _int(probes.get("epoch"))
-                if peer is not None and peer.latest_handshake and (epoch is None or epoch - peer.latest_handshake < 120):
+                if peer is not None and peer.latest_handshake and (
+                        epoch is None or epoch - peer.latest_handshake < FRESH_HANDSHAKE):
                     self.say(f"{u.name}: handshake on the new keys")
                     return
                 if time.monotonic() > give_up:
                     raise RotateError(f"no handshake on {u.iface} with the new keys in time to "
                                       f"confirm (waited {time.monotonic() - start:.0f} s)")
                 time.sleep(0.5)
+
+
+# -- the flow of `mwanctl keys rotate` around Rotation ---------------------------------------------
+
+def tunnels_to_rotate(topology: Topology, store: KeyStore, only: Sequence[str], older_than: Optional[str],
+                      now: _dt.datetime) -> list[str]:
+    """The tunnels a rotation run does, in topology order: those named (all when none), due by
+    ``older_than`` (e.g. "90d"); a tunnel without keys yet is an error (deploy it first)."""
+    from mwanctl.site import slot_spec
+    from mwanctl.topology.checks import pool_slots
+    if store.ensure(slot_spec(topology), pool_slots(topology)):
+        raise RotateError("some tunnels have no keys yet: deploy the topology before rotating")
+    names = [u.name for u in topology.uplinks if not only or u.name in only]
+    return due(store, names, parse_age(older_than) if older_than else None, now)
+
+
+def rotate_in_turn(rotation: Rotation, names: Sequence[str]) -> Iterator[TunnelResult]:
+    """One tunnel at a time, stopping after the first that fails (running again finishes it)."""
+    for name in names:
+        result = rotation.rotate(rotation.topology.uplink(name))
+        yield result
+        if result.status != "rotated":
+            return
 
 
 def _int(text: Optional[str]) -> Optional[int]:
@@ -321,4 +442,4 @@ def _int(text: Optional[str]) -> Optional[int]:
         return None
 
 
-__all__ = ["Rotation", "RotateError", "TunnelResult", "due", "parse_age"]
+__all__ = ["Rotation", "RotateError", "TunnelResult", "due", "parse_age", "rotate_in_turn", "tunnels_to_rotate"]

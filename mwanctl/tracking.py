@@ -46,7 +46,6 @@ DEFAULT_TARGETS = ("1.1.1.1", "9.9.9.9")
 # The IPv6 aliases (mw_<uplink>6) and IPv6 WANs track these unless `targets6` says otherwise:
 # the same two operators as DEFAULT_TARGETS (Cloudflare, Quad9), over IPv6.
 DEFAULT_TARGETS6 = ("2606:4700:4700::1111", "2620:fe::fe")
-METHODS = ("ping", "arping", "httping", "nslookup")  # plus nping-<mode>
 
 # Seconds per round beyond the probes and the sleep: forks, status files, and the synchronous
 # `hotplug-call` of the connecting/disconnecting events (lab maximum 0.23 s, recorded vectors).

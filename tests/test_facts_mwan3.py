@@ -13,11 +13,10 @@ from mwanctl.errors import CommandError
 from mwanctl.facts import (
     Mwan3Status,
     TrackTarget,
-    parse_mwan3_interfaces_text,
-    parse_mwan3_policies_text,
     parse_mwan3_status,
 )
 from mwanctl.status import ExpectedMember, compute_shares
+from tests.mwan3_text import parse_mwan3_interfaces_text, parse_mwan3_policies_text
 
 HERE = Path(__file__).parent
 VECTORS = HERE / "vectors" / "mwan3"
@@ -88,6 +87,22 @@ def test_wanB_disabled() -> None:
     assert b.since is None
     assert [t.status for t in b.track_ip] == ["unknown", "unknown"]
     assert compute_shares(BALANCED, carrying(st)) == {"wanA": 1.0, "wanB": 0.0}
+
+
+@pytest.mark.parametrize("json_name, text_name", [
+    ("mwan3-status-both-online.json", "mwan3-status-cli-both-online.txt"),
+    ("mwan3-status-wanB-disabled.json", "mwan3-interfaces-wanB-disabled.txt"),
+])
+def test_json_reading_agrees_with_what_mwan3_printed_at_the_same_moment(json_name: str, text_name: str) -> None:
+    """Each text vector is mwan3's own CLI report of the state its JSON vector was recorded in."""
+    st = status(json_name)
+    lines = parse_mwan3_interfaces_text(vector(text_name), "mother")
+    assert set(lines) == set(st.interfaces)
+    for name, line in lines.items():
+        iface = st.interfaces[name]
+        assert (iface.status, iface.tracking) == (line.status, line.tracking), name
+        if line.online_for is not None:
+            assert (iface.since, iface.uptime) == (line.online_for, line.uptime), name
 
 
 def test_cli_status_text_interfaces() -> None:

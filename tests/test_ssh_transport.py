@@ -147,7 +147,6 @@ def test_read_state_reports_pending_deploy_and_ignores_uncommitted(router_factor
         st = t.read_state(["network"])
         assert st.pending is not None and st.pending.owner == "alice@laptop"
         assert 0 < st.pending.deadline <= 30
-        assert st.extra.get("uncommitted") == "network"
         lan = st.packages["network"].get("lan")  # type: ignore[union-attr]
         assert lan is not None and lan.options["ipaddr"] == "192.168.1.1"
         t.rollback()

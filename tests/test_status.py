@@ -78,7 +78,7 @@ def build(mwan3: str = "mwan3-status-both-online.json", exp: Expectation = EXP, 
     p = probes(mwan3, kw.pop("dump", None))  # type: ignore[arg-type]
     if "mwan3_text" in kw:
         p["mwan3_status"] = kw.pop("mwan3_text")  # type: ignore[assignment]
-    return build_status(exp, p, None, **kw)  # type: ignore[arg-type]
+    return build_status(exp, p, **kw)  # type: ignore[arg-type]
 
 
 def text_of(site: SiteStatus, **console_kw: object) -> str:
@@ -266,17 +266,16 @@ def test_mwan3_probe_failed_or_nonsense_raises() -> None:
     with pytest.raises(CommandError, match="did not print JSON"):
         build(mwan3_text="<html>")
     with pytest.raises(CommandError, match="was not run"):
-        build_status(EXP, {"wg_dump": ""}, None)
+        build_status(EXP, {"wg_dump": ""})
 
 
 def test_handshake_clock() -> None:
     p = probes()
     del p["epoch"]
-    no_clock = build_status(EXP, p, 10.0)
+    no_clock = build_status(EXP, p)
     assert no_clock.uplinks[0].wg is not None and no_clock.uplinks[0].wg.handshake_age is None
-    assert no_clock.router_uptime == 10.0  # the caller's value wins over the probe
     assert no_clock.problems == ()  # an unknown age is not called stale
-    ours = build_status(EXP, p, None, now=NOW + 100)
+    ours = build_status(EXP, p, now=NOW + 100)
     assert ours.uplinks[0].wg is not None and ours.uplinks[0].wg.handshake_age == 152
 
 
@@ -435,7 +434,7 @@ def test_format_bytes(n: int | None, text: str) -> None:
 
 def fixture_status(case: str, exp: Expectation = EXP) -> SiteStatus:
     text = (HERE / "facts" / "mwan3" / f"{case}.json").read_text()
-    return build_status(exp, {"mwan3_status": text, "wg_dump": wg(), "epoch": str(NOW)}, None)
+    return build_status(exp, {"mwan3_status": text, "wg_dump": wg(), "epoch": str(NOW)})
 
 
 def test_shell_2305_notracking_and_raw_enabled() -> None:
@@ -486,13 +485,13 @@ def test_exit_code_2_critical_no_uplink_online() -> None:
 def test_exit_code_3_unknown_when_the_mwan3_probe_fails_and_json_still_says_why() -> None:
     p = probes()
     p["mwan3_status"] = "ERROR: Command failed: Not found\n"
-    site = status_or_unknown(EXP, p, None, now=NOW)
+    site = status_or_unknown(EXP, p, now=NOW)
     assert exit_code(site) == UNKNOWN == 3
     doc = to_json(site)
     assert doc["exit_code"] == 3 and doc["reachable"] is True and "Not found" in doc["error"]
     assert doc["problems"][0]["kind"] == "probe-failed" and doc["uplinks"] == []
     assert summary_line(site).startswith("status unknown: ")
-    nonsense = status_or_unknown(EXP, {**p, "mwan3_status": "<html>"}, None)
+    nonsense = status_or_unknown(EXP, {**p, "mwan3_status": "<html>"})
     assert exit_code(nonsense) == 3 and nonsense.error
     assert exit_code(SiteStatus.unreachable("mother", "timed out")) == 3
 
@@ -518,7 +517,7 @@ def test_offline_ipv6_alias_is_counted_and_reported() -> None:
         ("wan", "ipv4", "wan"), ("wan6", "ipv6", "wan6"), ("mw_dsl", "ipv4", "dsl"),
         ("mw_dsl6", "ipv6", "dsl IPv6"), ("mw_lte", "ipv4", "lte"), ("mw_lte6", "ipv6", "lte IPv6")]
     data["interfaces"]["mw_dsl6"].update(status="offline", online=0, offline=40)  # type: ignore[index]
-    site = build_status(exp, {"mwan3_status": json.dumps(data)}, None)
+    site = build_status(exp, {"mwan3_status": json.dumps(data)})
     assert summary_line(site) == "IPv4 3/3, IPv6 2/3 uplinks online — dsl IPv6 offline for 40s"
     assert exit_code(site) == 1
     assert [(p.kind, p.uplink, p.message) for p in site.problems] == [("offline", "dsl", "dsl IPv6: offline for 40s")]
@@ -533,7 +532,7 @@ def test_no_ipv6_uplink_online_is_critical_even_with_ipv4_fine() -> None:
     exp, data = _dual_stack()
     for name in ("wan6", "mw_dsl6", "mw_lte6"):
         data["interfaces"][name].update(status="offline", online=0, offline=5)  # type: ignore[index]
-    site = build_status(exp, {"mwan3_status": json.dumps(data)}, None)
+    site = build_status(exp, {"mwan3_status": json.dumps(data)})
     assert exit_code(site) == 2
     assert summary_line(site).startswith("IPv4 3/3, IPv6 0/3 uplinks online — ")
 
@@ -543,5 +542,5 @@ def test_disconnecting_alias_is_dated_with_its_own_ipv6_settings() -> None:
     alias = next(e for e in exp.uplinks if e.iface == "mw_lte6")
     assert alias.track == TrackTimes(3, 3, 2, 2, failed_round=4.0, good_round=0)   # balanced, 2 IPv6 targets
     data["interfaces"]["mw_lte6"].update(status="disconnecting", score=5, age=2, online=99)  # type: ignore[index]
-    row = next(u for u in build_status(exp, {"mwan3_status": json.dumps(data)}, None).uplinks if u.iface == "mw_lte6")
+    row = next(u for u in build_status(exp, {"mwan3_status": json.dumps(data)}).uplinks if u.iface == "mw_lte6")
     assert (row.since, row.since_estimated, row.rounds) == (2, True, (1, 3))

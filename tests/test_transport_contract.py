@@ -398,3 +398,23 @@ def test_query_returns_mwan3_status(rig: Rig) -> None:
     assert json.loads(out["mwan3_status"]) == MWAN3_STATUS
     with pytest.raises(ValueError):
         rig.transport.query(["nosuch_probe"])
+
+
+def test_the_router_records_each_rollback_and_a_confirm_clears_the_record(rig: Rig) -> None:
+    """After a lost session deploy and plan read when (and whose) the router rolled back: the
+    timer's rollback, an explicit one, and a confirm that forgets the record."""
+    if rig.transport.kind == "ubus":
+        pytest.skip("rpcd keeps no record of its own rollbacks (README: a cut management link)")
+    owner = str(getattr(rig.transport, "owner"))
+    assert "last_rollback" not in rig.second().read_state(["mwan3"]).extra
+    start = int(time.time())
+    rig.transport.apply(make_plan(GOOD_OPS), rig.timeout)
+    rig.wait_past_timeout()                               # the router's timer
+    when, _, who = rig.second().read_state(["mwan3"]).extra["last_rollback"].partition(" ")
+    assert start <= int(when) <= int(time.time()) and who == owner
+    time.sleep(1.1)
+    rig.transport.apply(make_plan(GOOD_OPS), rig.timeout * 3)
+    assert rig.transport.rollback() is True               # an explicit one, later
+    assert int(rig.second().read_state(["mwan3"]).extra["last_rollback"].split()[0]) > int(when)
+    _fresh_confirm(rig, rig.transport.apply(make_plan(GOOD_OPS), rig.timeout * 3))
+    assert "last_rollback" not in rig.second().read_state(["mwan3"]).extra

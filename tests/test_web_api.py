@@ -6,6 +6,7 @@ refusal to listen on a non-loopback address without TLS."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from mwanctl.cli import main
 from mwanctl.status import SCHEMA
 from mwanctl.web.history import History, Retention, Sample
+from mwanctl.web.server import WebError, WebOptions, check_listen
 
 try:
     from tests import routers, weblab
@@ -192,11 +194,44 @@ def test_password_login(lab):
     server.stop()
 
 
+def test_serves_every_site_of_a_directory(lab, tmp_path, capsys):
+    """`mwanctl web DIR`: every *.yaml/*.yml in it is a site (as for plan/deploy/status)."""
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    text = lab["site"].path.read_text()
+    (sites / "one.yaml").write_text(text)
+    (sites / "two.yml").write_text(text.replace("site: lab", "site: lab2", 1))
+    (sites / "notes.txt").write_text("not a topology")
+    server = weblab.WebServer([sites], lab["site"].state_dir, tmp_path / "web.sqlite", INTERVAL)
+    try:
+        assert server.lines[0].startswith("mwanctl web: 2 site(s) (lab, lab2)"), server.lines
+        c, _ = login(server)
+        doc = weblab.wait_for(lambda: (d := c.get("/api/status").json()) and all(
+            s["reachable"] for s in d["sites"].values()) and d, 10 * INTERVAL)
+        assert doc and doc["schema"] == "mwanctl.web.sites/1" and set(doc["sites"]) == {"lab", "lab2"}
+        assert c.get("/site/lab2").status_code == 200 and c.get("/site/notes").status_code == 404
+    finally:
+        server.stop()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = main(["--state-dir", str(tmp_path), "web", str(empty), "--port", "0"])
+    err = capsys.readouterr().err
+    assert code == 64 and err.strip() == f"mwanctl: error: no topology files (*.yaml, *.yml) in {empty}", err
+
+
 def test_refuses_a_non_loopback_address_without_tls(tmp_path, capsys):
     topo = Path(__file__).resolve().parents[1] / "examples" / "home.yaml"
     code = main(["--state-dir", str(tmp_path), "web", str(topo), "--host", "0.0.0.0", "--port", "0"])
     err = capsys.readouterr().err
-    assert code == 1 and "refusing to listen on 0.0.0.0 without TLS" in err and "Traceback" not in err
+    assert code == 1 and err.splitlines() == [
+        "mwanctl: error: refusing to listen on 0.0.0.0 without TLS: pass --certfile/--keyfile, or "
+        "--insecure-remote if something else (a TLS proxy, a VPN) protects the traffic"], err
+    for host in ("192.0.2.1", "::", "[2001:db8::1]", "example.org"):
+        with pytest.raises(WebError, match=f"refusing to listen on {re.escape(host)} without TLS"):
+            check_listen(WebOptions(host=host))
+    for ok in (WebOptions(host="0.0.0.0", certfile=topo, keyfile=topo), WebOptions(host="::", insecure_remote=True),
+               WebOptions(host="127.0.0.2"), WebOptions(host="::1"), WebOptions(host="localhost")):
+        check_listen(ok)                                  # TLS, told so, or loopback: no refusal
     code = main(["--state-dir", str(tmp_path), "web", str(topo), "--certfile", str(topo), "--port", "0"])
     assert code == 1 and "--certfile and --keyfile go together" in capsys.readouterr().err
 
@@ -231,3 +266,82 @@ def test_wheel_carries_the_dashboard(tmp_path: Path) -> None:
     for f in (root / "mwanctl" / "web").rglob("*"):
         if f.is_file() and "__pycache__" not in f.parts:
             assert f"mwanctl/web/{f.relative_to(root / 'mwanctl' / 'web')}" in names, f
+
+
+def test_charts_read_from_rollups_agree_with_the_samples(tmp_path):
+    """A window of an hour or more is drawn from the per-bucket sums; they give the points the
+    samples themselves give (averages, the worst loss, gaps where nothing was measured), also
+    for a file written before the rollups existed (summed up once when it is opened)."""
+    h = History(tmp_path / "h.sqlite")
+    now = time.time()
+    rows = []
+    for i in range(1440):                          # two hours at 5 s
+        ts = now - 7200 + i * 5
+        gap = 1000 <= i < 1040                     # an outage 40 min ago: nothing measured
+        s = Sample("a", "online", None if gap else 10.0 + i % 7, None if gap else float(i % 11 == 0) * 20,
+                   None if gap else 1000.0 + i, None if gap else 500.0, 5, 0.5)
+        h.add_samples("lab", ts, [s])
+        rows.append((ts, s))
+    for hours, width in ((1, 15), (2, 30)):
+        since = now - hours * 3600
+        got = h.series("lab", "a", since)
+        want: dict[int, list[tuple[float, Sample]]] = {}   # the 15 s buckets from the one `since` is in
+        for ts, s in rows:
+            if int(ts // 15) >= int(since // 15):
+                want.setdefault(int(ts // 15) // (width // 15), []).append((ts, s))
+
+        def avg(xs: list[Any]) -> Any:
+            xs = [x for x in xs if x is not None]
+            return sum(xs) / len(xs) if xs else None
+        expect = [(min(t for t, _ in v), avg([s.rtt_ms for _, s in v]),
+                   max((s.loss_pct for _, s in v if s.loss_pct is not None), default=None),
+                   avg([s.rx_rate for _, s in v]), avg([s.tx_rate for _, s in v])) for _, v in sorted(want.items())]
+        assert len(got) == len(expect) and 100 < len(got) <= 241, (hours, len(got), len(expect))
+        for g, x in zip(got, expect):
+            assert g[0] == pytest.approx(x[0]) and all(
+                (a is None and b is None) or a == pytest.approx(b) for a, b in zip(g[1:], x[1:])), (g, x)
+        assert any(g[1] is None for g in got)      # the outage is a gap, not an average
+    before = {hours: h.series("lab", "a", now - hours * 3600) for hours in (1, 6, 24)}
+    h.close()
+    db = sqlite3.connect(str(tmp_path / "h.sqlite"))
+    db.execute("DELETE FROM rollups")
+    db.commit()
+    db.close()
+    again = History(tmp_path / "h.sqlite")
+    assert again.counts()["rollups"] > 0
+    for hours, got in before.items():
+        assert again.series("lab", "a", now - hours * 3600) == got
+    again.close()
+
+
+def test_the_labs_wg_dump_is_what_the_mothers_config_says(tmp_path):
+    """The recorded `wg show all dump` the dashboard tests feed the mother lists 0.0.0.0/0 as
+    each peer's allowed IPs. That is right, not a check being kind: on the mother each tunnel's
+    peer is the uplink, which carries any destination mwan3 sends into that tunnel, and the
+    rendered config says exactly 0.0.0.0/0. The deploy's live-state check (verify) finds the
+    lab's dump equal to the config and reports any other set of allowed IPs."""
+    import types
+
+    from mwanctl.facts import parse_wg_dump
+    from mwanctl.keys import KeyStore
+    from mwanctl.uci.parse import parse
+    from mwanctl.verify import live_differences
+    from tests import e2e
+    (tmp_path / "kh").write_text("")
+    (tmp_path / "key").write_text("")
+    rs = {n: types.SimpleNamespace(known_hosts_path=str(tmp_path / "kh"), port=2200 + i, key_path=str(tmp_path / "key"))
+          for i, n in enumerate(("mother", "a", "b"))}
+    site = e2e.write_site(tmp_path, rs, ["a", "b"])
+    assert main(site.argv("render", str(site.path), "-o", str(tmp_path / "out"))) == 0
+    net = parse((tmp_path / "out" / "mother" / "etc" / "config" / "network").read_text(), "network")
+    assert [s.options["allowed_ips"] for s in net.sections if s.type.startswith("wireguard_")] == \
+        [("0.0.0.0/0",), ("0.0.0.0/0",)]
+    dump = weblab.wg_dump(KeyStore.open("lab", site.state_dir), ("a", "b"))
+    peers = [ln.split("\t") for ln in dump.splitlines() if ln.split("\t")[1] != "(hidden)"]
+    assert len(peers) == 2 and {p[4] for p in peers} == {"0.0.0.0/0"}
+    for iface in ("mw_a", "mw_b"):
+        assert live_differences(net, iface, parse_wg_dump(dump, "mother"), None, None) == []
+    for wrong, shown in (("10.0.0.0/8", "10.0.0.0/8"), ("0.0.0.0/0,::/0", "0.0.0.0/0, ::/0"), ("(none)", "none")):
+        bad = parse_wg_dump(dump.replace("\t0.0.0.0/0\t", f"\t{wrong}\t"), "mother")
+        assert live_differences(net, "mw_a", bad, None, None) == \
+            [f"peer mw_a_peer allowed IPs {shown} (config 0.0.0.0/0)"]

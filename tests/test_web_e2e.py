@@ -292,6 +292,69 @@ def test_rotate_from_the_page_puts_new_keys_on_both_ends(lab):
     lab["feeder"].store = fresh
 
 
+def _leave_pending(lab: dict[str, Any], monkeypatch: Any, capsys: Any) -> float:
+    """`mwanctl deploy` whose confirm is lost (as when the connection drops after the apply):
+    the mother keeps the change applied and unconfirmed, its rollback timer armed. Returns
+    when (epoch) the deploy started."""
+    from mwanctl.transports import ssh
+    from mwanctl.errors import ConfirmError
+    site = lab["site"]
+    with monkeypatch.context() as m:
+        m.setattr(ssh.SshTransport, "confirm", lambda self, receipt=None: (_ for _ in ()).throw(
+            ConfirmError("simulated: connection lost")))
+        started = time.time()
+        code = main(site.argv("deploy", str(site.path), "--yes", "--confirm-timeout", "600"))
+    out = capsys.readouterr()
+    assert code == 6, out
+    return started
+
+
+def _router_pending(lab: dict[str, Any]) -> Any:
+    from mwanctl.connect import ConnectOptions, transport_for
+    from mwanctl.topology.load import load_topology
+    with transport_for(load_topology(lab["site"].path), "mother", ConnectOptions()) as t:
+        return t.read_state(("network",)).pending
+
+
+def test_pending_deploy_is_shown_with_its_deadline_and_confirm_and_rollback_act_on_it(lab, monkeypatch, capsys):
+    d, site = lab["driver"], lab["site"]
+    mother = site.routers["mother"]
+    path = site.path
+    good = path.read_text()
+    before = mother.config_text("mwan3")
+    assert "weight: 2" in good
+    path.write_text(good.replace("weight: 2", "weight: 3", 1))      # a change on the mother only
+    try:
+        d.get(lab["server"].base + "/site/lab")
+        for button in ("rollback", "confirm"):
+            started = _leave_pending(lab, monkeypatch, capsys)
+            armed = mother.config_text("mwan3")
+            assert armed != before and _router_pending(lab) is not None    # applied, not confirmed
+            item = weblab.wait_for(lambda: d.find_elements(
+                "css selector", "#live-card-lab .pending li[data-router=mother]"), 8 * INTERVAL + 10)
+            assert item and "rolls back by itself at" in item[0].text and "unless confirmed" in item[0].text
+            deadline = float(item[0].find_element("css selector", "time.deadline").get_attribute("data-ts"))
+            # the router's own deadline: the confirm timeout (600 s) plus the verify window after the apply
+            assert started + 600 - 5 <= deadline <= time.time() + 600 + 200, (started, deadline)
+            if button == "rollback":
+                shot(lab, "web-pending.png")
+            d.find_element("css selector", f"form[data-action$='/{button}'] button").click()
+            done = weblab.wait_for(lambda: finished(d, button), 60, 0.3)
+            assert done and done[1] == "ok", done
+            said = "rolled back to its previous config" if button == "rollback" else "confirmed"
+            assert f"mother: {said}" in done[2] and "a: nothing pending" in done[2]
+            assert _router_pending(lab) is None                             # the router says so
+            assert mother.config_text("mwan3") == (before if button == "rollback" else armed)
+            gone = weblab.wait_for(lambda: not d.find_elements("css selector", "#live-card-lab .pending"),
+                                   4 * INTERVAL)
+            assert gone, "the page still shows the deploy as pending"
+            ev = d.find_elements("css selector", f"#timeline-lab li[data-kind={button}]")
+            assert ev and ev[0].get_attribute("data-result") == "ok"
+    except BaseException:
+        path.write_text(good)
+        raise
+
+
 def test_rotate_needs_the_site_name(lab):
     c, csrf = client(lab)
     r = c.post("/api/site/lab/rotate", json={"confirm_site": ""}, headers={"X-CSRF-Token": csrf})
@@ -343,6 +406,48 @@ def test_csrf_less_post_is_refused(lab):
     assert status == 403
     assert mother.config_text("network") == before
     assert not any(j for j in d.find_elements("css selector", "#jobs section.job[data-status=running]"))
+
+
+def test_serves_over_tls_and_chromium_loads_the_page(lab):
+    """--certfile/--keyfile: the dashboard speaks only TLS with the test's certificate (a CA and a
+    server certificate for 127.0.0.1 made by the test). Chromium is told to trust exactly that
+    server key (--ignore-certificate-errors-spki-list with its SPKI hash; the same Chromium
+    without it refuses the page); httpx checks the chain against the test's CA."""
+    import ssl
+    ca, cert, key, spki = weblab.test_certificate(lab["tmp"])
+    site = lab["site"]
+    server = weblab.WebServer([site.path], site.state_dir, lab["tmp"] / "tls.sqlite", INTERVAL,
+                              ("--certfile", str(cert), "--keyfile", str(key)))
+    try:
+        assert server.url.startswith("https://127.0.0.1:") and server.token
+        trust = ssl.create_default_context(cafile=str(ca))
+        with httpx.Client(base_url=server.base, verify=trust, timeout=30) as c:
+            r = c.get("/site/lab", params={"token": server.token})
+            assert r.status_code == 303
+            cookie = r.headers["set-cookie"].lower()
+            assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+            assert c.get("/site/lab").status_code == 200
+        with pytest.raises(httpx.ConnectError):                  # the system's CAs do not vouch for it
+            httpx.get(server.base + "/", timeout=10)
+        with pytest.raises(httpx.HTTPError):                     # and there is no plain HTTP on its port
+            httpx.get(server.base.replace("https://", "http://") + "/", timeout=10)
+        d = weblab.chrome(extra=(f"--ignore-certificate-errors-spki-list={spki}",))
+        try:
+            d.get(server.url.replace("/?", "/site/lab?"))
+            assert weblab.wait_for(lambda: states(d).get("a", ("",))[0] == "online", 4 * INTERVAL), states(d)
+            assert d.execute_script("return location.protocol") == "https:"
+            assert d.get_cookie("mwanctl_session")["secure"] is True
+            assert weblab.wait_for(lambda: "live" in d.find_element("id", "live").text, 3 * INTERVAL)   # SSE over TLS
+        finally:
+            d.quit()
+        d = weblab.chrome()
+        try:
+            d.get(server.url)
+            assert not d.find_elements("css selector", "svg.topo") and d.get_cookie("mwanctl_session") is None
+        finally:
+            d.quit()
+    finally:
+        server.stop()
 
 
 def test_phone_layout(lab):

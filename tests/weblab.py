@@ -64,7 +64,9 @@ def recorded(name: str, uplinks: tuple[str, ...] = ("a", "b"),
 def wg_dump(store: KeyStore, uplinks: tuple[str, ...], handshake_age: int = 12, rx_base: int = 0,
             peers: Optional[dict[str, str]] = None) -> str:
     """``peers``: the uplink key each tunnel's peer has on the mother (default: the store's
-    current one), i.e. the key a working tunnel shakes hands with."""
+    current one), i.e. the key a working tunnel shakes hands with. Allowed IPs 0.0.0.0/0: what
+    the mother's config gives each tunnel's peer (the uplink carries whatever mwan3 sends it);
+    tests/test_web_api.py holds this to the rendered config."""
     now = int(time.time())
     lines = []
     for i, name in enumerate(uplinks):
@@ -182,7 +184,50 @@ class WebServer:
         return self.proc.returncode
 
 
-def chrome(width: int = 1200, height: int = 900, phone: bool = False) -> Any:
+def test_certificate(tmp: Path) -> tuple[Path, Path, Path, str]:
+    """A CA and a server certificate it signed for 127.0.0.1 and localhost (made here with the
+    ``cryptography`` package, valid for a day): (ca.pem, cert.pem, key.pem, the server key's
+    SPKI SHA-256 in base64, which Chromium's --ignore-certificate-errors-spki-list trusts)."""
+    import base64
+    import datetime as dt
+    import hashlib
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("mwanctl test CA")).issuer_name(name("mwanctl test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = tmp / "ca.pem", tmp / "cert.pem", tmp / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(paths[2], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return paths[0], paths[1], paths[2], base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def chrome(width: int = 1200, height: int = 900, phone: bool = False, extra: tuple[str, ...] = ()) -> Any:
     """Headless Debian Chromium through the system chromedriver; nothing is downloaded."""
     os.environ.setdefault("SE_OFFLINE", "true")
     from selenium import webdriver
@@ -190,7 +235,7 @@ def chrome(width: int = 1200, height: int = 900, phone: bool = False) -> Any:
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={width},{height}", "--force-device-scale-factor=1"):
+                f"--window-size={width},{height}", "--force-device-scale-factor=1", *extra):
         opts.add_argument(arg)
     d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     if phone:   # a 390 x 844 CSS-pixel phone screen (a window cannot be made that narrow)

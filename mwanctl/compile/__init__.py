@@ -7,6 +7,7 @@ deploy plan depend on it). Each converter handles one output concern and they ru
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Callable, Optional
 
 from mwanctl.compile.context import Context
@@ -14,14 +15,16 @@ from mwanctl.compile.firewall import Firewall
 from mwanctl.compile.mwan3 import Mwan3
 from mwanctl.compile.templates import Templates
 from mwanctl.compile.tracker import Tracker, uses_tracker
+from mwanctl.compile.wan import WanSection
 from mwanctl.compile.wireguard import Wireguard
 from mwanctl.errors import TopologyError
 from mwanctl.keys import TunnelKeys
+from mwanctl.topology import fields
 from mwanctl.topology.model import PREFIX, Topology
-from mwanctl.tracking import Timing, family_tracking, timing
+from mwanctl.topology.model import Wan
 from mwanctl.uci.model import UciSection, Value
 
-CONVERTERS = (Wireguard, Mwan3, Firewall, Tracker)
+CONVERTERS = (WanSection, Wireguard, Mwan3, Firewall, Tracker)
 PACKAGES = {"mother": ("network", "firewall", "mwan3"), "uplink": ("network", "firewall")}
 # /etc/config/mwanctl (the handover tracker): on the mother when the topology uses the tracker, or
 # when it is reached over SSH (the only transport that installs the tracker), so that removing the
@@ -53,6 +56,9 @@ class RouterConfig:
     host: str
     sections: dict[str, list[UciSection]]        # package -> owned sections, in order
     owned_options: dict[str, dict[str, dict[str, Value]]] = field(default_factory=dict)
+    # an uplink whose topology entry has `wan:`: (uplink name, block); its network.<interface>
+    # section is then in ``sections`` (owned as long as the block is there; never deleted)
+    wan: Optional[tuple[str, Wan]] = None
 
     @property
     def packages(self) -> tuple[str, ...]:
@@ -61,45 +67,45 @@ class RouterConfig:
     def owner(self, package: str) -> Callable[[UciSection], bool]:
         return lambda s: owns(package, s)
 
-    @property
-    def keep_order(self) -> dict[str, bool]:
-        return {p: p == "mwan3" for p in self.packages}
-
 
 @dataclass
 class Compiled:
     site: str
     routers: dict[str, RouterConfig]             # deploy order: uplinks first, mother last
-    timings: dict[str, Timing]                   # per mwan3 interface owner (uplink / WAN name)
 
 
 def compile_site(topology: Topology, keys: dict[str, TunnelKeys],
-                 templates: Optional[Templates] = None) -> Compiled:
-    """Compile a validated topology; ``keys`` must hold every uplink (see KeyStore.material).
+                 templates: Optional[Templates] = None,
+                 secrets: Optional[Mapping[str, Mapping[str, str]]] = None) -> Compiled:
+    """Compile a validated topology; ``keys`` must hold every uplink (see KeyStore.material),
+    ``secrets`` every WAN secret (mwanctl.wansecrets.resolve; None leaves them out).
 
-    The two rules that depend on the actual templates and slots (distinct route metrics, MW005;
-    distinct section names, MW010) are checked again here with the same functions validation
-    uses, so a slot assignment or a template override cannot slip a clash past them."""
+    The one rule that depends on the blueprints in use (distinct section names, MW010) is
+    checked again here with the function validation uses, so a template override cannot slip a
+    clash past it."""
     from mwanctl.compile.names import listing, section_clashes
-    from mwanctl.topology.checks import metric_clashes, tracker_transport
-    ctx = Context.for_keys(topology, keys, templates or Templates())
+    from mwanctl.topology.checks import tracker_transport
+    ctx = Context.for_keys(topology, keys, templates or Templates(), secrets)
     t = topology
     guard = tracker_transport(t)     # validate reports it with a location; a guard for other callers
     if guard:
         raise TopologyError(guard)
     sections = build_sections(ctx)
-    diags = metric_clashes(t, ctx.slots) + section_clashes(listing(ctx, sections))
+    diags = section_clashes(listing(ctx, sections))
     if diags:
         raise TopologyError(diags)
     routers = {name: RouterConfig(name, "mother" if name == t.mother.name else "uplink",
                                   t.host_of(name), secs) for name, secs in sections.items()}
+    for u in t.uplinks:
+        if u.wan is not None:
+            routers[u.name].wan = (u.name, u.wan)
     mother = routers[t.mother.name]
-    for w in t.mother.wans:
-        if w.metric is not None:
-            mother.owned_options.setdefault("network", {})[w.name] = {"metric": str(w.metric)}
-    timings = {u.name: timing(u.tracking) for u in t.uplinks}
-    timings.update({w.name: timing(family_tracking(w.tracking, w.family)) for w in t.mother.wans})
-    return Compiled(t.site, routers, timings)
+    for w in t.mother.wans:      # an own WAN's `metric`: the one option mwanctl owns in its section
+        own: dict[str, Value] = {k: str(v) for k, v in fields.options(fields.OWN_WAN, w, "network", "interface").items()
+                                 if v is not None}
+        if own:
+            mother.owned_options.setdefault("network", {})[w.name] = own
+    return Compiled(t.site, routers)
 
 
 def build_sections(ctx: Context) -> dict[str, dict[str, list[UciSection]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Optional
 
 from mwanctl.errors import Location
@@ -11,6 +12,7 @@ from mwanctl.errors import Location
 from mwanctl.compile.templates import Templates
 from mwanctl.keys import TunnelKeys
 from mwanctl.topology.model import MotherWan, Policy, Rule, Topology, Uplink
+from mwanctl.uci.model import UciSection
 
 
 @dataclass(frozen=True)
@@ -38,13 +40,19 @@ class Context:
     keys: dict[str, TunnelKeys]         # empty when only addresses are needed (graph, validate)
     templates: Templates | None = None
     origins: Optional[dict[int, Origin]] = None   # id(section) -> origin, when recording
+    # uplink -> UCI option -> value of its WAN secrets (mwanctl.wansecrets); None: not read (a
+    # WAN section is then written without them: fine for names and for key rotation's plan,
+    # which changes tunnel sections only)
+    secrets: Optional[Mapping[str, Mapping[str, str]]] = None
 
     @classmethod
-    def for_keys(cls, topology: Topology, keys: dict[str, TunnelKeys], templates: Templates) -> "Context":
-        return cls(topology, {n: k.index for n, k in keys.items()}, keys, templates, {})
+    def for_keys(cls, topology: Topology, keys: dict[str, TunnelKeys], templates: Templates,
+                 secrets: Optional[Mapping[str, Mapping[str, str]]] = None) -> "Context":
+        return cls(topology, {n: k.index for n, k in keys.items()}, keys, templates, {}, secrets)
 
-    def render(self, name: str, _origin: Optional[Origin] = None, **values: object) -> list:
-        assert self.templates is not None, "compiling needs templates"
+    def render(self, name: str, _origin: Optional[Origin] = None, **values: object) -> list[UciSection]:
+        if self.templates is None:
+            raise TypeError("this Context has no blueprints: it is for addresses only (graph, validate)")
         secs = self.templates.render(name, **values)
         if self.origins is not None and _origin is not None:
             for s in secs:

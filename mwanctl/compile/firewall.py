@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mwanctl.compile.context import MWANCTL, Context
+from mwanctl.topology import fields
 from mwanctl.topology.model import PREFIX
 from mwanctl.uci.model import UciSection
 
@@ -11,7 +12,6 @@ ZONE = PREFIX + "tun"  # <= 11 characters: fw3 rejects longer zone names
 
 class Firewall:
     package = "firewall"
-    section_types = ("zone", "forwarding", "rule")
 
     @staticmethod
     def convert(ctx: Context) -> dict[str, list[UciSection]]:
@@ -22,10 +22,11 @@ class Firewall:
             if u.ipv6:
                 nets.append(u.iface6)
         out = {t.mother.name: ctx.render(
-            "firewall-mother", MWANCTL, zone=ZONE, networks=nets, lan_zone=t.mother.lan_zone,
-            masq6=any(u.ipv6 for u in t.uplinks))}
+            "firewall-mother", MWANCTL, zone=ZONE, networks=nets, masq6=any(u.ipv6 for u in t.uplinks),
+            **fields.placeholders(fields.LAN, t.mother, "mother", "firewall"))}
         for u in t.uplinks:
             out[u.name] = ctx.render(
-                "firewall-uplink", MWANCTL, zone=ZONE, iface=u.iface, wan_zone=u.wan_zone,
-                mother_zone=u.mother_zone, listen_port=u.tunnel.port, uplink=u.name)
+                "firewall-uplink", MWANCTL, zone=ZONE, iface=u.iface, uplink=u.name,
+                **fields.placeholders(fields.UPLINK, u, "uplink", "firewall"),
+                **fields.placeholders(fields.TUNNEL, u.tunnel, "uplink", "firewall"))
         return out

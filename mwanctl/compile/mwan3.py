@@ -10,12 +10,10 @@ from __future__ import annotations
 from typing import Iterator
 
 from mwanctl.compile.context import Context, Origin, of_policy, of_rule, of_uplink, of_wan
+from mwanctl.topology import fields
 from mwanctl.topology.model import PREFIX, Policy, PolicyMember, Rule, Topology, Tracking
 from mwanctl.tracking import family_tracking
 from mwanctl.uci.model import UciSection
-
-BUILTIN = ("default", "unreachable", "blackhole")
-
 
 def _interfaces(t: Topology) -> Iterator[tuple[str, str, Tracking, Origin]]:
     """(mwan3 interface, family, tracking, origin) in mwan3 id order; each tracks its family's
@@ -51,13 +49,8 @@ def _resolve(t: Topology, m: PolicyMember) -> tuple[list[str], int, int]:
     return ifaces, m.tier or u.tier, m.weight or u.weight
 
 
-def _policy_ref(name: str) -> str:
-    return name if name in BUILTIN else PREFIX + name
-
-
 class Mwan3:
     package = "mwan3"
-    section_types = ("interface", "member", "policy", "rule")
 
     @staticmethod
     def convert(ctx: Context) -> dict[str, list[UciSection]]:
@@ -78,7 +71,7 @@ class Mwan3:
         for p in t.policies:
             names = list(dict.fromkeys(member_name(*m) for m in policy_members(t, p)))
             secs += render("mwan3-policy", of_policy(p), policy=p.section, use_member=names,
-                           last_resort=p.last_resort)
+                           **fields.placeholders(fields.POLICY, p, "mother", "mwan3"))
         for rule in t.rules:
             secs += render("mwan3-rule", of_rule(rule), **_rule_values(rule))
         default4 = Rule("default_v4", t.default_policy, dest_ip="0.0.0.0/0", family="ipv4")
@@ -90,22 +83,8 @@ class Mwan3:
 
 
 def _tracking_values(iface: str, family: str, tr: Tracking) -> dict[str, object]:
-    return dict(
-        iface=iface, family=family, track_ip=list(tr.targets), track_method=tr.method,
-        reliability=tr.reliability, count=tr.count, timeout=tr.timeout, interval=tr.interval,
-        failure_interval=tr.failure_interval, recovery_interval=tr.recovery_interval,
-        keep_failure_interval=tr.keep_failure_interval, down=tr.down, up=tr.up,
-        initial_state=tr.initial_state, check_quality=tr.check_quality,
-        failure_latency=tr.failure_latency if tr.check_quality else None,
-        failure_loss=tr.failure_loss if tr.check_quality else None,
-        recovery_latency=tr.recovery_latency if tr.check_quality else None,
-        recovery_loss=tr.recovery_loss if tr.check_quality else None,
-        flush_conntrack=list(tr.flush_conntrack), httping_ssl=tr.httping_ssl and tr.method == "httping",
-        size=tr.size, max_ttl=tr.max_ttl)
+    return dict(iface=iface, family=family, **fields.placeholders(fields.TRACKING, tr, "mother", "mwan3"))
 
 
 def _rule_values(r: Rule) -> dict[str, object]:
-    return dict(rule=PREFIX + r.name, proto=r.proto, src_ip=r.src_ip, dest_ip=r.dest_ip,
-                src_port=r.src_port, dest_port=r.dest_port, ipset=r.ipset, src_iface=r.src_iface,
-                family=r.family, sticky=r.sticky, timeout=r.timeout if r.sticky else None,
-                logging=r.logging, use_policy=_policy_ref(r.policy))
+    return dict(rule=PREFIX + r.name, **fields.placeholders(fields.RULE, r, "mother", "mwan3"))

@@ -16,8 +16,9 @@ from mwanctl.compile.templates import Templates
 from mwanctl.errors import Diagnostic
 from mwanctl.keys import KeyPair, TunnelKeys
 from mwanctl.topology.model import Topology
+from mwanctl.topology.rules import SECTIONS
+from mwanctl.uci.model import UciSection
 
-RULE = "MW010"
 _NO_KEY = KeyPair("", "", "")
 _DEFAULT_TEMPLATES: Optional[Templates] = None
 
@@ -45,7 +46,7 @@ def generated(t: Topology, templates: Optional[Templates] = None) -> list[Genera
     return listing(ctx, build_sections(ctx))
 
 
-def listing(ctx: Context, routers: dict[str, dict[str, list]]) -> list[Generated]:
+def listing(ctx: Context, routers: dict[str, dict[str, list[UciSection]]]) -> list[Generated]:
     origins = ctx.origins or {}
     return [Generated(router, package, s.name, s.type, origins.get(id(s)))
             for router, packages in routers.items() for package, secs in packages.items()
@@ -71,7 +72,7 @@ def section_clashes(items: Iterable[Generated]) -> list[Diagnostic]:
         if a == b:      # one object made the same section twice (a blueprint override can)
             out.append(Diagnostic(b.loc if b else None, b.field if b else "(generated)",
                                   f"generates the UCI section `{g.name}` twice in {g.package} on {g.router}; "
-                                  "check the blueprints in use (--templates)", rule=RULE))
+                                  "check the blueprints in use (--templates)", rule=SECTIONS))
             continue
         pair = (g.name, a.key if a else "", b.key if b else "")   # once per pair, not per package
         if pair in reported:
@@ -85,5 +86,5 @@ def section_clashes(items: Iterable[Generated]) -> list[Diagnostic]:
             at = f" ({other.loc})" if other is not None and other.loc is not None else ""
             out.append(Diagnostic(
                 me.loc, me.field, f"generates the UCI section `{g.name}` {where}, which {them}{at} "
-                f"generates too; uci would merge or refuse them: rename one", rule=RULE))
+                f"generates too; uci would merge or refuse them: rename one", rule=SECTIONS))
     return out

@@ -15,6 +15,8 @@ from typing import Any, Mapping, Optional
 
 from mwanctl.compile.schema import known_options, list_options
 from mwanctl.errors import Diagnostic, Location, TopologyError
+from mwanctl.topology import fields
+from mwanctl.topology.rules import TEMPLATE
 from mwanctl.uci.model import UciSection
 
 PLACEHOLDER = re.compile(r"\$\{([a-z0-9_]+)\}")
@@ -49,7 +51,7 @@ class Template:
 
 
 def _fail(file: str, lineno: int, msg: str) -> TopologyError:
-    return TopologyError([Diagnostic(Location(file, lineno, 1), "template", msg, rule="MW200")])
+    return TopologyError([Diagnostic(Location(file, lineno, 1), "template", msg, rule=TEMPLATE)])
 
 
 def parse_template(text: str, file: str) -> Template:
@@ -70,14 +72,37 @@ def parse_template(text: str, file: str) -> Template:
         elif words[0] in ("option", "list") and len(words) == 3 and cur is not None:
             m = WHOLE.match(words[2]) if "'" not in raw.split(None, 2)[2][:1] else None
             cur[3].append(Line(words[0], words[1], None if m else words[2], m.group(1) if m else None, n))
+        elif words[0] == "fields" and len(words) == 2 and cur is not None:
+            cur[3].extend(_field_lines(file, n, package, cur[0], words[1], cur[3]))
         else:
-            raise _fail(file, n, "expected `config <type> <name>`, `option <name> <value>` or "
-                        "`list <name> <value>` (values: 'literal' or ${placeholder})")
+            raise _fail(file, n, "expected `config <type> <name>`, `option <name> <value>`, "
+                        "`list <name> <value>` (values: 'literal' or ${placeholder}) or `fields <block>`")
     if cur:
         blocks.append(Block(cur[0], cur[1], tuple(cur[3]), cur[2]))
     tpl = Template(file, package, tuple(blocks))
     _check_names(tpl)
     return tpl
+
+
+def _field_lines(file: str, lineno: int, package: str, section_type: str, name: str,
+                 written: list[Line]) -> list[Line]:
+    """`fields <block>`: one line per option the field table (topology/fields.py) declares for
+    this package and section type, on the router the blueprint is for, in declaration order;
+    options the section already wrote above the line are left out."""
+    try:
+        block = fields.block(name)
+    except KeyError:
+        known = ", ".join(b.path for b in fields.BLOCKS)
+        raise _fail(file, lineno, f"no field block `{name}`; known: {known}") from None
+    router = "uplink" if "-uplink" in Path(file).name else "mother"
+    out: dict[tuple[str, str], Line] = {}
+    done = {line.name for line in written}
+    for _, u in fields.targets(block, package, PLACEHOLDER.sub("x", section_type), router):
+        if u.option in done:
+            continue
+        kind = "list" if u.is_list else "option"
+        out.setdefault((u.option, u.placeholder), Line(kind, u.option, None, u.placeholder, lineno))
+    return list(out.values())
 
 
 def _check_names(tpl: Template) -> None:
@@ -142,7 +167,7 @@ class Templates:
     """The built-in blueprints, each optionally replaced by a file of the same name in ``override``."""
 
     NAMES = ("network-mother-tunnel", "network-mother-tunnel6", "network-uplink-tunnel",
-             "mwan3-interface", "mwan3-member", "mwan3-policy", "mwan3-rule",
+             "network-uplink-wan", "mwan3-interface", "mwan3-member", "mwan3-policy", "mwan3-rule",
              "firewall-mother", "firewall-uplink")
 
     def __init__(self, override: Optional[Path] = None):

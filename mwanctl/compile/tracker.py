@@ -12,6 +12,7 @@ import hashlib
 from importlib import resources
 
 from mwanctl.compile.context import Context
+from mwanctl.topology import fields
 from mwanctl.topology.model import PREFIX, Topology
 from mwanctl.uci.model import UciSection
 
@@ -41,13 +42,8 @@ def digest() -> str:
     return h.hexdigest()[:16]
 
 
-def _num(ms: int) -> str:
-    return f"{ms / 1000:g}"
-
-
 class Tracker:
     package = PACKAGE
-    section_types = ("tracker", "uplink")
 
     @staticmethod
     def convert(ctx: Context) -> dict[str, list[UciSection]]:
@@ -60,9 +56,7 @@ class Tracker:
             v4 = tuple(x for x in tr.targets if ":" not in x)
             secs.append(UciSection("uplink", u.iface, {
                 "device": u.iface,                  # netifd names a WireGuard device after its interface
-                "interval": _num(tr.probe_interval_ms),
-                "window": _num(tr.window_ms),
-                "stable": _num(tr.stable_ms),
+                **fields.options(fields.TRACKING, tr, PACKAGE, "uplink"),   # interval, window, stable
                 "target": v4,
             }))
         if secs:

@@ -9,6 +9,8 @@ mw_probe() {
 		epoch) date +%s ;;
 		ip_addr) ip -o addr show ;;
 		ip_link) ip -o link show ;;
+		proto_handlers) ubus call network get_proto_handlers ;;
+		iface_dump) ubus call network.interface dump ;;
 		# mwanctl's handover tracker: its view of each uplink (see mwanctl/trackerview.py)
 		# (its own variable names: mw_block keeps the block name in _n)
 		tracker) for _tf in /var/run/mwanctl-track/*.state; do

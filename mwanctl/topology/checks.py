@@ -15,8 +15,11 @@ from typing import Any, Iterable, Optional
 
 from mwanctl.errors import Diagnostic, Location
 from mwanctl.topology.grammar import HOSTNAME, ip_address, short
-from mwanctl.topology.model import PREFIX, Topology, Tracking, Uplink
+from mwanctl.topology.model import BUILTIN_POLICIES, PREFIX, Rule, Topology, Tracking, Uplink
 from mwanctl.topology.reader import Reader
+from mwanctl.topology.rules import (
+    ACCESS, CAPACITY, DUPLICATES, METRICS, NAMES, POLICIES, POOL, RESERVED, RULES, TRACKING,
+)
 from mwanctl.tracking import advice, family_tracking
 
 MWAN3_IFACE_MAX = 60     # 2^6 - 1 - 3 with mwan3's default mmx_mask 0x3F00
@@ -25,13 +28,8 @@ MWAN3_POLICY_NAME = 15   # longer policy/rule names are skipped by mwan3
 SLOT_PREFIX = 30         # each tunnel gets a /30 of the IPv4 pool
 SLOT_PREFIX6 = 64        # ... and a /64 of the IPv6 pool, at the same slot index
 METRIC_STEP = 10         # a tunnel without `tunnel.metric` gets 10 * (slot + 1)
-BUILTIN_POLICIES = ("default", "unreachable", "blackhole")
 RESERVED_WANS = ("globals",)   # mwan3's own `config globals 'globals'` section
 
-NAMES, DUPLICATES, CAPACITY, POOL, METRICS, TRACKING, POLICIES, RULES, ACCESS = (
-    "MW001", "MW002", "MW003", "MW004", "MW005", "MW006", "MW007", "MW008", "MW009")
-SECTIONS = "MW010"       # two objects generate the same UCI section name
-RESERVED = "MW011"       # a name mwan3 or mwanctl already gives a meaning
 
 
 def run(t: Topology, r: Reader) -> None:
@@ -211,16 +209,13 @@ def _pool(t: Topology, r: Reader, at: Locator) -> None:
                 POOL)
 
 
-def metric_clashes(t: Topology, slots: Optional[dict[str, int]] = None,
-                   locator: Optional[Locator] = None) -> list[Diagnostic]:
+def _metrics(t: Topology, r: Reader, at: Locator) -> None:
     """MW005: every WAN-like interface on the mother needs its own netifd route metric.
 
-    A tunnel without `tunnel.metric` gets 10 * (slot + 1). With ``slots`` (at compile time) the
-    derived metrics are exact; without them (validate) a tunnel whose slot is not fixed by
-    `tunnel.index` may get any slot, so an explicit metric that is such a multiple of 10 may clash.
+    A tunnel without `tunnel.metric` gets 10 * (slot + 1). A tunnel whose slot is not fixed by
+    `tunnel.index` may get any slot of the pool, so an explicit metric that is such a multiple
+    of 10 may clash and is refused too.
     """
-    out: list[Diagnostic] = []
-    loc_of = (lambda u: locator.uplink(u, "tunnel")) if locator else (lambda u: u.loc)
     seen: dict[int, str] = {}
     explicit: list[tuple[int, str, Optional[Location], str]] = []
     for w in t.mother.wans:
@@ -229,36 +224,28 @@ def metric_clashes(t: Topology, slots: Optional[dict[str, int]] = None,
     floating: list[Uplink] = []
     for u in t.uplinks:
         if u.tunnel.metric is not None:
-            explicit.append((u.tunnel.metric, f"uplink `{u.name}`", loc_of(u), f"uplinks.{u.name}.tunnel.metric"))
-        elif slots is not None and u.name in slots:
-            explicit.append((METRIC_STEP * (slots[u.name] + 1), f"uplink `{u.name}` (derived from its slot)",
-                             loc_of(u), f"uplinks.{u.name}.tunnel.metric"))
+            explicit.append((u.tunnel.metric, f"uplink `{u.name}`", at.uplink(u, "tunnel"),
+                             f"uplinks.{u.name}.tunnel.metric"))
         elif u.tunnel.index is not None:
             explicit.append((METRIC_STEP * (u.tunnel.index + 1), f"uplink `{u.name}` (derived from its index)",
-                             loc_of(u), f"uplinks.{u.name}.tunnel.metric"))
+                             at.uplink(u, "tunnel"), f"uplinks.{u.name}.tunnel.metric"))
         else:
             floating.append(u)
     for m, who, loc, field in explicit:
         if m in seen:
-            out.append(Diagnostic(loc, field, f"route metric {m} is also used by {seen[m]}; default routes "
-                                  "with equal metrics replace each other and mwan3 loses one; give each "
-                                  "WAN-like interface its own metric", rule=METRICS))
+            r.error(loc, field, f"route metric {m} is also used by {seen[m]}; default routes with equal "
+                    "metrics replace each other and mwan3 loses one; give each WAN-like interface its own "
+                    "metric", METRICS)
         else:
             seen[m] = who
     nslots = pool_slots(t)
     if floating:
         for m, who, loc, field in explicit:
             if "derived" not in who and m % METRIC_STEP == 0 and 1 <= m // METRIC_STEP <= nslots:
-                out.append(Diagnostic(
-                    loc, field, f"route metric {m} may also be given to uplink `{floating[0].name}`, whose "
-                    f"tunnel metric is {METRIC_STEP} x (pool slot + 1); use a metric that is not a multiple "
-                    f"of {METRIC_STEP}, or set `tunnel.metric` (or `tunnel.index`) on every uplink",
-                    rule=METRICS))
-    return out
-
-
-def _metrics(t: Topology, r: Reader, at: Locator) -> None:
-    r.diags.extend(metric_clashes(t, None, at))
+                r.error(loc, field, f"route metric {m} may also be given to uplink `{floating[0].name}`, "
+                        f"whose tunnel metric is {METRIC_STEP} x (pool slot + 1); use a metric that is not a "
+                        f"multiple of {METRIC_STEP}, or set `tunnel.metric` (or `tunnel.index`) on every uplink",
+                        METRICS)
 
 
 def _tracking(t: Topology, r: Reader, at: Locator) -> None:
@@ -364,7 +351,9 @@ def _rules(t: Topology, r: Reader, at: Locator) -> None:
     names = {p.name for p in t.policies}
     for rule in t.rules:
         path = f"rules.{rule.name}"
-        where = lambda key, rule=rule: at.at(rule.loc, key)  # noqa: E731
+
+        def where(key: str, rule: Rule = rule) -> Optional[Location]:
+            return at.at(rule.loc, key)
         if rule.policy not in names and rule.policy not in BUILTIN_POLICIES:
             r.error(where("policy"), f"{path}.policy",
                     f"no policy `{rule.policy}`; known: {_some(names | set(BUILTIN_POLICIES))}", RULES)
@@ -437,7 +426,7 @@ def tracker_transport(t: Topology, loc: Optional[Location] = None) -> list[Diagn
 def _tracker(t: Topology, r: Reader, at: Locator) -> None:
     node = r.src.data.get("access") or {}
     key = t.mother.name if t.mother.name in node else "defaults"
-    entry = node.get(key) if hasattr(node, "get") else None
+    entry: Any = node.get(key) if hasattr(node, "get") else None
     loc = r.src.value(entry, "transport") if hasattr(entry, "get") and "transport" in entry else at.top("access")
     r.diags.extend(tracker_transport(t, loc))
 

@@ -17,14 +17,19 @@ IPv4Net = ipaddress.IPv4Network
 IPv6Net = ipaddress.IPv6Network
 
 PREFIX = "mw_"  # every UCI section mwanctl owns starts with this (mwan3 own-WAN interfaces excepted)
+BUILTIN_POLICIES = ("default", "unreachable", "blackhole")   # mwan3's own; rules name them as they are
 
 
 @dataclass(frozen=True)
 class Tracking:
-    """How mwan3track decides whether an uplink works (mwan3 `interface` options)."""
+    """How mwan3track decides whether an uplink works (mwan3 `interface` options).
+
+    One attribute per field of the `tracking` block in topology/fields.py, which holds each one's
+    YAML key, range, default, UCI option and docs (tests/test_fields.py keeps the two in step)."""
 
     profile: str
     targets: tuple[str, ...]
+    targets6: tuple[str, ...]         # what IPv6 interfaces track (`targets` is IPv4 only)
     method: str
     reliability: int
     count: int
@@ -32,25 +37,24 @@ class Tracking:
     interval: int
     failure_interval: int
     recovery_interval: int
+    keep_failure_interval: bool
     down: int
     up: int
-    keep_failure_interval: bool = False
-    initial_state: str = "online"
-    check_quality: bool = False
-    failure_latency: Optional[int] = None
-    failure_loss: Optional[int] = None
-    recovery_latency: Optional[int] = None
-    recovery_loss: Optional[int] = None
-    flush_conntrack: tuple[str, ...] = ()
-    httping_ssl: bool = False
-    size: Optional[int] = None
-    max_ttl: Optional[int] = None
-    targets6: tuple[str, ...] = ()   # what IPv6 interfaces track (`targets` is IPv4 only)
+    initial_state: str
+    check_quality: bool
+    failure_latency: Optional[int]
+    failure_loss: Optional[int]
+    recovery_latency: Optional[int]
+    recovery_loss: Optional[int]
+    flush_conntrack: tuple[str, ...]
+    httping_ssl: bool
+    size: Optional[int]
+    max_ttl: Optional[int]
     # mwanctl's handover tracker (profile `instant`): mwan3track stays as the slow fallback
-    tracker: bool = False
-    probe_interval_ms: int = 200      # between two probes of one target
-    window_ms: int = 600              # no answer from any target for this long: down
-    stable_ms: int = 1000             # answers without such a gap for this long: up again
+    probe_interval_ms: int            # between two probes of one target
+    window_ms: int                    # no answer from any target for this long: down
+    stable_ms: int                    # answers without such a gap for this long: up again
+    tracker: bool                     # derived: profile == `instant`
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,69 @@ class TunnelSettings:
     keepalive: int
     index: Optional[int]   # explicit slot in the address pool; None = allocate and remember
     metric: Optional[int]  # netifd route metric on the mother; None = derived from the slot
+
+
+# -- an uplink's own WAN (`uplinks[].wan`, optional) -------------------------------------------------
+WAN_PROTOS = ("dhcp", "static", "pppoe", "qmi", "modemmanager")
+WAN_IP_TYPES = ("ipv4", "ipv6", "ipv4v6")
+WAN_AUTHS = ("none", "pap", "chap", "both")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where one secret comes from, never its value: an environment variable or a file. The
+    topology file is meant to be shared and printed; mwanctl.wansecrets reads the values."""
+
+    env: Optional[str] = None
+    file: Optional[str] = None
+    path: str = ""                                    # the YAML field, for messages
+    loc: Optional[Location] = field(default=None, compare=False)
+
+    @property
+    def source(self) -> str:
+        """Said in messages instead of the value."""
+        return f"environment variable {self.env}" if self.env is not None else f"file {self.file}"
+
+
+@dataclass(frozen=True)
+class Wan:
+    """An uplink router's internet interface section, which mwanctl owns while this block exists.
+    The attributes are the `uplinks[].wan` keys (topology/fields.py WAN); ``password`` and ``pin``
+    are derived from the ``*_env``/``*_file`` keys."""
+
+    proto: str                                        # one of WAN_PROTOS
+    device: str                                       # netdev / /dev/cdc-wdm* (qmi) / sysfs path (modemmanager)
+    interface: str = "wan"
+    address: Optional[ipaddress.IPv4Interface] = None  # static (netmask already applied)
+    netmask: Optional[ipaddress.IPv4Address] = None
+    gateway: Optional[ipaddress.IPv4Address] = None
+    dns: tuple[str, ...] = ()
+    peerdns: Optional[bool] = None
+    username: Optional[str] = None
+    password_env: Optional[str] = None
+    password_file: Optional[str] = None
+    ac: Optional[str] = None
+    service: Optional[str] = None
+    apn: Optional[str] = None
+    pin_env: Optional[str] = None
+    pin_file: Optional[str] = None
+    auth: Optional[str] = None                        # one of WAN_AUTHS
+    ip_type: Optional[str] = None                     # one of WAN_IP_TYPES
+    mtu: Optional[int] = None                         # None: the protocol's default (compile/wan.py)
+    metric: Optional[int] = None
+    password: Optional[SecretRef] = None
+    pin: Optional[SecretRef] = None
+    loc: Optional[Location] = field(default=None, compare=False)
+
+    @property
+    def secrets(self) -> dict[str, SecretRef]:
+        """The UCI option each secret is written to -> where its value comes from."""
+        out: dict[str, SecretRef] = {}
+        if self.password is not None:
+            out["password"] = self.password
+        if self.pin is not None:
+            out["pincode"] = self.pin
+        return out
 
 
 @dataclass(frozen=True)
@@ -78,6 +145,7 @@ class Uplink:
     wan_zone: str             # firewall zone of the uplink router's own internet connection
     description: str
     loc: Optional[Location] = field(default=None, compare=False)
+    wan: Optional[Wan] = None  # its own WAN section, when mwanctl sets it up (`uplinks[].wan`)
 
     @property
     def iface(self) -> str:

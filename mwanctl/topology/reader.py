@@ -12,21 +12,15 @@ from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from mwanctl.errors import Diagnostic, Location
 from mwanctl.topology.grammar import MAX_TEXT, is_host, is_ip, short, text_problem
+from mwanctl.topology.rules import (   # the rule ids of the per-field reading
+    BAD_TEXT, BAD_VALUE, MISSING, NOT_ALLOWED, NUMBER_TEXT, OUT_OF_RANGE, UNKNOWN_KEY, WRONG_TYPE,
+)
 from mwanctl.topology.source import YamlMap, YamlSeq, Source
 
 T = TypeVar("T")
 _MISSING = object()
+REQUIRED = _MISSING     # as a default: the key must be given
 
-# Rule ids of the per-field reading (the README's rule table); cross-object checks are MW0nn.
-YAML = "MW100"          # the YAML itself cannot be read
-UNKNOWN_KEY = "MW101"
-MISSING = "MW102"
-WRONG_TYPE = "MW103"
-OUT_OF_RANGE = "MW104"
-BAD_VALUE = "MW105"     # does not match the field's grammar (name, host, address, port list)
-NOT_ALLOWED = "MW106"   # not one of the field's choices
-BAD_TEXT = "MW107"      # control characters, lone surrogates, absurd length
-NUMBER_TEXT = "MW108"   # YAML read a number (0x10, 007) where text was meant
 
 
 def _type_name(v: Any) -> str:
@@ -136,7 +130,9 @@ class Reader:
         """The checks every string value passes, wherever it sits: ``at`` is (mapping, key) or
         (list, index); its position and source text are looked up only when needed."""
         seq = isinstance(at[0], YamlSeq)
-        loc = (lambda: self.src.item(*at)) if seq else (lambda: self.src.value(*at))
+
+        def loc() -> Optional[Location]:
+            return self.src.item(*at) if seq else self.src.value(*at)
         if isinstance(v, bool) or not isinstance(v, (str, int)):
             self.error(loc(), field, f"expected a string, got {_type_name(v)}", WRONG_TYPE)
             return None
@@ -154,7 +150,7 @@ class Reader:
         if pattern is not None and not pattern.fullmatch(v):
             self.error(loc(), field, f"{short(v)} is not valid; {hint}", BAD_VALUE)
             return None
-        return v
+        return str(v)
 
     def integer(self, node: Any, key: str, path: str, default: Any = _MISSING,
                 lo: Optional[int] = None, hi: Optional[int] = None, why: str = "") -> Any:

@@ -11,8 +11,9 @@ from ruamel.yaml import events
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from mwanctl.errors import Diagnostic, Location
+from mwanctl.topology import rules
 
-RULE = "MW100"         # the YAML itself cannot be read (see the README's rule table)
+RULE = rules.YAML      # the YAML itself cannot be read
 MAX_DEPTH = 64         # nesting far beyond any topology
 USE_LIBYAML = True     # tests turn it off to prove the pure-Python fallback reads the same
 _TOKEN = re.compile(r"[^\s,\[\]{}#]+")
@@ -140,7 +141,7 @@ def _events(text: str) -> Iterator[Any]:
     try:
         if not USE_LIBYAML:
             raise ImportError("pure parser requested")
-        from ruamel.yaml.cyaml import CParser
+        from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
     except ImportError:   # OpenWrt ships no ruamel.yaml.clib: the pure parser gives the same events
         yield from YAML(typ="safe", pure=True).parse(text)
         return

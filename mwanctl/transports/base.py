@@ -13,58 +13,25 @@ tests/test_transport_contract.py, runs the same cases against ssh, ubus and loca
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from mwanctl.errors import ApplyError, CommandError
-from mwanctl.uci.changes import Op
-from mwanctl.uci.model import UciPackage
+
+# The plain data the contract carries lives in mwanctl.router (the pure planner's input and
+# output too); re-exported here, where every transport and its tests look for it.
+from mwanctl.router import SECRET_OPTIONS as SECRET_OPTIONS
+from mwanctl.router import ApplyPlan as ApplyPlan
+from mwanctl.router import Pending as Pending
+from mwanctl.router import RouterState as RouterState
 from mwanctl.wgdump import missing_peers
-
-
-@dataclass
-class Pending:
-    """A deploy that was applied but not yet confirmed (the router's rollback timer is armed)."""
-
-    owner: str            # who applied it (free text: user@host, pid)
-    since: int            # router uptime or epoch seconds when applied
-    deadline: int         # seconds left before the router restores the old files (may be <= 0)
-
-
-@dataclass
-class RouterState:
-    """What ``read_state`` learns in its single round trip."""
-
-    packages: dict[str, UciPackage | None]   # None: /etc/config/<pkg> does not exist
-    pending: Pending | None = None           # a previous apply awaiting confirmation (lock held)
-    extra: dict[str, str] = field(default_factory=dict)  # raw outputs of extra read-only probes
-
-
-@dataclass
-class ApplyPlan:
-    """Everything a transport needs to apply one router's change, computed without I/O."""
-
-    changes: dict[str, list[Op]]            # per package, in order
-    expected: dict[str, str]                # per package: exact `uci export <pkg>` text after the ops
-    reload: list[str] = field(default_factory=list)          # init scripts to reload, in order
-    restart_ifaces: list[str] = field(default_factory=list)  # netifd ifaces to take down and up
-    renew_ifaces: list[str] = field(default_factory=list)    # `ubus call network.interface.X renew`
-    check_peers: dict[str, list[str]] = field(default_factory=dict)  # iface -> pubkeys `wg` must show
-    # files besides /etc/config (the handover tracker): installed, symlinked, removed; the
-    # router snapshots them with the config and restores them on rollback
-    files: dict[str, str] = field(default_factory=dict)      # path -> text
-    links: dict[str, str] = field(default_factory=dict)      # path -> symlink target
-    remove: list[str] = field(default_factory=list)
-
-    @property
-    def packages(self) -> list[str]:
-        return [p for p, ops in self.changes.items() if ops]
 
 
 @dataclass
@@ -114,6 +81,11 @@ PROBES: Mapping[str, str] = {
     "tracker": "mwanctl's handover tracker: `== <iface>` then its state file, per uplink",
     "ip_addr": "`ip -o addr show`: live addresses, to compare with the config after a deploy",
     "ip_link": "`ip -o link show`: live MTUs",
+    # the protocols netifd registered (JSON, one key each): before a `wan:` block's section is
+    # written, its proto must be there (a missing handler leaves the interface INVALID_PROTO)
+    "proto_handlers": "`ubus call network get_proto_handlers` (JSON)",
+    # every netifd interface's state (JSON): after a deploy changed an uplink's WAN, is it up?
+    "iface_dump": "`ubus call network.interface dump` (JSON)",
 }
 
 
@@ -140,8 +112,36 @@ def deploy_owner() -> str:
     return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
-SECRET_OPTIONS = frozenset({"private_key", "preshared_key"})
-_SECRET_LINE = re.compile(r"^(\s*option\s+'?(?:private_key|preshared_key)'?\s+).*$", re.M)
+def move_peer_argv(iface: str, peer: str, allowed_ips: Sequence[str], endpoint: Optional[str],
+                   remove: Optional[str]) -> list[str]:
+    """The ``wg`` arguments of :meth:`Transport.move_peer_live`, every value checked to its
+    grammar (interface name, base64 key, IP networks, ``ip:port``) before it reaches ``wg``."""
+    argv = ["set", _checked(_IFACE_RE, iface, "interface"), "peer", _checked(_PUBKEY_RE, peer, "public key")]
+    if endpoint:
+        argv += ["endpoint", _checked(_ENDPOINT_RE, endpoint, "endpoint")]
+    try:
+        nets = [str(ipaddress.ip_network(a, strict=False)) for a in allowed_ips]
+    except ValueError as e:
+        raise CommandError(f"not a valid allowed IP for wg: {e}") from None
+    if nets:
+        argv += ["allowed-ips", ",".join(nets)]
+    if remove:
+        argv += ["peer", _checked(_PUBKEY_RE, remove, "public key"), "remove"]
+    return argv
+
+
+_IFACE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+_PUBKEY_RE = re.compile(r"^[A-Za-z0-9+/]{42,43}=?$")
+_ENDPOINT_RE = re.compile(r"^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$")   # as `wg show` prints
+
+
+def _checked(rx: re.Pattern[str], value: str, what: str) -> str:
+    if not rx.match(value):
+        raise CommandError(f"not a valid {what} for wg: {value!r}")
+    return value
+
+
+_SECRET_LINE = re.compile(r"^(\s*option\s+'?(?:private_key|preshared_key|password|pincode)'?\s+).*$", re.M)
 
 
 def mask_value(option: str | None, value: object) -> object:
@@ -230,6 +230,27 @@ class Transport(ABC):
         until the handshake is there (WireGuard then sends at once), then back to ``keepalive``.
         True when the handshake was seen (always False without an endpoint)."""
         raise NotImplementedError(f"{type(self).__name__} cannot bring a rotation live")
+
+    #: whether :meth:`move_peer_live` is there (key rotation then renews without the gap)
+    can_move_peer_live = False
+
+    def move_peer_live(self, iface: str, peer: str, allowed_ips: Sequence[str],
+                       endpoint: Optional[str] = None, remove: Optional[str] = None,
+                       renew: bool = False) -> None:
+        """One ``wg set`` on the live device, no config change: ``peer`` is added (or updated) with
+        ``allowed_ips`` and ``endpoint``, then peer ``remove`` (if given) is removed; with
+        ``renew``, ``iface`` is renewed right after in the same round trip, and this session's
+        pending apply (which must exist: ``CommandError`` otherwise, nothing done) renews it on
+        rollback too.
+
+        Why: WireGuard moves an allowed IP from the peer holding it to ``peer`` in one step, so no
+        packet finds no peer; a renew's `wg syncconf` instead removes a peer that left the config
+        before it adds its successor (10-20 ms without a peer in wireguard-go). Key rotation
+        brings the mother's committed new keys live this way (new peer first, then the renew,
+        which only drops the old peer), and uses ``remove`` to put the old peer back when the
+        renew did not run. Any renew (a rollback's too) makes the device equal to the config
+        again, so a moved peer never outlives a rollback. ``CommandError`` on failure."""
+        raise NotImplementedError(f"{type(self).__name__} cannot change a live WireGuard peer")
 
     @abstractmethod
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:

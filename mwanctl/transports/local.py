@@ -41,11 +41,13 @@ from mwanctl.transports.base import (
     RouterState,
     Transport,
     check_probes,
+    move_peer_argv,
 )
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage
 from mwanctl.wgdump import hide_private_keys, parse_wg_dump
 
+LAST_ROLLBACK = "last-rollback"   # in the state dir: "<epoch> <owner>" of the last rollback
 USER_DELTA = "/tmp/.uci"   # libuci's default save dir: always on its delta path
 
 __all__ = ["LocalTransport", "load_bindings"]
@@ -172,6 +174,10 @@ class LocalTransport(Transport):
         if info is not None:
             state.pending = Pending(owner=str(info["owner"]), since=int(info["since"]),
                                     deadline=int(info["deadline"] - time.time()))
+        try:
+            state.extra["last_rollback"] = (self.statedir / LAST_ROLLBACK).read_text().strip()
+        except FileNotFoundError:
+            pass
         return state
 
     # -- staging with pyuci ----------------------------------------------------------------------
@@ -332,6 +338,7 @@ class LocalTransport(Transport):
             else:
                 self._pending_file.unlink()
                 shutil.rmtree(self._snapshot, ignore_errors=True)
+                (self.statedir / LAST_ROLLBACK).unlink(missing_ok=True)   # as confirm.sh does
         _stop(int(info.get("timer") or 0))
         if restored:
             self._announce_quietly(restored)
@@ -398,8 +405,10 @@ class LocalTransport(Transport):
                 argv = ["ip", "-o", "addr" if name == "ip_addr" else "link", "show"]
                 res = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
                 return res.stdout if res.returncode == 0 else f"ERROR: {res.stderr.strip()}"
-            obj = {"mwan3_status": "mwan3", "wan_status": "network.interface.wan"}[name]
-            reply = self._call(obj, "status", {})
+            obj, method = {"mwan3_status": ("mwan3", "status"), "wan_status": ("network.interface.wan", "status"),
+                           "proto_handlers": ("network", "get_proto_handlers"),
+                           "iface_dump": ("network.interface", "dump")}[name]
+            reply = self._call(obj, method, {})
             data = reply[0] if isinstance(reply, list) and reply else reply
             return json.dumps(data, indent="\t")
         except (CommandError, OSError, subprocess.SubprocessError) as e:
@@ -435,6 +444,31 @@ class LocalTransport(Transport):
         wg("set", iface, "peer", peer, "persistent-keepalive", str(int(keepalive)))
         return seen
 
+    can_move_peer_live = True
+    wg_program: Sequence[str] = ("wg",)   # how `wg` is run (a test runs it in a namespace)
+
+    def move_peer_live(self, iface: str, peer: str, allowed_ips: Sequence[str],
+                       endpoint: Optional[str] = None, remove: Optional[str] = None,
+                       renew: bool = False) -> None:
+        argv = [*self.wg_program, *move_peer_argv(iface, peer, allowed_ips, endpoint, remove)]
+        if renew:   # the pending apply renews it on rollback too (before anything goes live)
+            with self._locked():
+                info = self._pending()
+                if info is None or info.get("owner") != self.owner:
+                    raise CommandError(f"{self.router}: wg set {iface} failed: its pending change "
+                                       "is gone (rolled back?)")
+                if iface not in (info.get("renew") or []):
+                    info["renew"] = [*(info.get("renew") or []), iface]
+                    self._pending_file.write_text(json.dumps(info))
+        try:
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise CommandError(f"{self.router}: wg set {iface} failed: {e}") from None
+        if res.returncode != 0:
+            raise CommandError(f"{self.router}: wg set {iface} failed: {res.stderr.strip()}")
+        if renew:
+            self._call(f"network.interface.{iface}", "renew", {})
+
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
         verb = "ifdown" if drained else "ifup"
         res = subprocess.run(["mwan3", verb, iface], capture_output=True, text=True, timeout=60, check=False)
@@ -464,8 +498,15 @@ def _stop(pid: int) -> None:
 
 
 def restore(confdir: Path, statedir: Path) -> list[str]:
-    """Put the snapshot back (caller holds the lock); returns the packages restored."""
+    """Put the snapshot back (caller holds the lock) and record when and whose (``last-rollback``:
+    "<epoch> <owner>", as remote/lib.sh's mw_restore writes it, so deploy and plan can say what
+    happened after a lost session); returns the packages restored."""
     snap = statedir / "snapshot"
+    pending = statedir / "pending.json"
+    try:
+        owner = str(json.loads(pending.read_text()).get("owner") or "")
+    except (OSError, ValueError, AttributeError):
+        owner = ""
     restored = []
     for f in sorted(snap.iterdir()) if snap.is_dir() else []:
         tmp = confdir / f".{f.name}.mwanctl-old"
@@ -473,7 +514,10 @@ def restore(confdir: Path, statedir: Path) -> list[str]:
         os.replace(tmp, confdir / f.name)
         restored.append(f.name)
     shutil.rmtree(snap, ignore_errors=True)
-    (statedir / "pending.json").unlink(missing_ok=True)
+    record = statedir / ".last-rollback.new"
+    record.write_text(f"{int(time.time())} {owner}\n")
+    os.replace(record, statedir / LAST_ROLLBACK)
+    pending.unlink(missing_ok=True)
     return restored
 
 

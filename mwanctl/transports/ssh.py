@@ -46,6 +46,7 @@ from mwanctl.transports.base import (
     Transport,
     check_probes,
     mask_secrets,
+    move_peer_argv,
 )
 from mwanctl.uci.changes import Op
 
@@ -372,9 +373,6 @@ class SshTransport(Transport):
             if rc != 0:
                 raise CommandError(f"{self.router}: cannot read /etc/config/{p}: {text.strip()}")
             state.packages[p] = parse(text, p)
-        uncommitted = [ln.split(" ", 1)[1] for ln in r.lines if ln.startswith("uncommitted ")]
-        if uncommitted:
-            state.extra["uncommitted"] = " ".join(uncommitted)
         if "last_rollback" in r.blocks:
             state.extra["last_rollback"] = r.blocks["last_rollback"][0].strip()
         if state.pending is not None:
@@ -532,6 +530,23 @@ class SshTransport(Transport):
                "peer": "the new peer did not show in wg within 10 s"}.get(fail[1] if fail and len(fail) > 1 else "", "")
         raise CommandError(f"{self.router}: bringing the new keys live failed: "
                            f"{why or (failed[-1] if failed else _why(r))}")
+
+    can_move_peer_live = True
+
+    def move_peer_live(self, iface: str, peer: str, allowed_ips: Sequence[str],
+                       endpoint: Optional[str] = None, remove: Optional[str] = None,
+                       renew: bool = False) -> None:
+        argv = move_peer_argv(iface, peer, allowed_ips, endpoint, remove)  # no spaces in any value
+        r = self._run("movepeer", {"MW_WG": " ".join(argv), "MW_OWNER": self.owner,
+                                   "MW_RENEW": iface if renew else ""}, "wg set")
+        if r.first("ok") is not None:
+            return
+        fail = r.first("fail")
+        step = {"set": "wg set", "renew": "renew"}.get(fail[1] if fail and len(fail) > 1 else "", "")
+        text = r.blocks.get(step, ("", 1))[0].strip() if step else ""
+        if fail and fail[1:2] == ["not-pending"]:
+            text = "its pending change is gone (rolled back?)"
+        raise CommandError(f"{self.router}: {step or 'wg set'} {iface} failed: {text or _why(r)}")
 
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
         action = "ifdown" if drained else "ifup"

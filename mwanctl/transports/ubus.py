@@ -71,6 +71,7 @@ from mwanctl.transports.base import (
     Transport,
     check_probes,
     mask_value,
+    move_peer_argv,
 )
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage, UciSection
@@ -648,6 +649,28 @@ class UbusTransport(Transport):
         calls += [Call(f"network.interface.{i}", "renew", {}) for i in dict.fromkeys(renew)]
         self._check(self._with_relogin(calls))
 
+    can_move_peer_live = True
+
+    def move_peer_live(self, iface: str, peer: str, allowed_ips: Sequence[str],
+                       endpoint: str | None = None, remove: str | None = None,
+                       renew: bool = False) -> None:
+        """Through rpcd's ``file exec`` of ``/usr/bin/wg`` (the ACL rehandshake needs too). With
+        ``renew`` the explicit rollback renews ``iface`` too; rpcd's own timer only reloads."""
+        argv = move_peer_argv(iface, peer, allowed_ips, endpoint, remove)
+        if renew:
+            if not self._applied:
+                raise CommandError(f"{self.router}: wg set {iface} failed: no apply of this "
+                                   "session is pending")
+            self._renew_after_rollback = list(dict.fromkeys([*getattr(self, "_renew_after_rollback", []), iface]))
+        reply = self._with_relogin([Call("file", "exec", {"command": "/usr/bin/wg", "params": argv})])[0]
+        self._check([reply])
+        data = reply.data if isinstance(reply.data, dict) else {}
+        if data.get("code", 0) != 0:   # rpcd answers 0 and puts wg's own exit status here
+            raise CommandError(f"{self.router}: wg set {iface} failed: "
+                               f"{str(data.get('stderr') or '').strip() or 'exit status ' + str(data.get('code'))}")
+        if renew:
+            self._check(self._batch([Call(f"network.interface.{iface}", "renew", {})]))
+
     def confirm(self, receipt: Receipt | None = None) -> None:
         if receipt is not None and not receipt.armed:
             return  # the apply changed nothing: rpcd armed no rollback
@@ -730,6 +753,8 @@ class UbusTransport(Transport):
         "epoch": Call("file", "exec", {"command": "/bin/date", "params": ["+%s"]}),
         "ip_addr": Call("file", "exec", {"command": "/sbin/ip", "params": ["-o", "addr", "show"]}),
         "ip_link": Call("file", "exec", {"command": "/sbin/ip", "params": ["-o", "link", "show"]}),
+        "proto_handlers": Call("network", "get_proto_handlers", {}),
+        "iface_dump": Call("network.interface", "dump", {}),
     }
 
     def query(self, names: Sequence[str]) -> dict[str, str]:

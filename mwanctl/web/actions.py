@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 from mwanctl.compile.templates import Templates
 from mwanctl.connect import ConnectOptions, transport_for
-from mwanctl.deploy import Deployment
+from mwanctl.deploy import Deployment, settle_pending
 from mwanctl.errors import Diagnostic, MwanctlError
 from mwanctl.plan import describe
 from mwanctl.web.history import History
@@ -74,10 +74,9 @@ def plan_lines(dep: Deployment) -> list[str]:
     """The text `mwanctl plan` prints (cli._show_plan), line for line, secrets masked by describe."""
     out: list[str] = []
     for router, plan in dep.plans.items():
-        if not plan.changed:
+        if not plan.changed or plan.apply is None:
             out.append(f"{router}: up to date")
             continue
-        assert plan.apply is not None
         out.append(f"{router} ({plan.role}): {plan.op_count} change(s), reloads {', '.join(plan.apply.reload)}"
                    + (f", restarts {', '.join(plan.apply.restart_ifaces)}" if plan.apply.restart_ifaces else ""))
         out += describe(plan)
@@ -216,7 +215,6 @@ class Actions:
 
     def pending(self, site: str, action: str) -> Job:
         """confirm / rollback on every router that has a pending deploy (as `mwanctl confirm`)."""
-        assert action in ("confirm", "rollback")
         ref = self.sites[site]
 
         def work(job: Job) -> None:
@@ -224,12 +222,10 @@ class Actions:
             for r in ref.topology.routers:
                 try:
                     with transport_for(ref.topology, r, self.opts) as t:
-                        if t.read_state(("network",)).pending is None:
-                            self._say(job, r, "nothing pending")
-                            continue
-                        getattr(t, action)()
-                    done.append(r)
-                    self._say(job, r, "confirmed" if action == "confirm" else "rolled back to its previous config")
+                        said = settle_pending(t, action)
+                    self._say(job, r, said)
+                    if said != "nothing pending":
+                        done.append(r)
                 except MwanctlError as exc:
                     failed.append(r)
                     self._say(job, r, f"error: {exc}")
@@ -241,6 +237,8 @@ class Actions:
                 job.status, job.summary = "ok", "nothing pending on any router"
                 job.log.append(job.summary)
 
+        if action not in ("confirm", "rollback"):
+            raise ValueError(f"no such action {action!r}")
         return self.start(site, action, work)
 
     def rotate(self, site: str, uplinks: list[str]) -> Job:
@@ -248,7 +246,8 @@ class Actions:
 
         def work(job: Job) -> None:
             from mwanctl.rotate import Rotation, due
-            from mwanctl.site import open_store, pool_slots, slot_spec
+            from mwanctl.site import open_store, slot_spec
+            from mwanctl.topology.checks import pool_slots
             topo = ref.topology
             store = open_store(topo, ref.state_dir)
             if store.ensure(slot_spec(topo), pool_slots(topo)):

@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -43,7 +43,7 @@ HEADERS = {
 @dataclass(eq=False)
 class Subscriber:
     queue: "asyncio.Queue[tuple[str, Any]]"
-    site: Optional[str]          # None: the overview of every site
+    site: str                    # "": the overview of every site
     hours: float
 
 
@@ -112,41 +112,72 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
             return Session(csrf="")
         return s if s is not None else denied(request, "missing or wrong access token", 401)
 
+    def no_such_site(request: Request, g: Session) -> Response:
+        if request.url.path.startswith("/site/"):
+            return respond(HTMLResponse(views.page("not found", "<h1>No such site</h1>", g.csrf, names), 404))
+        return denied(request, "no such site", 404)
+
+    Handler = Callable[[Request, Session, str], Awaitable[Response]]
+
+    def endpoint(handler: Handler, *, write: bool = False, site: str = "") -> Callable[[Request], Awaitable[Response]]:
+        """``handler`` behind the guard (``write``: a changing action, CSRF checked) and, when
+        ``site`` says where the request names one ("path" or "query"), behind the site lookup:
+        it is called with the session and a site that exists ("" when the request names none)."""
+        async def run(request: Request) -> Response:
+            g = await guard(request, write=write)
+            if isinstance(g, Response):
+                return g
+            name = (request.path_params.get("site") if site == "path"
+                    else request.query_params.get("site") if site == "query" else None)
+            if name is not None and name not in sites:
+                return no_such_site(request, g)
+            return await handler(request, g, name or "")
+        return run
+
     # -- pages ---------------------------------------------------------------------------------
-    async def index(request: Request) -> Response:
-        g = await guard(request)
-        if isinstance(g, Response):
-            return g
-        body = "<h1 class=sr>All sites</h1>" + "".join(
-            f'<div id="live-card-{views.e(n)}">{views.card(sites[n], snap(n), link=True)}</div>' for n in names)
+    async def index(request: Request, g: Session, _site: str) -> Response:
+        """Every site's card, drawn from the pollers' latest results (no router is asked here);
+        the cards are compact (the per-uplink table is on the site's page)."""
+        body = "<h1 class=sr>All sites</h1><div class=sites>" + "".join(
+            f'<div id="live-card-{views.e(n)}">{views.card(sites[n], snap(n), link=True)}</div>'
+            for n in names) + "</div>"
         stream = f"/events?after={time.time():.3f}"
         return respond(HTMLResponse(views.page("mwanctl: sites", body, g.csrf, names, stream=stream)))
 
-    def hours_of(request: Request) -> float:
+    def number(request: Request, name: str, default: float) -> float:
         try:
-            h = float(request.query_params.get("hours", "1"))
+            return float(request.query_params.get(name, default))
         except ValueError:
-            h = 1.0
+            return default
+
+    def hours_of(request: Request) -> float:
+        h = number(request, "hours", 1.0)
         return h if h in views.HOURS else 1.0
 
-    def site_parts(site: str, hours: int) -> dict[str, str]:
+    def site_parts(site: str, hours: float, s: Optional[Snapshot]) -> dict[str, str]:
         ref = sites[site]
-        s = snap(site)
         uplinks = [key(u) for u in s.status.uplinks] if s and s.status.uplinks else \
             [w.name for w in ref.topology.mother.wans] + [u.name for u in ref.topology.uplinks]
         return {f"live-card-{site}": views.card(ref, s),
                 f"charts-{site}": views.charts(history, ref, uplinks, hours),
                 f"timeline-{site}": views.timeline(history.events(site))}
 
-    async def site_page(request: Request) -> Response:
-        g = await guard(request)
-        if isinstance(g, Response):
-            return g
-        site = request.path_params["site"]
-        if site not in sites:
-            return respond(HTMLResponse(views.page("not found", "<h1>No such site</h1>", g.csrf, names), 404))
+    rendered: dict[tuple[str, Optional[float], float], dict[str, str]] = {}
+
+    def live_parts(name: str, hours: Optional[float], s: Optional[Snapshot]) -> dict[str, str]:
+        """The fragments an update replaces: the site page's (``hours``: its chart window) or the
+        overview's card. Drawn once per poll result, whatever the number of open pages."""
+        memo = (name, hours, s.seen if s else 0.0)
+        if memo not in rendered:
+            if len(rendered) > 4 * len(names) + 16:
+                rendered.clear()
+            rendered[memo] = (site_parts(name, hours, s) if hours is not None
+                              else {f"live-card-{name}": views.card(sites[name], s, link=True)})
+        return rendered[memo]
+
+    async def site_page(request: Request, g: Session, site: str) -> Response:
         hours = hours_of(request)
-        parts = site_parts(site, hours)
+        parts = site_parts(site, hours, snap(site))
         jobs = "".join(views.job_view(j) for j in sorted(actions.jobs.values(), key=lambda j: -j.id)
                        if j.site == site)
         s = views.e(site)
@@ -166,7 +197,7 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
                 return denied(request, "foreign Origin")
             raw = (await request.body()).decode(errors="replace")
             form = urllib.parse.parse_qs(raw)
-            if auth.check_secret((form.get("password") or [None])[0]):
+            if auth.check_secret(next(iter(form.get("password", [])), None)):
                 return _logged_in(request, (form.get("next") or ["/"])[0])
             await asyncio.sleep(1.0)              # slow down guessing
             err = '<p class="summary bad" role=alert>Wrong password.</p>'
@@ -186,25 +217,15 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
         return respond(resp)
 
     # -- live stream -----------------------------------------------------------------------------
-    async def events(request: Request) -> Response:
-        g = await guard(request)
-        if isinstance(g, Response):
-            return g
-        site = request.query_params.get("site")
-        if site is not None and site not in sites:
-            return denied(request, "no such site", 404)
+    async def events(request: Request, _g: Session, site: str) -> Response:
         sub = Subscriber(asyncio.Queue(), site, hours_of(request))
-        try:
-            after = float(request.query_params.get("after", "0"))
-        except ValueError:
-            after = 0.0
+        after = number(request, "after", 0.0)
         hub.subscribers.add(sub)
 
         def status_msg(name: str) -> str:
             s = snap(name)
-            parts = site_parts(name, sub.hours) if sub.site else {
-                f"live-card-{name}": views.card(sites[name], s, link=True)}
-            data = {"site": name, "seen": s.seen if s else None, "sent": time.time(), "parts": parts}
+            data = {"site": name, "seen": s.seen if s else None, "sent": time.time(),
+                    "parts": live_parts(name, sub.hours if sub.site else None, s)}
             return f"event: status\ndata: {json.dumps(data)}\n\n"
 
         async def stream() -> AsyncIterator[str]:
@@ -220,14 +241,14 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
                     except asyncio.TimeoutError:
                         yield ": keep-alive\n\n"
                         continue
-                    if kind == "status" and (site is None or payload == site):
+                    if kind == "status" and (not site or payload == site):
                         while not sub.queue.empty():             # coalesce a burst into one message
                             k2, p2 = sub.queue.get_nowait()
                             if k2 != "status" or p2 != payload:
                                 sub.queue.put_nowait((k2, p2))
                                 break
                         yield status_msg(payload)
-                    elif kind == "job" and site is not None and payload.site == site:
+                    elif kind == "job" and site and payload.site == site:
                         job: Job = payload
                         data = {"job": job.id, "status": job.status, "html": views.job_view(job),
                                 "busy": job.status == "running"}
@@ -240,13 +261,7 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
         return respond(resp)
 
     # -- machine API ---------------------------------------------------------------------------
-    async def api_status(request: Request) -> Response:
-        g = await guard(request)
-        if isinstance(g, Response):
-            return g
-        site = request.path_params.get("site")
-        if site is not None and site not in sites:
-            return denied(request, "no such site", 404)
+    async def api_status(request: Request, _g: Session, site: str) -> Response:
         chosen = [site] if site else names
 
         def doc(n: str) -> dict[str, Any]:
@@ -257,30 +272,19 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
         return respond(JSONResponse({"schema": "mwanctl.web.sites/1",
                                      "sites": {n: doc(n) for n in chosen}}))
 
-    async def metrics_ep(request: Request) -> Response:
-        g = await guard(request)
-        if isinstance(g, Response):
-            return g
+    async def metrics_ep(request: Request, _g: Session, _site: str) -> Response:
         text = metrics.render(((n, snap(n)) for n in names), history)
         return respond(Response(text, media_type=metrics.CONTENT_TYPE))
 
-    async def job_ep(request: Request) -> Response:
-        g = await guard(request)
-        if isinstance(g, Response):
-            return g
+    async def job_ep(request: Request, _g: Session, _site: str) -> Response:
         job = actions.jobs.get(int(request.path_params["id"]))
         if job is None:
             return denied(request, "no such job", 404)
         return respond(JSONResponse(job.as_json()))
 
     # -- actions -------------------------------------------------------------------------------
-    async def action(request: Request) -> Response:
-        g = await guard(request, write=True)
-        if isinstance(g, Response):
-            return g
-        site, what = request.path_params["site"], request.path_params["action"]
-        if site not in sites:
-            return denied(request, "no such site", 404)
+    async def action(request: Request, _g: Session, site: str) -> Response:
+        what = request.path_params["action"]
         try:
             body = await request.json() if await request.body() else {}
         except ValueError:
@@ -357,10 +361,12 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
             await run_in_threadpool(fleet.stop)
 
     routes = [
-        Route("/", index), Route("/login", login, methods=["GET", "POST"]),
-        Route("/site/{site}", site_page), Route("/events", events),
-        Route("/metrics", metrics_ep), Route("/api/status", api_status), Route("/api/status/{site}", api_status),
-        Route("/api/jobs/{id:int}", job_ep), Route("/api/site/{site}/{action}", action, methods=["POST"]),
+        Route("/", endpoint(index)), Route("/login", login, methods=["GET", "POST"]),
+        Route("/site/{site}", endpoint(site_page, site="path")), Route("/events", endpoint(events, site="query")),
+        Route("/metrics", endpoint(metrics_ep)), Route("/api/status", endpoint(api_status)),
+        Route("/api/status/{site}", endpoint(api_status, site="path")),
+        Route("/api/jobs/{id:int}", endpoint(job_ep)),
+        Route("/api/site/{site}/{action}", endpoint(action, write=True, site="path"), methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -1,4 +1,4 @@
-"""The poller: every interval, one ``query`` round trip per router, then ``status.build_status``.
+"""The poller: every interval, one ``query`` round trip per router, then ``status.poll.poll_site``.
 
 It is the status command's code path (the same probes, the same builder, the same JSON), run by
 one thread per site whether or not a page is open. Each result becomes history samples, timeline
@@ -12,22 +12,24 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from mwanctl.connect import ConnectOptions, transport_for
 from mwanctl.errors import MwanctlError
 from mwanctl.expect import expectation
 from mwanctl.site import open_store
-from mwanctl.errors import CommandError
-from mwanctl.status import Expectation, SiteStatus, UplinkRow, format_duration, status_or_unknown, to_json
+from mwanctl.status import Expectation, SiteStatus, UplinkRow, format_duration, to_json
+from mwanctl.status.poll import Answer, poll_site
 from mwanctl.topology.model import Topology
+from mwanctl.router import Pending
 from mwanctl.transports.base import Transport
 from mwanctl.web.history import History, Sample
 
-MOTHER_PROBES = ("mwan3_status", "wg_dump", "uptime", "epoch")   # what `mwanctl status` asks
-UPLINK_PROBES = ("wan_status",)                                  # what `status --uplinks` asks
-
 Listener = Callable[["Snapshot"], None]
+T = TypeVar("T")
+# polls between two looks for a deploy left applied but unconfirmed (`read_state`, a round trip of
+# its own per router; also right after every action from the page)
+PENDING_EVERY = 6
 
 
 @dataclass
@@ -65,6 +67,8 @@ class Snapshot:
     reach: dict[str, Optional[str]]          # router -> None (answered) or why not
     rates: dict[str, tuple[Optional[float], Optional[float]]]   # uplink -> rx, tx bytes/s
     duration: float
+    # router -> its unconfirmed deploy and when (epoch) that was read; deadline counts from then
+    pending: dict[str, tuple[Pending, float]] = field(default_factory=dict)
 
 
 def key(row: UplinkRow) -> str:
@@ -113,6 +117,8 @@ class Poller(threading.Thread):
         self._wake = threading.Event()
         self._transports: dict[str, Transport] = {}
         self._counters: dict[str, tuple[float, int, int]] = {}
+        self.pending: dict[str, tuple[Pending, float]] = {}
+        self._pending_due = True
         self._exp = ref.expectation()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"probe-{ref.name}")
         self._mtime = self._file_mtime()
@@ -134,6 +140,7 @@ class Poller(threading.Thread):
             self.history.add_event(self.ref.name, "topology", self.ref.name, "error",
                                    f"{self.ref.path} does not load, still using the last good version: {why}")
         self._exp = self.ref.expectation()
+        self._pending_due = True
         self.poll_now()
 
     def run(self) -> None:
@@ -167,14 +174,17 @@ class Poller(threading.Thread):
             self.refresh()
 
     # -- one poll --------------------------------------------------------------------------------
-    def _ask(self, router: str, probes: tuple[str, ...]) -> dict[str, str] | MwanctlError:
+    def _ask(self, router: str, probes: tuple[str, ...]) -> Answer:
         """One round trip on a kept-open connection; reconnect once if it went stale."""
+        return self._on(router, lambda t: t.query(probes))
+
+    def _on(self, router: str, call: Callable[[Transport], T]) -> T | MwanctlError:
         for attempt in (0, 1):
             t = self._transports.get(router)
             try:
                 if t is None:
                     t = self._transports[router] = transport_for(self.ref.topology, router, self.opts)
-                return t.query(probes)
+                return call(t)
             except MwanctlError as exc:
                 dropped = self._transports.pop(router, None)
                 if dropped is not None:
@@ -183,37 +193,46 @@ class Poller(threading.Thread):
                     return exc
         raise AssertionError("unreachable")
 
+    def _gather(self, questions: dict[str, Callable[[], Answer]]) -> dict[str, Answer]:
+        """Every router at once, on the probe pool."""
+        futures = {r: self._pool.submit(q) for r, q in questions.items()}
+        return {r: f.result() for r, f in futures.items()}
+
     def poll_once(self) -> Snapshot:
-        topo = self.ref.topology
         started = time.monotonic()
-        mother = topo.mother.name
-        probes = MOTHER_PROBES + (("tracker",) if any(u.tracking.tracker for u in topo.uplinks) else ())
-        jobs = {mother: self._pool.submit(self._ask, mother, probes)}   # as `mwanctl status` asks
-        if self.ask_uplinks:
-            jobs.update({u.name: self._pool.submit(self._ask, u.name, UPLINK_PROBES) for u in topo.uplinks})
-        answers = {r: f.result() for r, f in jobs.items()}
-        reach = {r: (str(a) if isinstance(a, MwanctlError) else None) for r, a in answers.items()}
-        now = time.time()
-        m = answers[mother]
-        if isinstance(m, CommandError):      # connected, but the probes could not be run or read
-            status = SiteStatus.unknown(mother, str(m))
-        elif isinstance(m, MwanctlError):
-            status = SiteStatus.unreachable(mother, str(m))
-        else:
-            ups = None
-            if self.ask_uplinks:
-                ups = {r: ({"wan_status": f"ERROR: {a}"} if isinstance(a, MwanctlError) else a)
-                       for r, a in answers.items() if r != mother}
-            status = status_or_unknown(self._exp, m, None, ups, now=now)
+        polled = poll_site(self.ref.topology, self._exp, self._ask, self.ask_uplinks, time.time, self._gather)
+        status, reach = polled.status, polled.reach()
+        if self._pending_due or self.polls % PENDING_EVERY == 0:
+            self._check_pending()
         seen = time.time()
         rates = {key(row): self._rate(row, seen) for row in status.uplinks}
-        snap = Snapshot(self.ref.name, seen, status, to_json(status), reach, rates, time.monotonic() - started)
+        snap = Snapshot(self.ref.name, seen, status, to_json(status), reach, rates, time.monotonic() - started,
+                        dict(self.pending))
         self._record(snap)
         self.latest = snap
         self.polls += 1
         for listener in list(self.listeners):
             listener(snap)
         return snap
+
+    def _check_pending(self) -> None:
+        """Which routers hold a deploy applied but not confirmed (left by an interrupted deploy,
+        from here or the CLI): the page shows it with its deadline next to Confirm/Roll back.
+        ("network", as `mwanctl confirm` reads: over ubus a pending apply is seen on a package.)"""
+        self._pending_due = False
+        routers = self.ref.topology.routers
+        futures = {r: self._pool.submit(self._on, r, lambda t: t.read_state(("network",))) for r in routers}
+        now = time.time()
+        for r, f in futures.items():
+            got = f.result()
+            if isinstance(got, MwanctlError):
+                continue                  # unreachable: keep what was last known, reach says why
+            if got.pending is None:
+                self.pending.pop(r, None)
+            else:
+                self.pending[r] = (got.pending, now)
+        for r in set(self.pending) - set(routers):
+            del self.pending[r]
 
     def _rate(self, row: UplinkRow, ts: float) -> tuple[Optional[float], Optional[float]]:
         if row.wg is None or row.wg.rx_bytes is None or row.wg.tx_bytes is None:

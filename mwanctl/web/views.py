@@ -176,8 +176,30 @@ def uplink_table(snap: Snapshot) -> str:
             f"<thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
+def pending_notice(snap: Snapshot, link: bool) -> str:
+    """Routers holding a deploy applied but not confirmed, each with the moment its own timer
+    restores the old config (the deadline the router gave, counted from when it was read)."""
+    if not snap.pending:
+        return ""
+    items = []
+    for router, (p, read_at) in sorted(snap.pending.items()):
+        when = read_at + p.deadline
+        if p.deadline > 0:
+            left = (f'rolls back by itself at <time class=deadline datetime="{_iso(when)}" data-ts="{when:.0f}">'
+                    f"{_t(when)} UTC</time> (in {format_duration(p.deadline)}) unless confirmed")
+        else:
+            left = "its rollback time has passed and it still holds the change (timer gone?): confirm or roll back"
+        items.append(f'<li data-router="{e(router)}"><strong>{e(router)}</strong>: applied by {e(p.owner)}; {left}</li>')
+    where = f'<a href="/site/{e(snap.site)}">Confirm or roll it back</a>' if link else "Confirm or roll it back below"
+    return (f'<div class=pending role=status><p><span class="badge warn">deploy pending</span> applied but not '
+            f"confirmed on {len(items)} router(s). {where}.</p><ul>{''.join(items)}</ul></div>")
+
+
 def card(ref: SiteRef, snap: Optional[Snapshot], link: bool = False) -> str:
-    """One site's live overview (replaced as a whole on every update)."""
+    """One site's live overview (replaced as a whole on every update). ``link``: the card on the
+    page of every site, linking to the site's page; it leaves out the per-uplink table (the
+    picture already gives each uplink's state, tier, weight and share), which keeps a page of
+    many sites light for the browser to lay out."""
     title = f'<a href="/site/{e(ref.name)}">{e(ref.name)}</a>' if link else e(ref.name)
     if snap is None:
         body, summary, cls = "", "waiting for the first poll…", "info"
@@ -189,10 +211,11 @@ def card(ref: SiteRef, snap: Optional[Snapshot], link: bool = False) -> str:
                            for p in st.problems)
         reach = " · ".join(f'{e(r)} {"✓ reachable" if w is None else "✗ unreachable"}'
                            for r, w in snap.reach.items())
-        body = ((uplink_table(snap) if st.reachable else "")
+        more = f' <a href="/site/{e(ref.name)}">Details, history and actions</a>' if link else ""
+        body = (pending_notice(snap, link) + (uplink_table(snap) if st.reachable and not link else "")
                 + (f"<ul class=problems>{problems}</ul>" if problems else "")
                 + f'<p class=small>Routers: {reach}. Polled <time datetime="{_iso(snap.seen)}" '
-                  f'data-ts="{snap.seen:.3f}">{_t(snap.seen)} UTC</time> in {snap.duration * 1000:.0f} ms.</p>')
+                  f'data-ts="{snap.seen:.3f}">{_t(snap.seen)} UTC</time> in {snap.duration * 1000:.0f} ms.{more}</p>')
     return (f'<section class=card id="card-{e(ref.name)}" data-seen="{snap.seen if snap else 0:.3f}" '
             f'aria-labelledby="h-{e(ref.name)}"><h2 id="h-{e(ref.name)}">{title}</h2>'
             f'<p class="summary {cls}">{summary}</p>{topology_svg(ref, snap)}{body}</section>')
@@ -214,7 +237,14 @@ def timeline(events: list[Event]) -> str:
     return f"<ol class=timeline>{''.join(items)}</ol>"
 
 
-def _chart(title: str, unit: str, series: list[tuple[str, str, list[tuple[float, Optional[float]]], bool]],
+Series = tuple[str, str, list[tuple[float, Optional[float]]], bool]     # name, colour, points, dashed
+
+
+def _kbit(v: Optional[float]) -> Optional[float]:
+    return v * 8 / 1000 if v is not None else None
+
+
+def _chart(title: str, unit: str, series: list[Series],
            start: float, end: float, fmt: Any = None) -> str:
     """A line chart; ``series`` is (name, colour, points, dashed). Gaps (None) break the line."""
     w, h, left, right, top, bottom = 1000, 200, 64, 8, 10, 28
@@ -282,12 +312,10 @@ def charts(history: History, ref: SiteRef, uplinks: Sequence[str], hours: float)
         start = first
         since = f" (history since {dt.datetime.fromtimestamp(first, dt.timezone.utc):%H:%M:%S} UTC)"
     colours = {u: PALETTE[i % len(PALETTE)] for i, u in enumerate(uplinks)}
-    rtt = [(u, colours[u], [(r[0], r[1]) for r in data[u]], False) for u in uplinks]
-    loss = [(u, colours[u], [(r[0], r[2]) for r in data[u]], False) for u in uplinks]
-    thr = [(f"{u} rx", colours[u], [(r[0], (r[3] * 8 / 1000) if r[3] is not None else None) for r in data[u]], False)
-           for u in uplinks]
-    thr += [(f"{u} tx", colours[u], [(r[0], (r[4] * 8 / 1000) if r[4] is not None else None) for r in data[u]], True)
-            for u in uplinks]
+    rtt: list[Series] = [(u, colours[u], [(r[0], r[1]) for r in data[u]], False) for u in uplinks]
+    loss: list[Series] = [(u, colours[u], [(r[0], r[2]) for r in data[u]], False) for u in uplinks]
+    thr: list[Series] = [(f"{u} rx", colours[u], [(r[0], _kbit(r[3])) for r in data[u]], False) for u in uplinks]
+    thr += [(f"{u} tx", colours[u], [(r[0], _kbit(r[4])) for r in data[u]], True) for u in uplinks]
     choose = " ".join(f'<a href="?hours={x:g}"{" aria-current=true" if x == hours else ""}>{_span(x)}</a>'
                       for x in HOURS)
     return (f'<div class=charts-head><span>Last {_span(hours)}{since}</span><span class=choose>{choose}</span></div>'

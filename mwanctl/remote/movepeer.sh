@@ -1,0 +1,22 @@
+# movepeer: one `wg set` on the live device, no config change (its arguments were built and
+# checked by transports/base.py's move_peer_argv): a peer added with allowed IPs takes them over
+# from the peer holding them in the same step, so no packet meets a device without a peer for
+# its address; a peer named with `remove` goes after that. With MW_RENEW (key rotation on the
+# mother) the interface is renewed right after (wireguard.sh's `wg syncconf` of the committed
+# config, which now only drops the old peer), and the pending apply of MW_OWNER, which renewed
+# nothing, is made to renew it on rollback too: that renew makes the device equal to the old
+# config again, the moved peer included.
+# Args: MW_WG (the wg arguments) MW_OWNER MW_RENEW (an interface, or empty)
+if [ -n "$MW_RENEW" ]; then
+	[ -d "$MW_LOCK" ] && [ "$(mw_lockval owner '')" = "$MW_OWNER" ] || { mw_say "fail not-pending"; exit 0; }
+	case " $(mw_lockval renew '') " in
+		*" $MW_RENEW "*) ;;
+		*) echo "$(mw_lockval renew '') $MW_RENEW" > "$MW_LOCK/renew" ;;
+	esac
+fi
+# shellcheck disable=SC2086
+mw_block "wg set" wg $MW_WG 2>&1 || { mw_say "fail set"; exit 0; }
+if [ -n "$MW_RENEW" ]; then
+	mw_block "renew" ubus call "network.interface.$MW_RENEW" renew 2>&1 || { mw_say "fail renew"; exit 0; }
+fi
+mw_say ok

@@ -1,0 +1,40 @@
+"""PURE: is an uplink's WAN interface up, from ``ubus call network.interface dump``?
+
+Why: a WAN section mwanctl wrote can be well-formed and still not connect (a wrong PPPoE
+password, an APN the carrier refuses). The tunnel check would not notice: the tunnel runs over the
+LAN and handshakes anyway, and mwan3 takes its `down` rounds to see the lost internet. So after
+an uplink whose WAN changed is applied, the deploy waits for netifd to report the interface up,
+and rolls back if a WAN that was up before does not come up again (one that was already down is
+reported, not blamed).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+# how long netifd gets to bring a changed WAN up: PPPoE and DHCP take seconds, a cellular modem
+# registering can take tens of seconds (qmi.sh waits up to 10 s per stage)
+WAN_UP_TIMEOUT = 45
+
+
+def wan_state(dump: Optional[str], iface: str) -> tuple[Optional[bool], str]:
+    """(True, "") when ``iface`` is up; (False, why) when netifd reports it down (with its errors,
+    e.g. ``AUTH_FAILED``, ``INVALID_PROTO``); (None, why) when the answer cannot be read."""
+    if dump is None or dump.startswith("ERROR"):
+        return None, (dump or "no answer")[:160]
+    try:
+        data: Any = json.loads(dump)
+    except ValueError:
+        return None, "unreadable answer to `ubus call network.interface dump`"
+    items = data.get("interface") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return None, "unreadable answer to `ubus call network.interface dump`"
+    for it in items:
+        if isinstance(it, dict) and it.get("interface") == iface:
+            if it.get("up") is True:
+                return True, ""
+            errors = [str(e.get("code")) for e in it.get("errors") or [] if isinstance(e, dict) and e.get("code")]
+            pending = " (still connecting)" if it.get("pending") else ""
+            return False, f"netifd reports {iface} down{pending}" + (f": {', '.join(errors)}" if errors else "")
+    return False, f"netifd has no interface {iface}"
