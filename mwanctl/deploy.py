@@ -493,7 +493,7 @@ class Deployment:
             for r, p in probes.items():
                 unreadable[r] = unreadable.get(r, 0) + 1 if p.get("epoch", "").startswith("ERROR") else 0
             pending = False
-            for i, c in checks.items():
+            for c in checks.values():
                 if c.ok:
                     continue
                 c.why = self._judge(c, probes, since, base)

@@ -405,7 +405,7 @@ def test_the_router_records_each_rollback_and_a_confirm_clears_the_record(rig: R
     timer's rollback, an explicit one, and a confirm that forgets the record."""
     if rig.transport.kind == "ubus":
         pytest.skip("rpcd keeps no record of its own rollbacks (README: a cut management link)")
-    owner = str(getattr(rig.transport, "owner"))
+    owner = rig.transport.owner
     assert "last_rollback" not in rig.second().read_state(["mwan3"]).extra
     start = int(time.time())
     rig.transport.apply(make_plan(GOOD_OPS), rig.timeout)

@@ -210,12 +210,11 @@ class TrackerLab:
         if not req.exists():
             os.mkfifo(req)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        out = open(self.tmp / "rebuilder.log", "ab")
-        self.service = subprocess.Popen(
-            [sys.executable, str(HERE / "netifd_bridge.py"), "hotplug-server", h.netns, "mother",
-             str(h.rundir), str(self.tmp / "mwan3"), "lan"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        out.close()
+        with open(self.tmp / "rebuilder.log", "ab") as out:
+            self.service = subprocess.Popen(
+                [sys.executable, str(HERE / "netifd_bridge.py"), "hotplug-server", h.netns, "mother",
+                 str(h.rundir), str(self.tmp / "mwan3"), "lan"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
     def mwan3_stop(self) -> None:
         """What `mwan3 stop` does to the state the trackers see: both state trees go (and the
@@ -228,10 +227,9 @@ class TrackerLab:
 
     # -- processes --------------------------------------------------------------------------
     def spawn(self, host: str, argv: list[str], log: str) -> subprocess.Popen[bytes]:
-        out = open(self.tmp / log, "ab")
-        p = subprocess.Popen(self.lab.argv_for(host, [*self.env(), *argv]), stdin=subprocess.DEVNULL,
-                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
+        with open(self.tmp / log, "ab") as out:
+            p = subprocess.Popen(self.lab.argv_for(host, [*self.env(), *argv]), stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(p)
         return p
 

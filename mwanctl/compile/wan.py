@@ -226,10 +226,10 @@ def check_wan(uplink: str, wan: Wan, locs: Mapping[str, Location] | None = None)
     if wan.proto == "static":
         if wan.address is None:
             bad("address", "proto `static` needs an address, e.g. `address: 192.0.2.2/24`")
-        elif wan.gateway is not None:
-            if wan.gateway not in wan.address.network or wan.gateway == wan.address.ip:
-                bad("gateway", f"{wan.gateway} is not another address in {wan.address.network}: netifd's "
-                               "default route through it would be refused by the kernel")
+        elif wan.gateway is not None and (wan.gateway not in wan.address.network
+                                          or wan.gateway == wan.address.ip):
+            bad("gateway", f"{wan.gateway} is not another address in {wan.address.network}: netifd's "
+                           "default route through it would be refused by the kernel")
     if wan.password is not None and not wan.username:
         bad("password", f"a password without `username` is never sent ({'ppp.sh' if wan.proto == 'pppoe' else wan.proto} "
                         "passes it only with a user name)")

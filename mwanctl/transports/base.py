@@ -7,8 +7,9 @@ Round trips matter: a router may sit behind a slow LTE link. ``read_state`` is o
 Everything every transport must agree on is defined here once: what each operation means and
 which errors it raises (``Transport``), the receipt an apply hands to its confirm (``Receipt``),
 the read-only probes (``PROBES``), the WireGuard peer check and its retry policy (``PEER_CHECK_*``,
-``Transport._check_peers``), who applies (``deploy_owner``) and how secrets are kept out of messages (``mask_secrets``). The contract suite,
-tests/test_transport_contract.py, runs the same cases against ssh, ubus and local.
+``Transport._check_peers``), who applies (``deploy_owner``) and how secrets are kept out of
+messages (``mask_secrets``). The contract suite, tests/test_transport_contract.py, runs the same
+cases against ssh, ubus and local.
 """
 
 from __future__ import annotations
@@ -186,8 +187,9 @@ class Transport(ABC):
         the ops, verifies the staged result equals ``plan.expected``, commits, arms a timer that
         restores the snapshot after ``confirm_timeout`` seconds unless confirmed (it survives
         the connection ending), reloads ``plan.reload``, restarts ``plan.restart_ifaces``, renews
-        ``plan.renew_ifaces`` (a rollback renews them again) and checks ``plan.check_peers`` as ``_check_peers`` does; a failure after the commit
-        restores the snapshot at once and raises ``ApplyError``. Messages never show secrets.
+        ``plan.renew_ifaces`` (a rollback renews them again) and checks ``plan.check_peers`` as
+        ``_check_peers`` does; a failure after the commit restores the snapshot at once and raises
+        ``ApplyError``. Messages never show secrets.
         """
 
     @abstractmethod
@@ -281,7 +283,7 @@ class Transport(ABC):
                 time.sleep(self.peer_check_pause)
         raise ApplyError(f"{self.router}: WireGuard peers missing after apply: {', '.join(missing)}")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a transport without connections has nothing to release
         """Release connections."""
 
     def __enter__(self) -> "Transport":

@@ -11,9 +11,9 @@ The bindings are imported lazily: they exist only on OpenWrt (packages python3-u
 What the real ones (pyuci 0.10.3, python-ubus 0.1.3) refuse shapes this module: pyuci's
 ``reorder`` always fails ("Internal uci error") and its ``add`` is not implemented, so libuci
 stages every section's content (named sections, created with ``set``) and the planned order is
-written after checking that content (``_order``); python-ubus allows one connection per process, so every LocalTransport shares it; and
-libuci always layers ``/tmp/.uci/<pkg>`` over any config dir, so an uncommitted change there
-stops the apply with a message saying so.
+written after checking that content (``_order``); python-ubus allows one connection per
+process, so every LocalTransport shares it; and libuci always layers ``/tmp/.uci/<pkg>`` over
+any config dir, so an uncommitted change there stops the apply with a message saying so.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import secrets
+import shutil
 import signal
 import subprocess
 import sys

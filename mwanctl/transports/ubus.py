@@ -43,8 +43,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import os
-import socket
 import ssl
 import threading
 import time
@@ -54,11 +52,11 @@ from typing import Any, ClassVar
 
 from mwanctl.errors import (
     ApplyError,
+    ApplyInterrupted,
     AuthError,
     CommandError,
     ConfirmError,
     ConnectError,
-    ApplyInterrupted,
     MwanctlError,
     RolledBack,
     TransportError,
