@@ -213,20 +213,15 @@ class _WgInterface:
 
     def wg_config(self) -> str:
         """The file wireguard.sh writes to ``/tmp/wireguard/<if>`` before ``wg setconf``."""
-        lines = ["[Interface]", f"PrivateKey={self.private_key}"]
-        if self.listen_port:
-            lines.append(f"ListenPort={self.listen_port}")
-        if self.fwmark:
-            lines.append(f"FwMark={self.fwmark}")
+        def given(*pairs: tuple[str, object]) -> list[str]:   # wireguard.sh writes only what is set
+            return [f"{key}={value}" for key, value in pairs if value]
+
+        lines = ["[Interface]", f"PrivateKey={self.private_key}",
+                 *given(("ListenPort", self.listen_port), ("FwMark", self.fwmark))]
         for p in self.peers:
-            lines += ["[Peer]", f"PublicKey={p.public_key}"]
-            if p.preshared_key:
-                lines.append(f"PresharedKey={p.preshared_key}")
-            lines += [f"AllowedIPs={ip}" for ip in p.allowed_ips]
-            if p.endpoint:
-                lines.append(f"Endpoint={p.endpoint}")
-            if p.persistent_keepalive:
-                lines.append(f"PersistentKeepalive={p.persistent_keepalive}")
+            lines += ["[Peer]", f"PublicKey={p.public_key}", *given(("PresharedKey", p.preshared_key)),
+                      *(f"AllowedIPs={ip}" for ip in p.allowed_ips),
+                      *given(("Endpoint", p.endpoint), ("PersistentKeepalive", p.persistent_keepalive))]
         return "\n".join(lines) + "\n"
 
     def secrets(self) -> list[str]:
@@ -732,10 +727,32 @@ class Lab:
         if host in self.hosts:
             self.wait_until_gone(host, dev)
 
+    def wire_two_uplinks(self) -> None:
+        """Hosts ``mother``, ``up1`` and ``up2`` (as in tests/data/proven): the mother reaches
+        uplink N over link ``ulN`` (172.16.N.2/30), the uplink's end is its ``lan`` (.1)."""
+        for h in ("mother", "up1", "up2"):
+            self.add_host(h)
+        for n in (1, 2):
+            self.link("mother", f"up{n}", f"172.16.{n}.2/30", f"172.16.{n}.1/30", name_a=f"ul{n}", name_b="lan")
+
+    def masquerade(self, host: str, out: str) -> None:
+        """What OpenWrt's firewall does for a zone with ``masq`` on: NAT what leaves ``host``
+        through ``out`` (an interface name or an nft wildcard such as ``mw_*``)."""
+        self.run(host, ["nft", "-f", "-"], input=_MASQUERADE.format(out=out))
+
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "<redacted>")
         return text
+
+
+_MASQUERADE = """table ip mwtest_fw {{
+  chain post {{
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "{out}" masquerade
+  }}
+}}
+"""
 
 
 # --------------------------------------------------------------------------- a real dump sample
@@ -800,11 +817,7 @@ def capture_two_tunnel_dump() -> TwoTunnelSample:
     keys = {k: gen_keypair() for k in ("m1", "m2", "up1", "up2")}
     nets = two_tunnel_network(keys)
     with Lab() as lab:
-        for h in ("mother", "up1", "up2"):
-            lab.add_host(h)
-        for n in (1, 2):
-            lab.link("mother", f"up{n}", f"172.16.{n}.2/30", f"172.16.{n}.1/30",
-                     name_a=f"ul{n}", name_b="lan")
+        lab.wire_two_uplinks()
         for h in ("up1", "up2", "mother"):  # listeners first
             lab.bring_up_wireguard(h, nets[h])
         for n in (1, 2):

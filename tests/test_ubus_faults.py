@@ -37,6 +37,13 @@ def _lines(err: str, out: str) -> dict[str, str]:
     return lines
 
 
+def _deploy(pre: list[str], topo: Path, capsys: Any) -> tuple[int, str, dict[str, str]]:
+    """``mwanctl deploy --yes``: the exit code, all it printed, and its line per router."""
+    code = main(pre + ["deploy", str(topo), "--yes"])
+    out, err = capsys.readouterr()
+    return code, out + err, _lines(err, out)
+
+
 def _short_timeout(topo: Path, router: str) -> None:
     text = topo.read_text()
     topo.write_text(text.replace(f"  {router}:\n", f"  {router}:\n    connect_timeout: 1\n", 1))
@@ -50,16 +57,14 @@ def test_a_late_confirm_is_reported_rolled_back_with_exit_7(site: Any, capsys: A
     # held 70 s, reaches rpcd well after its rollback
     dsl.hang[("uci", "confirm")] = 70
     dsl.script_timeout = 1000                 # uhttpd would cut the call at 60 s: not the case tested
-    code = main(pre + ["deploy", str(topo), "--yes"])
-    out, err = capsys.readouterr()
-    lines = _lines(err, out)
-    assert code == ExitStatus.ROLLED_BACK, out + err
+    code, said, lines = _deploy(pre, topo, capsys)
+    assert code == ExitStatus.ROLLED_BACK, said
     assert "rolled back by the router before the confirm arrived" in lines["dsl"]
     # the mother is confirmed first; the other uplink's tunnel was proven against it, so it is kept
     assert lines["mother"] == "applied and confirmed"
     assert lines["lte"] == "applied and confirmed"
     assert _files(dsl) == before and dsl.pending is None          # fully old
-    assert "dsl: dsl:" not in out + err
+    assert "dsl: dsl:" not in said
 
 
 def test_connection_lost_after_the_commit_is_not_confirmed_and_rolls_back(site: Any, capsys: Any) -> None:
@@ -68,12 +73,10 @@ def test_connection_lost_after_the_commit_is_not_confirmed_and_rolls_back(site: 
     dsl = servers["dsl"].rpcd
     before = _files(dsl)
     dsl.hang[("uci", "apply")] = 20          # rpcd commits 2 s later; the client gave up after 1 s
-    code = main(pre + ["deploy", str(topo), "--yes"])
-    out, err = capsys.readouterr()
-    lines = _lines(err, out)
-    assert code == ExitStatus.NOT_CONFIRMED, out + err
+    code, said, lines = _deploy(pre, topo, capsys)
+    assert code == ExitStatus.NOT_CONFIRMED, said
     assert "answer was lost" in lines["dsl"] and "not confirmed" in lines["dsl"]
-    assert "may have armed" not in out + err
+    assert "may have armed" not in said
     assert _wait(lambda: dsl.pending is not None, 5)              # rpcd did commit and arm...
     assert _wait(lambda: dsl.pending is None, 10)                 # ...and rolled back by itself
     assert _files(dsl) == before                                  # fully old
@@ -85,10 +88,8 @@ def test_connection_lost_before_the_commit_leaves_the_old_config(site: Any, caps
     dsl = servers["dsl"].rpcd
     before = _files(dsl)
     dsl.hang[("uci", "add")] = 20            # staging never answers
-    code = main(pre + ["deploy", str(topo), "--yes"])
-    out, err = capsys.readouterr()
-    lines = _lines(err, out)
-    assert code == ExitStatus.CONNECT, out + err   # the cause; lte going back adds no code
+    code, said, lines = _deploy(pre, topo, capsys)
+    assert code == ExitStatus.CONNECT, said   # the cause; lte going back adds no code
     assert "nothing was committed" in lines["dsl"] and "old config" in lines["dsl"]
     assert "not confirmed because dsl failed; rolled back" in lines["lte"]
     assert "not applied because dsl failed" in lines["mother"]

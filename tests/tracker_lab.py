@@ -50,15 +50,6 @@ except ImportError:  # pragma: no cover - tests/ on sys.path
 
 from mwanctl.uci.parse import parse  # noqa: E402
 
-_NAT = """table ip mwtest_fw {{
-  chain post {{
-    type nat hook postrouting priority srcnat; policy accept;
-    oifname "{out}" masquerade
-  }}
-}}
-"""
-
-
 def _network(uplinks: int, keys: dict[str, netlab.KeyPair]) -> dict[str, str]:
     """The mother's and each uplink's `network` package, as mwanctl renders them (trimmed)."""
     mother = []
@@ -142,7 +133,7 @@ class TrackerLab:
         lab.route("client", "add", "default", "via", "192.168.1.1")
         lab.run("mother", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
                            "net.ipv4.conf.default.rp_filter=0"])
-        lab.run("mother", ["nft", "-f", "-"], input=_NAT.format(out="mw_*"))
+        lab.masquerade("mother", "mw_*")
         for t in (*TARGETS, ECHO):
             lab.run("inet", ["ip", "addr", "add", f"{t}/32", "dev", "lo"])
         for i, u in enumerate(self.uplinks, start=1):
@@ -150,7 +141,7 @@ class TrackerLab:
             lab.link(u, "inet", f"100.64.{i}.1/30", f"100.64.{i}.2/30", name_a="wan", name_b=f"up{i}")
             lab.route(u, "add", "default", "via", f"100.64.{i}.2")
             lab.run(u, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
-            lab.run(u, ["nft", "-f", "-"], input=_NAT.format(out="wan"))
+            lab.masquerade(u, "wan")
         keys = {k: netlab.gen_keypair() for k in [*self.uplinks, *(f"m{i}" for i in range(1, self.n + 1))]}
         nets = _network(self.n, keys)
         for u in self.uplinks:

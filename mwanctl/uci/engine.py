@@ -133,6 +133,13 @@ class Ptr:
     s: UciSection | None = None
     complete: bool = False
 
+    def found(self) -> UciSection | None:
+        """The section the lookup found (None: the tuple names the package); a tuple that names
+        nothing is libuci's ``UCI_ERR_NOTFOUND``."""
+        if not self.complete:
+            raise UciOpError(Code.NOTFOUND)
+        return self.s
+
 
 def parse_ptr(text: str) -> Ptr:
     """``uci_parse_ptr``: split a tuple; raises ``Code.PARSE`` like libuci."""
@@ -279,9 +286,7 @@ class Store:
 
     def delete(self, ptr: Ptr, record: bool = True) -> None:
         """``uci_delete``: a section, an option, or (``=N``) one list element."""
-        if not ptr.complete:
-            raise UciOpError(Code.NOTFOUND)
-        s = ptr.s
+        s = ptr.found()
         if s is None:
             raise UciOpError(Code.INVAL)
         cur = s.options.get(ptr.option) if ptr.option is not None else None
@@ -330,9 +335,7 @@ class Store:
 
     def rename(self, ptr: Ptr, record: bool = True) -> None:
         """``uci_rename``: rename a section (it stops being anonymous) or an option in place."""
-        if not ptr.complete:
-            raise UciOpError(Code.NOTFOUND)
-        s = ptr.s
+        s = ptr.found()
         if s is None or ptr.value is None:
             raise UciOpError(Code.INVAL)
         self._record(record, Cmd.RENAME, ptr.section or "", ptr.option, ptr.value)

@@ -85,18 +85,16 @@ def show(pkg: UciPackage, anon_ids: bool = False, delimiter: str = " ", path: st
     Raises ``UciOpError(Code.NOTFOUND)`` when ``path`` names nothing.
     """
     ptr = resolve(pkg, path)
-    if not ptr.complete:
-        raise UciOpError(Code.NOTFOUND)
-    s = ptr.s
+    s = ptr.found()
     if s is None:
         out: list[str] = []
         for ref, sec in zip(_section_refs(pkg, anon_ids), pkg.sections):
             out.extend(_show_section(pkg.name, ref, sec, delimiter))
         return "".join(out)
-    if ptr.option is None:
+    option = ptr.option
+    if option is None:
         return "".join(_show_section(pkg.name, s.ref, s, delimiter))
-    value = s.options[ptr.option]
-    return f"{pkg.name}.{s.ref}.{ptr.option}={show_value(value, delimiter)}\n"
+    return f"{pkg.name}.{s.ref}.{option}={show_value(s.options[option], delimiter)}\n"
 
 
 def get_text(pkg: UciPackage, path: str, delimiter: str = " ") -> str:
@@ -105,8 +103,9 @@ def get_text(pkg: UciPackage, path: str, delimiter: str = " ") -> str:
     Raises ``UciOpError(Code.NOTFOUND)`` when ``path`` names nothing.
     """
     ptr = resolve(pkg, path)
-    if not ptr.complete or ptr.s is None:
+    s = ptr.found()
+    if s is None:
         raise UciOpError(Code.NOTFOUND)
     if ptr.option is None:
-        return ptr.s.type + "\n"
-    return get_value(ptr.s.options[ptr.option], delimiter) + "\n"
+        return s.type + "\n"
+    return get_value(s.options[ptr.option], delimiter) + "\n"
