@@ -192,6 +192,10 @@ def _print_summary(s: Session, topo: Topology) -> None:
         t = timing(tr)
         s.echo(f"  {name}: tier {tier}, weight {weight}, tracking {tr.profile} "
                f"({len(tr.targets)} target(s)): {t.describe()}")
+    from mwanctl.compile.wan import describe_wan
+    for u in topo.uplinks:
+        if u.wan is not None:
+            s.echo(f"  {u.name}: {describe_wan(u.wan, u.tunnel.mtu)}")
 
 
 @cli.command()

@@ -30,8 +30,7 @@ class Environment:
     stdin: TextIO
     stdout: TextIO
     stderr: TextIO
-    stdin_isatty: bool = False
-    stdout_isatty: bool = False
+    stdin_isatty: bool = False          # may mwanctl ask questions? (colour follows the streams)
     environ: Mapping[str, str] = field(default_factory=dict)
     clock: Callable[[], float] = time.time           # epoch seconds: status ages, rotation age
     sleep: Callable[[float], None] = time.sleep      # `status --watch` between refreshes
@@ -40,7 +39,7 @@ class Environment:
     @classmethod
     def from_process(cls) -> Environment:
         """The real streams, terminals, environment and clock of this process."""
-        return cls(sys.stdin, sys.stdout, sys.stderr, _isatty(sys.stdin), _isatty(sys.stdout), os.environ)
+        return cls(sys.stdin, sys.stdout, sys.stderr, _isatty(sys.stdin), os.environ)
 
     def confirm(self, question: str, default: bool = False) -> bool:
         """Ask a yes/no question on stderr and read the answer from stdin (as click.confirm does:

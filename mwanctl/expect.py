@@ -47,4 +47,5 @@ def expectation(t: Topology, uplink_keys: dict[str, Optional[KeyPair]]) -> Expec
                          for iface, metric, weight in policy_members(t, p))
         for p in t.policies
     }
-    return Expectation(t.mother.name, tuple(rows), policies)
+    return Expectation(t.mother.name, tuple(rows), policies,
+                       dns_servers=t.dns.servers if t.dns is not None else None)

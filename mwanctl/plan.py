@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from mwanctl.compile import RouterConfig, owns
+from mwanctl.compile.dns import dnsmasq_ops
 from mwanctl.router import SECRET_OPTIONS, ApplyPlan, Pending, RouterState
 from mwanctl.topology.model import Wan
 from mwanctl.uci.changes import Op
@@ -21,12 +22,12 @@ from mwanctl.uci.diff import apply_ops, diff
 from mwanctl.uci.model import UciPackage, UciSection, Value
 from mwanctl.uci.render import export
 
-RELOAD_ORDER = ("network", "firewall", "mwan3", "mwanctl")
+RELOAD_ORDER = ("network", "firewall", "mwan3", "dhcp", "mwanctl")
 # Seconds of torn-down policy routing when the mwan3 package changes: its reload is a full stop +
 # start with a fixed 2 s sleep between, about 7 s in all (the OpenWrt notes the project keeps,
 # "pitfalls" §3); the plan says so in its notes.
 MWAN3_RESTART_OUTAGE = 7
-SERVICE = {"mwanctl": "mwanctl-track"}    # the init script that reads a package, where it differs
+SERVICE = {"mwanctl": "mwanctl-track", "dhcp": "dnsmasq"}   # the init script that reads a package, where it differs
 
 
 @dataclass
@@ -84,6 +85,10 @@ def plan_router(cfg: RouterConfig, state: RouterState, only: Optional[set[str]] 
         before = current if current is not None else UciPackage(pkg)
         ops = diff(before, cfg.sections[pkg], pkg, cfg.owner(pkg), keep_order=(pkg == "mwan3"))
         ops += _owned_option_ops(pkg, before, cfg.owned_options.get(pkg, {}), cfg.name, problems)
+        if pkg == "dhcp":
+            dns_ops, dns_problems = dnsmasq_ops(before, cfg.dns, cfg.name)
+            ops += dns_ops
+            problems += dns_problems
         if only is not None:
             ops = [op for op in ops if op.section in only and op.kind != "reorder"]
         packages[pkg] = PackagePlan(pkg, before, apply_ops(before, pkg, ops), ops, current is not None)
@@ -97,7 +102,7 @@ def plan_router(cfg: RouterConfig, state: RouterState, only: Optional[set[str]] 
         problems += wan_problems
         notes += wan_notes
     changed = {p: pp for p, pp in packages.items() if pp.ops}
-    apply = _apply_plan(changed) if changed else None
+    apply = _apply_plan(changed, cfg.files) if changed else None
     return RouterPlan(cfg.name, cfg.role, packages, apply, state.pending, problems, notes)
 
 
@@ -131,12 +136,13 @@ def _owned_option_ops(pkg: str, before: UciPackage, owned: dict[str, dict[str, V
     return ops
 
 
-def _apply_plan(changed: dict[str, PackagePlan]) -> ApplyPlan:
+def _apply_plan(changed: dict[str, PackagePlan], files: Optional[dict[str, str]] = None) -> ApplyPlan:
     plan = ApplyPlan(changes={p: pp.ops for p, pp in changed.items()},
                      expected={p: export(pp.after) for p, pp in changed.items()},
                      reload=[SERVICE.get(p, p) for p in RELOAD_ORDER if p in changed])
     if "mwanctl" in changed:
         _tracker_files(plan, changed["mwanctl"])
+        _hook_files(plan, changed["mwanctl"], files or {})
     net = changed.get("network")
     if net is not None:
         plan.renew_ifaces, plan.check_peers = _wireguard_effects(net)
@@ -154,6 +160,20 @@ def _tracker_files(plan: ApplyPlan, pp: PackagePlan) -> None:
     else:
         plan.remove = [tracker.LINK, tracker.INIT, tracker.SCRIPT]
         plan.reload = [s for s in plan.reload if s != tracker.SERVICE]
+
+
+def _hook_files(plan: ApplyPlan, pp: PackagePlan, files: dict[str, str]) -> None:
+    """The up/down hook script goes with its `mw_hooks` section (whose digest changes with the
+    script): installed while the section is wanted, removed when it goes. A change of the hooks
+    alone does not restart the tracker."""
+    from mwanctl.compile import hooks
+
+    if pp.after.get(hooks.SECTION) is not None:
+        plan.files.update(files)
+    elif pp.before.get(hooks.SECTION) is not None:
+        plan.remove.append(hooks.HOOK_FILE)
+    if all(op.section == hooks.SECTION for op in pp.ops):
+        plan.reload = [s for s in plan.reload if s != SERVICE["mwanctl"]]
 
 
 def _wg_ifaces(pkg: UciPackage) -> dict[str, UciSection]:
@@ -198,6 +218,14 @@ class IfaceEffect:
     action: str                                   # none | reload | renew | restart
     reasons: list[str] = field(default_factory=list)
 
+    def bump(self, action: str, why: str) -> None:
+        """One more changed option: the strongest action wins; every reason is kept."""
+        if action == NONE:
+            return
+        self.reasons.append(f"{why}: {action}")
+        if _RANK[action] > _RANK[self.action]:
+            self.action = action
+
 
 def _blob_value(kind: str, v: Optional[Value]) -> Optional[Value]:
     """What netifd's config blob holds for a declared parameter (libuci skips a list for a
@@ -231,14 +259,7 @@ def wireguard_effects(before: UciPackage, after: UciPackage) -> dict[str, IfaceE
     out: dict[str, IfaceEffect] = {}
     for name in a_ifs.keys() & b_ifs.keys():
         eff = IfaceEffect(name, NONE)
-
-        def bump(action: str, why: str) -> None:
-            if action == NONE:
-                return
-            eff.reasons.append(f"{why}: {action}")
-            if _RANK[action] > _RANK[eff.action]:
-                eff.action = action
-
+        bump = eff.bump
         bi, ai = b_ifs[name], a_ifs[name]
         for opt in dict.fromkeys(list(bi.options) + list(ai.options)):
             bump(option_action("interface", opt, bi.options.get(opt), ai.options.get(opt)), opt)

@@ -35,12 +35,16 @@ def write_tree(compiled: Compiled, out: Path, batch: bool = False) -> list[Path]
     for router, cfg in compiled.routers.items():
         ops: list[Op] = []
         for pkg, sections in cfg.sections.items():
-            if not sections and pkg == "mwanctl":   # read for removal only; nothing to render
+            if not sections and pkg in ("mwanctl", "dhcp"):   # read for removal / owned options only
                 continue
             path = out / router / "etc" / "config" / pkg
             write_private(path, package_text(pkg, sections))
             written.append(path)
             ops += creation_ops(pkg, sections)
+        for file_path, text in cfg.files.items():       # the up/down hook script
+            path = out / router / file_path.lstrip("/")
+            write_private(path, text)
+            written.append(path)
         if batch:
             path = out / router / "uci-batch.txt"
             write_private(path, batch_script(ops))

@@ -22,9 +22,10 @@ Key rotation is not here on purpose: it stays one site (and one tunnel) at a tim
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,9 +107,8 @@ class Loaded:
 
 
 def load_all(files: Sequence[str]) -> list[Loaded]:
-    """Load every file (all of them, so every file's problems are shown at once), then refuse
-    the sites that would collide: two files with one site name (they would share one key
-    store), or, with ``exclusive``, one router endpoint in two sites."""
+    """Load every file, all of them before anything runs, so every file's problems are shown
+    at once (``refuse_conflicts`` then marks the sites that collide)."""
     from mwanctl.topology.load import diagnose
     loaded = []
     for f in files:
@@ -121,8 +121,9 @@ def load_all(files: Sequence[str]) -> list[Loaded]:
 
 
 def endpoint(t: Topology, router: str) -> tuple[str, str, int]:
-    """What identifies the machine a router is reached at: two sites naming the same one
-    talk to one router."""
+    """What identifies the machine a router is reached at (transport, host as written, port):
+    two sites naming the same one talk to one router. Names are not resolved, so one router
+    written once by name and once by address is not recognised."""
     a = t.access_for(router)
     if a.transport == "local":
         return ("local", "", 0)
@@ -198,9 +199,11 @@ class ConnectionPool:
         with self._cv:
             self._cv.wait_for(lambda: self._free >= n)
             self._free -= n
+        lease = Lease(self, n)
         try:
-            yield Lease(self, n)
+            yield lease
         finally:
+            lease.close_all()
             with self._cv:
                 self._free += n
                 self._cv.notify_all()
@@ -220,6 +223,23 @@ class Lease:
     def __init__(self, pool: ConnectionPool, n: int):
         self.pool = pool
         self._own = threading.Semaphore(n)
+        self._live: set[PooledTransport] = set()
+        self._live_lock = threading.Lock()
+
+    def close_all(self) -> None:
+        """At the end of the lease: whatever a site left open is closed, so no slot (least of
+        all a reserve slot every site shares) outlives it."""
+        with self._live_lock:
+            left = list(self._live)
+        for t in left:
+            t.close()
+
+    def _track(self, t: PooledTransport, live: bool) -> None:
+        with self._live_lock:
+            if live:
+                self._live.add(t)
+            else:
+                self._live.discard(t)
 
     def acquire(self) -> Callable[[], None]:
         """A slot (the lease's own, else one of the reserve); returns its release."""
@@ -241,7 +261,9 @@ class Lease:
             except BaseException:
                 release()
                 raise
-            return PooledTransport(inner, self, release)
+            t = PooledTransport(inner, self, release)
+            self._track(t, True)
+            return t
         return pooled
 
 
@@ -262,6 +284,7 @@ class PooledTransport(Transport):
         with self._lock:
             if self._release is None:
                 self._release = self._lease.acquire()
+                self._lease._track(self, True)
 
     def read_state(self, packages: Sequence[str]) -> RouterState:
         self._hold()
@@ -302,6 +325,7 @@ class PooledTransport(Transport):
             with self._lock:
                 release, self._release = self._release, None
             if release is not None:
+                self._lease._track(self, False)
                 release()
 
 
@@ -371,6 +395,7 @@ class SiteRunner:
     def __post_init__(self) -> None:
         self.pool = ConnectionPool(self.connections)
         self._locks = RouterLocks()
+        self._stop = threading.Event()
 
     def need(self, t: Topology) -> int:
         """Connections a site's deploy holds at once on its normal path: one kept per router
@@ -383,8 +408,11 @@ class SiteRunner:
         todo = [(e, r) for e, r in zip(loaded, runs, strict=True) if self._runnable(e, r)]
         if todo:
             workers = max(1, min(len(todo), self.pool.largest_lease))
-            with ThreadPoolExecutor(max_workers=workers) as ex:
-                list(ex.map(lambda job: self._guarded(job[0], job[1], apply), todo))
+            started = run_all([functools.partial(self._guarded, e, r, apply) for e, r in todo], workers, self._stop)
+            for (_, r), ok in zip(todo, started, strict=True):
+                if not ok and not r.rows:
+                    r.rows.append(Row(r.site, "-", "not started", DeployExit.INTERRUPTED,
+                                      "interrupted before this site started: nothing was sent to it"))
         return runs
 
     def _runnable(self, e: Loaded, run: SiteRun) -> bool:
@@ -417,6 +445,10 @@ class SiteRunner:
         compiled = self.prepare(t)
         timeout = self.confirm_timeout or t.access_for(t.mother.name).confirm_timeout
         with self._locks.hold(t), self.pool.lease(self.need(t)) as lease:
+            if self._stop.is_set():       # Ctrl-C while this site waited for its turn
+                run.rows.append(Row(run.site, "-", "not started", DeployExit.INTERRUPTED,
+                                    "interrupted before this site started: nothing was sent to it"))
+                return
             dep = Deployment(compiled, lease.wrap(lambda r: self.connect(t, r)), timeout, parallel=1,
                              progress=lambda r, m: self.progress(t.site, r, m))
             run.deployment = dep
@@ -473,7 +505,7 @@ def run_status(loaded: Sequence[Loaded], poll: PollSite, connect: Callable[[Topo
     """Poll every site (a site's poll opens one connection at a time: one slot each); a site
     that cannot be loaded or polled is UNKNOWN with its reason, never missing."""
     refuse_conflicts(loaded, shared_routers_ok=True)
-    pool, locks = ConnectionPool(connections), RouterLocks()
+    pool, locks, stop = ConnectionPool(connections), RouterLocks(), threading.Event()
 
     def one(e: Loaded) -> StatusRun:
         if e.topo is None:
@@ -493,8 +525,54 @@ def run_status(loaded: Sequence[Loaded], poll: PollSite, connect: Callable[[Topo
             st = unknown(f"internal error: {type(exc).__name__}: {exc}")
         return StatusRun(e.file, t.site, st, exit_code(st))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(loaded), pool.largest_lease))) as ex:
-        return list(ex.map(one, loaded))
+    results: list[StatusRun | None] = [None] * len(loaded)
+
+    def job(i: int) -> None:
+        if not stop.is_set():
+            results[i] = one(loaded[i])
+    run_all([functools.partial(job, i) for i in range(len(loaded))],
+            max(1, min(len(loaded), pool.largest_lease)), stop)
+    if stop.is_set():
+        raise KeyboardInterrupt
+    return [r for r in results if r is not None]
+
+
+def run_all(jobs: Sequence[Callable[[], None]], workers: int, stop: threading.Event) -> list[bool]:
+    """Run ``jobs`` on ``workers`` threads; which of them started. On Ctrl-C ``stop`` is set and
+    the jobs not yet started never start (those waiting for their turn check ``stop``), while the
+    running ones finish before this returns: a site half-way through its deploy ends in its
+    confirm or rollback, not abandoned with its routers armed."""
+    began = [False] * len(jobs)
+    done = [threading.Event() for _ in jobs]
+    gate = threading.Lock()
+
+    def run(i: int) -> None:
+        try:
+            with gate:
+                if stop.is_set():
+                    return
+                began[i] = True
+            jobs[i]()
+        finally:
+            done[i].set()
+    ex = ThreadPoolExecutor(max_workers=max(1, workers))
+    futures: list[Future[None]] = []
+    try:
+        for i in range(len(jobs)):
+            futures.append(ex.submit(run, i))
+        for f in futures:
+            f.result()
+    except KeyboardInterrupt:
+        with gate:
+            stop.set()
+        for f in futures:
+            f.cancel()
+        for i, b in enumerate(began):
+            if b:
+                done[i].wait()
+    finally:
+        ex.shutdown(wait=True)
+    return began
 
 
 def status_document(runs: Sequence[StatusRun], to_json: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Optional
 
 from mwanctl.compile.wan import check_secret_value
 from mwanctl.errors import Diagnostic, TopologyError
@@ -22,7 +21,7 @@ from mwanctl.topology.rules import WAN_SECRET
 WanSecrets = dict[str, dict[str, str]]
 
 
-def read_secret(ref: SecretRef, base: Path, environ: Mapping[str, str]) -> tuple[Optional[str], str]:
+def read_secret(ref: SecretRef, base: Path, environ: Mapping[str, str]) -> tuple[str | None, str]:
     """(value, "") or (None, why not). A file's one trailing newline is not part of the secret;
     a relative path is taken from the topology file's directory."""
     if ref.env is not None:
@@ -39,11 +38,11 @@ def read_secret(ref: SecretRef, base: Path, environ: Mapping[str, str]) -> tuple
         return None, f"file {ref.file} is not UTF-8 text"
     except OSError as exc:
         return None, f"cannot read file {ref.file}: {exc.strerror}"
-    return (text[:-2] if text.endswith("\r\n") else text[:-1] if text.endswith("\n") else text), ""
+    return (text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")), ""
 
 
 def resolve(wans: Mapping[str, Wan], topology_file: str = "",
-            environ: Optional[Mapping[str, str]] = None) -> WanSecrets:
+            environ: Mapping[str, str] | None = None) -> WanSecrets:
     """Every secret of every ``wan:`` block (uplink -> block), or one TopologyError listing all
     that are missing or unusable (MW023), each at its field's line."""
     env = os.environ if environ is None else environ

@@ -11,14 +11,14 @@ reported, not blamed).
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 # how long netifd gets to bring a changed WAN up: PPPoE and DHCP take seconds, a cellular modem
 # registering can take tens of seconds (qmi.sh waits up to 10 s per stage)
 WAN_UP_TIMEOUT = 45
 
 
-def wan_state(dump: Optional[str], iface: str) -> tuple[Optional[bool], str]:
+def wan_state(dump: str | None, iface: str) -> tuple[bool | None, str]:
     """(True, "") when ``iface`` is up; (False, why) when netifd reports it down (with its errors,
     e.g. ``AUTH_FAILED``, ``INVALID_PROTO``); (None, why) when the answer cannot be read."""
     if dump is None or dump.startswith("ERROR"):

@@ -13,7 +13,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	python3 python3-venv python3-pip ca-certificates \
 	dropbear-bin busybox wireguard-go wireguard-tools iproute2 iputils-ping procps util-linux \
-	nftables conntrack openssl \
+	nftables conntrack openssl dnsmasq-base \
 	chromium chromium-driver >/dev/null
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip

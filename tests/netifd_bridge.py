@@ -51,7 +51,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -232,7 +232,7 @@ class BoundHost(netlab.Lab):
                         if n:     # the pause ends when the next state is live (nft takes a while)
                             time.sleep(max(0.0, (timing[0] if n == 1 else timing[1]) - took))
                         t0 = time.monotonic()
-                        self.run(self.host, ["nft", "-f", "-"], input=nft_policy(chain, ids, lan_dev))
+                        self.run(self.host, ["nft", "-f", "-"], input=nft_policy(chain, ids, lan_dev, st.outputs))
                         took = time.monotonic() - t0
                         say(f"POLICY {describe_chain(chain)}".rstrip())
 
@@ -280,6 +280,7 @@ class Step:
     iface: str = ""
     text: str = ""
     states: list[list[Member]] = field(default_factory=list)
+    outputs: list[tuple[str, list[Member]]] = field(default_factory=list)   # see Mwan3.outputs
 
 
 @dataclass
@@ -367,7 +368,21 @@ class Mwan3:
         return states
 
     def rebuild(self) -> Step:
-        return Step("policy", states=self.policy_states(self.default_policy()))
+        return Step("policy", states=self.policy_states(self.default_policy()), outputs=self.outputs())
+
+    def outputs(self) -> list[tuple[str, list[Member]]]:
+        """The router's own traffic (mwan3 hooks OUTPUT too): (``dest_ip``, its policy's chain)
+        for every IPv4 rule with a ``dest_ip`` other than the catch-all, in rule order, e.g.
+        mwanctl's ``mw_dns<n>`` for the resolver's upstreams. Only those: the catch-all is not
+        applied to OUTPUT here (the lab's tunnels' own packets would need mwan3's
+        connected-network ipset), and such a policy's chain is set at once, not member by member."""
+        out = []
+        for s in self.config.of_type("rule"):
+            dest, pol = s.options.get("dest_ip"), s.options.get("use_policy")
+            if (isinstance(dest, str) and dest != "0.0.0.0/0" and isinstance(pol, str)
+                    and s.options.get("family", "ipv4") == "ipv4"):
+                out.append((dest, self.policy_states(pol)[-1]))
+        return out
 
     # -- events --------------------------------------------------------------------------------
     def start(self, devices: set[str]) -> list[Step]:
@@ -444,19 +459,20 @@ class Mwan3:
         return {"hotplug": self.hotplug, "track": self.track}
 
 
-def nft_policy(chain: list[Member], ids: dict[str, int], lan_dev: str) -> str:
+def nft_policy(chain: list[Member], ids: dict[str, int], lan_dev: str,
+               outputs: Sequence[tuple[str, list[Member]]] = ()) -> str:
     """One nft transaction for the LAN's new flows, rule for rule as mwan3's iptables chain: a
     flow keeps its connmark; a new one meets the members top down (``statistic --probability
     weight/total``, the last one unconditional); with no member, the last resort (unreachable),
-    which mwan3's hook also saves to the connmark."""
-    rules = [f"ct mark and {MARK_MASK:#x} != 0 meta mark set ct mark and {MARK_MASK:#x} return"]
-    for iface, weight, total in chain:
-        mark = f"{ids[iface] << 8:#x}"
-        per_mille = weight * 1000 // total
-        cond = "" if per_mille >= 1000 else f"numgen random mod 1000 < {per_mille} "
-        rules.append(f"{cond}ct mark set {mark} meta mark set {mark} return")
-    if not chain:
-        rules.append(f"ct mark set {UNREACHABLE_MARK:#x} meta mark set {UNREACHABLE_MARK:#x} return")
+    which mwan3's hook also saves to the connmark. ``outputs``: the router's own packets to each
+    address meet that rule's policy chain (a ``route`` hook, so a new mark re-routes them, as
+    the mangle OUTPUT chain does)."""
+    rules = _pick_rules(chain, ids)
+    out_chains: list[str] = []
+    out_jumps: list[str] = []
+    for n, (dest, ochain) in enumerate(outputs):
+        out_jumps.append(f"    ip daddr {dest} jump out{n}")
+        out_chains += [f"  chain out{n} {{", *[f"    {r}" for r in _pick_rules(ochain, ids)], "  }"]
     return "\n".join([
         f"table ip {NFT_TABLE} {{}}",
         f"delete table ip {NFT_TABLE}",
@@ -465,12 +481,26 @@ def nft_policy(chain: list[Member], ids: dict[str, int], lan_dev: str) -> str:
         "    type filter hook prerouting priority mangle; policy accept;",
         f'    iifname "{lan_dev}" jump pick',
         "  }",
+        *(["  chain out {", "    type route hook output priority mangle; policy accept;", *out_jumps, "  }",
+           *out_chains] if outputs else []),
         "  chain pick {",
         *[f"    {r}" for r in rules],
         "  }",
         "}",
         "",
     ])
+
+
+def _pick_rules(chain: list[Member], ids: dict[str, int]) -> list[str]:
+    rules = [f"ct mark and {MARK_MASK:#x} != 0 meta mark set ct mark and {MARK_MASK:#x} return"]
+    for iface, weight, total in chain:
+        mark = f"{ids[iface] << 8:#x}"
+        per_mille = weight * 1000 // total
+        cond = "" if per_mille >= 1000 else f"numgen random mod 1000 < {per_mille} "
+        rules.append(f"{cond}ct mark set {mark} meta mark set {mark} return")
+    if not chain:
+        rules.append(f"ct mark set {UNREACHABLE_MARK:#x} meta mark set {UNREACHABLE_MARK:#x} return")
+    return rules
 
 
 def describe_chain(chain: list[Member]) -> str:

@@ -31,7 +31,6 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from mwanctl.uci.model import UciPackage, UciSection
 
@@ -56,15 +55,15 @@ class WanConfig:
     proto: str
     device: str
     metric: int = 0
-    mtu: Optional[int] = None
+    mtu: int | None = None
     peerdns: bool = True
     dns: list[str] = field(default_factory=list)
     ipaddr: list[str] = field(default_factory=list)
-    netmask: Optional[str] = None
-    gateway: Optional[str] = None
-    hostname: Optional[str] = None
-    clientid: Optional[str] = None
-    vendorid: Optional[str] = None
+    netmask: str | None = None
+    gateway: str | None = None
+    hostname: str | None = None
+    clientid: str | None = None
+    vendorid: str | None = None
     broadcast: bool = False
     reqopts: list[str] = field(default_factory=list)
     sendopts: list[str] = field(default_factory=list)
@@ -79,7 +78,7 @@ def _array(sec: UciSection, option: str) -> list[str]:
     return list(v) if isinstance(v, tuple) else v.split()
 
 
-def _string(sec: UciSection, option: str) -> Optional[str]:
+def _string(sec: UciSection, option: str) -> str | None:
     """A string attribute: a `list` is left out of the blob for a non-array attribute."""
     v = sec.options.get(option)
     return v if isinstance(v, str) else None
@@ -111,7 +110,7 @@ def read_wan(network: UciPackage, name: str) -> WanConfig:
         reqopts=_array(sec, "reqopts"), sendopts=_array(sec, "sendopts"))
 
 
-def static_addresses(cfg: WanConfig) -> tuple[list[ipaddress.IPv4Interface], Optional[str]]:
+def static_addresses(cfg: WanConfig) -> tuple[list[ipaddress.IPv4Interface], str | None]:
     """proto.c: (addresses, gateway) netifd would set, or WanError with netifd's error code."""
     mask = 32
     if cfg.netmask is not None:

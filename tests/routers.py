@@ -34,7 +34,7 @@ DROPBEAR = shutil.which("dropbear") or "/usr/sbin/dropbear"
 DEFAULT_PASSWORD = "mwtest-pw"
 # What dropbear gives root sessions (Debian build); the stand-ins overlay its first entry.
 ROUTER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-INIT_SCRIPTS = ("network", "firewall", "mwan3")
+INIT_SCRIPTS = ("network", "firewall", "mwan3", "dnsmasq")
 COMMANDS = ("uci", "ubus", "wg", "mwan3", "reload_config", "conntrack", "ip")
 # Applets the scripts may use, as OpenWrt's busybox provides them.
 APPLETS = ("cat", "cp", "mv", "rm", "mkdir", "rmdir", "ln", "ls", "sleep", "kill", "date",

@@ -91,7 +91,7 @@ class Run:
                  environ: dict[str, str] | None = None, clock: float | None = None,
                  sleep: Callable[[float], None] | None = None) -> None:
         self.out, self.err = io.StringIO(), io.StringIO()
-        env = Environment(io.StringIO(stdin), self.out, self.err, stdin_isatty=tty, stdout_isatty=False,
+        env = Environment(io.StringIO(stdin), self.out, self.err, stdin_isatty=tty,
                           environ=environ if environ is not None else {})
         if clock is not None:
             env.clock = lambda: clock
@@ -202,6 +202,28 @@ def test_no_color_is_read_from_the_injected_environment(tmp_path: Path, monkeypa
     assert coloured.code == plain.code == 3
     assert "\x1b[31m" in coloured.stdout and "\x1b[31m" not in plain.stdout and "\x1b[1;35m" not in plain.stdout
     assert "mother unreachable" in plain.stdout
+
+
+@pytest.mark.ssh
+def test_deploy_asks_on_a_terminal_and_applies_only_on_yes(router_factory: Any, tmp_path: Path) -> None:
+    """Against dropbear test routers: the question, its answer from stdin, and what the router holds."""
+    try:
+        from tests.e2e import start_site
+    except ImportError:  # pragma: no cover
+        from e2e import start_site  # type: ignore[no-redef]
+    site = start_site(router_factory, tmp_path, ["dsl"])
+    mother = site.routers["mother"]
+    before = mother.config_text("network")
+    r = Run(site.argv("deploy", str(site.path)))                      # not a terminal: no question
+    assert r.code == 64 and r.stderr.endswith(
+        "mwanctl: error: not applying without confirmation; pass --yes to apply non-interactively\n")
+    r = Run(site.argv("deploy", str(site.path)), tty=True, stdin="n\n")
+    assert r.code == 0 and r.stderr.endswith("Apply these changes? [y/N]: nothing was changed\n"), r.stderr
+    assert "mw_dsl (interface)" in r.stdout and mother.config_text("network") == before
+    r = Run(site.argv("deploy", str(site.path)), tty=True, stdin="y\n")
+    assert r.code == 0, r.stderr
+    assert "mother: applied and confirmed" in r.stdout and "dsl: applied and confirmed" in r.stdout
+    assert "mw_dsl" in mother.config_text("network")
 
 
 def test_confirm_answers() -> None:

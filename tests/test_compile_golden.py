@@ -17,13 +17,15 @@ from mwanctl.cli import main
 from mwanctl.keys import KeyStore
 from mwanctl.topology.load import load_topology
 
+try:
+    from tests.example_secrets import EXAMPLE_SECRETS
+except ImportError:  # tests/ is not a package: pytest put it on sys.path
+    from example_secrets import EXAMPLE_SECRETS  # type: ignore[no-redef]
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml")) + sorted((HERE / "topologies").glob("*.yaml"))
 UPDATE = bool(os.environ.get("MWANCTL_UPDATE_GOLDEN"))
-# the WAN secrets examples/pppoe-lte.yaml names by environment variable (test-only values; the
-# topologies under tests/topologies read theirs from files next to them)
-EXAMPLE_SECRETS = {"DSL_PASSWORD": "example-dsl-password", "LTE_PIN": "1234"}
 
 
 def _state_dir(tmp_path: Path, example: Path) -> Path:

@@ -33,8 +33,10 @@ from mwanctl.uci.parse import parse
 
 try:
     from tests import netlab
+    from tests.example_secrets import example_secrets
 except ImportError:  # tests/ is not a package: pytest put it on sys.path
     import netlab  # type: ignore[no-redef]
+    from example_secrets import example_secrets  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.netns
 
@@ -75,7 +77,8 @@ def render(example: Path, tmp: Path) -> Rendered:
     (state_dir / topo.site).mkdir(parents=True)
     shutil.copy(golden_state, state_dir / topo.site / "state.json")
     os.chmod(state_dir / topo.site / "state.json", 0o600)
-    compiled, _ = prepare(topo, state_dir)
+    with example_secrets():      # examples/pppoe-lte.yaml reads its WAN secrets from the environment
+        compiled, _ = prepare(topo, state_dir)
     networks = {name: parse(package_text("network", cfg.sections["network"]), "network")
                 for name, cfg in compiled.routers.items()}
     mother = networks[topo.mother.name]

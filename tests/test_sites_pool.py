@@ -98,3 +98,40 @@ def test_a_lease_larger_than_the_pool_is_refused():
         pass
     with pytest.raises(ValueError):
         ConnectionPool(2)
+
+
+def test_ctrl_c_lets_the_running_site_finish_and_starts_no_other():
+    import os
+    import signal
+
+    from mwanctl.sites import run_all
+    ran: list[str] = []
+    stop = threading.Event()
+
+    def first() -> None:
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)   # the user presses Ctrl-C while this site deploys
+        time.sleep(0.3)
+        ran.append("first finished")
+
+    def later(name: str) -> None:
+        ran.append(name)
+
+    started = run_all([first, lambda: later("second"), lambda: later("third")], 1, stop)
+    assert started == [True, False, False]
+    assert ran == ["first finished"] and stop.is_set()
+
+
+def test_what_a_site_leaves_open_is_closed_with_its_lease():
+    Counted.open = Counted.peak = 0
+    pool = ConnectionPool(4)
+    with pool.lease(3) as lease:
+        connect = lease.wrap(Counted)
+        for i in range(4):                         # the 4th comes from the reserve
+            connect(f"r{i}").read_state(())
+        assert pool.open == 4
+    assert pool.open == 0 and Counted.open == 0
+    with pool.lease(3) as lease:                   # the reserve slot is free again
+        extra = [lease.wrap(Counted)(f"s{i}") for i in range(4)]
+        extra[3].read_state(())
+    assert pool.open == 0

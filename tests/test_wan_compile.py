@@ -23,7 +23,7 @@ from mwanctl.compile.wan import (
     tunnel_mtu_limit,
     wan_sections,
 )
-from mwanctl.errors import Location, TopologyError
+from mwanctl.errors import Diagnostic, Location, TopologyError
 from mwanctl.topology.model import SecretRef, Wan
 from mwanctl.transports.base import mask_secrets
 from mwanctl.uci.model import UciPackage
@@ -108,7 +108,7 @@ def test_plan_shows_secrets_hidden() -> None:
 
 # --- validation ------------------------------------------------------------------------------------
 
-def _rules(diags: list) -> list[tuple[str, str]]:
+def _rules(diags: list[Diagnostic]) -> list[tuple[str, str]]:
     return [(d.field, d.rule) for d in diags]
 
 

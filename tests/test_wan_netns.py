@@ -115,8 +115,8 @@ def _uplink_forwards(lab: netlab.Lab, host: str, wan_dev: str) -> None:
     """What the uplink's firewall does with the rendered zones (fw4 is not emulated): forward
     from the tunnel zone to the WAN zone, masquerading on the WAN device."""
     lab.run(host, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-    lab.run(host, ["nft", f"add table ip mwtest_nat; add chain ip mwtest_nat post {{ type nat hook "
-                          f"postrouting priority 100; }}; add rule ip mwtest_nat post oifname {wan_dev} masquerade"])
+    lab.run(host, ["nft", (f"add table ip mwtest_nat; add chain ip mwtest_nat post {{ type nat hook "
+                           f"postrouting priority 100; }}; add rule ip mwtest_nat post oifname {wan_dev} masquerade")])
 
 
 def test_rendered_site_reaches_the_internet_through_each_uplinks_wan(tmp_path: Path, lab: netlab.Lab) -> None:
@@ -150,10 +150,10 @@ def test_rendered_site_reaches_the_internet_through_each_uplinks_wan(tmp_path: P
     for host, dev in (("cable", "eth1"), ("fiber", "eth0.7")):
         _uplink_forwards(lab, host, dev)
     # count, at the ISP, the echo requests arriving from each uplink's WAN address on its own link
-    lab.run("isp", ["nft", "add table inet count; add chain inet count in { type filter hook input priority 0; }; "
-                           "add rule inet count in iifname to_cable ip saddr 198.51.100.0/24 icmp type echo-request "
-                           "counter; add rule inet count in iifname to_fiber ip saddr 192.0.2.10 icmp type "
-                           "echo-request counter"])
+    lab.run("isp", ["nft", ("add table inet count; add chain inet count in { type filter hook input priority 0; }; "
+                            "add rule inet count in iifname to_cable ip saddr 198.51.100.0/24 icmp type echo-request "
+                            "counter; add rule inet count in iifname to_fiber ip saddr 192.0.2.10 icmp type "
+                            "echo-request counter")])
     for iface in ("mw_cable", "mw_fiber"):
         r_ping = lab.run("mother", ["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-w", "10", "-I", iface,
                                     INTERNET], check=False, timeout=20)

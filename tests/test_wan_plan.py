@@ -176,3 +176,12 @@ def test_a_wan_interface_outside_the_wan_zone_is_warned_about(tmp_path: Path) ->
     [warning] = [n for n in fiber.notes if "firewall zone" in n]
     assert "warning: uplinks.fiber.wan.interface: firewall zone `wan` on fiber does not list network `fiber`" in warning
     assert "list network 'fiber'" in warning and warning.endswith("[MW022]") and fiber.problems == []
+
+
+def test_validate_says_which_wans_mwanctl_owns_and_the_tunnel_mtu(capsys: pytest.CaptureFixture[str]) -> None:
+    from mwanctl.cli import main
+    assert main(["validate", str(ROOT / "examples" / "pppoe-lte.yaml")]) == 0   # no secrets needed
+    out = capsys.readouterr().out
+    assert "  dsl: WAN pppoe on network.wan (owned by mwanctl), MTU 1492 (default); tunnel MTU 1412" in out
+    assert "  lte: WAN qmi on network.wan (owned by mwanctl), MTU 1430; tunnel MTU 1350" in out
+    assert "cable: WAN" not in out

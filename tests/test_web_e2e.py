@@ -337,6 +337,11 @@ def test_pending_deploy_is_shown_with_its_deadline_and_confirm_and_rollback_act_
             assert started + 600 - 5 <= deadline <= time.time() + 600 + 200, (started, deadline)
             if button == "rollback":
                 shot(lab, "web-pending.png")
+                c, _ = client(lab)
+                ms = c.get("/metrics").text
+                assert 'mwanctl_router_deploy_pending{site="lab",router="mother"} 1.0' in ms
+                assert 'mwanctl_router_deploy_pending{site="lab",router="a"} 0.0' in ms
+                assert 'mwanctl_router_deploy_rollback_timestamp_seconds{site="lab",router="mother"}' in ms
             d.find_element("css selector", f"form[data-action$='/{button}'] button").click()
             done = weblab.wait_for(lambda: finished(d, button), 60, 0.3)
             assert done and done[1] == "ok", done

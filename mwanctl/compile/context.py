@@ -11,7 +11,7 @@ from mwanctl.errors import Location
 
 from mwanctl.compile.templates import Templates
 from mwanctl.keys import TunnelKeys
-from mwanctl.topology.model import MotherWan, Policy, Rule, Topology, Uplink
+from mwanctl.topology.model import Dns, MotherWan, Policy, Rule, Topology, Uplink
 from mwanctl.uci.model import UciSection
 
 
@@ -97,6 +97,10 @@ def of_rule(r: Rule) -> Origin:
     if r.loc is None:
         return Origin(f"mwanctl's catch-all rule `{r.name}`", "default_policy", None, f"mwanctl:{r.name}")
     return Origin(f"rule `{r.name}`", f"rules.{r.name}.name", r.loc, f"rule:{r.name}")
+
+
+def of_dns(d: Optional[Dns]) -> Origin:
+    return Origin("`dns` (a policy and a rule per server)", "dns.servers", d.loc if d else None, "dns")
 
 
 MWANCTL = Origin("mwanctl itself", "(generated)", None, "mwanctl")

@@ -2,14 +2,16 @@
 
 Order is meaning in mwan3: an interface's position is its routing table and fwmark, and rules
 match first-to-last. Interfaces: the mother's own WANs, then tunnels in topology order (IPv6
-aliases right after their tunnel). Rules: the user's, then the catch-all default.
+aliases right after their tunnel). Policies: the user's (and `balanced`), then one per `dns`
+server (compile/dns.py). Rules: `dns`'s, the user's, then the catch-all default.
 """
 
 from __future__ import annotations
 
 from typing import Iterator
 
-from mwanctl.compile.context import Context, Origin, of_policy, of_rule, of_uplink, of_wan
+from mwanctl.compile import dns
+from mwanctl.compile.context import Context, Origin, of_dns, of_policy, of_rule, of_uplink, of_wan
 from mwanctl.topology import fields
 from mwanctl.topology.model import PREFIX, Policy, PolicyMember, Rule, Topology, Tracking
 from mwanctl.tracking import family_tracking
@@ -61,17 +63,21 @@ class Mwan3:
         for iface, family, tr, origin in _interfaces(t):
             owner.setdefault(iface, origin)
             secs += render("mwan3-interface", origin, **_tracking_values(iface, family, tr))
+        dns_policies = dns.policies(t, t.dns)
+        policies = [(p, of_policy(p)) for p in t.policies] + [(p, of_dns(t.dns)) for p in dns_policies]
         members: dict[str, tuple[str, int, int]] = {}
-        for p in t.policies:
+        for p, _ in policies:
             for iface, metric, weight in policy_members(t, p):
                 members.setdefault(member_name(iface, metric, weight), (iface, metric, weight))
         for name, (iface, metric, weight) in members.items():
             secs += render("mwan3-member", owner.get(iface), member=name, iface=iface, metric=metric,
                            weight=weight)
-        for p in t.policies:
+        for p, origin in policies:
             names = list(dict.fromkeys(member_name(*m) for m in policy_members(t, p)))
-            secs += render("mwan3-policy", of_policy(p), policy=p.section, use_member=names,
+            secs += render("mwan3-policy", origin, policy=p.section, use_member=names,
                            **fields.placeholders(fields.POLICY, p, "mother", "mwan3"))
+        for rule in dns.rules(t.dns):
+            secs += render("mwan3-rule", of_dns(t.dns), **_rule_values(rule))
         for rule in t.rules:
             secs += render("mwan3-rule", of_rule(rule), **_rule_values(rule))
         default4 = Rule("default_v4", t.default_policy, dest_ip="0.0.0.0/0", family="ipv4")

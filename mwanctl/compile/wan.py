@@ -14,11 +14,10 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from typing import Optional
 
+from mwanctl.compile.context import Context, of_uplink
 from mwanctl.compile.schema import NETIFD_PROTO_OPTIONS
 from mwanctl.compile.templates import Templates
-from mwanctl.compile.context import Context, of_uplink
 from mwanctl.errors import Diagnostic, Location, TopologyError
 from mwanctl.topology.fields import WAN, placeholders
 from mwanctl.topology.grammar import short
@@ -51,13 +50,20 @@ def tunnel_mtu_limit(wan: Wan) -> int:
     return wan_mtu(wan) - WG_OVERHEAD
 
 
-def derived_tunnel_mtu(wan: Optional[Wan], default: int) -> int:
+def derived_tunnel_mtu(wan: Wan | None, default: int) -> int:
     """The tunnel MTU when the uplink sets none: the site default, lowered to fit the WAN."""
     return default if wan is None else min(default, tunnel_mtu_limit(wan))
 
 
-def check_tunnel_mtu(uplink: str, wan: Wan, explicit: Optional[int], field: str,
-                     loc: Optional[Location]) -> list[Diagnostic]:
+def describe_wan(wan: Wan, tunnel_mtu: int) -> str:
+    """One line for `validate`: what mwanctl will own and the tunnel MTU that follows."""
+    return (f"WAN {wan.proto} on network.{wan.interface} (owned by mwanctl), MTU {wan_mtu(wan)}"
+            f"{'' if wan.mtu is not None else ' (default)'}; tunnel MTU {tunnel_mtu} "
+            f"(at most {wan_mtu(wan)} - {WG_OVERHEAD} = {tunnel_mtu_limit(wan)})")
+
+
+def check_tunnel_mtu(uplink: str, wan: Wan, explicit: int | None, field: str,
+                     loc: Location | None) -> list[Diagnostic]:
     """MW021: an explicit tunnel MTU the WAN cannot carry, or a WAN too small for any tunnel."""
     limit = tunnel_mtu_limit(wan)
     why = f"{wan_mtu(wan)} ({wan.proto}{'' if wan.mtu is not None else ' default'}) - {WG_OVERHEAD}"
@@ -84,7 +90,7 @@ HANDLER_PACKAGES: dict[str, tuple[str, ...]] = {
 PRESENT, MISSING, UNKNOWN = "present", "missing", "unknown"
 
 
-def handler_state(proto: str, probe: Optional[str]) -> str:
+def handler_state(proto: str, probe: str | None) -> str:
     """Does the router's netifd have a handler for ``proto``? From the raw text of the
     ``proto_handlers`` probe (``ubus call network get_proto_handlers``: one key per registered
     protocol). ``static`` is netifd's own. An unreadable answer is UNKNOWN, never MISSING."""
@@ -210,8 +216,8 @@ def check_wan(uplink: str, wan: Wan, locs: Mapping[str, Location] | None = None)
             takes = sorted(p for p, fs in FIELDS.items() if f in fs)
             bad(f, f"not read by proto `{wan.proto}` (only by {', '.join(takes)})")
     dev_re, dev_what = {"qmi": (QMI_DEVICE, "the modem's control device, e.g. /dev/cdc-wdm0"),
-                        "modemmanager": (MM_DEVICE, "the modem's sysfs path, e.g. /sys/devices/platform/"
-                                                    "1e1c0000.xhci/usb1/1-1")}.get(
+                        "modemmanager": (MM_DEVICE, ("the modem's sysfs path, e.g. /sys/devices/platform/"
+                                                     "1e1c0000.xhci/usb1/1-1"))}.get(
         wan.proto, (NETDEV, "a network device name such as `wan`, `eth1` or `eth0.7` (15 characters at most)"))
     if not dev_re.fullmatch(wan.device):
         bad("device", f"for proto `{wan.proto}` this is {dev_what}")
@@ -226,8 +232,7 @@ def check_wan(uplink: str, wan: Wan, locs: Mapping[str, Location] | None = None)
     if wan.proto == "static":
         if wan.address is None:
             bad("address", "proto `static` needs an address, e.g. `address: 192.0.2.2/24`")
-        elif wan.gateway is not None and (wan.gateway not in wan.address.network
-                                          or wan.gateway == wan.address.ip):
+        elif wan.gateway is not None and (wan.gateway not in wan.address.network or wan.gateway == wan.address.ip):
             bad("gateway", f"{wan.gateway} is not another address in {wan.address.network}: netifd's "
                            "default route through it would be refused by the kernel")
     if wan.password is not None and not wan.username:
@@ -245,7 +250,7 @@ def check_wan(uplink: str, wan: Wan, locs: Mapping[str, Location] | None = None)
     return out
 
 
-def check_secret_value(proto: str, option: str, value: str) -> Optional[str]:
+def check_secret_value(proto: str, option: str, value: str) -> str | None:
     """What is wrong with a resolved secret's value, if anything (never quoting the value)."""
     if any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in value):
         return "contains a control character or line break"
@@ -264,8 +269,8 @@ def check_secret_value(proto: str, option: str, value: str) -> Optional[str]:
 
 # --- at plan time ------------------------------------------------------------------------------------
 
-def plan_findings(router: str, uplink: str, wan: Wan, probe: Optional[str], touched: bool,
-                  proto_loc: Optional[Location] = None) -> tuple[list[str], list[str]]:
+def plan_findings(router: str, uplink: str, wan: Wan, probe: str | None, touched: bool,
+                  proto_loc: Location | None = None) -> tuple[list[str], list[str]]:
     """(problems, notes) for a router whose WAN section mwanctl owns; ``probe`` is the router's
     ``proto_handlers`` answer, ``touched`` whether this plan changes the section.
 
@@ -299,7 +304,7 @@ def plan_findings(router: str, uplink: str, wan: Wan, probe: Optional[str], touc
     return problems, notes
 
 
-def zone_findings(router: str, uplink: str, wan: Wan, firewall: Optional[UciPackage],
+def zone_findings(router: str, uplink: str, wan: Wan, firewall: UciPackage | None,
                   forwarding: str = "mw_tun_fwd") -> list[str]:
     """A warning (MW022) when the firewall zone the tunnel is forwarded to (the uplink's
     `wan_zone`, the ``dest`` of mwanctl's forwarding) does not list the WAN interface: fw4 would

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from mwanctl.dnsview import DnsView, parse_probe
 from mwanctl.errors import CommandError
 from mwanctl.facts import (
     Mwan3Interface,
@@ -314,7 +315,27 @@ def build_status(expectation: Expectation, probes: Mapping[str, str],
                  _wan_problem(row)]
         problems += [p for p in found if p is not None]
     problems += _policy_problems(expectation, mw, policies) + _extra_interfaces(expectation, mw)
-    return SiteStatus(router, True, tuple(rows), policies, tuple(problems), uptime)
+    dns, dns_problems = _dns(expectation, probes)
+    problems += dns_problems
+    return SiteStatus(router, True, tuple(rows), policies, tuple(problems), uptime, dns=dns)
+
+
+def _dns(expectation: Expectation, probes: Mapping[str, str]) -> tuple[DnsView | None, list[Problem]]:
+    """The `dns` probe: which upstreams answer, whether dnsmasq and mwan3 agree (dnsview), and
+    whether dnsmasq runs with the topology's servers."""
+    text = probes.get("dns")
+    if expectation.dns_servers is None or text is None:
+        return None, []
+    if text.startswith("ERROR:"):
+        return None, [Problem("probe-failed", f"dns probe: {text[6:].strip()}", severity="warning")]
+    view = parse_probe(text)
+    problems = [Problem("dns", p) for p in view.problems]
+    running = tuple(u.server for u in view.upstreams if u.server not in view.resolv_servers)
+    if set(running) != set(expectation.dns_servers):
+        problems.append(Problem("mismatch", f"dnsmasq forwards to {', '.join(running) or 'nothing'}, the "
+                                f"topology says {', '.join(expectation.dns_servers)} (deploy, or is dnsmasq "
+                                "reloaded?)"))
+    return view, problems
 
 
 def status_or_unknown(expectation: Expectation, probes: Mapping[str, str],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mwanctl.dnsview import DnsView
 from mwanctl.exits import StatusExit
 from mwanctl.trackerview import TrackerView
 from mwanctl.verify import SESSION_LIFETIME
@@ -85,6 +86,7 @@ class Expectation:
     uplinks: tuple[ExpectedUplink, ...]
     policies: dict[str, tuple[ExpectedMember, ...]]
     stale_handshake_after: int = STALE_HANDSHAKE_AFTER
+    dns_servers: tuple[str, ...] | None = None     # the topology's `dns.servers` (None: no `dns:`)
 
 
 # --------------------------------------------------------------------------- status model (output)
@@ -180,7 +182,7 @@ class PolicyStatus:
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Something an operator should look at. kind: offline | stale-handshake | mismatch |
-    probe-failed | wan-down | unreachable. Warnings do not change the exit code."""
+    probe-failed | wan-down | unreachable | dns. Warnings do not change the exit code."""
 
     kind: str
     message: str
@@ -197,6 +199,7 @@ class SiteStatus:
     problems: tuple[Problem, ...] = ()
     router_uptime: float | None = None
     error: str | None = None
+    dns: DnsView | None = None               # the `dns` probe (mwanctl/dnsview.py), with `dns:`
 
     @classmethod
     def unreachable(cls, router: str, reason: str) -> SiteStatus:

@@ -38,8 +38,10 @@ class Poll:
 
 
 def mother_probes(topo: Topology) -> tuple[str, ...]:
-    """The mother's probes: the handover tracker's too when an uplink uses it."""
-    return MOTHER_PROBES + (("tracker",) if any(u.tracking.tracker for u in topo.uplinks) else ())
+    """The mother's probes: the handover tracker's too when an uplink uses it, the upstream DNS
+    servers' with `dns:`."""
+    return (MOTHER_PROBES + (("tracker",) if any(u.tracking.tracker for u in topo.uplinks) else ())
+            + (("dns",) if topo.dns is not None else ()))
 
 
 def poll_site(topo: Topology, exp: Expectation, ask: Ask, ask_uplinks: bool, clock: Callable[[], float],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mwanctl.dnsview import DnsView
 from mwanctl.status.model import CRITICAL, OK, WARNING, SiteStatus, Target, UplinkRow, exit_code
 from mwanctl.status.text import format_bytes, format_duration, row_label, state_text
 
@@ -65,9 +66,11 @@ def to_json(site: SiteStatus) -> dict[str, Any]:
                  "tracker": null | {"state": "up"|"down", "since", "last_answer_age", "loss_pct",
                                     "rtt_avg_ms", "rtt_max_ms", "reason"}}],
     "policies": [{"name", "last_resort": bool, "members": [{"iface", "metric", "weight", "share"}]}],
-    "problems": [{"severity": "error"|"warning", "kind", "uplink": str|null, "message"}]}``
+    "problems": [{"severity": "error"|"warning", "kind", "uplink": str|null, "message"}],
+    "dns" (only with `dns:`): {"noresolv": bool, "upstreams": [{"server", "answered": bool,
+                                  "ms": int|null, "rule": str|null, "policy": str|null}]}}``
     """
-    return {
+    doc: dict[str, Any] = {
         "schema": SCHEMA,
         "router": site.router,
         "reachable": site.reachable,
@@ -85,6 +88,17 @@ def to_json(site: SiteStatus) -> dict[str, Any]:
         "problems": [{"severity": p.severity, "kind": p.kind, "uplink": p.uplink, "message": p.message}
                      for p in site.problems],
     }
+    if site.dns is not None:       # only with `dns:` in the topology
+        doc["dns"] = {"noresolv": site.dns.noresolv,
+                      "upstreams": [{"server": u.server, "answered": u.answered, "ms": u.ms, "rule": u.rule,
+                                     "policy": u.policy} for u in site.dns.upstreams]}
+    return doc
+
+
+def dns_line(view: DnsView) -> str:
+    """``DNS: 1.1.1.1 answers (20 ms), 9.9.9.9 no answer`` (dnsmasq's upstreams, asked from the mother)."""
+    parts = [f"{u.server} answers ({u.ms} ms)" if u.answered else f"{u.server} no answer" for u in view.upstreams]
+    return "DNS: " + (", ".join(parts) if parts else "dnsmasq has no upstream server")
 
 
 def _uplink_json(u: UplinkRow) -> dict[str, Any]:
@@ -181,6 +195,8 @@ def render_table(site: SiteStatus, console: Any) -> None:
     dash = "—" if utf else "-"
     if site.reachable and site.error is None:
         console.print(_table(site))
+        if site.dns is not None:
+            console.print(Text(dns_line(site.dns)))
     for p in site.problems:
         style = "red" if p.severity == "error" else "yellow"
         console.print(Text(f"{p.severity}: {p.message}", style=style))

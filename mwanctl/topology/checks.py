@@ -35,7 +35,7 @@ RESERVED_WANS = ("globals",)   # mwan3's own `config globals 'globals'` section
 def run(t: Topology, r: Reader) -> None:
     at = Locator(r)
     for check in (_names, _reserved, _duplicates, _capacity, _pool, _metrics, _tracking, _policies,
-                  _rules, _access, _tracker, _sections):
+                  _rules, _access, _tracker, _dns, _hooks, _sections):
         check(t, r, at)
 
 
@@ -429,6 +429,51 @@ def _tracker(t: Topology, r: Reader, at: Locator) -> None:
     entry: Any = node.get(key) if hasattr(node, "get") else None
     loc = r.src.value(entry, "transport") if hasattr(entry, "get") and "transport" in entry else at.top("access")
     r.diags.extend(tracker_transport(t, loc))
+
+
+def _dns(t: Topology, r: Reader, at: Locator) -> None:
+    """MW007: `dns.policy` names a policy (its members make the servers' failover policies);
+    MW008: an IPv6 server needs an IPv6 interface, or no policy could ever reach it."""
+    d = t.dns
+    if d is None:
+        return
+    node = r.src.data.get("dns")
+    loc = (r.src.value(node, "policy") if hasattr(node, "get") and "policy" in node else d.loc)
+    if d.policy in BUILTIN_POLICIES or not any(p.name == d.policy for p in t.policies):
+        r.error(loc, "dns.policy", f"no policy `{d.policy}`; name one of "
+                f"{', '.join(p.name for p in t.policies) or '(none defined)'}", POLICIES)
+    has6 = any(u.ipv6 for u in t.uplinks) or any(w.family == "ipv6" for w in t.mother.wans)
+    for s in d.servers:
+        if ":" in s and not has6:
+            sloc = r.src.value(node, "servers") if hasattr(node, "get") and "servers" in node else d.loc
+            r.error(sloc, "dns.servers", f"{s} is an IPv6 server, but no uplink or own WAN carries IPv6 "
+                    "(`ipv6: true`, `family: ipv6`)", RULES)
+
+
+def hooks_transport(t: Topology) -> list[tuple[str, str]]:
+    """MW009: hooks are a file mwanctl installs (/etc/hotplug.d/iface/17-mwanctl-hooks), which
+    only the ssh transport does: (router, what) for each router that has hooks but another
+    transport. One function for validate and compile (as a guard)."""
+    out = []
+    mother_hooks = bool(t.hooks) or any(u.hooks.mother for u in t.uplinks)
+    if mother_hooks and t.access_for(t.mother.name).transport != "ssh":
+        out.append((t.mother.name, "up/down hooks on the mother"))
+    for u in t.uplinks:
+        if u.hooks.router and t.access_for(u.name).transport != "ssh":
+            out.append((u.name, f"`uplinks.{u.name}.hooks.wan_online`/`wan_offline`"))
+    return out
+
+
+def _hooks(t: Topology, r: Reader, at: Locator) -> None:
+    node = r.src.data.get("access") or {}
+    for router, what in hooks_transport(t):
+        key = router if hasattr(node, "get") and router in node else "defaults"
+        entry: Any = node.get(key) if hasattr(node, "get") else None
+        has = entry is not None and hasattr(entry, "get") and "transport" in entry
+        loc = r.src.value(entry, "transport") if has else at.top("access")
+        transport = t.access_for(router).transport
+        r.error(loc, f"access.{router}.transport", f"{what} are installed as a file, which needs the ssh "
+                f"transport ({router} uses {transport}); use ssh for {router} or leave the hooks out", ACCESS)
 
 
 def _sections(t: Topology, r: Reader, at: Locator) -> None:

@@ -29,12 +29,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from mwanctl.topology.grammar import MAX_TEXT, network_text, port_list, short
 from mwanctl.topology.model import (
-    BUILTIN_POLICIES, PREFIX, WAN_AUTHS, WAN_IP_TYPES, WAN_PROTOS, Access, Mother, MotherWan, Policy,
-    PolicyMember, Rule, Tracking, TunnelSettings, Uplink, Wan,
+    BUILTIN_POLICIES, PREFIX, WAN_AUTHS, WAN_IP_TYPES, WAN_PROTOS, Access, Dns, Hooks, Mother, MotherWan,
+    Policy, PolicyMember, Rule, Tracking, TunnelSettings, Uplink, UplinkHooks, Wan,
 )
 from mwanctl.topology.reader import REQUIRED, Reader
 from mwanctl.topology.rules import NOT_ALLOWED, PORTS
@@ -96,10 +97,13 @@ class OneOf:
 
 @dataclass(frozen=True)
 class Texts:
-    """A list of strings (a single string reads as a one-element list)."""
+    """A list of strings (a single string reads as a one-element list), each one line of at most
+    ``max_len`` characters."""
+
+    max_len: int = MAX_TEXT
 
     def read(self, r: Reader, node: Any, key: str, path: str, default: Any) -> Any:
-        return r.strings(node, key, path, default)
+        return r.strings(node, key, path, default, max_len=self.max_len)
 
     def describe(self) -> str:
         return "list"
@@ -237,7 +241,7 @@ class Field:
     shown_default: str = ""                     # README default column; default: the value
     table: str = ""                             # README sub-table of the block ("" = the main one)
 
-    @property
+    @cached_property
     def name(self) -> str:
         return self.attr or self.key
 
@@ -252,15 +256,31 @@ class Block:
     derived: tuple[str, ...] = ()               # model attributes not read from a key
     extra_keys: tuple[str, ...] = ()            # keys read by hand elsewhere (nested blocks)
 
-    @property
+    @cached_property
     def keys(self) -> tuple[str, ...]:
         return tuple(f.key for f in self.fields) + self.extra_keys
 
     def field(self, key: str) -> Field:
-        for f in self.fields:
-            if f.key == key:
-                return f
-        raise KeyError(key)
+        return self._by_key[key]
+
+    @cached_property
+    def _by_key(self) -> dict[str, Field]:
+        return {f.key: f for f in self.fields}
+
+    def order(self, first: Sequence[str], skip: Iterable[str]) -> tuple[Field, ...]:
+        """The fields in reading order: ``first``, then the rest as declared, without ``skip``
+        (computed once per call site's arguments: a file with thousands of uplinks asks often)."""
+        key = (tuple(first), tuple(skip))
+        plan = self._orders.get(key)
+        if plan is None:
+            plan = tuple(f for f in [self.field(k) for k in key[0]] + [f for f in self.fields if f.key not in key[0]]
+                         if f.key not in key[1])
+            self._orders[key] = plan
+        return plan
+
+    @cached_property
+    def _orders(self) -> dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[Field, ...]]:
+        return {}
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -282,12 +302,8 @@ def read_block(r: Reader, node: Optional[YamlMap], path: str, block: Block, base
     if check_keys:
         r.known_keys(node, path, block.keys)
     node = node if node is not None else YamlMap()
-    skipped = set(skip)
-    order = [block.field(k) for k in first] + [f for f in block.fields if f.key not in first]
     out: dict[str, Any] = {}
-    for f in order:
-        if f.key in skipped:
-            continue
+    for f in block.order(first, skip):
         if isinstance(f.kind, Nested):
             if nested is not None and f.key in nested:
                 out[f.name] = nested[f.key](out)
@@ -299,7 +315,7 @@ def read_block(r: Reader, node: Optional[YamlMap], path: str, block: Block, base
             default = getattr(base, f.name)
         else:
             default = f.default
-        out[f.name] = read_field(r, node, path, f, default)
+        out[f.name] = f.kind.read(r, node, f.key, path, default)     # read_field, inlined: it runs per key
     return out
 
 
@@ -546,6 +562,10 @@ TOP = Block("top", (
           uci=(Uci("mwan3", "rule", "use_policy", computed=True),)),
     Field("access", Nested("mapping"), "how mwanctl reaches each router — kept apart from what the router "
           "should become", shown_default="SSH as root"),
+    Field("hooks", Nested("mapping"), "commands run on the mother when an uplink or own WAN goes online or "
+          "offline, see [hooks](#updown-hooks)", shown_default="none"),
+    Field("dns", Nested("mapping"), "the mother's upstream DNS servers, kept reachable whichever uplink dies, "
+          "see [DNS](#dns-that-survives-an-uplink)", shown_default="none: dnsmasq is left alone"),
 ), model=None)
 
 MOTHER = Block("mother", (
@@ -610,6 +630,8 @@ UPLINK = Block("uplinks[]", (
     Field("wan", Nested("mapping"), "the uplink router's own internet connection (DHCP, static, PPPoE, QMI, "
           "ModemManager), [below](#uplinkswan-the-uplink-routers-own-internet-connection)",
           shown_default="none: the router's WAN is never touched"),
+    Field("hooks", Nested("mapping"), "this uplink's own commands, on the mother and on the uplink router "
+          "itself, see [hooks](#updown-hooks)", shown_default="none"),
 ), model=Uplink)
 
 POLICY = Block("policies[]", (
@@ -788,5 +810,44 @@ WAN = Block("uplinks[].wan", (
           uci=(_wan("metric"),), shown_default="netifd's (0)"),
 ), model=Wan, derived=("password", "pin"))
 
-BLOCKS: tuple[Block, ...] = (TOP, MOTHER, LAN, OWN_WAN, UPLINK, TUNNEL, WAN, TUNNELS, TRACKING, POLICY, MEMBER,
-                             RULE, ACCESS)
+# -- hooks and DNS (compile/hooks.py, compile/dns.py) -------------------------------------------
+
+COMMAND_MAX = 4096      # one shell command line: a webhook's JSON body needs more than 255
+_COMMANDS = Texts(COMMAND_MAX)
+_CMD_WHAT = "list of shell commands"
+_IFACE_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
+
+
+def _cmds(key: str, doc: str) -> Field:
+    return Field(key, _COMMANDS, doc, default=(), what=_CMD_WHAT, shown_default="none")
+
+
+HOOKS = Block("hooks", (
+    _cmds("online", "run on the mother when any uplink or own WAN becomes online in mwan3 (before the "
+          "uplink's own `online` commands)"),
+    _cmds("offline", "run on the mother when any uplink or own WAN that was online goes offline"),
+), model=Hooks)
+
+UPLINK_HOOKS = Block("uplinks[].hooks", (
+    _cmds("online", "run on the mother when this uplink's tunnel becomes online in mwan3 (after the "
+          "top-level `hooks.online`)"),
+    _cmds("offline", "run on the mother when this uplink's tunnel goes offline in mwan3"),
+    _cmds("wan_online", "run on the uplink router when its WAN interface comes up (netifd `ifup`)"),
+    _cmds("wan_offline", "run on the uplink router when its WAN interface goes down (netifd `ifdown`)"),
+    Field("wan_interface", Text(_IFACE_RE, "use the netifd interface name, up to 15 letters, digits or `_`"),
+          "the uplink router's netifd interface that `wan_online`/`wan_offline` watch", default="wan",
+          what="netifd interface"),
+), model=UplinkHooks)
+
+DNS = Block("dns", (
+    Field("servers", Texts(), "the mother's dnsmasq forwards to these only (`noresolv`), every query to all "
+          "of them at once (`allservers`); each gets an mwan3 rule and its own failover policy, so each "
+          "prefers another uplink (IPv6 addresses need an IPv6 uplink or own WAN)",
+          default=("1.1.1.1", "9.9.9.9"), what="list of IP addresses"),
+    Field("policy", Text(re.compile(r"[A-Za-z0-9_]{1,63}"), "use a policy name"),
+          "the policy whose members and tiers the servers' failover policies are made of",
+          shown_default="`default_policy`", what="policy name"),
+), model=Dns)
+
+BLOCKS: tuple[Block, ...] = (TOP, MOTHER, LAN, OWN_WAN, UPLINK, TUNNEL, WAN, UPLINK_HOOKS, TUNNELS, TRACKING,
+                             POLICY, MEMBER, RULE, ACCESS, HOOKS, DNS)

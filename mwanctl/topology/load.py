@@ -15,16 +15,18 @@ from typing import Any, Iterator, Optional
 from mwanctl.errors import Diagnostic, TopologyError
 from mwanctl.topology import checks
 from mwanctl.topology.fields import (
-    ACCESS, LAN, MEMBER, MOTHER, NAME_HINT, NAME_RE, OWN_WAN, POLICY, RULE, TOP, TRACKING, TUNNEL, TUNNELS,
-    UPLINK, WAN, read_block, read_field,
+    ACCESS, DNS, HOOKS, LAN, MEMBER, MOTHER, NAME_HINT, NAME_RE, OWN_WAN, POLICY, RULE, TOP, TRACKING, TUNNEL,
+    TUNNELS, UPLINK, UPLINK_HOOKS, WAN, read_block, read_field,
 )
-from mwanctl.topology.grammar import pool4_problem, pool6_problem
+from mwanctl.topology.grammar import pool4_problem, pool6_problem, short
 from mwanctl.topology.model import (
-    Access, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, SecretRef, Topology, Tracking, TunnelSettings,
-    Uplink, Wan,
+    Access, Dns, Hooks, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, SecretRef, Topology, Tracking,
+    TunnelSettings, Uplink, UplinkHooks, Wan,
 )
 from mwanctl.topology.reader import Reader
-from mwanctl.topology.rules import MISSING, POOL_RANGE, TRACKING as TRACKER_RULE, WAN_FIELDS as WAN_RULE, WRONG_TYPE
+from mwanctl.topology.rules import (
+    BAD_VALUE, DUPLICATES, MISSING, POOL_RANGE, TRACKING as TRACKER_RULE, WAN_FIELDS as WAN_RULE, WRONG_TYPE,
+)
 from mwanctl.topology.source import YamlMap, Source, read_file, read_source
 from mwanctl.tracking import DEFAULT_PROFILE, PROFILES, TRACKER_PROFILE
 
@@ -93,13 +95,41 @@ def _build(r: Reader) -> Optional[Topology]:
     rules = _rules(r, r.seq(top, "rules", "rules"))
     default_policy = read_field(r, top, "", TOP.field("default_policy"))
     access = _access(r, r.mapping(top, "access", "access"))
+    hooks = Hooks(**read_block(r, r.mapping(top, "hooks", "hooks"), "hooks", HOOKS))
+    dns = _dns(r, top, default_policy or "balanced")
     if mother is None or uplinks is None or pool is None:
         return None
     site = site or ""
     if default_policy == "balanced" and not any(p.name == "balanced" for p in policies):
         policies = (_balanced(mother, uplinks),) + policies
     return Topology(site=site, mother=mother, uplinks=uplinks, pool=pool, policies=policies,
-                    rules=rules, default_policy=default_policy, access=access, file=r.src.file)
+                    rules=rules, default_policy=default_policy, access=access, file=r.src.file,
+                    hooks=hooks, dns=dns)
+
+
+def _dns(r: Reader, top: YamlMap, default_policy: str) -> Optional[Dns]:
+    """``dns:`` (absent: mwanctl leaves dnsmasq alone); every server an IP address, once."""
+    if "dns" not in top:
+        return None
+    node = r.mapping(top, "dns", "dns") or YamlMap()
+    values = read_block(r, node, "dns", DNS, defaults={"policy": default_policy})
+    servers: list[str] = []
+    for s in values["servers"]:
+        try:
+            addr = ipaddress.ip_address(s)
+        except ValueError:
+            r.error(r.src.value(node, "servers"), "dns.servers", f"{short(s)} is not an IP address", BAD_VALUE)
+            continue
+        if addr.is_unspecified or addr.is_multicast:
+            r.error(r.src.value(node, "servers"), "dns.servers", f"{s} cannot be a DNS server", BAD_VALUE)
+        elif str(addr) in servers:
+            r.error(r.src.value(node, "servers"), "dns.servers", f"{s} is listed twice", DUPLICATES)
+        else:
+            servers.append(str(addr))
+    if "servers" in node and not values["servers"]:
+        r.error(r.src.value(node, "servers"), "dns.servers", "the list is empty; leave `servers` out for "
+                "the defaults, or `dns` out to leave dnsmasq alone", MISSING)
+    return Dns(tuple(servers), values["policy"], r.src.key(top, "dns"))
 
 
 def _balanced(mother: Mother, uplinks: tuple[Uplink, ...]) -> Policy:
@@ -190,11 +220,16 @@ def _uplink(r: Reader, u: YamlMap, path: str, name: Optional[str], base: Trackin
     def endpoint(values: dict[str, Any]) -> Any:
         return values["host"]
 
+    def hooks(values: dict[str, Any]) -> UplinkHooks:      # after `wan`: its interface is the default
+        w = values.get("wan")
+        return UplinkHooks(**read_block(r, r.mapping(u, "hooks", path + ".hooks"), path + ".hooks", UPLINK_HOOKS,
+                                        defaults={"wan_interface": w.interface if w is not None else "wan"}))
+
     values = read_block(
         r, u, path, UPLINK, skip=("name",),
         first=("host", "endpoint", "tunnel", "wan", "description", "weight", "tier", "ipv6", "tracking"),
         defaults={"endpoint": endpoint, "description": f"uplink {name}"},
-        nested={"tunnel": tunnel, "wan": wan, "tracking": tracking})
+        nested={"tunnel": tunnel, "wan": wan, "tracking": tracking, "hooks": hooks})
     return Uplink(name=name or "", loc=loc, **{
         **values, "host": values["host"] or "", "endpoint": values["endpoint"] or "",
         "description": values["description"] or ""})

@@ -132,6 +132,48 @@ class Wan:
 
 
 @dataclass(frozen=True)
+class Hooks:
+    """The user's commands for one state change each (top-level ``hooks``: every uplink and
+    own WAN, on the mother). See compile/hooks.py."""
+
+    online: tuple[str, ...] = ()
+    offline: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.online or self.offline)
+
+
+@dataclass(frozen=True)
+class UplinkHooks:
+    """An uplink's hooks: ``online``/``offline`` on the mother (its tunnel in mwan3),
+    ``wan_online``/``wan_offline`` on the uplink router (netifd's ifup/ifdown of ``wan_interface``)."""
+
+    online: tuple[str, ...] = ()
+    offline: tuple[str, ...] = ()
+    wan_online: tuple[str, ...] = ()
+    wan_offline: tuple[str, ...] = ()
+    wan_interface: str = "wan"
+
+    @property
+    def mother(self) -> Hooks:
+        return Hooks(self.online, self.offline)
+
+    @property
+    def router(self) -> Hooks:
+        return Hooks(self.wan_online, self.wan_offline)
+
+
+@dataclass(frozen=True)
+class Dns:
+    """The mother's upstream resolvers and the policy their failover policies follow (see
+    compile/dns.py)."""
+
+    servers: tuple[str, ...]
+    policy: str
+    loc: Optional[Location] = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class Uplink:
     name: str
     host: str                 # how the mother reaches it; also the WireGuard endpoint by default
@@ -144,6 +186,7 @@ class Uplink:
     mother_zone: str          # firewall zone on the uplink router that the mother arrives from
     wan_zone: str             # firewall zone of the uplink router's own internet connection
     description: str
+    hooks: UplinkHooks = field(default_factory=UplinkHooks)
     loc: Optional[Location] = field(default=None, compare=False)
     wan: Optional[Wan] = None  # its own WAN section, when mwanctl sets it up (`uplinks[].wan`)
 
@@ -263,6 +306,8 @@ class Topology:
     default_policy: str
     access: dict[str, Access]
     file: str = ""
+    hooks: Hooks = field(default_factory=Hooks)
+    dns: Optional[Dns] = None        # None: mwanctl leaves the mother's dnsmasq alone
 
     def uplink(self, name: str) -> Uplink:
         return self._uplinks_by_name[name]

@@ -80,6 +80,7 @@ PROBES: Mapping[str, str] = {
     "uptime": "/proc/uptime",
     "epoch": "the router's clock, `date +%s`, to age WireGuard handshakes against",
     "tracker": "mwanctl's handover tracker: `== <iface>` then its state file, per uplink",
+    "dns": "dnsmasq's upstreams as it runs them, mwan3's rules, and whether each answers (mwanctl/dnsview.py)",
     "ip_addr": "`ip -o addr show`: live addresses, to compare with the config after a deploy",
     "ip_link": "`ip -o link show`: live MTUs",
     # the protocols netifd registered (JSON, one key each): before a `wan:` block's section is

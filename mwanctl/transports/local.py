@@ -401,6 +401,8 @@ class LocalTransport(Transport):
                 if res.returncode != 0:
                     return f"ERROR: {res.stderr.strip()}"
                 return hide_private_keys(res.stdout)
+            if name == "dns":      # query.sh's own probe, run by this router's shell
+                return _shell_probe(name)
             if name in ("ip_addr", "ip_link"):
                 argv = ["ip", "-o", "addr" if name == "ip_addr" else "link", "show"]
                 res = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
@@ -547,3 +549,19 @@ def _timer_main(confdir: str, statedir: str, seconds: str) -> int:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["rollback-timer"]:
     sys.exit(_timer_main(*sys.argv[2:5]))
+
+
+def _shell_probe(name: str) -> str:
+    """One probe of remote/query.sh, run locally by ``sh`` exactly as the SSH transport runs it
+    on a router (the DNS probe needs busybox nslookup and the shell's job control, not Python)."""
+    import secrets
+
+    from mwanctl.shellquote import sh_quote
+    from mwanctl.transports.ssh import parse_reply, remote_script
+
+    mark = "MWANCTL-" + secrets.token_hex(12)
+    script = (f"MW_MARK={sh_quote(mark)}\nMW_PROBES={sh_quote(name)}\n"
+              + remote_script("lib.sh") + remote_script("query.sh"))
+    res = subprocess.run(["sh", "-s"], input=script, capture_output=True, text=True, timeout=30, check=False)
+    text, rc = parse_reply(res.stdout, mark, res.returncode, res.stderr).blocks.get(f"probe {name}", ("no output", 1))
+    return text if rc == 0 else "ERROR: " + (text.strip() or f"exit status {rc}")

@@ -57,6 +57,13 @@ def render(snaps: Iterable[tuple[str, Optional[Snapshot]]], history: History) ->
         for router, why in snap.reach.items():
             o.add("mwanctl_router_reachable", "gauge", "1 if the router answered the last poll",
                   {"site": site, "router": router}, 1.0 if why is None else 0.0)
+            o.add("mwanctl_router_deploy_pending", "gauge", "1 if the router holds a deploy applied but not "
+                  "confirmed (its rollback timer armed), as last read", {"site": site, "router": router},
+                  1.0 if router in snap.pending else 0.0)
+        for router, (p, read_at) in snap.pending.items():
+            o.add("mwanctl_router_deploy_rollback_timestamp_seconds", "gauge", "When the router restores its "
+                  "old config by itself unless the pending deploy is confirmed", {"site": site, "router": router},
+                  read_at + p.deadline)
         for u in snap.status.uplinks:
             lab = {"site": site, "uplink": key(u), "family": u.family}
             o.add("mwanctl_uplink_up", "gauge", "1 if mwan3 uses the uplink (online, or up without tracking)",
