@@ -44,9 +44,11 @@ from mwanctl.uci.render import export
 
 try:
     from tests import netlab
+    from tests.polling import wait_for as _wait
     from tests.tracker_lab import HERE, STANDINS, TARGETS, TrackerLab
 except ImportError:  # pragma: no cover
     import netlab  # type: ignore[no-redef]
+    from polling import wait_for as _wait  # type: ignore[no-redef]
     from tracker_lab import HERE, STANDINS, TARGETS, TrackerLab  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.netns
@@ -110,14 +112,6 @@ def _counter(lab: netlab.Lab, host: str) -> int:
     m = re.search(r"counter packets (\d+)", out)
     return int(m.group(1)) if m else -1
 
-
-def _wait(pred, timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
 
 
 @pytest.fixture

@@ -44,6 +44,15 @@ def _deploy(pre: list[str], topo: Path, capsys: Any) -> tuple[int, str, dict[str
     return code, out + err, _lines(err, out)
 
 
+def _faulty_dsl(site: Any) -> tuple[Path, list[str], Any, dict[str, bytes]]:
+    """The site with a 1 s connect timeout to uplink dsl: its topology file, the CLI's leading
+    arguments, dsl's rpcd stand-in (to make it hang) and dsl's config files as they are now."""
+    topo, servers, pre = site
+    _short_timeout(topo, "dsl")
+    dsl = servers["dsl"].rpcd
+    return topo, pre, dsl, _files(dsl)
+
+
 def _short_timeout(topo: Path, router: str) -> None:
     text = topo.read_text()
     topo.write_text(text.replace(f"  {router}:\n", f"  {router}:\n    connect_timeout: 1\n", 1))
@@ -68,10 +77,7 @@ def test_a_late_confirm_is_reported_rolled_back_with_exit_7(site: Any, capsys: A
 
 
 def test_connection_lost_after_the_commit_is_not_confirmed_and_rolls_back(site: Any, capsys: Any) -> None:
-    topo, servers, pre = site
-    _short_timeout(topo, "dsl")
-    dsl = servers["dsl"].rpcd
-    before = _files(dsl)
+    topo, pre, dsl, before = _faulty_dsl(site)
     dsl.hang[("uci", "apply")] = 20          # rpcd commits 2 s later; the client gave up after 1 s
     code, said, lines = _deploy(pre, topo, capsys)
     assert code == ExitStatus.NOT_CONFIRMED, said
@@ -83,10 +89,7 @@ def test_connection_lost_after_the_commit_is_not_confirmed_and_rolls_back(site: 
 
 
 def test_connection_lost_before_the_commit_leaves_the_old_config(site: Any, capsys: Any) -> None:
-    topo, servers, pre = site
-    _short_timeout(topo, "dsl")
-    dsl = servers["dsl"].rpcd
-    before = _files(dsl)
+    topo, pre, dsl, before = _faulty_dsl(site)
     dsl.hang[("uci", "add")] = 20            # staging never answers
     code, said, lines = _deploy(pre, topo, capsys)
     assert code == ExitStatus.CONNECT, said   # the cause; lte going back adds no code

@@ -98,13 +98,10 @@ def show(pkg: UciPackage, anon_ids: bool = False, delimiter: str = " ", path: st
 
 
 def get_text(pkg: UciPackage, path: str, delimiter: str = " ") -> str:
-    """What ``uci get <pkg>.<path>`` prints: an option's raw value or a section's type.
-
-    Raises ``UciOpError(Code.NOTFOUND)`` when ``path`` names nothing.
-    """
+    """What ``uci get <pkg>.<path>`` prints: an option's raw value or a section's type (and
+    ``UciOpError(Code.NOTFOUND)`` when ``path`` names nothing, or names only the package)."""
     ptr = resolve(pkg, path)
-    s = ptr.found()
-    if s is None:
+    if (s := ptr.found()) is None:
         raise UciOpError(Code.NOTFOUND)
     if ptr.option is None:
         return s.type + "\n"
