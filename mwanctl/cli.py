@@ -131,9 +131,10 @@ def guarded(fn: Callable[..., int]) -> Callable[..., None]:
 # --- commands -------------------------------------------------------------------------------------
 
 TOPOLOGY = click.argument("topology", type=click.Path(dir_okay=False))
-# plan, deploy, status: several files or a directory run every site (mwanctl/sites.py)
+# plan, deploy, status: several files or a directory run every site (mwanctl/sites.py; the default
+# of --connections is sites.DEFAULT_CONNECTIONS, held to it by tests/test_sites_pool.py)
 TOPOLOGIES = click.argument("topologies", nargs=-1, required=True, type=click.Path())
-CONNECTIONS = click.option("--connections", type=click.IntRange(3, 1024), default=16, show_default=True,
+CONNECTIONS = click.option("--connections", type=click.IntRange(4, 1024), default=16, show_default=True,
                            help="With several sites: connections open at once over all of them.")
 
 
@@ -736,6 +737,8 @@ def run_many_sites(s: Session, paths: tuple[str, ...], accept_new: bool, confirm
         s.echo(f"== {run.site} ({run.file})")
         if run.deployment is not None:
             _show_plan(s, run.deployment)
+            if run.topo is not None:
+                _print_tracker_bounds(s, run.topo)
             for note in run.deployment.notes:
                 s.echo(f"note: {run.site}: {note}", err=True)
         for row in run.rows:

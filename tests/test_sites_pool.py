@@ -135,3 +135,13 @@ def test_what_a_site_leaves_open_is_closed_with_its_lease():
         extra = [lease.wrap(Counted)(f"s{i}") for i in range(4)]
         extra[3].read_state(())
     assert pool.open == 0
+
+
+def test_the_cli_default_is_the_documented_one():
+    from mwanctl.cli import CONNECTIONS
+    from mwanctl.sites import DEFAULT_CONNECTIONS
+
+    @CONNECTIONS
+    def f(connections: int) -> None: ...
+    opt = next(p for p in f.__click_params__ if p.name == "connections")  # type: ignore[attr-defined]
+    assert opt.default == DEFAULT_CONNECTIONS == 16

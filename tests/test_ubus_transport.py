@@ -209,6 +209,6 @@ def test_local_transport_without_bindings_says_what_to_install() -> None:
 
 def test_shipped_acl_is_enough_and_nothing_more(tmp_path: Path) -> None:
     acl = json.loads(ACL_FILE.read_text())["mwanctl"]
-    assert set(acl["write"]["uci"]) == set(acl["read"]["uci"]) == {"mwan3", "network", "firewall"}
+    assert set(acl["write"]["uci"]) == set(acl["read"]["uci"]) == {"mwan3", "network", "firewall", "dhcp"}
     assert "*" not in json.dumps(acl["read"]["ubus"]).replace("network.interface.*", "")
     assert "commit" in acl["write"]["ubus"]["uci"]
