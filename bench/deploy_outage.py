@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot run: {why}", file=sys.stderr)
         return 1
     results: dict[str, list[str]] = {}
-    for i in range(args.runs):
+    for _ in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="mwbench-outage-") as d:
             for name, text in one_site(Path(d)):
                 results.setdefault(name, []).append(text)

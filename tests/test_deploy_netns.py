@@ -12,23 +12,16 @@ from typing import Any
 
 import pytest
 
-from mwanctl.cli import main
-
 try:
     from tests import netlab, rotate_lab
+    from tests.e2e import run_cli as run
 except ImportError:  # pragma: no cover
     import netlab  # type: ignore[no-redef]
     import rotate_lab  # type: ignore[no-redef]
+    from e2e import run_cli as run  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.netns, pytest.mark.ssh]
 UPLINKS = ["u1", "u2"]
-
-
-def run(site: Any, capsys: Any, *args: str) -> tuple[int, str, str]:
-    code = main(site.argv(*args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def edit(site: Any, old: str, new: str) -> None:

@@ -20,20 +20,15 @@ from mwanctl.uci.parse import parse
 
 try:
     from tests import netlab, rotate_lab
+    from tests.e2e import run_cli as run
     from tests.routers import TestRouter
 except ImportError:  # pragma: no cover
     import netlab  # type: ignore[no-redef]
     import rotate_lab  # type: ignore[no-redef]
+    from e2e import run_cli as run  # type: ignore[no-redef]
     from routers import TestRouter  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.netns, pytest.mark.ssh]
-
-
-def run(site: Any, capsys: Any, *args: str) -> tuple[int, str, str]:
-    code = main(site.argv(*args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def store(site: Any) -> dict[str, Any]:
