@@ -70,7 +70,6 @@ def _first_deploy(lab: netlab.Lab, site: Any) -> str:
     and how many were lost after that (a service that came and went again). No ping here: one
     started before the deploy, with no route yet, gave up within its first dozen packets."""
     flows = rotate_lab.FlowStream(lab).start()
-    t0 = time.monotonic()                 # the probe's first flow, within a few ms
     code, took = _run(site, "deploy")
     try:
         rotate_lab.wait_tunnels(lab, UPLINKS)
