@@ -30,11 +30,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-import mwanctl.topology  # noqa: E402,F401  (import order: tracking needs the topology package)
+import netlab
+from dns_lab import client, records, setup, wait
+from tracker_lab import TrackerLab
 
-import netlab  # noqa: E402
-from dns_lab import client, records, setup, wait  # noqa: E402
-from tracker_lab import TrackerLab  # noqa: E402
+import mwanctl.topology  # noqa: F401  (import order: tracking needs the topology package)
 
 
 def _events(tl: TrackerLab) -> list[list[str]]:
@@ -59,18 +59,18 @@ def run_variant(naive: bool, cuts: int) -> dict[str, object]:
                 c = client(tl, tmp, 200, 0.2, f"cut{k}")
                 time.sleep(1.0)
                 t_cut = tl.cut("up1")
-                if not wait(lambda: _after(tl, n, ["disconnected", "mw_up1"]), 30):
+                if not wait(lambda n=n: _after(tl, n, ["disconnected", "mw_up1"]), 30):
                     raise netlab.LabError("mwan3track never took up1 offline")
                 detect.append(time.time() - t_cut)
-                wait(lambda: _after(tl, n, ["rebuilt", "mw_up1"]), 30)
+                wait(lambda n=n: _after(tl, n, ["rebuilt", "mw_up1"]), 30)
                 time.sleep(3.0)
                 c.terminate()
                 c.wait(timeout=30)
                 tl.restore("up1")
                 m = len(_events(tl))
-                if not wait(lambda: _after(tl, m, ["connected", "mw_up1"]), 30):
+                if not wait(lambda m=m: _after(tl, m, ["connected", "mw_up1"]), 30):
                     raise netlab.LabError("mwan3track never brought up1 back")
-                wait(lambda: _after(tl, m, ["rebuilt", "mw_up1"]), 30)
+                wait(lambda m=m: _after(tl, m, ["rebuilt", "mw_up1"]), 30)
                 time.sleep(1.0)
                 recs = [r for r in records(tmp, f"cut{k}") if r["t"] - r["ms"] / 1000 >= t_cut]
                 totals["asked"] += len(recs)

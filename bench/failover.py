@@ -81,7 +81,7 @@ def cpu_mem(pid: int, seconds: float) -> tuple[float, int, int, int, int]:
         total = 0
         for p in tree(pid):
             try:
-                f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+                f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
             total += int(f[11]) + int(f[12]) + (int(f[13]) + int(f[14]) if p == pid else 0)
@@ -94,7 +94,7 @@ def cpu_mem(pid: int, seconds: float) -> tuple[float, int, int, int, int]:
     procs = tree(pid)
     for p in procs:
         try:
-            for ln in open(f"/proc/{p}/smaps_rollup"):
+            for ln in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                 if ln.startswith("Rss:"):
                     rss += int(ln.split()[1])
                 elif ln.startswith("Pss:"):

@@ -301,10 +301,9 @@ class Deployment:
                                  f"restores its old config by itself within {timeout} s")
 
     def _arm(self, router: str, plan: RouterPlan, t: Transport, timeout: int) -> RouterOutcome:
-        if not plan.changed:
+        if plan.apply is None:   # what `plan.changed` says
             self.progress(router, "up to date")
             return self._outcome(router, "unchanged", "up to date", [t])
-        assert plan.apply is not None
         try:
             self.progress(router, f"applying {plan.op_count} change(s)")
             receipt = t.apply(plan.apply, timeout)
@@ -494,7 +493,7 @@ class Deployment:
             for r, p in probes.items():
                 unreadable[r] = unreadable.get(r, 0) + 1 if p.get("epoch", "").startswith("ERROR") else 0
             pending = False
-            for i, c in checks.items():
+            for c in checks.values():
                 if c.ok:
                     continue
                 c.why = self._judge(c, probes, since, base)

@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mwanctl.errors import CommandError
+from mwanctl.probe import check_probe as _check_probe
+from mwanctl.probe import fail as _fail
+from mwanctl.wgdump import WG_DUMP_CMD, WgInterface, WgPeer, parse_wg_dump  # re-exported: one parser, in wgdump
 
 __all__ = [
     "MWAN3_STATUS_CMD",
@@ -38,30 +40,14 @@ __all__ = [
 ]
 
 MWAN3_STATUS_CMD = "ubus call mwan3 status"
-WG_DUMP_CMD = "wg show all dump"
 WAN_STATUS_CMD = "ubus call network.interface.wan status"
 UPTIME_CMD = "cat /proc/uptime"
 
-_PROBE_ERROR = "ERROR: "
 _UCI_TRUE = frozenset({"1", "yes", "on", "true", "enabled"})
 _UCI_FALSE = frozenset({"0", "no", "off", "false", "disabled"})
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-def _fail(router: str, command: str, what: str) -> CommandError:
-    """One line, always: router, command, what was wrong (newlines folded away)."""
-    what = " ".join(what.split())
-    return CommandError(f"{router}: `{command}` {what}")
-
-
-def _check_probe(text: str, router: str, command: str) -> str:
-    if not isinstance(text, str):
-        raise _fail(router, command, f"returned {type(text).__name__}, not text")
-    if text.startswith(_PROBE_ERROR):
-        raise _fail(router, command, "failed: " + (text[len(_PROBE_ERROR):].strip() or "no message"))
-    return text
 
 
 def _a(value: Any) -> str:
@@ -268,96 +254,6 @@ def parse_mwan3_status(text: str, router: str) -> Mwan3Status:
             raise _fail(router, MWAN3_STATUS_CMD, f"printed interface {name!r} as {_a(raw)}, expected an object")
         interfaces[name] = _mwan3_interface(name, raw)
     return Mwan3Status(interfaces, _policies(data.get("policies")), _connected(data.get("connected")))
-
-
-# --------------------------------------------------------------------------- wg show all dump
-
-
-@dataclass(frozen=True, slots=True)
-class WgPeer:
-    """One peer of ``wg show all dump``. The preshared key itself is never kept, only whether there is one."""
-
-    public_key: str
-    has_preshared_key: bool
-    endpoint: str | None           # "host:port"; None when unknown
-    allowed_ips: tuple[str, ...]
-    latest_handshake: int | None   # epoch seconds (router clock); None = never
-    rx_bytes: int
-    tx_bytes: int
-    keepalive: int | None          # seconds; None = off
-
-
-@dataclass(frozen=True, slots=True)
-class WgInterface:
-    """One WireGuard device. The private key column is dropped at parse time."""
-
-    name: str
-    public_key: str | None
-    listen_port: int | None
-    fwmark: int | None
-    peers: dict[str, WgPeer] = field(default_factory=dict)
-
-
-def _none(value: str) -> str | None:
-    return None if value in ("(none)", "off", "") else value
-
-
-def _dump_int(value: str, line_no: int, router: str, column: str) -> int:
-    if not value.isdigit():
-        raise _fail(router, WG_DUMP_CMD, f"line {line_no}: {column} is not a number")
-    return int(value)
-
-
-def _fwmark(value: str) -> int | None:
-    if value in ("off", "0", ""):
-        return None
-    try:
-        return int(value, 0)
-    except ValueError:
-        return None
-
-
-def _wg_peer(cols: list[str], line_no: int, router: str) -> WgPeer:
-    _, public, preshared, endpoint, allowed, handshake, rx, tx, keepalive = cols
-    stamp = _dump_int(handshake, line_no, router, "latest handshake")
-    allowed_ips = tuple(a for a in allowed.split(",") if a) if _none(allowed) else ()
-    return WgPeer(
-        public_key=public,
-        has_preshared_key=_none(preshared) is not None,
-        endpoint=_none(endpoint),
-        allowed_ips=allowed_ips,
-        latest_handshake=stamp or None,
-        rx_bytes=_dump_int(rx, line_no, router, "rx bytes"),
-        tx_bytes=_dump_int(tx, line_no, router, "tx bytes"),
-        keepalive=int(keepalive) if keepalive.isdigit() and keepalive != "0" else None,
-    )
-
-
-def parse_wg_dump(text: str, router: str) -> dict[str, WgInterface]:
-    """Parse ``wg show all dump`` into interfaces with their peers, by name.
-
-    Error messages name line numbers only, never line contents: interface lines hold private keys.
-    """
-    text = _check_probe(text, router, WG_DUMP_CMD)
-    ifaces: dict[str, WgInterface] = {}
-    for line_no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        cols = line.split("\t")
-        if len(cols) == 5:
-            name, _private, public, port, fwmark = cols
-            del _private  # never stored, never echoed
-            ifaces[name] = WgInterface(name, _none(public), _dump_int(port, line_no, router, "listen port") or None,
-                                       _fwmark(fwmark))
-        elif len(cols) == 9:
-            owner = ifaces.get(cols[0])
-            if owner is None:
-                raise _fail(router, WG_DUMP_CMD, f"line {line_no}: peer of an interface not listed before it")
-            peer = _wg_peer(cols, line_no, router)
-            owner.peers[peer.public_key] = peer
-        else:
-            raise _fail(router, WG_DUMP_CMD, f"line {line_no}: {len(cols)} tab-separated fields, expected 5 or 9")
-    return ifaces
 
 
 # --------------------------------------------------------------------------- netifd wan, uptime

@@ -234,7 +234,8 @@ class KeyStore:
     # -- tunnels -------------------------------------------------------------------------------
     @property
     def tunnels(self) -> dict[str, Any]:
-        return self.data.setdefault("tunnels", {})
+        tunnels: dict[str, Any] = self.data.setdefault("tunnels", {})
+        return tunnels
 
     def ensure(self, uplinks: list[tuple[str, Optional[int]]], slots: int,
                now: Optional[_dt.datetime] = None) -> bool:

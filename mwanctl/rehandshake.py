@@ -8,22 +8,25 @@ handshake at once. Used by the local and ubus transports; remote/rehandshake.sh 
 
 from __future__ import annotations
 
+from mwanctl.wgdump import parse_wg_dump, preshared_key
 
-def readd_argv(iface: str, key: str, dump: str) -> tuple[list[str], str]:
-    """``wg`` arguments and the preshared key to feed on stdin ('' for none), from the peer's
-    line of ``wg show <iface> dump`` (the first line, the interface's own, is skipped)."""
-    peer = next((ln.split("\t") for ln in dump.splitlines() if ln.split("\t")[0] == key), None)
-    if peer is None or len(peer) < 8:
+
+def readd_argv(router: str, iface: str, key: str, dump: str) -> tuple[list[str], str]:
+    """``wg`` arguments and the preshared key to feed on stdin ('' for none), from the peer as
+    ``wg show all dump`` shows it (``dump``, read on ``router``; a malformed one raises CommandError)."""
+    device = parse_wg_dump(dump, router).get(iface)
+    peer = device.peers.get(key) if device is not None else None
+    if peer is None:
         raise ValueError(f"no peer {key[:8]}... on {iface}")
-    psk, endpoint, ips, keepalive = peer[1], peer[2], peer[3], peer[7]
     argv = ["set", iface, "peer", key, "remove", "peer", key]
-    if endpoint != "(none)":
-        argv += ["endpoint", endpoint]
-    if ips != "(none)":
-        argv += ["allowed-ips", ips]
-    if keepalive != "off":
-        argv += ["persistent-keepalive", keepalive]
-    if psk != "(none)":
+    if peer.endpoint is not None:
+        argv += ["endpoint", peer.endpoint]
+    if peer.allowed_ips:
+        argv += ["allowed-ips", ",".join(peer.allowed_ips)]
+    if peer.keepalive is not None:
+        argv += ["persistent-keepalive", str(peer.keepalive)]
+    psk = preshared_key(dump, router, iface, key) if peer.has_preshared_key else None
+    if psk is not None:
         argv += ["preshared-key", "/dev/stdin"]
         return argv, psk + "\n"
     return argv, ""

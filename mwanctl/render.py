@@ -7,24 +7,24 @@ from pathlib import Path
 from mwanctl.compile import Compiled
 from mwanctl.privfile import write_private
 from mwanctl.uci.changes import Op
-from mwanctl.uci.model import UciPackage
+from mwanctl.uci.model import UciPackage, UciSection
 
 
-def package_text(name: str, sections: list) -> str:
+def package_text(name: str, sections: list[UciSection]) -> str:
     from mwanctl.uci.render import export
     return export(UciPackage(name, list(sections)))
 
 
-def creation_ops(package: str, sections: list) -> list[Op]:
+def creation_ops(package: str, sections: list[UciSection]) -> list[Op]:
     """The ops that create ``sections`` from nothing (what `render --batch` shows)."""
     ops: list[Op] = []
     for s in sections:
-        ops.append(Op("add_section", package, s.name, None, s.type))
+        ops.append(Op("add_section", package, s.ref, None, s.type))   # compiled sections are named: ref is the name
         for opt, val in s.options.items():
             if isinstance(val, tuple):
-                ops.append(Op("set_list", package, s.name, opt, val))
+                ops.append(Op("set_list", package, s.ref, opt, val))
             else:
-                ops.append(Op("set", package, s.name, opt, val))
+                ops.append(Op("set", package, s.ref, opt, val))
     return ops
 
 

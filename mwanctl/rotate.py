@@ -236,11 +236,10 @@ class Rotation:
             plan = plan_router(cfg, state, only={u.iface, f"{u.iface}_peer"}, packages_=("network",))
             if plan.problems:
                 raise RotateError(f"{router}: " + "; ".join(plan.problems))
-            if not plan.changed:
+            if plan.apply is None:   # nothing changed (`plan.changed`)
                 self.say(f"{u.name}: {router} already holds the new keys")
                 t.close()
                 return None
-            assert plan.apply is not None
             if mode in ("live", "deferred"):
                 plan.apply.reload = [p for p in plan.apply.reload if p != "network"]
                 plan.apply.restart_ifaces = []
@@ -338,7 +337,8 @@ class Rotation:
         """The uplink's committed keys go live and the uplink starts the handshake, to the port
         the mother listens on now (``tm``: the mother's open connection, if any)."""
         new_mother = self.store.pair(u.name, "mother", "pending")
-        assert new_mother is not None
+        if new_mother is None:
+            raise RotateError(f"{u.name}: the key store holds no pending mother key to bring live")
         mother = self.topology.mother.name
         if tm is not None:
             port = self._listen_port(tm, mother, u.iface)
@@ -390,7 +390,8 @@ class Rotation:
         up early enough (``window_ends``, monotonic) to confirm before the first armed router's
         confirm window closes."""
         new_uplink = self.store.pair(u.name, "uplink", "pending")
-        assert new_uplink is not None
+        if new_uplink is None:
+            raise RotateError(f"{u.name}: the key store holds no pending uplink key to wait for")
         mother = self.topology.mother.name
         start = time.monotonic()
         give_up = start + self.handshake_timeout

@@ -4,4 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/setup-debian.sh
+# the code-quality gate (configured in pyproject.toml; README "Tooling"): either failing fails the run
+.venv/bin/ruff check .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -q "$@"

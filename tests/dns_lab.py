@@ -27,7 +27,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 from mwanctl.compile import dns
 from mwanctl.site import prepare

@@ -44,7 +44,7 @@ def ask(server: str, name: str, qid: int) -> dict[str, object]:
                     ancount = struct.unpack("!H", data[6:8])[0]
                     return {"name": name, "tries": attempt, "rcode": rcode, "answers": ancount,
                             "t": time.time(), "ms": round((time.monotonic() - t0) * 1000)}
-        except socket.timeout:
+        except TimeoutError:
             pass
         finally:
             s.close()

@@ -23,6 +23,17 @@ class Site:
         return ["--state-dir", str(self.state_dir), *args]
 
 
+def run_cli(site: Any, capsys: Any, *args: str) -> tuple[int, str, str]:
+    """``mwanctl <args>`` in this process against ``site`` (anything with ``argv``): the exit code,
+    stdout and stderr, and never a traceback."""
+    from mwanctl.cli import main
+
+    code = main(site.argv(*args))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
 def write_site(tmp: Path, rs: dict[str, Any], uplinks: list[str], extra: str = "",
                uplink_extra: dict[str, str] | None = None, confirm_timeout: int = 30) -> Site:
     """Topology naming each router by a documentation address (192.0.2.x: never contacted);

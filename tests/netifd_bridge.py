@@ -95,24 +95,13 @@ class BoundHost(netlab.Lab):
 
     def _start_wireguard_go(self, host: str, dev: str) -> None:
         assert self._tmp is not None
-        log = open(self._tmp / host / f"wireguard-go-{dev}.log", "ab")
         env = {**os.environ, "WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "error"}
-        try:
+        with open(self._tmp / host / f"wireguard-go-{dev}.log", "ab") as log:
             proc = subprocess.Popen(self.argv_for(host, ["wireguard-go", "-f", dev]),
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     env=env, start_new_session=True)
-        finally:
-            log.close()
         self._pidfile(dev).write_text(str(proc.pid))
-        sock = self.hosts[host].rundir / "wireguard" / f"{dev}.sock"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise netlab.LabError(f"[{host}] wireguard-go {dev} exited {proc.returncode}")
-            if sock.exists() and self._ip(host, "link", "show", dev, check=False).returncode == 0:
-                return
-            time.sleep(0.02)
-        raise netlab.LabError(f"[{host}] wireguard-go {dev}: no UAPI socket after 10 s")
+        self.wait_for_uapi(host, dev, proc)
 
     def _stop_wireguard_go(self, key: tuple[str, str]) -> None:
         host, dev = key
@@ -128,17 +117,12 @@ class BoundHost(netlab.Lab):
                 except ProcessLookupError:
                     break
                 deadline = time.monotonic() + wait
-                while time.monotonic() < deadline and _alive(pid):
+                while time.monotonic() < deadline and netlab.pid_alive(pid):
                     time.sleep(0.02)
-                if not _alive(pid):
+                if not netlab.pid_alive(pid):
                     break
         pidfile.unlink(missing_ok=True)
-        deadline = time.monotonic() + 3          # the tun device goes with its process
-        while time.monotonic() < deadline:
-            if self._ip(host, "link", "show", dev, check=False).returncode != 0:
-                break
-            time.sleep(0.02)
-        (self.hosts[host].rundir / "wireguard" / f"{dev}.sock").unlink(missing_ok=True)
+        self.wait_until_gone(host, dev)
 
     def close(self) -> list[str]:  # why: the Lab that owns the namespace tears it down, not us
         return []
@@ -256,17 +240,7 @@ def renew_device(lab: netlab.Lab, host: str, wif: Any) -> None:
     """Apply ``wif`` to its existing device in place: syncconf, MTU, addresses (old ones not in
     the config removed, new ones added, kept ones untouched) and the peers' routes."""
     dev = wif.name
-    assert lab._tmp is not None
-    cfg = lab._tmp / host / f"wg-{dev}.renew.conf"
-    fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(wif.wg_config())
-        r = lab.run(host, ["wg", "syncconf", dev, str(cfg)], check=False)
-    finally:
-        cfg.unlink(missing_ok=True)
-    if r.returncode != 0:
-        raise netlab.WgSetupError(f"[{host}] wg syncconf {dev} failed: {lab._redact(r.stderr.strip())}")
+    lab.wg_conf(host, wif, "syncconf")
     if wif.mtu:
         lab._ip(host, "link", "set", "mtu", wif.mtu, "dev", dev, check=False)
     want = {}
@@ -282,39 +256,11 @@ def renew_device(lab: netlab.Lab, host: str, wif: Any) -> None:
         if cidr not in have_set:
             extra = ["noprefixroute"] if wif.metric else []
             lab._ip(host, f"-{fam}", "addr", "add", cidr, "dev", dev, *extra, check=False)
-            if wif.metric:
-                lab._ip(host, f"-{fam}", "route", "replace", netlab.Lab._network_of(cidr), "dev", dev,
-                        "proto", "kernel", "scope", "link", "metric", str(wif.metric),
-                        *netlab.Lab._table(wif, fam), check=False)
+            lab.subnet_route(host, wif, fam, cidr)
     for cidr in have_set - set(want):
         if not cidr.startswith("fe80:"):
             lab._ip(host, "addr", "del", cidr, "dev", dev, check=False)
-    for peer in wif.peers:
-        if not peer.route_allowed_ips:
-            continue
-        for allowed in peer.allowed_ips:
-            pfx = netlab._prefix_of(allowed)
-            if pfx is None:
-                continue
-            fam, cidr = pfx
-            if cidr.endswith("/0") and not wif.defaultroute:
-                continue
-            dest = "default" if cidr.endswith("/0") else cidr
-            argv = ["route", "replace", dest, "dev", dev, "proto", "static", "scope", "link"]
-            if wif.metric:
-                argv += ["metric", str(wif.metric)]
-            lab._ip(host, f"-{fam}", *argv, *netlab.Lab._table(wif, fam), check=False)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie (its parent, a finished bridge, is gone) counts as dead
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    lab.peer_routes(host, wif, check=False)
 
 
 # --------------------------------------------------------------------------- mwan3 2.12.2 model

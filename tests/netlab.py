@@ -213,20 +213,15 @@ class _WgInterface:
 
     def wg_config(self) -> str:
         """The file wireguard.sh writes to ``/tmp/wireguard/<if>`` before ``wg setconf``."""
-        lines = ["[Interface]", f"PrivateKey={self.private_key}"]
-        if self.listen_port:
-            lines.append(f"ListenPort={self.listen_port}")
-        if self.fwmark:
-            lines.append(f"FwMark={self.fwmark}")
+        def given(*pairs: tuple[str, object]) -> list[str]:   # wireguard.sh writes only what is set
+            return [f"{key}={value}" for key, value in pairs if value]
+
+        lines = ["[Interface]", f"PrivateKey={self.private_key}",
+                 *given(("ListenPort", self.listen_port), ("FwMark", self.fwmark))]
         for p in self.peers:
-            lines += ["[Peer]", f"PublicKey={p.public_key}"]
-            if p.preshared_key:
-                lines.append(f"PresharedKey={p.preshared_key}")
-            lines += [f"AllowedIPs={ip}" for ip in p.allowed_ips]
-            if p.endpoint:
-                lines.append(f"Endpoint={p.endpoint}")
-            if p.persistent_keepalive:
-                lines.append(f"PersistentKeepalive={p.persistent_keepalive}")
+            lines += ["[Peer]", f"PublicKey={p.public_key}", *given(("PresharedKey", p.preshared_key)),
+                      *(f"AllowedIPs={ip}" for ip in p.allowed_ips),
+                      *given(("Endpoint", p.endpoint), ("PersistentKeepalive", p.persistent_keepalive))]
         return "\n".join(lines) + "\n"
 
     def secrets(self) -> list[str]:
@@ -310,14 +305,18 @@ def _set_pdeathsig() -> None:
         pass
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (its parent is gone or has not reaped it) counts as dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def cleanup_stale() -> list[str]:
@@ -330,14 +329,14 @@ def cleanup_stale() -> list[str]:
     for line in out.splitlines():
         name = line.split()[0] if line.split() else ""
         m = re.match(rf"^{PREFIX}(\d+)-", name)
-        if not m or _pid_alive(int(m.group(1))):
+        if not m or pid_alive(int(m.group(1))):
             continue
         _kill_netns_pids(name)
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
         removed.append(name)
     for d in Path(tempfile.gettempdir()).glob(f"{PREFIX}*-*-*"):
         m = re.match(rf"^{PREFIX}(\d+)-\d+-", d.name)
-        if m and d.is_dir() and not _pid_alive(int(m.group(1))):
+        if m and d.is_dir() and not pid_alive(int(m.group(1))):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(str(d))
     return removed
@@ -570,16 +569,7 @@ class Lab:
         for peer in wif.skipped_peers:
             self.warnings.append(f"[{host}] {dev}: peer {peer} skipped, no public_key")
 
-        cfg = self._tmp / host / f"wg-{dev}.conf"
-        fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(wif.wg_config())
-            r = self.run(host, ["wg", "setconf", dev, str(cfg)], check=False)
-        finally:
-            cfg.unlink(missing_ok=True)  # the handler's `rm -f` right after setconf
-        if r.returncode != 0:
-            raise WgSetupError(f"[{host}] wg setconf {dev} failed: {self._redact(r.stderr.strip())}")
+        self.wg_conf(host, wif, "setconf")
 
         # netifd: the device goes up, then the proto's addresses and routes are applied
         self._ip(host, "link", "set", dev, "up")
@@ -593,15 +583,38 @@ class Lab:
             if r.returncode:
                 self.warnings.append(f"[{host}] {dev}: address {address!r} refused: {r.stderr.strip()}")
                 continue
-            if wif.metric:
-                # interface_handle_subnet_route: the connected route re-made with the metric
-                self._ip(host, f"-{fam}", "route", "replace", self._network_of(cidr), "dev", dev,
-                         "proto", "kernel", "scope", "link", "metric", str(wif.metric),
-                         *self._table(wif, fam), check=False)
+            self.subnet_route(host, wif, fam, cidr)
 
         if not wif.nohostroute:
             self._endpoint_host_routes(host, dev)
+        self.peer_routes(host, wif)
 
+    def wg_conf(self, host: str, wif: _WgInterface, verb: str) -> None:
+        """``wg setconf|syncconf <dev>`` from a 0600 file removed right after (the handler's
+        ``rm -f``); a refusal is a WgSetupError with the keys redacted."""
+        assert self._tmp is not None
+        dev = wif.name
+        cfg = self._tmp / host / f"wg-{dev}.{verb}.conf"
+        cfg.unlink(missing_ok=True)   # left by a bridge process killed in the middle
+        fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(wif.wg_config())
+            r = self.run(host, ["wg", verb, dev, str(cfg)], check=False)
+        finally:
+            cfg.unlink(missing_ok=True)
+        if r.returncode != 0:
+            raise WgSetupError(f"[{host}] wg {verb} {dev} failed: {self._redact(r.stderr.strip())}")
+
+    def subnet_route(self, host: str, wif: _WgInterface, fam: int, cidr: str) -> None:
+        """netifd's interface_handle_subnet_route: the connected route re-made with the metric."""
+        if wif.metric:
+            self._ip(host, f"-{fam}", "route", "replace", self._network_of(cidr), "dev", wif.name,
+                     "proto", "kernel", "scope", "link", "metric", str(wif.metric),
+                     *self._table(wif, fam), check=False)
+
+    def peer_routes(self, host: str, wif: _WgInterface, check: bool = True) -> None:
+        """The ``route_allowed_ips`` routes of every peer, with the interface metric."""
         for peer in wif.peers:
             if not peer.route_allowed_ips:
                 continue
@@ -613,10 +626,32 @@ class Lab:
                 if cidr.endswith("/0") and not wif.defaultroute:
                     continue  # enable_route: no prefix-length-0 routes with defaultroute '0'
                 dest = "default" if cidr.endswith("/0") else cidr
-                argv = ["route", "replace", dest, "dev", dev, "proto", "static", "scope", "link"]
+                argv = ["route", "replace", dest, "dev", wif.name, "proto", "static", "scope", "link"]
                 if wif.metric:
                     argv += ["metric", str(wif.metric)]
-                self._ip(host, f"-{fam}", *argv, *self._table(wif, fam))
+                self._ip(host, f"-{fam}", *argv, *self._table(wif, fam), check=check)
+
+    def wait_for_uapi(self, host: str, dev: str, proc: subprocess.Popen[bytes], why_exited: str = "") -> None:
+        """Until wireguard-go's UAPI socket and its device are there (10 s at most)."""
+        sock = self.hosts[host].rundir / "wireguard" / f"{dev}.sock"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise LabError(f"[{host}] wireguard-go {dev} exited {proc.returncode}{why_exited}")
+            if sock.exists() and self._ip(host, "link", "show", dev, check=False).returncode == 0:
+                return
+            time.sleep(0.02)
+        raise LabError(f"[{host}] wireguard-go {dev}: no UAPI socket after 10 s")
+
+    def wait_until_gone(self, host: str, dev: str) -> None:
+        """wireguard-go removes its tun device on exit: wait for that (3 s at most), then drop
+        its UAPI socket."""
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if self._ip(host, "link", "show", dev, check=False).returncode != 0:
+                break
+            time.sleep(0.02)
+        (self.hosts[host].rundir / "wireguard" / f"{dev}.sock").unlink(missing_ok=True)
 
     @staticmethod
     def _network_of(cidr: str) -> str:
@@ -657,9 +692,8 @@ class Lab:
 
     def _start_wireguard_go(self, host: str, dev: str) -> None:
         assert self._tmp is not None
-        log = open(self._tmp / host / f"wireguard-go-{dev}.log", "wb")
         env = {**os.environ, "WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "error"}
-        try:
+        with open(self._tmp / host / f"wireguard-go-{dev}.log", "wb") as log:
             proc = subprocess.Popen(
                 self.argv_for(host, ["wireguard-go", "-f", dev]),
                 stdin=subprocess.DEVNULL,
@@ -668,19 +702,15 @@ class Lab:
                 env=env,
                 preexec_fn=_set_pdeathsig if threading.current_thread() is threading.main_thread() else None,
             )
-        finally:
-            log.close()
         self._wg[(host, dev)] = proc
-        sock = self.hosts[host].rundir / "wireguard" / f"{dev}.sock"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                text = (self._tmp / host / f"wireguard-go-{dev}.log").read_text(errors="replace")
-                raise LabError(f"[{host}] wireguard-go {dev} exited {proc.returncode}: {text.strip()}")
-            if sock.exists() and self._ip(host, "link", "show", dev, check=False).returncode == 0:
-                return
-            time.sleep(0.02)
-        raise LabError(f"[{host}] wireguard-go {dev}: no UAPI socket after 10 s")
+        log_path = self._tmp / host / f"wireguard-go-{dev}.log"
+        try:
+            self.wait_for_uapi(host, dev, proc)
+        except LabError:
+            if proc.poll() is None:
+                raise
+            text = log_path.read_text(errors="replace")
+            raise LabError(f"[{host}] wireguard-go {dev} exited {proc.returncode}: {text.strip()}") from None
 
     def _stop_wireguard_go(self, key: tuple[str, str]) -> None:
         proc = self._wg.pop(key, None)
@@ -694,18 +724,35 @@ class Lab:
                 proc.kill()
                 proc.wait(timeout=3)
         host, dev = key
-        if host in self.hosts:  # wireguard-go removes its tun device on exit; wait for that
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline:
-                if self._ip(host, "link", "show", dev, check=False).returncode != 0:
-                    break
-                time.sleep(0.02)
-            (self.hosts[host].rundir / "wireguard" / f"{dev}.sock").unlink(missing_ok=True)
+        if host in self.hosts:
+            self.wait_until_gone(host, dev)
+
+    def wire_two_uplinks(self) -> None:
+        """Hosts ``mother``, ``up1`` and ``up2`` (as in tests/data/proven): the mother reaches
+        uplink N over link ``ulN`` (172.16.N.2/30), the uplink's end is its ``lan`` (.1)."""
+        for h in ("mother", "up1", "up2"):
+            self.add_host(h)
+        for n in (1, 2):
+            self.link("mother", f"up{n}", f"172.16.{n}.2/30", f"172.16.{n}.1/30", name_a=f"ul{n}", name_b="lan")
+
+    def masquerade(self, host: str, out: str) -> None:
+        """What OpenWrt's firewall does for a zone with ``masq`` on: NAT what leaves ``host``
+        through ``out`` (an interface name or an nft wildcard such as ``mw_*``)."""
+        self.run(host, ["nft", "-f", "-"], input=_MASQUERADE.format(out=out))
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "<redacted>")
         return text
+
+
+_MASQUERADE = """table ip mwtest_fw {{
+  chain post {{
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "{out}" masquerade
+  }}
+}}
+"""
 
 
 # --------------------------------------------------------------------------- a real dump sample
@@ -770,11 +817,7 @@ def capture_two_tunnel_dump() -> TwoTunnelSample:
     keys = {k: gen_keypair() for k in ("m1", "m2", "up1", "up2")}
     nets = two_tunnel_network(keys)
     with Lab() as lab:
-        for h in ("mother", "up1", "up2"):
-            lab.add_host(h)
-        for n in (1, 2):
-            lab.link("mother", f"up{n}", f"172.16.{n}.2/30", f"172.16.{n}.1/30",
-                     name_a=f"ul{n}", name_b="lan")
+        lab.wire_two_uplinks()
         for h in ("up1", "up2", "mother"):  # listeners first
             lab.bring_up_wireguard(h, nets[h])
         for n in (1, 2):

@@ -46,15 +46,6 @@ CLIENT = "192.168.1.100"
 ECHO_PORT = 7007
 
 
-_MASQ = """table ip mwtest_fw {{
-  chain post {{
-    type nat hook postrouting priority srcnat; policy accept;
-    oifname "{out}" masquerade
-  }}
-}}
-"""
-
-
 def _nft(lab: netlab.Lab, host: str, script: str) -> None:
     lab.run(host, ["nft", "-f", "-"], input=script)
 
@@ -73,7 +64,7 @@ def build(lab: netlab.Lab, router_factory: Callable[..., Any], tmp: Path, uplink
     # rp_filter off on the mother: replies come back on whichever tunnel the flow used
     _sysctl(lab, "mother", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
             "net.ipv4.conf.default.rp_filter=0")
-    _nft(lab, "mother", _MASQ.format(out="mw_*"))
+    lab.masquerade("mother", "mw_*")
     lab.run("inet", ["ip", "addr", "add", f"{TARGET}/32", "dev", "lo"])
     for i, u in enumerate(uplinks, start=1):
         lab.link("mother", u, f"172.16.{i}.2/30", f"172.16.{i}.1/30", name_a=f"ul{i}", name_b="lan")
@@ -83,7 +74,7 @@ def build(lab: netlab.Lab, router_factory: Callable[..., Any], tmp: Path, uplink
         lab.link(u, "inet", f"100.64.{i}.1/30", f"100.64.{i}.2/30", name_a="wan", name_b=f"up{i}")
         lab.route(u, "add", "default", "via", f"100.64.{i}.2")
         _sysctl(lab, u, "net.ipv4.ip_forward=1")
-        _nft(lab, u, _MASQ.format(out="wan"))
+        lab.masquerade(u, "wan")
     site = start_site(router_factory, tmp, uplinks, confirm_timeout=confirm_timeout)
     for i, u in enumerate(uplinks):
         assert f"host: 192.0.2.{10 + i}" in site.path.read_text()  # the endpoint set up above
@@ -194,12 +185,12 @@ class FlowStream:
     _probe: subprocess.Popen[str] | None = None
 
     def start(self) -> "FlowStream":
-        script = str(HERE / "flowprobe.py")
+        script = str(HERE / "udpprobe.py")
         self._echo = subprocess.Popen(self.lab.argv_for("inet", [sys.executable, script, "echo", TARGET,
                                                                  str(ECHO_PORT)]),
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         time.sleep(0.3)
-        self._probe = subprocess.Popen(self.lab.argv_for("client", [sys.executable, script, "probe", TARGET,
+        self._probe = subprocess.Popen(self.lab.argv_for("client", [sys.executable, script, "stream", TARGET,
                                                                     str(ECHO_PORT), str(self.interval)]),
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         return self

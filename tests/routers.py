@@ -98,6 +98,15 @@ def _mnt_ns(pid: int) -> str | None:
         return None
 
 
+def _kill_all(pids: list[int]) -> None:
+    """SIGKILL each of ``pids``; one already gone is fine."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for entry in os.listdir("/proc"):
@@ -198,11 +207,7 @@ class TestRouter:
 
     def kill_connections(self) -> None:
         """Drop every SSH session (the listener stays): a lost connection, seen from both ends."""
-        for pid in self.session_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _kill_all(self.session_pids())
 
     def namespace_pids(self) -> list[int]:
         """Every process living in this router's mount namespace (timers included)."""
@@ -217,11 +222,7 @@ class TestRouter:
             pids = self.namespace_pids()
             if not pids:
                 break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _kill_all(pids)
             time.sleep(0.05)
         try:
             self.proc.kill()

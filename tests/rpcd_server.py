@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from mwanctl.uci.engine import Store, UciOpError, anon_id
 from mwanctl.uci.model import UciPackage, UciSection
 from mwanctl.uci.parse import parse
 from mwanctl.uci.render import file_text
@@ -99,6 +100,14 @@ class RpcError(Exception):
     def __init__(self, code: int):
         super().__init__(JSONRPC_ERRORS[code])
         self.code = code
+
+
+class UbusStatus(Exception):
+    """A method's early answer: a ubus status (``OK``, ``NOT_FOUND``, ...) with no data."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
 
 
 @dataclass
@@ -183,18 +192,6 @@ def _allowed(acls: dict[str, dict[str, list[str]]], scope: str, obj: str, fn: st
 # UCI: deltas over a parsed package (libuci's delta replay, as rpcd's per-session savedir does)
 # --------------------------------------------------------------------------------------------
 
-def djbhash(text: str) -> int:
-    h = 5381
-    for c in text.encode():
-        h = (h * 33 + c) & 0xFFFFFFFF
-    return h & 0x7FFFFFFF
-
-
-def anon_name(counter: int, type_: str) -> str:
-    """The name libuci gives a new anonymous section (list.c uci_fixup_section)."""
-    return f"cfg{counter:02x}{djbhash(type_) % 65536:04x}"
-
-
 @dataclass
 class Staged:
     """A package with a session's deltas applied, plus libuci's section counter."""
@@ -203,24 +200,14 @@ class Staged:
     counter: int
 
     def find(self, ref: str) -> UciSection | None:
-        if ref.startswith("@"):
-            return self._find_ext(ref)
-        for s in self.pkg.sections:
-            if s.ref == ref:
-                return s
-        return None
-
-    def _find_ext(self, ref: str) -> UciSection | None:
-        """`@type[idx]` / `@[idx]` lookups (negative indexes count from the end)."""
+        """A section by name or cfg id, or by libuci's ``@type[idx]`` / ``@[idx]`` (the engine's
+        lookups, which follow libuci's); a malformed ``@`` reference finds nothing."""
+        store = Store(self.pkg)
+        if not ref.startswith("@"):
+            return store.find(ref)
         try:
-            type_, idx = ref[1:-1].split("[")
-            i = int(idx)
-        except ValueError:
-            return None
-        pool = [s for s in self.pkg.sections if not type_ or s.type == type_]
-        try:
-            return pool[i]
-        except IndexError:
+            return store.find_ext(ref)
+        except UciOpError:
             return None
 
 
@@ -410,7 +397,10 @@ class Rpcd:
                 raise RpcError(-32003)
             time.sleep(delay * self.time_scale)
         with self.lock:
-            reply = handler(ses, args)
+            try:
+                reply = handler(ses, args)
+            except UbusStatus as e:
+                reply = e.status
         status, data = reply if isinstance(reply, tuple) else (reply, None)
         return [status] if data is None else [status, data]
 
@@ -426,7 +416,7 @@ class Rpcd:
         if obj.startswith("network.interface."):
             iface = obj.split(".", 2)[2]
             if self._package_file("network") and self._staged(None, "network").find(iface):
-                if method not in ("up", "down", "status"):
+                if method not in ("up", "down", "renew", "status"):   # netifd ubus.c: iface_object_methods
                     return None
                 return lambda ses, args: self._iface(iface, method)
         raise RpcError(-32000)
@@ -521,29 +511,47 @@ class Rpcd:
     def _can(self, ses: Session, config: str, perm: str) -> bool:
         return _allowed(ses.acls, "uci", config, perm)
 
-    def _load(self, ses: Session, args: dict[str, Any], perm: str) -> tuple[int, str, Staged | None]:
+    def _load(self, ses: Session, args: dict[str, Any], perm: str) -> tuple[str, Staged]:
+        """The package ``args["config"]`` names, staged for this session; refuses (``UbusStatus``)
+        as rpcd does: no name, no ``perm`` in the session's ACL, no such file."""
         config = args.get("config")
         if not isinstance(config, str):
-            return INVALID_ARGUMENT, "", None
+            raise UbusStatus(INVALID_ARGUMENT)
         if not self._can(ses, config, perm):
-            return PERMISSION_DENIED, config, None
+            raise UbusStatus(PERMISSION_DENIED)
         if self._package_file(config) is None:
-            return NOT_FOUND, config, None
-        return OK, config, self._staged(ses, config)
+            raise UbusStatus(NOT_FOUND)
+        return config, self._staged(ses, config)
 
     def _stage(self, ses: Session, config: str, *delta: Any) -> None:
         ses.deltas.setdefault(config, []).append(list(delta))
 
-    def _targets(self, st: Staged, args: dict[str, Any]) -> list[UciSection] | None:
+    def _all_or_nothing(self, ses: Session, config: str, stage: Callable[[], int]) -> int:
+        """Run ``stage`` (which stages deltas and returns a status); when that status is an error,
+        drop what it staged: rpcd calls uci_save only when no item of the call failed."""
+        before = len(ses.deltas.get(config, []))  # deltas are only appended
+        status = stage()
+        if status != OK:
+            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
+        return status
+
+    def _targets(self, st: Staged, args: dict[str, Any]) -> list[UciSection]:
         """Sections addressed by `section`, or by `type`/`match` when no section is given."""
         sec = args.get("section")
         if isinstance(sec, str):
             s = st.find(sec)
-            return [s] if s else None
+            return [s] if s else []
         type_, match = args.get("type"), args.get("match")
         return [s for s in st.pkg.sections
                 if (not isinstance(type_, str) or s.type == type_)
                 and (not isinstance(match, dict) or _match(s, match))]
+
+    def _changing(self, st: Staged, args: dict[str, Any]) -> list[UciSection]:
+        """``_targets`` for set/delete: none found is rpcd's NOT_FOUND."""
+        targets = self._targets(st, args)
+        if not targets:
+            raise UbusStatus(NOT_FOUND)
+        return targets
 
     # -- uci methods ---------------------------------------------------------------------------
     def _uci_configs(self, ses: Session, args: dict[str, Any]) -> Any:
@@ -551,9 +559,7 @@ class Rpcd:
         return OK, {"configs": names}
 
     def _uci_get(self, ses: Session, args: dict[str, Any]) -> Any:
-        status, _, st = self._load(ses, args, "read")
-        if st is None:
-            return status
+        _, st = self._load(ses, args, "read")
         sec, opt = args.get("section"), args.get("option")
         if isinstance(sec, str):
             s = st.find(sec)
@@ -565,7 +571,7 @@ class Rpcd:
                     return OK
                 return OK, {"value": list(v) if isinstance(v, tuple) else v}
             return OK, {"values": _section_json(s, None)}
-        picked = self._targets(st, args) or []
+        picked = self._targets(st, args)
         return OK, {"values": {s.ref: _section_json(s, st.pkg.sections.index(s)) for s in picked}}
 
     _uci_state = _uci_get
@@ -576,23 +582,21 @@ class Rpcd:
             return INVALID_ARGUMENT
         if name is not None and (not isinstance(name, str) or not _valid_name(name)):
             return INVALID_ARGUMENT
-        status, config, st = self._load(ses, args, "write")
-        if st is None:
-            return status
-        before = len(ses.deltas.get(config, []))  # deltas are only appended
-        if name is None:
-            name = anon_name(st.counter + 1, type_)
-            self._stage(ses, config, "add", name, type_)
-        else:
-            old = st.find(name)
-            if old is None or old.type != type_:  # libuci uci_set: creates, or changes the type
-                self._stage(ses, config, "set", name, type_)
-        values = args.get("values")
-        status = self._merge_values(ses, config, name, values) if isinstance(values, dict) else OK
-        if status != OK:  # rpcd saves nothing when any value failed
-            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
-            return status
-        return OK, {"section": name}
+        config, st = self._load(ses, args, "write")
+        section = name if name is not None else anon_id(st.counter + 1, type_)  # libuci's naming
+
+        def stage() -> int:
+            if name is None:
+                self._stage(ses, config, "add", section, type_)
+            else:
+                old = st.find(name)
+                if old is None or old.type != type_:  # libuci uci_set: creates, or changes the type
+                    self._stage(ses, config, "set", name, type_)
+            values = args.get("values")
+            return self._merge_values(ses, config, section, values) if isinstance(values, dict) else OK
+
+        status = self._all_or_nothing(ses, config, stage)
+        return status if status != OK else (OK, {"section": section})
 
     def _merge_values(self, ses: Session, config: str, section: str, values: dict[str, Any]) -> int:
         """rpc_uci_merge_set for each option; returns the last error as a ubus status (the
@@ -625,55 +629,47 @@ class Rpcd:
         values = args.get("values")
         if not isinstance(values, dict):
             return INVALID_ARGUMENT
-        status, config, st = self._load(ses, args, "write")
-        if st is None:
+        config, st = self._load(ses, args, "write")
+        targets = self._changing(st, args)
+
+        def stage() -> int:
+            status = OK
+            for s in targets:
+                rv = self._merge_values(ses, config, s.ref, values)
+                status = rv if rv != OK else status
             return status
-        targets = self._targets(st, args)
-        if not targets:
-            return NOT_FOUND
-        before = len(ses.deltas.get(config, []))  # deltas are only appended
-        status = OK
-        for s in targets:
-            rv = self._merge_values(ses, config, s.ref, values)
-            status = rv if rv != OK else status
-        if status != OK:  # one bad item: rpcd saves nothing of the whole call
-            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
-        return status
+
+        return self._all_or_nothing(ses, config, stage)
 
     def _uci_delete(self, ses: Session, args: dict[str, Any]) -> Any:
-        status, config, st = self._load(ses, args, "write")
-        if st is None:
-            return status
-        targets = self._targets(st, args)
-        if not targets:
-            return NOT_FOUND
+        config, st = self._load(ses, args, "write")
+        targets = self._changing(st, args)
         opt, opts = args.get("option"), args.get("options")
-        before = len(ses.deltas.get(config, []))  # deltas are only appended
-        status = OK
-        for s in targets:  # rpc_uci_merge_delete; like rpcd, the last section's answer counts
-            if isinstance(opts, list):  # an array: NOT_FOUND only when none of them existed
-                found = [o for o in opts if isinstance(o, str) and o in s.options]
-                for o in found:
-                    self._stage(ses, config, "remove", s.ref, o)
-                status = OK if found else NOT_FOUND
-            elif isinstance(opt, str):
-                status = OK if opt in s.options else NOT_FOUND
-                if status == OK:
-                    self._stage(ses, config, "remove", s.ref, opt)
-            else:
-                self._stage(ses, config, "remove", s.ref)
-                status = OK
-        if status != OK:
-            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
-        return status
+
+        def stage() -> int:
+            status = OK
+            for s in targets:  # rpc_uci_merge_delete; like rpcd, the last section's answer counts
+                if isinstance(opts, list):  # an array: NOT_FOUND only when none of them existed
+                    found = [o for o in opts if isinstance(o, str) and o in s.options]
+                    for o in found:
+                        self._stage(ses, config, "remove", s.ref, o)
+                    status = OK if found else NOT_FOUND
+                elif isinstance(opt, str):
+                    status = OK if opt in s.options else NOT_FOUND
+                    if status == OK:
+                        self._stage(ses, config, "remove", s.ref, opt)
+                else:
+                    self._stage(ses, config, "remove", s.ref)
+                    status = OK
+            return status
+
+        return self._all_or_nothing(ses, config, stage)
 
     def _uci_rename(self, ses: Session, args: dict[str, Any]) -> Any:
         name, sec, opt = args.get("name"), args.get("section"), args.get("option")
         if not isinstance(name, str) or not _valid_name(name) or not isinstance(sec, str):
             return INVALID_ARGUMENT
-        status, config, st = self._load(ses, args, "write")
-        if st is None:
-            return status
+        config, st = self._load(ses, args, "write")
         s = st.find(sec)
         if s is None or (isinstance(opt, str) and opt not in s.options):
             return NOT_FOUND
@@ -687,24 +683,23 @@ class Rpcd:
         sections = args.get("sections")
         if not isinstance(sections, list):
             return INVALID_ARGUMENT
-        status, config, st = self._load(ses, args, "write")
-        if st is None:
+        config, st = self._load(ses, args, "write")
+
+        def stage() -> int:
+            status, i = OK, 0
+            for name in sections:
+                if not isinstance(name, str):
+                    status = status or INVALID_ARGUMENT
+                    continue
+                s = st.find(name)
+                if s is None:
+                    status = status or NOT_FOUND
+                    continue
+                self._stage(ses, config, "order", s.ref, i)
+                i += 1
             return status
-        before = len(ses.deltas.get(config, []))  # deltas are only appended
-        status, i = OK, 0
-        for name in sections:
-            if not isinstance(name, str):
-                status = status or INVALID_ARGUMENT
-                continue
-            s = st.find(name)
-            if s is None:
-                status = status or NOT_FOUND
-                continue
-            self._stage(ses, config, "order", s.ref, i)
-            i += 1
-        if status != OK:  # rpcd saves nothing when any item failed
-            ses.deltas[config] = ses.deltas.get(config, [])[:before]  # a new list: caches miss
-        return status
+
+        return self._all_or_nothing(ses, config, stage)
 
     def _uci_changes(self, ses: Session, args: dict[str, Any]) -> Any:
         config = args.get("config")
@@ -784,18 +779,21 @@ class Rpcd:
     def _do_rollback(self) -> None:
         """Restore every snapshot file, re-stage the snapshot deltas, announce the changes."""
         p = self.pending
-        assert p is not None
-        self.pending = None
+        if p is None:
+            return
         p.timer.cancel()
         for name, data in p.files.items():
             path = self.confdir / name
             if not path.exists() or path.read_bytes() != data:
-                path.write_bytes(data)
+                tmp = path.with_name(f".{name}.rollback-tmp")   # whole files only, as libuci's commit
+                tmp.write_bytes(data)
+                tmp.replace(path)
                 self.events.append(("config.change", name))
         owner = self.sessions.get(p.sid)
         if owner is not None:
             for c, d in p.deltas.items():
                 owner.deltas[c] = copy.deepcopy(d)
+        self.pending = None   # last: who sees no pending apply sees the old files
 
     def _owner_check(self, ses: Session) -> int:
         if self.pending is None:
@@ -849,6 +847,10 @@ class Rpcd:
         if cmd == "/usr/bin/wg" and len(params) >= 5 and params[0] == "set" and params[2] == "peer" \
                 and params[4] == "remove":        # and put back in the same command: a new session
             self.events.append(("wg peer remove", params[1]))
+            return OK, {"code": 0, "stdout": ""}
+        if cmd == "/usr/bin/wg" and len(params) >= 6 and params[0] == "set" and params[2] == "peer" \
+                and "allowed-ips" in params:      # key rotation: a peer put on the live device
+            self.events.append(("wg peer move", params[1]))
             return OK, {"code": 0, "stdout": ""}
         if cmd == "/bin/date" and params == ["+%s"]:
             return OK, {"code": 0, "stdout": f"{int(time.time())}\n"}

@@ -7,19 +7,19 @@ ubus and wg stand-ins that record what was reloaded and emulate netifd.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-from mwanctl.cli import main
 from mwanctl.compile import owns
 from mwanctl.uci.parse import parse
 
 try:
+    from tests.e2e import run_cli as run
     from tests.e2e import start_site, write_site
 except ImportError:  # pragma: no cover
+    from e2e import run_cli as run  # type: ignore[no-redef]
     from e2e import start_site, write_site  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.ssh
@@ -29,13 +29,6 @@ STOCK = Path(__file__).parent / "data" / "stock"
 def foreign(text: str, pkg: str) -> list[tuple[str, str | None, dict]]:
     """The sections of a config file mwanctl does not own, as comparable data."""
     return [(s.type, s.name, dict(s.options)) for s in parse(text, pkg).sections if not owns(pkg, s)]
-
-
-def run(site, capsys, *args: str) -> tuple[int, str, str]:
-    code = main(site.argv(*args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def test_first_deploy_onto_stock_routers_then_nothing_to_do(router_factory, tmp_path, capsys):
@@ -91,7 +84,8 @@ def test_first_deploy_onto_stock_routers_then_nothing_to_do(router_factory, tmp_
 def test_user_sections_untouched_and_removed_uplink_cleaned(router_factory, tmp_path, capsys):
     stock = {p: (STOCK / p).read_text() for p in ("network", "firewall", "mwan3")}
     stock["network"] += "\nconfig interface 'guest'\n\toption proto 'static'\n\toption ipaddr '10.9.9.1'\n"
-    stock["firewall"] += "\nconfig rule\n\toption name 'Allow-SSH-guest'\n\toption src 'guest'\n\toption target 'ACCEPT'\n"
+    stock["firewall"] += ("\nconfig rule\n\toption name 'Allow-SSH-guest'\n\toption src 'guest'\n"
+                          "\toption target 'ACCEPT'\n")
     site = start_site(router_factory, tmp_path, ["dsl", "lte"], files={"mother": stock})
     assert run(site, capsys, "deploy", str(site.path), "--yes")[0] == 0
     mother = site.routers["mother"]

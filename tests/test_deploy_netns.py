@@ -5,28 +5,23 @@ address change really goes live."""
 
 from __future__ import annotations
 
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mwanctl.cli import main
-
 try:
     from tests import netlab, rotate_lab
+    from tests.e2e import run_cli as run
 except ImportError:  # pragma: no cover
     import netlab  # type: ignore[no-redef]
     import rotate_lab  # type: ignore[no-redef]
+    from e2e import run_cli as run  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.netns, pytest.mark.ssh]
 UPLINKS = ["u1", "u2"]
-
-
-def run(site: Any, capsys: Any, *args: str) -> tuple[int, str, str]:
-    code = main(site.argv(*args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def edit(site: Any, old: str, new: str) -> None:
@@ -132,3 +127,48 @@ def test_address_change_goes_live(lab, router_factory, tmp_path, capsys):
         assert "10.253." in mine and "10.254." not in mine
     rotate_lab.wait_tunnels(lab, UPLINKS, timeout=10)
     assert lab.ping("client", rotate_lab.TARGET)
+
+
+def mwan3_status(offline: str | None = None) -> str:
+    """`ubus call mwan3 status` as real mwan3 printed it (tests/vectors/mwan3/), the recorded
+    interfaces renamed to the lab's tunnels: both online, or ``offline``'s tracking down."""
+    name = "mwan3-status-wanA-offline.json" if offline else "mwan3-status-both-online.json"
+    text = (Path(__file__).parent / "vectors" / "mwan3" / name).read_text()
+    first, second = (offline, next(u for u in UPLINKS if u != offline)) if offline else tuple(UPLINKS)
+    return text.replace('"wanA"', f'"mw_{first}"').replace('"wanB"', f'"mw_{second}"')
+
+
+def test_handshake_but_tracking_down_is_not_confirmed(lab, router_factory, tmp_path, capsys):
+    """The tunnel handshakes after the change, but mwan3's tracking reports it offline (the
+    mother's `ubus call mwan3 status` is the recorded one, switched to "mw_u1 offline" once the
+    mother's change is armed, as mwan3track would after its targets stopped answering): the
+    deploy is not confirmed, every router goes back to its old config, and the error names the
+    tunnel and why."""
+    site = deployed(lab, router_factory, tmp_path, capsys)
+    mother = site.routers["mother"]
+    mother.write("/etc/mwtest/mwan3_status.json", mwan3_status())
+    before = configs(site)
+    edit(site, "    host: 192.0.2.10\n", "    host: 192.0.2.10\n    tunnel: {keepalive: 15}\n")
+    stop = threading.Event()
+
+    def tracking_fails() -> None:
+        while not stop.is_set() and not mother.exists("/etc/mwanctl/pending"):
+            time.sleep(0.05)
+        if not stop.is_set():
+            mother.write("/etc/mwtest/mwan3_status.json", mwan3_status(offline="u1"))
+    watcher = threading.Thread(target=tracking_fails, daemon=True)
+    watcher.start()
+    try:
+        code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
+    finally:
+        stop.set()
+        watcher.join(5)
+    assert code == 5, (out, err)
+    errors = [ln for ln in err.splitlines() if ln.startswith("mwanctl: error:")]
+    assert errors and any("mw_u1 (u1 <-> mother): handshake, but mwan3 tracking reports it offline" in ln
+                          for ln in errors), err
+    assert any(ln.startswith("mwanctl: error: mother: not confirmed") and "rolled back to its old config" in ln
+               for ln in errors), err
+    assert configs(site) == before
+    assert not any(r.exists("/etc/mwanctl/pending") for r in site.routers.values())
+    assert "\t15\n" not in lab.wg_dump("mother")             # the renewed keepalive went back too

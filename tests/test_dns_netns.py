@@ -20,7 +20,15 @@ from mwanctl.dnsview import PROBE_NAME, parse_probe
 
 try:
     from tests import netlab
-    from tests.dns_lab import UPSTREAMS, client, counter, dns_probe, records, setup, wait
+    from tests.dns_lab import (
+        UPSTREAMS,
+        client,
+        counter,
+        dns_probe,
+        records,
+        setup,
+        wait,
+    )
     from tests.tracker_lab import TrackerLab
 except ImportError:  # pragma: no cover
     import netlab  # type: ignore[no-redef]

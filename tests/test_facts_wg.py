@@ -1,5 +1,5 @@
-"""`wg show all dump` facts: hand-written dumps (columns as wg(8) prints them) and, with network
-namespaces, a real dump from tests/netlab.py."""
+"""`wg show all dump` (mwanctl.wgdump, the one parser of it): hand-written dumps (columns as wg(8)
+prints them) and, with network namespaces, a real dump from tests/netlab.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from mwanctl.errors import CommandError
-from mwanctl.facts import WgPeer, parse_wg_dump
+from mwanctl.rehandshake import readd_argv
+from mwanctl.wgdump import WgPeer, hide_private_keys, missing_peers, parse_wg_dump, preshared_key
 
 PRIV1 = "6D2h8k0yBz2cQF9kCDHnO2wJ2qx1OQkq5Z0u0Y0xS2c="  # fake, only to prove it is dropped
 PRIV2 = "kA3rM0bZ0p9oN2vJ8mC5bS1xQ7wY4uT6eR3iO0pL1aE="
@@ -87,6 +88,39 @@ def test_malformed_is_one_line_error_without_secrets(text: str, needle: str) -> 
     msg = str(info.value)
     assert msg.startswith("mother: `wg show all dump` ") and needle in msg and "\n" not in msg
     assert PRIV1 not in msg
+
+
+def test_hide_private_keys_blanks_only_the_device_lines_private_column() -> None:
+    hidden = hide_private_keys(TWO_TUNNELS)
+    assert PRIV1 not in hidden and PRIV2 not in hidden
+    assert hidden.splitlines()[0] == f"wg1\t(hidden)\t{PUB1}\t51821\toff"
+    peer_lines = [ln for ln in TWO_TUNNELS.splitlines() if ln.count("\t") == 8]
+    assert [ln for ln in hidden.splitlines() if ln.count("\t") == 8] == peer_lines   # as they were
+    assert parse_wg_dump(hidden, "m") == parse_wg_dump(TWO_TUNNELS, "m")
+    assert hide_private_keys("wg0\tK\tP\t1\toff") == "wg0\t(hidden)\tP\t1\toff"   # no newline kept so
+
+
+def test_preshared_key_and_missing_peers() -> None:
+    assert preshared_key(TWO_TUNNELS, "m", "wg2", PEER2) == PSK
+    assert preshared_key(TWO_TUNNELS, "m", "wg1", PEER1) is None
+    assert preshared_key(TWO_TUNNELS, "m", "wg1", PEER2) is None     # that peer is on wg2
+    assert missing_peers(TWO_TUNNELS, "m", {"wg1": [PEER1], "wg2": [PEER2, PEER1]}) == [f"wg2:{PEER1[:8]}…"]
+    with pytest.raises(CommandError, match="line 1: 4 tab-separated fields"):
+        missing_peers(dump(("wg0", PRIV1, PUB1, 51820)), "m", {"wg0": [PEER1]})
+
+
+def test_readd_argv_puts_the_peer_back_as_the_dump_shows_it() -> None:
+    assert readd_argv("m", "wg1", PEER1, TWO_TUNNELS) == (
+        ["set", "wg1", "peer", PEER1, "remove", "peer", PEER1, "endpoint", "172.16.1.1:51820",
+         "allowed-ips", "0.0.0.0/0", "persistent-keepalive", "25"], "")
+    assert readd_argv("m", "wg2", PEER2, TWO_TUNNELS) == (
+        ["set", "wg2", "peer", PEER2, "remove", "peer", PEER2, "endpoint", "[2001:db8::7]:51820",
+         "allowed-ips", "0.0.0.0/0,::/0", "preshared-key", "/dev/stdin"], PSK + "\n")
+    assert readd_argv("m", "wg2", PEER3, TWO_TUNNELS) == (["set", "wg2", "peer", PEER3, "remove", "peer", PEER3], "")
+    with pytest.raises(ValueError, match="no peer"):
+        readd_argv("m", "wg1", PEER3, TWO_TUNNELS)
+    with pytest.raises(CommandError, match="failed: wg: not found"):
+        readd_argv("m", "wg1", PEER1, "ERROR: wg: not found")
 
 
 def _capture(netlab: Any) -> Any:

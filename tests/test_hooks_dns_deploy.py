@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from mwanctl.cli import main
 from mwanctl.compile import hooks
 from mwanctl.uci.parse import parse
 
 try:
+    from tests.e2e import run_cli as run
     from tests.e2e import start_site
 except ImportError:  # pragma: no cover
+    from e2e import run_cli as run  # type: ignore[no-redef]
     from e2e import start_site  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.ssh
@@ -23,13 +24,6 @@ HERE = Path(__file__).parent
 STOCK = HERE / "data" / "stock"
 SITE_HOOKS = 'hooks:\n  online: ["echo \\"$ACTION $INTERFACE $MWANCTL_UPLINK\\" >> /tmp/fired"]'
 DSL_HOOKS = 'hooks: {wan_online: ["echo \\"$ACTION $INTERFACE\\" >> /tmp/wan-fired"]}'
-
-
-def run(site, capsys, *args: str) -> tuple[int, str, str]:
-    code = main(site.argv(*args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def _hotplug(router, action: str, iface: str, device: str = "") -> None:

@@ -227,4 +227,5 @@ def test_script_has_no_table_entries_for_hookless_interfaces() -> None:
     assert [h.iface for h in table] == ["mw_lte"]
     text = hooks.script("s", table, "mwan3")
     assert "mw_dsl" not in text and "mw_lte) MW_HOOK_UPLINK=lte" in text
-    assert os.path.basename(hooks.HOOK_FILE) > "16-mwan3-user" > "15-mwan3"
+    # hotplug-call runs the directory in `ls` order: after mwan3's 15-mwan3 and 16-mwan3-user
+    assert max(os.path.basename(hooks.HOOK_FILE), "16-mwan3-user", "15-mwan3") == os.path.basename(hooks.HOOK_FILE)

@@ -87,11 +87,7 @@ def keys() -> dict[str, netlab.KeyPair]:
 @pytest.fixture
 def lab(lab: netlab.Lab) -> netlab.Lab:
     """conftest's lab, wired as in tests/data/proven: the mother reaches uplink N over link ulN."""
-    for h in HOSTS:
-        lab.add_host(h)
-    for n in (1, 2):
-        lab.link("mother", f"up{n}", f"172.16.{n}.2/30", f"172.16.{n}.1/30",
-                 name_a=f"ul{n}", name_b="lan")
+    lab.wire_two_uplinks()
     return lab
 
 

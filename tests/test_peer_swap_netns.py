@@ -12,7 +12,7 @@ the swap with the new peer first must lose none.
 
 Layout: ``a`` (the mother's end, dialling) 10.77.0.1 over wga ⇄ wgb 10.77.0.2 on ``b`` (the
 uplink's end, listening on 51820), the underlay a veth 172.31.0.1/30 ⇄ 172.31.0.2/30. The stream
-is UDP a → b, one packet every 2 ms; after the swap on ``a`` its packets wait in WireGuard's
+is UDP a → b, one packet every 1 ms; after the swap on ``a`` its packets wait in WireGuard's
 queue (at most 128) until ``b`` takes its new keys and the new session exists.
 """
 
@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover
 
 pytestmark = [pytest.mark.netns]
 
-COUNT, GAP = 100, 0.002          # 100 packets, 2 ms apart: fewer than WireGuard's queue holds
+COUNT, GAP = 100, 0.001          # 100 packets, 1 ms apart: fewer than WireGuard's queue holds
 PORT = 9009
 
 RECEIVER = r"""
@@ -143,7 +143,7 @@ def test_new_peer_first_makes_the_peer_swap_lossless(lab):
     assert lab.ping("a", "10.77.0.2")
     control: list[tuple[int, int, int]] = []
     first: list[tuple[int, int, int]] = []
-    for _ in range(5):        # alternate, so both see the same load
+    for _ in range(6):        # alternate, so both see the same load
         control.append(swap_once(lab, keys, first=False))
         first.append(swap_once(lab, keys, first=True))
         assert lab.ping("a", "10.77.0.2")

@@ -171,16 +171,16 @@ def test_a_held_lock_makes_another_process_wait_then_fail_clearly(tmp_path: Path
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         start = time.monotonic()
-        with pytest.raises(KeyStoreError, match="locked by another mwanctl run"):
-            with store_lock("s", tmp_path, timeout=0.5):
-                pass
+        with pytest.raises(KeyStoreError, match="locked by another mwanctl run"), \
+                store_lock("s", tmp_path, timeout=0.5):
+            pass
         assert time.monotonic() - start >= 0.5
     finally:
         holder.kill()
         holder.wait()
-    with store_lock("s", tmp_path, timeout=5):     # released with the holder
-        with store_lock("s", tmp_path, timeout=0):  # and re-entrant within one thread
-            pass
+    # released with the holder, and re-entrant within one thread
+    with store_lock("s", tmp_path, timeout=5), store_lock("s", tmp_path, timeout=0):
+        pass
 
 
 # --------------------------------------------------------------------------- no key in any message

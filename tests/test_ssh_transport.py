@@ -27,8 +27,10 @@ from mwanctl.uci.changes import Op
 from mwanctl.uci.parse import parse
 
 try:
+    from tests.polling import wait_for
     from tests.routers import STOCK, TestRouter
 except ImportError:  # tests/ is not a package
+    from polling import wait_for  # type: ignore[no-redef]
     from routers import STOCK, TestRouter  # type: ignore[no-redef]
 
 Factory = Callable[..., TestRouter]
@@ -67,13 +69,6 @@ def transport(r: TestRouter, **kw: object) -> SshTransport:
     return SshTransport(r.name, r.host, r.port, **args)  # type: ignore[arg-type]
 
 
-def wait_for(cond: Callable[[], bool], timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return cond()
 
 
 def pending(r: TestRouter) -> bool:

@@ -17,20 +17,15 @@ from mwanctl.compile import tracker
 from mwanctl.uci.parse import parse
 
 try:
+    from tests.e2e import run_cli as run
     from tests.e2e import start_site
 except ImportError:  # pragma: no cover
+    from e2e import run_cli as run  # type: ignore[no-redef]
     from e2e import start_site  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.ssh
 STANDINS = Path(__file__).parent / "standins"
 INSTANT = "tracking:\n  profile: instant\n  targets: [198.51.100.1, 198.51.100.2]"
-
-
-def run(site, capsys, *args: str) -> tuple[int, str, str]:
-    code = main(site.argv(*args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def _site(router_factory, tmp_path, extra: str):

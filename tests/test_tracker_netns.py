@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -22,21 +23,16 @@ from mwanctl.topology import parse_topology
 
 try:
     from tests import netlab
+    from tests.polling import wait_for as _wait
     from tests.tracker_lab import TRACKER, TrackerLab, Traffic, one_cut
 except ImportError:  # pragma: no cover
     import netlab  # type: ignore[no-redef]
+    from polling import wait_for as _wait  # type: ignore[no-redef]
     from tracker_lab import TRACKER, TrackerLab, Traffic, one_cut  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.netns
 
 
-def _wait(pred, timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def _proc_state(pid: int) -> str:
@@ -53,6 +49,13 @@ def _track_pid(tl: TrackerLab, iface: str) -> int:
 def _events(tl: TrackerLab, iface: str) -> list[str]:
     return [ln.split()[1] for ln in tl.hotplug_log()
             if ln.endswith(f" {iface}") and ln.split()[1] in ("connected", "disconnected")]
+
+
+def _fallback_then_tracker(tl: TrackerLab) -> subprocess.Popen[bytes]:
+    """mwan3track with the `fast` profile (the fallback) on every uplink, then the tracker."""
+    tl.start_mwan3track(PROFILES["fast"])
+    time.sleep(0.5)
+    return tl.start_tracker()
 
 
 @pytest.fixture
@@ -73,9 +76,7 @@ def test_handover_within_promise_once_per_change(tlab):
     bound = tracker_timing(parse_topology(
         "site: x\nmother: {host: 192.0.2.1}\nuplinks: [{name: up1, host: 192.0.2.2}]\n"
         "tracking: {profile: instant, targets: [198.51.100.1, 198.51.100.2]}\n").uplinks[0].tracking)
-    tl.start_mwan3track(PROFILES["fast"])
-    time.sleep(0.5)
-    tl.start_tracker()
+    _fallback_then_tracker(tl)
     assert _wait(lambda: tl.tracker_state("mw_up1").get("state") == "up", 5)
     # mwan3track, the fallback, is paused while the tracker owns its interface
     for i in ("mw_up1", "mw_up2"):
@@ -107,9 +108,7 @@ def test_handover_within_promise_once_per_change(tlab):
 
 def test_state_files_during_outage_and_reason(tlab):
     tl = tlab
-    tl.start_mwan3track(PROFILES["fast"])
-    time.sleep(0.5)
-    tl.start_tracker()
+    _fallback_then_tracker(tl)
     assert _wait(lambda: tl.tracker_state("mw_up2").get("state") == "up", 5)
     tl.cut("up2")
     assert _wait(lambda: tl.iface_state("mw_up2") == "offline", 2)
@@ -168,9 +167,7 @@ def test_dead_tracker_hands_back_to_mwan3track(tlab):
     """Killed for good (SIGKILL: no trap runs), the guard gives every interface back to
     mwan3track within a few seconds, and mwan3track then fails over at its own speed."""
     tl = tlab
-    tl.start_mwan3track(PROFILES["fast"])
-    time.sleep(0.5)
-    trk = tl.start_tracker()
+    trk = _fallback_then_tracker(tl)
     tl.start_guard()
     assert _wait(lambda: _proc_state(_track_pid(tl, "mw_up1")) == "T", 5)
     os.killpg(trk.pid, signal.SIGKILL)      # the tracker, its engine and its pings: one process group
@@ -185,9 +182,7 @@ def test_dead_tracker_hands_back_to_mwan3track(tlab):
 
 def test_release_thaws_mwan3track(tlab):
     tl = tlab
-    tl.start_mwan3track(PROFILES["fast"])
-    time.sleep(0.5)
-    trk = tl.start_tracker()
+    trk = _fallback_then_tracker(tl)
     assert _wait(lambda: _proc_state(_track_pid(tl, "mw_up2")) == "T", 5)
     tl.stop(trk)
     tl.lab.run("mother", [*tl.env(), "busybox", "sh", str(TRACKER), "release"])

@@ -39,7 +39,7 @@ RUNS = ("fast1", "bal3")
 
 
 def _events(run: str) -> dict[str, float]:
-    return {name: float(t) for t, name in (l.split() for l in (VEC / run / "events.log").read_text().splitlines())}
+    return {name: float(t) for t, name in (line.split() for line in (VEC / run / "events.log").read_text().splitlines())}
 
 
 def _syslog(run: str) -> list[tuple[float, str]]:
@@ -124,7 +124,7 @@ def test_overhead_constants_cover_what_real_mwan3_spent(run: str) -> None:
     tr = _tracking(run)
     rounds = _rounds(run, tr.timeout)
     gaps = []
-    for (s0, e0, r0), (s1, _, r1) in zip(rounds, rounds[1:]):
+    for (_, e0, r0), (s1, _, r1) in zip(rounds, rounds[1:]):
         if r0 == r1:
             sleep = tr.failure_interval if r0 == "failed" else tr.recovery_interval
             gaps.append(s1 - e0 - sleep)

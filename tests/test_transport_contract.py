@@ -165,41 +165,29 @@ def _wg_file_command(path: Path) -> list[str]:
     return [sys.executable, "-c", f"import sys; sys.stdout.write(open({str(path)!r}).read())"]
 
 
-def _local_rig(tmp_path: Path) -> Rig:
+def _local_rig(tmp_path: Path, fake_bindings: bool = False) -> Rig:
+    """The local transport over a temp config dir; with ``fake_bindings``, over tests/fake_bindings.py's
+    pyuci and ubus (as they behave on OpenWrt) instead of the real ones."""
     from mwanctl.transports.local import LocalTransport
 
     confdir = tmp_path / "config"
     rs.write_files(confdir, FILES)
     dump = tmp_path / "wg_dump.txt"
     cmd = _wg_file_command(dump)
+    bindings: dict[str, Any] = {}
+    if fake_bindings:
+        FakeUci.user_delta = tmp_path / "uci-user"
+        # one ubus module per process: every transport of the rig shares it
+        bindings = {"uci_module": FakeUci, "ubus_module": FakeUbus(), "user_delta": str(FakeUci.user_delta)}
 
     def make() -> Transport:
-        return LocalTransport("local", confdir=str(confdir), statedir=str(tmp_path / "state"),
-                              wg_command=cmd)
+        return LocalTransport("local", confdir=str(confdir), statedir=str(tmp_path / "state"), wg_command=cmd,
+                              **bindings)
 
     t = make()
     return Rig(t, make, lambda: {p: (confdir / p).read_bytes() for p in FILES}, timeout=2,
-               wait_past_timeout=lambda: time.sleep(4), set_wg_dump=dump.write_text, closers=[t.close])
-
-
-def _local_fake_rig(tmp_path: Path) -> Rig:
-    from mwanctl.transports.local import LocalTransport
-
-    confdir = tmp_path / "config"
-    rs.write_files(confdir, FILES)
-    dump = tmp_path / "wg_dump.txt"
-    cmd = _wg_file_command(dump)
-    FakeUci.user_delta = tmp_path / "uci-user"
-    ubus = FakeUbus()  # one module per process: every transport of the rig shares it
-
-    def make() -> Transport:
-        return LocalTransport("local", confdir=str(confdir), statedir=str(tmp_path / "state"),
-                              uci_module=FakeUci, ubus_module=ubus, user_delta=str(FakeUci.user_delta),
-                              wg_command=cmd)
-
-    t = make()
-    return Rig(t, make, lambda: {p: (confdir / p).read_bytes() for p in FILES}, timeout=2,
-               wait_past_timeout=lambda: time.sleep(3.5), set_wg_dump=dump.write_text, closers=[t.close])
+               wait_past_timeout=lambda: time.sleep(3.5 if fake_bindings else 4), set_wg_dump=dump.write_text,
+               closers=[t.close])
 
 
 def _ssh_missing() -> str | None:
@@ -239,7 +227,7 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     if request.param == "ubus":
         r = _ubus_rig(tmp_path)
     elif request.param == "local-fake-bindings":
-        r = _local_fake_rig(tmp_path)
+        r = _local_rig(tmp_path, fake_bindings=True)
     elif request.param == "ssh":
         r = _ssh_rig(tmp_path, request.getfixturevalue("router_factory"))
     else:
@@ -405,7 +393,7 @@ def test_the_router_records_each_rollback_and_a_confirm_clears_the_record(rig: R
     timer's rollback, an explicit one, and a confirm that forgets the record."""
     if rig.transport.kind == "ubus":
         pytest.skip("rpcd keeps no record of its own rollbacks (README: a cut management link)")
-    owner = str(getattr(rig.transport, "owner"))
+    owner = rig.transport.owner
     assert "last_rollback" not in rig.second().read_state(["mwan3"]).extra
     start = int(time.time())
     rig.transport.apply(make_plan(GOOD_OPS), rig.timeout)

@@ -90,7 +90,7 @@ def test_every_router_ends_in_an_outcome_whatever_fails() -> None:
     plan = RouterPlan("x", "uplink", {}, ApplyPlan(changes={"network": [Op("set", "network", "a", "b", "c")]},
                                                     expected={"network": ""}))
     seen: dict[str, RouterOutcome] = {}
-    for name, (on_apply, on_confirm, status, code) in CASES.items():
+    for name, (on_apply, on_confirm, _status, _code) in CASES.items():
         # the orchestrator alone: no compiled site is needed to apply and confirm one router
         dep = Deployment(compiled=None, connect=lambda r, c=on_confirm: Scripted(r, None, c),  # type: ignore[arg-type]
                          confirm_timeout=30)

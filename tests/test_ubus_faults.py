@@ -11,8 +11,10 @@ from mwanctl.cli import main
 from mwanctl.errors import ExitStatus
 
 try:
+    from tests.polling import wait_for as _wait
     from tests.test_deploy_ubus_e2e import site  # noqa: F401 - the fixture
 except ImportError:  # pragma: no cover
+    from polling import wait_for as _wait  # type: ignore[no-redef]
     from test_deploy_ubus_e2e import site  # type: ignore[no-redef]  # noqa: F401
 
 SCALE = 0.1   # the stand-ins' clock: 30 s of confirm timeout last 3 s
@@ -22,13 +24,6 @@ def _files(rpcd: Any) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in Path(rpcd.confdir).iterdir() if p.is_file()}
 
 
-def _wait(cond: Any, seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return bool(cond())
 
 
 def _lines(err: str, out: str) -> dict[str, str]:
@@ -40,6 +35,22 @@ def _lines(err: str, out: str) -> dict[str, str]:
         if name in ("mother", "dsl", "lte"):
             lines[name] = msg
     return lines
+
+
+def _deploy(pre: list[str], topo: Path, capsys: Any) -> tuple[int, str, dict[str, str]]:
+    """``mwanctl deploy --yes``: the exit code, all it printed, and its line per router."""
+    code = main(pre + ["deploy", str(topo), "--yes"])
+    out, err = capsys.readouterr()
+    return code, out + err, _lines(err, out)
+
+
+def _faulty_dsl(site: Any) -> tuple[Path, list[str], Any, dict[str, bytes]]:
+    """The site with a 1 s connect timeout to uplink dsl: its topology file, the CLI's leading
+    arguments, dsl's rpcd stand-in (to make it hang) and dsl's config files as they are now."""
+    topo, servers, pre = site
+    _short_timeout(topo, "dsl")
+    dsl = servers["dsl"].rpcd
+    return topo, pre, dsl, _files(dsl)
 
 
 def _short_timeout(topo: Path, router: str) -> None:
@@ -55,45 +66,33 @@ def test_a_late_confirm_is_reported_rolled_back_with_exit_7(site: Any, capsys: A
     # held 70 s, reaches rpcd well after its rollback
     dsl.hang[("uci", "confirm")] = 70
     dsl.script_timeout = 1000                 # uhttpd would cut the call at 60 s: not the case tested
-    code = main(pre + ["deploy", str(topo), "--yes"])
-    out, err = capsys.readouterr()
-    lines = _lines(err, out)
-    assert code == ExitStatus.ROLLED_BACK, out + err
+    code, said, lines = _deploy(pre, topo, capsys)
+    assert code == ExitStatus.ROLLED_BACK, said
     assert "rolled back by the router before the confirm arrived" in lines["dsl"]
     # the mother is confirmed first; the other uplink's tunnel was proven against it, so it is kept
     assert lines["mother"] == "applied and confirmed"
     assert lines["lte"] == "applied and confirmed"
     assert _files(dsl) == before and dsl.pending is None          # fully old
-    assert "dsl: dsl:" not in out + err
+    assert "dsl: dsl:" not in said
 
 
 def test_connection_lost_after_the_commit_is_not_confirmed_and_rolls_back(site: Any, capsys: Any) -> None:
-    topo, servers, pre = site
-    _short_timeout(topo, "dsl")
-    dsl = servers["dsl"].rpcd
-    before = _files(dsl)
+    topo, pre, dsl, before = _faulty_dsl(site)
     dsl.hang[("uci", "apply")] = 20          # rpcd commits 2 s later; the client gave up after 1 s
-    code = main(pre + ["deploy", str(topo), "--yes"])
-    out, err = capsys.readouterr()
-    lines = _lines(err, out)
-    assert code == ExitStatus.NOT_CONFIRMED, out + err
+    code, said, lines = _deploy(pre, topo, capsys)
+    assert code == ExitStatus.NOT_CONFIRMED, said
     assert "answer was lost" in lines["dsl"] and "not confirmed" in lines["dsl"]
-    assert "may have armed" not in out + err
+    assert "may have armed" not in said
     assert _wait(lambda: dsl.pending is not None, 5)              # rpcd did commit and arm...
     assert _wait(lambda: dsl.pending is None, 10)                 # ...and rolled back by itself
     assert _files(dsl) == before                                  # fully old
 
 
 def test_connection_lost_before_the_commit_leaves_the_old_config(site: Any, capsys: Any) -> None:
-    topo, servers, pre = site
-    _short_timeout(topo, "dsl")
-    dsl = servers["dsl"].rpcd
-    before = _files(dsl)
+    topo, pre, dsl, before = _faulty_dsl(site)
     dsl.hang[("uci", "add")] = 20            # staging never answers
-    code = main(pre + ["deploy", str(topo), "--yes"])
-    out, err = capsys.readouterr()
-    lines = _lines(err, out)
-    assert code == ExitStatus.CONNECT, out + err   # the cause; lte going back adds no code
+    code, said, lines = _deploy(pre, topo, capsys)
+    assert code == ExitStatus.CONNECT, said   # the cause; lte going back adds no code
     assert "nothing was committed" in lines["dsl"] and "old config" in lines["dsl"]
     assert "not confirmed because dsl failed; rolled back" in lines["lte"]
     assert "not applied because dsl failed" in lines["mother"]

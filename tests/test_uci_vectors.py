@@ -12,6 +12,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 STANDIN = HERE / "standins" / "uci"
 VECTORS = sorted((HERE / "vectors" / "uci").glob("*.json"))
+EXTRA = HERE / "vectors" / "uci-local" / "extra-quirks.json"
 
 
 def run_uci(tmp: Path, argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -50,7 +51,9 @@ def test_vector(vector: Path, tmp_path: Path) -> None:
 
 
 def test_extra_recording(tmp_path: Path) -> None:
-    replay(EXTRA, tmp_path)
+    """Recorded the same way with `uci` built locally from openwrt/uci 66127cd76c5d (the tree the
+    shared vectors come from, see its description): quirks the shared vectors do not cover."""
+    replay(json.loads(EXTRA.read_text()), tmp_path)
 
 
 def replay(rec: dict, tmp_path: Path) -> None:
@@ -68,146 +71,3 @@ def replay(rec: dict, tmp_path: Path) -> None:
     assert read_dir(conf) == rec["files_after"]
     assert read_dir(tmp_path / "save") == rec["changes_pending_after"]
     assert not (tmp_path / "default-save").exists()
-
-
-# Recorded the same way with `uci` built locally from openwrt/uci 66127cd76c5d (the tree the
-# vectors come from, see the description): quirks the shared vectors do not cover.
-EXTRA = json.loads(r"""
-{
- "name": "extra-quirks",
- "description": "Recorded with uci built locally from openwrt/uci 66127cd (same tree as the vectors): commit without changes, escaped type, nameless add_list, list index delete, retype naming, -f error.",
- "files": {
-  "p": "config a 'b'\n\toption c 'd'\nconfig \"x'y\"\n\nconfig rule\n\toption n '1'\n"
- },
- "steps": [
-  {
-   "argv": [
-    "commit",
-    "p"
-   ],
-   "stdin": null,
-   "stdout": "",
-   "stderr": "",
-   "exit": 0
-  },
-  {
-   "argv": [
-    "export",
-    "p"
-   ],
-   "stdin": null,
-   "stdout": "package p\n\nconfig a 'b'\n\toption c 'd'\n\nconfig x'\\''y\n\nconfig rule\n\toption n '1'\n\n",
-   "stderr": "",
-   "exit": 0
-  },
-  {
-   "argv": [
-    "add_list",
-    "p.b=v"
-   ],
-   "stdin": null,
-   "stdout": "",
-   "stderr": "",
-   "exit": 0
-  },
-  {
-   "argv": [
-    "get",
-    "@x.y.z"
-   ],
-   "stdin": null,
-   "stdout": "",
-   "stderr": "uci: Entry not found\n",
-   "exit": 1
-  },
-  {
-   "argv": [
-    "batch"
-   ],
-   "stdin": "set p.b.c='e'\nreorder p.b=5\nrename p.b.c=n\ndelete p.b.n=0\nadd_list p.b.l='1'\nadd_list p.b.l='2'\nadd_list p.b.l='3'\ndelete p.b.l=1\ndel_list p.b.l='1'\nget p.b.l\nshow p.b\nset p.b.z=two words\nset p.b.q='unterminated\n",
-   "stdout": "3\np.b=a\np.b.l='3'\n",
-   "stderr": "Unknown command\nuci: Parse error (EOF with unterminated ') at line 2, byte 24\n",
-   "exit": 0
-  },
-  {
-   "argv": [
-    "changes"
-   ],
-   "stdin": null,
-   "stdout": "p.b.c='e'\np.b='5'\np.b.c='n'\n-p.b.n\np.b.l+='1'\np.b.l+='2'\np.b.l+='3'\n-p.b.l\np.b.l-='1'\n",
-   "stderr": "",
-   "exit": 0
-  },
-  {
-   "argv": [
-    "revert",
-    "p.b.l"
-   ],
-   "stdin": null,
-   "stdout": "",
-   "stderr": "",
-   "exit": 0
-  },
-  {
-   "argv": [
-    "changes",
-    "p"
-   ],
-   "stdin": null,
-   "stdout": "p.b.c='e'\np.b='5'\np.b.c='n'\n-p.b.n\np.b.l+='1'\np.b.l+='2'\np.b.l+='3'\n-p.b.l\np.b.l-='1'\n",
-   "stderr": "",
-   "exit": 0
-  },
-  {
-   "argv": [
-    "-q",
-    "-S",
-    "-f",
-    "/nonexistent",
-    "batch"
-   ],
-   "stdin": null,
-   "stdout": "",
-   "stderr": "",
-   "exit": 1
-  },
-  {
-   "argv": [
-    "set",
-    "p.@rule[0]=longer_type"
-   ],
-   "stdin": null,
-   "stdout": "",
-   "stderr": "",
-   "exit": 0
-  },
-  {
-   "argv": [
-    "-X",
-    "show",
-    "p"
-   ],
-   "stdin": null,
-   "stdout": "p.cfg02b6dd=x'y\np.cfg0392bd=longer_type\np.cfg0392bd.n='1'\np.b=a\np.b.l='3'\n",
-   "stderr": "",
-   "exit": 0
-  },
-  {
-   "argv": [
-    "-n",
-    "commit"
-   ],
-   "stdin": null,
-   "stdout": "",
-   "stderr": "",
-   "exit": 0
-  }
- ],
- "files_after": {
-  "p": "\nconfig x'\\''y 'cfg02b6dd'\n\nconfig longer_type 'cfg0392bd'\n\toption n '1'\n\nconfig a 'b'\n\tlist l '3'\n\n"
- },
- "changes_pending_after": {
-  "p": ""
- }
-}
-""")

@@ -7,7 +7,6 @@ MWANCTL_UPDATE_SCREENSHOTS=1 also writes the screenshots shown in the README int
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil

@@ -87,7 +87,7 @@ def test_interface_lines(sample: netlab.TwoTunnelSample) -> None:
     priv_of = {"wg1": sample.keys["m1"], "wg2": sample.keys["m2"]}
     ifaces = {r[0]: r for r in _rows(sample.mother) if len(r) == 5}
     assert sorted(ifaces) == ["wg1", "wg2"]
-    for name, (ifname, private, public, port, fwmark) in ifaces.items():
+    for name, (_ifname, private, public, port, fwmark) in ifaces.items():
         # column 2 is the private key (compared as a bool: a failure must not print it)
         holds_private = private == priv_of[name].private
         assert holds_private, f"{name}: column 2 is not the private key"

@@ -50,15 +50,6 @@ except ImportError:  # pragma: no cover - tests/ on sys.path
 
 from mwanctl.uci.parse import parse  # noqa: E402
 
-_NAT = """table ip mwtest_fw {{
-  chain post {{
-    type nat hook postrouting priority srcnat; policy accept;
-    oifname "{out}" masquerade
-  }}
-}}
-"""
-
-
 def _network(uplinks: int, keys: dict[str, netlab.KeyPair]) -> dict[str, str]:
     """The mother's and each uplink's `network` package, as mwanctl renders them (trimmed)."""
     mother = []
@@ -142,7 +133,7 @@ class TrackerLab:
         lab.route("client", "add", "default", "via", "192.168.1.1")
         lab.run("mother", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
                            "net.ipv4.conf.default.rp_filter=0"])
-        lab.run("mother", ["nft", "-f", "-"], input=_NAT.format(out="mw_*"))
+        lab.masquerade("mother", "mw_*")
         for t in (*TARGETS, ECHO):
             lab.run("inet", ["ip", "addr", "add", f"{t}/32", "dev", "lo"])
         for i, u in enumerate(self.uplinks, start=1):
@@ -150,7 +141,7 @@ class TrackerLab:
             lab.link(u, "inet", f"100.64.{i}.1/30", f"100.64.{i}.2/30", name_a="wan", name_b=f"up{i}")
             lab.route(u, "add", "default", "via", f"100.64.{i}.2")
             lab.run(u, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
-            lab.run(u, ["nft", "-f", "-"], input=_NAT.format(out="wan"))
+            lab.masquerade(u, "wan")
         keys = {k: netlab.gen_keypair() for k in [*self.uplinks, *(f"m{i}" for i in range(1, self.n + 1))]}
         nets = _network(self.n, keys)
         for u in self.uplinks:
@@ -210,12 +201,11 @@ class TrackerLab:
         if not req.exists():
             os.mkfifo(req)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        out = open(self.tmp / "rebuilder.log", "ab")
-        self.service = subprocess.Popen(
-            [sys.executable, str(HERE / "netifd_bridge.py"), "hotplug-server", h.netns, "mother",
-             str(h.rundir), str(self.tmp / "mwan3"), "lan"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        out.close()
+        with open(self.tmp / "rebuilder.log", "ab") as out:
+            self.service = subprocess.Popen(
+                [sys.executable, str(HERE / "netifd_bridge.py"), "hotplug-server", h.netns, "mother",
+                 str(h.rundir), str(self.tmp / "mwan3"), "lan"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
     def mwan3_stop(self) -> None:
         """What `mwan3 stop` does to the state the trackers see: both state trees go (and the
@@ -228,10 +218,9 @@ class TrackerLab:
 
     # -- processes --------------------------------------------------------------------------
     def spawn(self, host: str, argv: list[str], log: str) -> subprocess.Popen[bytes]:
-        out = open(self.tmp / log, "ab")
-        p = subprocess.Popen(self.lab.argv_for(host, [*self.env(), *argv]), stdin=subprocess.DEVNULL,
-                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        out.close()
+        with open(self.tmp / log, "ab") as out:
+            p = subprocess.Popen(self.lab.argv_for(host, [*self.env(), *argv]), stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(p)
         return p
 
@@ -326,11 +315,12 @@ def via_uplink(via: str | None) -> str | None:
 class Traffic:
     def __init__(self, tl: TrackerLab, tmp: Path) -> None:
         self.tl, self.path = tl, tmp / "flows.jsonl"
-        probe = str(HERE / "failprobe.py")
-        self.echo = subprocess.Popen(tl.lab.argv_for("inet", [sys.executable, probe, "echo", ECHO, str(ECHO_PORT)]))
+        probe = str(HERE / "udpprobe.py")
+        self.echo = subprocess.Popen(tl.lab.argv_for("inet", [sys.executable, probe, "echo", ECHO, str(ECHO_PORT),
+                                                              "--via"]))
         time.sleep(0.5)
-        self.client = subprocess.Popen(tl.lab.argv_for("client", [sys.executable, probe, "probe", ECHO, str(ECHO_PORT),
-                                                                  "0.05", "0.02", str(self.path)]),
+        self.client = subprocess.Popen(tl.lab.argv_for("client", [sys.executable, probe, "handover", ECHO,
+                                                                  str(ECHO_PORT), "0.05", "0.02", str(self.path)]),
                                        stdin=subprocess.PIPE)
 
     def records(self) -> list[list]:

@@ -97,8 +97,8 @@ def dnsmasq_ops(before: UciPackage, dns: Optional[Dns], router: str) -> tuple[li
         return [], []
     secs = before.of_type(SECTION_TYPE)
     if not secs:
-        return [], [f"`dns:` needs dnsmasq on {router}, but /etc/config/dhcp has no dnsmasq section "
-                    "(install dnsmasq, or leave `dns:` out)"]
+        return [], [(f"`dns:` needs dnsmasq on {router}, but /etc/config/dhcp has no dnsmasq section "
+                     "(install dnsmasq, or leave `dns:` out)")]
     sec = secs[0]
     ops = []
     for opt, val in dnsmasq_options(sec, dns).items():

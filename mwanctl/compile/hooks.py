@@ -93,7 +93,7 @@ def script(site: str, table: list[HookIface], mode: str, run_dir: str = RUN_DIR,
 
 
 def _dispatcher() -> str:
-    return resources.files("mwanctl").joinpath("remote", "hooks", "dispatch.sh").read_text(encoding="utf-8")
+    return (resources.files("mwanctl") / "remote" / "hooks" / "dispatch.sh").read_text(encoding="utf-8")
 
 
 def digest(text: str) -> str:

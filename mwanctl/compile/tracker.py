@@ -29,7 +29,7 @@ def uses_tracker(t: Topology) -> bool:
 
 def files() -> dict[str, str]:
     """Path on the router -> text, for the apply that installs the tracker."""
-    base = resources.files("mwanctl").joinpath("remote", "tracker")
+    base = resources.files("mwanctl") / "remote" / "tracker"
     script = (base / "mwanctl-track").read_text()
     init = (base / "mwanctl-track.init").read_text().replace("PROG=/usr/libexec/mwanctl-track", f"PROG={SCRIPT}")
     return {SCRIPT: script, INIT: init}

@@ -7,27 +7,32 @@ Round trips matter: a router may sit behind a slow LTE link. ``read_state`` is o
 Everything every transport must agree on is defined here once: what each operation means and
 which errors it raises (``Transport``), the receipt an apply hands to its confirm (``Receipt``),
 the read-only probes (``PROBES``), the WireGuard peer check and its retry policy (``PEER_CHECK_*``,
-``missing_peers``) and how secrets are kept out of messages (``mask_secrets``). The contract suite,
-tests/test_transport_contract.py, runs the same cases against ssh, ubus and local.
+``Transport._check_peers``), who applies (``deploy_owner``) and how secrets are kept out of
+messages (``mask_secrets``). The contract suite, tests/test_transport_contract.py, runs the same
+cases against ssh, ubus and local.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from mwanctl.errors import CommandError
+from mwanctl.errors import ApplyError, CommandError
+
 # The plain data the contract carries lives in mwanctl.router (the pure planner's input and
 # output too); re-exported here, where every transport and its tests look for it.
 from mwanctl.router import SECRET_OPTIONS as SECRET_OPTIONS
 from mwanctl.router import ApplyPlan as ApplyPlan
 from mwanctl.router import Pending as Pending
 from mwanctl.router import RouterState as RouterState
+from mwanctl.wgdump import missing_peers
 
 
 @dataclass
@@ -99,33 +104,14 @@ PEER_CHECK_TRIES = 10
 PEER_CHECK_PAUSE = 1.0   # seconds between tries
 
 
-def wg_peers(dump: str) -> dict[str, set[str]]:
-    """``wg show all dump``: interface lines have 5 fields, peer lines 9 (iface, pubkey, ...)."""
-    peers: dict[str, set[str]] = {}
-    for line in dump.splitlines():
-        f = line.split("\t")
-        if len(f) == 9:
-            peers.setdefault(f[0], set()).add(f[1])
-    return peers
-
-
-def missing_peers(dump: str, check: Mapping[str, Sequence[str]]) -> list[str]:
-    """The expected peers ``wg`` does not show, as ``iface:key`` (keys shortened: public, but long)."""
-    live = wg_peers(dump)
-    return [f"{i}:{k[:8]}…" for i, keys in check.items() for k in keys if k not in live.get(i, set())]
-
-
-def wait_for_peers(read_dump: Callable[[], str], check: Mapping[str, Sequence[str]],
-                   tries: int = PEER_CHECK_TRIES, pause: float = PEER_CHECK_PAUSE) -> list[str]:
-    """Poll ``read_dump`` until every expected peer is live; returns what is still missing."""
-    missing: list[str] = []
-    for attempt in range(max(1, tries)):
-        missing = missing_peers(read_dump(), check)
-        if not missing:
-            return []
-        if attempt + 1 < tries:
-            time.sleep(pause)
-    return missing
+def deploy_owner() -> str:
+    """Who applies, as every transport leaves it with a pending deploy (``user@host pid N``): what
+    another operator's refused deploy and ``status`` name."""
+    try:
+        user = os.getlogin()
+    except OSError:
+        user = os.environ.get("USER", "?")
+    return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
 def move_peer_argv(iface: str, peer: str, allowed_ips: Sequence[str], endpoint: Optional[str],
@@ -183,9 +169,11 @@ class Transport(ABC):
 
     kind = "?"   # "ssh" | "ubus" | "local": the receipt's transport
 
-    def __init__(self, router: str):
+    def __init__(self, router: str, owner: str | None = None):
         self.router = router
+        self.owner = owner or deploy_owner()
         self.counters = Counters()
+        self.peer_check_tries, self.peer_check_pause = PEER_CHECK_TRIES, PEER_CHECK_PAUSE
 
     @abstractmethod
     def read_state(self, packages: Sequence[str]) -> RouterState:
@@ -200,8 +188,9 @@ class Transport(ABC):
         the ops, verifies the staged result equals ``plan.expected``, commits, arms a timer that
         restores the snapshot after ``confirm_timeout`` seconds unless confirmed (it survives
         the connection ending), reloads ``plan.reload``, restarts ``plan.restart_ifaces``, renews
-        ``plan.renew_ifaces`` (a rollback renews them again) and checks ``plan.check_peers`` with ``wait_for_peers``'s policy; a failure after the commit
-        restores the snapshot at once and raises ``ApplyError``. Messages never show secrets.
+        ``plan.renew_ifaces`` (a rollback renews them again) and checks ``plan.check_peers`` as
+        ``_check_peers`` does; a failure after the commit restores the snapshot at once and raises
+        ``ApplyError``. Messages never show secrets.
         """
 
     @abstractmethod
@@ -276,7 +265,26 @@ class Transport(ABC):
         to it by conntrack (pitfalls: "connection tracking keeps flows on the uplink they started
         on"); with it, their next packet is routed again, over the remaining uplinks."""
 
-    def close(self) -> None:
+    def _check_peers(self, check: Mapping[str, Sequence[str]]) -> None:
+        """After an apply: poll ``wg show all dump`` until every expected peer (iface -> keys) is
+        live, ``peer_check_tries`` times ``peer_check_pause`` apart (apply.sh does the same on the
+        router for SSH); ``ApplyError`` naming the missing ones when they never show."""
+        if not check:
+            return
+        missing: list[str] = []
+        tries = max(1, self.peer_check_tries)
+        for attempt in range(tries):
+            dump = self.query(["wg_dump"])["wg_dump"]
+            if dump.startswith("ERROR: "):
+                raise CommandError(f"{self.router}: cannot read WireGuard state: {dump[7:]}")
+            missing = missing_peers(dump, self.router, check)
+            if not missing:
+                return
+            if attempt + 1 < tries:
+                time.sleep(self.peer_check_pause)
+        raise ApplyError(f"{self.router}: WireGuard peers missing after apply: {', '.join(missing)}")
+
+    def close(self) -> None:  # noqa: B027 - a transport without connections has nothing to release
         """Release connections."""
 
     def __enter__(self) -> "Transport":

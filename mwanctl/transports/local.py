@@ -11,9 +11,9 @@ The bindings are imported lazily: they exist only on OpenWrt (packages python3-u
 What the real ones (pyuci 0.10.3, python-ubus 0.1.3) refuse shapes this module: pyuci's
 ``reorder`` always fails ("Internal uci error") and its ``add`` is not implemented, so libuci
 stages every section's content (named sections, created with ``set``) and the planned order is
-written after checking that content (``_order``); python-ubus allows one connection per process, so every LocalTransport shares it; and
-libuci always layers ``/tmp/.uci/<pkg>`` over any config dir, so an uncommitted change there
-stops the apply with a message saying so.
+written after checking that content (``_order``); python-ubus allows one connection per
+process, so every LocalTransport shares it; and libuci always layers ``/tmp/.uci/<pkg>`` over
+any config dir, so an uncommitted change there stops the apply with a message saying so.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,8 +35,6 @@ from typing import Any, Optional
 
 from mwanctl.errors import ApplyError, CommandError, MwanctlError, RolledBack, TransportError
 from mwanctl.transports.base import (
-    PEER_CHECK_PAUSE,
-    PEER_CHECK_TRIES,
     ApplyPlan,
     Pending,
     Receipt,
@@ -44,10 +42,10 @@ from mwanctl.transports.base import (
     Transport,
     check_probes,
     move_peer_argv,
-    wait_for_peers,
 )
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage
+from mwanctl.wgdump import hide_private_keys, parse_wg_dump
 
 LAST_ROLLBACK = "last-rollback"   # in the state dir: "<epoch> <owner>" of the last rollback
 USER_DELTA = "/tmp/.uci"   # libuci's default save dir: always on its delta path
@@ -108,14 +106,12 @@ class LocalTransport(Transport):
                  statedir: str = "/var/run/mwanctl", owner: str | None = None,
                  uci_module: Any = None, ubus_module: Any = None, user_delta: str = USER_DELTA,
                  wg_command: Sequence[str] = ("wg", "show", "all", "dump")):
-        super().__init__(router)
+        super().__init__(router, owner)
         self.kind = "local"
         self.confdir = Path(confdir)
         self.statedir = Path(statedir)
         self.user_delta = Path(user_delta)
         self.wg_command = list(wg_command)
-        self.peer_check_tries, self.peer_check_pause = PEER_CHECK_TRIES, PEER_CHECK_PAUSE
-        self.owner = owner or f"{os.environ.get('USER', 'root')}@local pid {os.getpid()}"
         if uci_module is None or ubus_module is None:
             uci_module, ubus_module = load_bindings()
         self.uci, self.ubus = uci_module, ubus_module
@@ -305,21 +301,6 @@ class LocalTransport(Transport):
             raise ApplyError(f"{e} (rolled back)") from e
         return receipt
 
-    def _check_peers(self, check: dict[str, list[str]]) -> None:
-        """The same check as ssh and ubus: every expected peer live in ``wg``, base.py's policy."""
-        if not check:
-            return
-
-        def dump() -> str:
-            text = self._probe("wg_dump")
-            if text.startswith("ERROR: "):
-                raise CommandError(f"{self.router}: cannot read WireGuard state: {text[7:]}")
-            return text
-
-        missing = wait_for_peers(dump, check, self.peer_check_tries, self.peer_check_pause)
-        if missing:
-            raise ApplyError(f"{self.router}: WireGuard peers missing after apply: {', '.join(missing)}")
-
     def _install(self, plan: ApplyPlan, staged: Path, timeout: int, token: str) -> None:
         """Snapshot, arm the timer, then swap the files in (each os.replace is atomic)."""
         shutil.rmtree(self._snapshot, ignore_errors=True)
@@ -393,11 +374,10 @@ class LocalTransport(Transport):
     def rehandshake(self, peers: dict[str, list[str]]) -> None:
         from mwanctl.rehandshake import readd_argv
 
+        dump = self._probe("wg_dump")
         for iface, keys in peers.items():
-            dump = subprocess.run(["wg", "show", iface, "dump"], capture_output=True, text=True,
-                                  timeout=20, check=False).stdout
             for key in keys:
-                argv, psk = readd_argv(iface, key, dump)
+                argv, psk = readd_argv(self.router, iface, key, dump)
                 res = subprocess.run(["wg", *argv], input=psk, capture_output=True, text=True,
                                      timeout=20, check=False)
                 if res.returncode != 0:
@@ -420,7 +400,7 @@ class LocalTransport(Transport):
                 res = subprocess.run(self.wg_command, capture_output=True, text=True, timeout=20, check=False)
                 if res.returncode != 0:
                     return f"ERROR: {res.stderr.strip()}"
-                return "".join(_hide_private(line) for line in res.stdout.splitlines(keepends=True))
+                return hide_private_keys(res.stdout)
             if name == "dns":      # query.sh's own probe, run by this router's shell
                 return _shell_probe(name)
             if name in ("ip_addr", "ip_link"):
@@ -458,8 +438,9 @@ class LocalTransport(Transport):
         seen = False
         deadline = time.monotonic() + 5
         while not seen and time.monotonic() < deadline:
-            seen = any(ln.split("\t")[:1] == [peer] and ln.split("\t")[1:2] != ["0"]
-                       for ln in wg("show", iface, "latest-handshakes").splitlines())
+            device = parse_wg_dump(wg("show", "all", "dump"), self.router).get(iface)
+            live = device.peers.get(peer) if device is not None else None
+            seen = live is not None and live.latest_handshake is not None
             if not seen:
                 time.sleep(0.1)
         wg("set", iface, "peer", peer, "persistent-keepalive", str(int(keepalive)))
@@ -508,15 +489,6 @@ class LocalTransport(Transport):
             self._connected = False
 
 
-
-
-def _hide_private(line: str) -> str:
-    """The private-key column of a `wg show all dump` interface line never leaves this module."""
-    f = line.rstrip("\n").split("\t")
-    if len(f) == 5:
-        f[1] = "(hidden)"
-        return "\t".join(f) + ("\n" if line.endswith("\n") else "")
-    return line
 
 
 def _stop(pid: int) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, cast
 
 from mwanctl.errors import (
     ApplyError,
@@ -39,8 +39,6 @@ from mwanctl.errors import (
     TransportError,
 )
 from mwanctl.transports.base import (
-    PEER_CHECK_PAUSE,
-    PEER_CHECK_TRIES,
     ApplyPlan,
     Pending,
     Receipt,
@@ -53,7 +51,7 @@ from mwanctl.transports.base import (
 from mwanctl.uci.changes import Op
 
 if TYPE_CHECKING:
-    import paramiko  # type: ignore[import-untyped]
+    import paramiko
 
 PasswordSource = str | Callable[[], str] | None
 
@@ -122,7 +120,7 @@ def _file_args(plan: ApplyPlan) -> dict[str, str]:
 
 
 def remote_script(name: str) -> str:
-    return resources.files("mwanctl").joinpath("remote", name).read_text(encoding="utf-8")
+    return (resources.files("mwanctl") / "remote" / name).read_text(encoding="utf-8")
 
 
 def parse_reply(out: str, mark: str, status: int, stderr: str) -> Reply:
@@ -190,7 +188,7 @@ class SshTransport(Transport):
                  accept_new_host_key: bool = False, connect_timeout: float = 10.0,
                  command_timeout: float = 120.0, jump: JumpHost | None = None,
                  owner: str | None = None, dead_after: float = 8.0):
-        super().__init__(router)
+        super().__init__(router, owner)
         self.kind = "ssh"
         self.host, self.port, self.user = host, port, user
         self.key_filename = str(key_filename) if key_filename else None
@@ -202,8 +200,6 @@ class SshTransport(Transport):
         self.command_timeout = command_timeout
         self.dead_after = dead_after    # seconds without an answer before the link counts as cut
         self.jump = jump
-        self.owner = owner or _default_owner()
-        self.peer_check_tries, self.peer_check_pause = PEER_CHECK_TRIES, PEER_CHECK_PAUSE
         self._client: paramiko.SSHClient | None = None
         self._jump_client: paramiko.SSHClient | None = None
 
@@ -217,8 +213,8 @@ class SshTransport(Transport):
         client = paramiko.SSHClient()
         if self.known_hosts.exists():
             client.load_host_keys(str(self.known_hosts))
-        client.set_missing_host_key_policy(
-            _HostKeyPolicy(self, self.accept_new_host_key, self.known_hosts))
+        policy = _HostKeyPolicy(self, self.accept_new_host_key, self.known_hosts)  # paramiko duck-types it
+        client.set_missing_host_key_policy(cast("paramiko.MissingHostKeyPolicy", policy))
         return client
 
     def _password(self, source: PasswordSource) -> str | None:
@@ -227,7 +223,7 @@ class SshTransport(Transport):
     def _socket(self, host: str, port: int, deadline: float) -> Any:
         """A TCP connection to (host, port), or a channel through the jump host."""
         if self._jump_client is not None:
-            return self._tunnel(host, port, deadline)
+            return self._tunnel(self._jump_client, host, port, deadline)
         where = f"{self.router} ({host}:{port})"
         try:
             sock = socket.create_connection((host, port), timeout=_left(deadline))
@@ -287,22 +283,20 @@ class SshTransport(Transport):
                 raise ConnectError(f"cannot connect to {where}: {e}") from None
         raise AuthError(f"authentication failed for {where}")
 
-    def _tunnel(self, host: str, port: int, deadline: float) -> Any:
+    def _tunnel(self, jump: paramiko.SSHClient, host: str, port: int, deadline: float) -> Any:
         """A direct-tcpip channel from the jump host to (host, port), used as a socket."""
         import paramiko
 
-        assert self._jump_client is not None
-        t = self._jump_client.get_transport()
         try:
-            return t.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0),
+            return _live(jump).open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0),
                                   timeout=_left(deadline))
         except (paramiko.SSHException, OSError, EOFError) as e:
             raise ConnectError(f"cannot reach {self.router} ({host}:{port}) through "
                                f"{self.jump.host if self.jump else '?'}: {e}") from None
 
     def connect(self) -> paramiko.SSHClient:
-        if self._client is not None and self._client.get_transport() is not None \
-                and self._client.get_transport().is_active():
+        live = self._client.get_transport() if self._client is not None else None
+        if self._client is not None and live is not None and live.is_active():
             return self._client
         self.close()
         deadline = time.monotonic() + self.connect_timeout
@@ -314,7 +308,7 @@ class SshTransport(Transport):
                                   self.password, deadline)
         for c in (self._jump_client, self._client):
             if c is not None:   # traffic for the kernel's unanswered-data timeout to judge by
-                c.get_transport().set_keepalive(max(1, int(self.dead_after / 4)))
+                _live(c).set_keepalive(max(1, int(self.dead_after / 4)))
         return self._client
 
     def close(self) -> None:
@@ -338,7 +332,7 @@ class SshTransport(Transport):
         self.counters.round_trips += 1
         self.counters.bytes_sent += len(data)
         try:
-            chan = client.get_transport().open_session(timeout=self.connect_timeout)
+            chan = _live(client).open_session(timeout=self.connect_timeout)
             chan.settimeout(self.command_timeout)
             chan.exec_command("sh -s")
             chan.sendall(data)
@@ -584,18 +578,19 @@ def _left(deadline: float) -> float:
     return max(0.05, deadline - time.monotonic())
 
 
+def _live(client: paramiko.SSHClient) -> paramiko.Transport:
+    """The client's SSH transport; a client without one lost its connection (EOFError, as paramiko
+    says it), which the callers report as a lost connection."""
+    t = client.get_transport()
+    if t is None:
+        raise EOFError("the SSH connection is closed")
+    return t
+
+
 def _check(rx: re.Pattern[str], value: str, what: str) -> str:
     if not rx.match(value):
         raise ApplyError(f"invalid {what} name {value!r}")
     return value
-
-
-def _default_owner() -> str:
-    try:
-        user = os.getlogin()
-    except OSError:
-        user = os.environ.get("USER", "?")
-    return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
 def _read_all(chan: Any, deadline: float) -> tuple[bytes, bytes]:

@@ -43,8 +43,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import os
-import socket
 import ssl
 import threading
 import time
@@ -54,18 +52,16 @@ from typing import Any, ClassVar
 
 from mwanctl.errors import (
     ApplyError,
+    ApplyInterrupted,
     AuthError,
     CommandError,
     ConfirmError,
     ConnectError,
-    ApplyInterrupted,
     MwanctlError,
     RolledBack,
     TransportError,
 )
 from mwanctl.transports.base import (
-    PEER_CHECK_PAUSE,
-    PEER_CHECK_TRIES,
     ApplyPlan,
     Pending,
     Receipt,
@@ -73,11 +69,11 @@ from mwanctl.transports.base import (
     Transport,
     check_probes,
     mask_value,
-    missing_peers,
     move_peer_argv,
 )
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage, UciSection
+from mwanctl.wgdump import hide_private_keys
 
 __all__ = ["PinnedSSLContext", "UbusTransport", "ops_to_calls", "package_from_values"]
 
@@ -128,7 +124,7 @@ class PinnedSSLContext(ssl.SSLContext):
 
     fingerprint: str
 
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:  # type: ignore[override]
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
         sock = super().wrap_socket(*args, **kwargs)
         der = sock.getpeercert(binary_form=True) or b""
         got = hashlib.sha256(der).hexdigest()
@@ -298,14 +294,13 @@ class UbusTransport(Transport):
                  password: str | Callable[[], str] = "", *, ca_file: str | None = None,
                  tls_fingerprint: str | None = None, timeout: float = 30.0,
                  session_timeout: int = 600, owner: str | None = None):
-        super().__init__(router)
+        super().__init__(router, owner)
         self.kind = "ubus"
         self.url = url if "://" in url else f"https://{url}/ubus"
         self.username = username
         self._password = password
         self.timeout = timeout
         self.session_timeout = session_timeout
-        self.owner = owner or f"{os.environ.get('USER', 'mwanctl')}@{socket.gethostname()} pid {os.getpid()}"
         self._verify: ssl.SSLContext | bool
         if tls_fingerprint:
             self._verify = _pinned_context(tls_fingerprint)
@@ -319,7 +314,6 @@ class UbusTransport(Transport):
         self._applied = False        # our last apply armed a rollback (so confirm must find it)
         self._deadline: float | None = None
         self._saw_pending = False    # our session may be the pending one (rpcd re-attached it)
-        self.peer_check_tries, self.peer_check_pause = PEER_CHECK_TRIES, PEER_CHECK_PAUSE
 
     # -- HTTP and JSON-RPC ---------------------------------------------------------------------
     def _new_client(self) -> Any:
@@ -642,11 +636,11 @@ class UbusTransport(Transport):
         from mwanctl.rehandshake import readd_argv
 
         dump = self.query(["wg_dump"])["wg_dump"]
-        calls, renew = [], []
+        calls: list[Call] = []
+        renew: list[str] = []
         for i, keys in peers.items():
             for k in keys:
-                argv, psk = readd_argv(i, k, "\n".join(ln.split("\t", 1)[1] for ln in dump.splitlines()
-                                                      if ln.startswith(i + "\t")))
+                argv, psk = readd_argv(self.router, i, k, dump)
                 if psk:
                     argv, renew = ["set", i, "peer", k, "remove"], renew + [i]
                 calls.append(Call("file", "exec", {"command": "/usr/bin/wg", "params": argv}))
@@ -674,23 +668,6 @@ class UbusTransport(Transport):
                                f"{str(data.get('stderr') or '').strip() or 'exit status ' + str(data.get('code'))}")
         if renew:
             self._check(self._batch([Call(f"network.interface.{iface}", "renew", {})]))
-
-    def _check_peers(self, check: dict[str, list[str]]) -> None:
-        """After a restart netifd needs a moment: poll ``wg show all dump`` (base.py's policy)."""
-        if not check:
-            return
-        missing: list[str] = []
-        tries = max(1, self.peer_check_tries)
-        for attempt in range(tries):
-            dump = self.query(["wg_dump"])["wg_dump"]
-            if dump.startswith("ERROR: "):
-                raise CommandError(f"{self.router}: cannot read WireGuard state: {dump[7:]}")
-            missing = missing_peers(dump, check)
-            if not missing:
-                return
-            if attempt + 1 < tries:
-                time.sleep(self.peer_check_pause)
-        raise ApplyError(f"{self.router}: WireGuard peers missing after apply: {', '.join(missing)}")
 
     def confirm(self, receipt: Receipt | None = None) -> None:
         if receipt is not None and not receipt.armed:
@@ -759,8 +736,8 @@ class UbusTransport(Transport):
             self._applied = False
             self._deadline = None
             renew = getattr(self, "_renew_after_rollback", [])
-            if renew and reply.status == 0:
-                self._batch([Call(f"network.interface.{i}", "renew", {}) for i in renew])
+            if renew and reply.status == 0:   # a new login: the destroy above ended the session
+                self._with_relogin([Call(f"network.interface.{i}", "renew", {}) for i in renew])
             return reply.status == 0
         if reply.status == 6:
             raise CommandError(f"{self.router}: the pending apply belongs to another rpcd login")
@@ -796,7 +773,8 @@ class UbusTransport(Transport):
         if name in ("wg_dump", "epoch", "ip_addr", "ip_link"):
             if data.get("code", 0) != 0:
                 return f"ERROR: wg exited {data.get('code')}: {data.get('stderr', '').strip()}"
-            return str(data.get("stdout", ""))
+            out = str(data.get("stdout", ""))
+            return hide_private_keys(out) if name == "wg_dump" else out
         if name == "uptime":
             return str(data.get("data", ""))
         return json.dumps(data, indent="\t")

@@ -18,10 +18,12 @@ def op_lines(op: Op) -> list[str]:
         return [f"reorder {key}={op.value}"]
     key += f".{op.option}"
     if op.kind == "set":
-        assert isinstance(op.value, str)
+        if not isinstance(op.value, str):
+            raise ValueError(f"op set {key}: the value must be one string, not {type(op.value).__name__}")
         return [f"set {key}={uci_quote(op.value)}"]
     if op.kind == "set_list":
-        assert op.value is not None
+        if op.value is None:
+            raise ValueError(f"op set_list {key}: no values")
         # `set` first so the `delete` always finds something: `uci batch` then prints no
         # "Entry not found" for a list that does not exist yet, and any stderr line is a real error
         values = option_values(op.value)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from mwanctl.errors import UciError
 from mwanctl.uci.model import UciPackage, UciSection, Value
-from mwanctl.uci.quote import valid_name, valid_text, valid_type
+from mwanctl.uci.quote import uci_quote, valid_name, valid_text, valid_type
 
 
 class Code(enum.IntEnum):
@@ -76,7 +76,7 @@ class Delta:
             head += f".{self.option}"
         if self.cmd is Cmd.REMOVE and self.value is None:
             return head + "\n"
-        return head + "=" + _quote(self.value or "") + "\n"
+        return head + "=" + uci_quote(self.value or "") + "\n"
 
     def changes_line(self, package: str) -> str:
         """The line ``uci changes`` prints (rename and reorder look like a set)."""
@@ -86,12 +86,8 @@ class Delta:
             out += f".{self.option}"
         if self.cmd is not Cmd.REMOVE:
             op = {Cmd.LIST_ADD: "+=", Cmd.LIST_DEL: "-="}.get(self.cmd, "=")
-            out += op + _quote(self.value or "")
+            out += op + uci_quote(self.value or "")
         return out + "\n"
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "'\\''") + "'"
 
 
 def djb_hash(text: str) -> int:
@@ -136,6 +132,13 @@ class Ptr:
     extended: bool = False
     s: UciSection | None = None
     complete: bool = False
+
+    def found(self) -> UciSection | None:
+        """The section the lookup found (None: the tuple names the package); a tuple that names
+        nothing is libuci's ``UCI_ERR_NOTFOUND``."""
+        if not self.complete:
+            raise UciOpError(Code.NOTFOUND)
+        return self.s
 
 
 def parse_ptr(text: str) -> Ptr:
@@ -265,7 +268,8 @@ class Store:
                 self.delete(ptr, record)
             return
         if ptr.option is not None:
-            assert s is not None
+            if s is None:  # an option of a section that is not there (refused above already)
+                raise UciOpError(Code.INVAL)
             old = s.options.get(ptr.option)
             if old == value:
                 return
@@ -282,9 +286,7 @@ class Store:
 
     def delete(self, ptr: Ptr, record: bool = True) -> None:
         """``uci_delete``: a section, an option, or (``=N``) one list element."""
-        if not ptr.complete:
-            raise UciOpError(Code.NOTFOUND)
-        s = ptr.s
+        s = ptr.found()
         if s is None:
             raise UciOpError(Code.INVAL)
         cur = s.options.get(ptr.option) if ptr.option is not None else None
@@ -333,9 +335,7 @@ class Store:
 
     def rename(self, ptr: Ptr, record: bool = True) -> None:
         """``uci_rename``: rename a section (it stops being anonymous) or an option in place."""
-        if not ptr.complete:
-            raise UciOpError(Code.NOTFOUND)
-        s = ptr.s
+        s = ptr.found()
         if s is None or ptr.value is None:
             raise UciOpError(Code.INVAL)
         self._record(record, Cmd.RENAME, ptr.section or "", ptr.option, ptr.value)
@@ -366,37 +366,31 @@ class Store:
             if ptr.s is None or not ptr.complete:
                 raise UciOpError(Code.NOTFOUND)
             self.reorder(ptr.s, c_strtoul_int(d.value or ""), record=False)
-        elif d.cmd is Cmd.RENAME:
-            self.rename(ptr, record=False)
-        elif d.cmd is Cmd.REMOVE:
-            self.delete(ptr, record=False)
-        elif d.cmd is Cmd.LIST_ADD:
-            self.add_list(ptr, record=False)
-        elif d.cmd is Cmd.LIST_DEL:
-            self.del_list(ptr, record=False)
-        else:
-            self.set(ptr, record=False)
-            if d.cmd is Cmd.ADD and d.option is None and ptr.s is not None and ptr.s.name is not None:
-                ptr.s.anon_id, ptr.s.name = ptr.s.name, None
+            return
+        self._edit(_REPLAYED_AS.get(d.cmd, "set"), ptr, record=False)
+        if d.cmd is Cmd.ADD and d.option is None and ptr.s is not None and ptr.s.name is not None:
+            ptr.s.anon_id, ptr.s.name = ptr.s.name, None
 
     def command(self, cmd: str, ptr: Ptr) -> None:
         """Run one section command of the CLI (``set``, ``delete``, ...) on a looked-up ``ptr``."""
-        if cmd == "set":
-            self.set(ptr)
-        elif cmd == "add_list":
-            self.add_list(ptr)
-        elif cmd == "del_list":
-            self.del_list(ptr)
-        elif cmd == "rename":
-            self.rename(ptr)
-        elif cmd == "delete":
-            self.delete(ptr)
-        elif cmd == "reorder":
+        if cmd == "reorder":
             if ptr.s is None or ptr.value is None:
                 raise UciOpError(Code.NOTFOUND)
             self.reorder(ptr.s, c_strtoul_int(ptr.value))
-        else:
-            raise ValueError(cmd)
+            return
+        self._edit(cmd, ptr, record=True)
+
+    def _edit(self, name: str, ptr: Ptr, record: bool) -> None:
+        """The edit named as the CLI names it, on a looked-up ``ptr``; another name is a ValueError."""
+        edits = {"set": self.set, "add_list": self.add_list, "del_list": self.del_list,
+                 "rename": self.rename, "delete": self.delete}
+        if name not in edits:
+            raise ValueError(name)
+        edits[name](ptr, record)
+
+
+# what a delta-file command replays as (every other command is a ``set``)
+_REPLAYED_AS = {Cmd.RENAME: "rename", Cmd.REMOVE: "delete", Cmd.LIST_ADD: "add_list", Cmd.LIST_DEL: "del_list"}
 
 
 def option_values(v: Value) -> tuple[str, ...]:

@@ -220,12 +220,14 @@ class Importer:
             self.done.append(self.store)
         return self.done
 
-    def _switch(self, name: str) -> None:
+    def _switch(self, name: str) -> Store:
+        """Start package ``name`` (the one before it is done); returns its new store."""
         if self.store is not None:
             self.done.append(self.store)
         if any(s.pkg.name == name for s in self.done):
             raise UciOpError(Code.DUPLICATE)
         self.store, self.section = Store.empty(name), None
+        return self.store
 
     def _word(self) -> bytes | None:
         """``strtok(cur, " \\t")``: the statement keyword, NUL-terminated in place."""
@@ -280,18 +282,17 @@ class Importer:
 
     def _config(self) -> None:
         r = self.r
-        if self.store is None:
+        st = self.store
+        if st is None:
             if not self.name:
                 raise r.error("attempting to import a file without a package name")
-            self._switch(self.name)
-        assert self.store is not None
+            st = self._switch(self.name)
         self._skip_word("config")
         type_ = _to_str(r.next_arg(True))
         if not valid_type(type_):
             raise r.error("invalid character in type field")
         name = _to_str(r.next_arg(False, True))
         self._assert_eol()
-        st = self.store
         if not name:
             s = st.add_section(type_, record=self.record)
             self.section = Ptr(st.pkg.name, s.ref, s=s)

@@ -13,9 +13,14 @@ _PACKAGE = re.compile(r"[A-Za-z0-9_-]+")
 _TYPE = re.compile(r"[\x21-\x7e]+")
 
 
+def uci_escape(text: str) -> str:
+    """``'`` spelled ``'\\''``, nothing else: how libuci writes a section type (escaped, not quoted)."""
+    return text.replace("'", "'\\''")
+
+
 def uci_quote(value: str) -> str:
-    """Single-quote ``value`` for a UCI file or a ``uci batch`` line (``'`` becomes ``'\\''``)."""
-    return "'" + value.replace("'", "'\\''") + "'"
+    """Single-quote ``value`` for a UCI file, a delta file or a ``uci batch`` line."""
+    return "'" + uci_escape(value) + "'"
 
 
 def valid_name(s: str) -> bool:

@@ -7,15 +7,11 @@ from __future__ import annotations
 
 from mwanctl.uci.engine import Code, Ptr, Store, UciOpError, option_values
 from mwanctl.uci.model import UciPackage, UciSection, Value
-from mwanctl.uci.quote import uci_quote, valid_name
-
-
-def _escape(text: str) -> str:
-    return text.replace("'", "'\\''")
+from mwanctl.uci.quote import uci_escape, uci_quote, valid_name
 
 
 def _section_block(s: UciSection, anon_names: bool) -> list[str]:
-    head = f"\nconfig {_escape(s.type)}"  # libuci escapes the type but does not quote it
+    head = f"\nconfig {uci_escape(s.type)}"  # libuci escapes the type but does not quote it
     if s.name is not None or anon_names:
         head += f" {uci_quote(s.ref)}"
     out = [head + "\n"]
@@ -89,28 +85,24 @@ def show(pkg: UciPackage, anon_ids: bool = False, delimiter: str = " ", path: st
     Raises ``UciOpError(Code.NOTFOUND)`` when ``path`` names nothing.
     """
     ptr = resolve(pkg, path)
-    if not ptr.complete:
-        raise UciOpError(Code.NOTFOUND)
-    s = ptr.s
+    s = ptr.found()
     if s is None:
         out: list[str] = []
         for ref, sec in zip(_section_refs(pkg, anon_ids), pkg.sections):
             out.extend(_show_section(pkg.name, ref, sec, delimiter))
         return "".join(out)
-    if ptr.option is None:
+    option = ptr.option
+    if option is None:
         return "".join(_show_section(pkg.name, s.ref, s, delimiter))
-    value = s.options[ptr.option]
-    return f"{pkg.name}.{s.ref}.{ptr.option}={show_value(value, delimiter)}\n"
+    return f"{pkg.name}.{s.ref}.{option}={show_value(s.options[option], delimiter)}\n"
 
 
 def get_text(pkg: UciPackage, path: str, delimiter: str = " ") -> str:
-    """What ``uci get <pkg>.<path>`` prints: an option's raw value or a section's type.
-
-    Raises ``UciOpError(Code.NOTFOUND)`` when ``path`` names nothing.
-    """
+    """What ``uci get <pkg>.<path>`` prints: an option's raw value or a section's type (and
+    ``UciOpError(Code.NOTFOUND)`` when ``path`` names nothing, or names only the package)."""
     ptr = resolve(pkg, path)
-    if not ptr.complete or ptr.s is None:
+    if (s := ptr.found()) is None:
         raise UciOpError(Code.NOTFOUND)
     if ptr.option is None:
-        return ptr.s.type + "\n"
-    return get_value(ptr.s.options[ptr.option], delimiter) + "\n"
+        return s.type + "\n"
+    return get_value(s.options[ptr.option], delimiter) + "\n"

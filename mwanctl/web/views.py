@@ -275,7 +275,7 @@ def _chart(title: str, unit: str, series: list[Series],
         anchor = ("start", "middle", "end")[int(frac * 2)]
         out.append(f'<text x="{x(ts):.1f}" y={h - 8} text-anchor={anchor} class=axis>'
                    f'{dt.datetime.fromtimestamp(ts, dt.timezone.utc):{"%H:%M:%S" if span < 900 else "%H:%M"}}</text>')
-    for name, colour, pts, dashed in series:
+    for _name, colour, pts, dashed in series:
         seg: list[str] = []
         segs: list[list[str]] = [seg]
         for ts, v in pts:

@@ -115,12 +115,18 @@ def _peers(sections: list[dict], iface: str) -> list[dict]:
     return out
 
 
-def load_state() -> dict:
+def _json_file(path: str) -> dict | None:
+    """The JSON object in ``path``; None when there is no such file."""
     try:
-        with open(STATE) as f:
+        with open(path) as f:
             return json.load(f)
     except FileNotFoundError:
-        return {"ifaces": {}}
+        return None
+
+
+def load_state() -> dict:
+    state = _json_file(STATE)
+    return {"ifaces": {}} if state is None else state
 
 
 def save_state(state: dict) -> None:
@@ -289,11 +295,7 @@ MWAN3_DOWN = "/tmp/mwtest/mwan3_down"
 
 def binding() -> dict | None:
     """Where this router's interfaces really live: netns, lab host, run dir, how to get there."""
-    try:
-        with open(BINDING) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
+    return _json_file(BINDING)
 
 
 def host_argv(b: dict, argv: list[str]) -> list[str]:
