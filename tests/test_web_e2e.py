@@ -323,6 +323,8 @@ def test_pending_deploy_is_shown_with_its_deadline_and_confirm_and_rollback_act_
     before = mother.config_text("mwan3")
     assert "weight: 2" in good
     path.write_text(good.replace("weight: 2", "weight: 3", 1))      # a change on the mother only
+    # start from a mother with nothing pending (an earlier test's unconfirmed change rolls back by itself)
+    assert weblab.wait_for(lambda: _router_pending(lab) is None, 60, 1.0), "the mother still holds a pending change"
     try:
         d.get(lab["server"].base + "/site/lab")
         for button in ("rollback", "confirm"):
