@@ -100,14 +100,16 @@ def test_unconfirmed_install_is_rolled_back_with_its_files(router_factory, tmp_p
     real_apply = ssh.SshTransport.apply
 
     def apply_short(self, plan, confirm_timeout):
-        real_apply(self, plan, 3)
+        # longer than the deploy's tunnel check, which must not read a mother that already
+        # restored itself (a truthful exit 5 that loaded machines made of a 3 s window)
+        real_apply(self, plan, 40)
         if self.router == "mother":
             m.proc.kill()
             m.proc.wait()
     monkeypatch.setattr(ssh.SshTransport, "apply", apply_short)
     code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
     assert code == 6, (out, err)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and m.read(tracker.INIT) is not None:
         time.sleep(0.5)
     assert _installed(m) == {tracker.SCRIPT: None, tracker.INIT: None}
