@@ -62,30 +62,38 @@ def write_lab_site(base: Path, sites_dir: Path, name: str, rs: dict[str, Any], u
     return LabSite(name, path, rs)
 
 
-def established(ports: set[int]) -> dict[int, int]:
-    """Server-end ESTABLISHED TCP sockets per port (IPv4 loopback: the routers listen there).
+def established(ports: set[int]) -> set[tuple[int, str, str]]:
+    """Server-end ESTABLISHED TCP sockets on ``ports`` as (port, local, remote) (IPv4 loopback:
+    the routers listen there), read with no parsing between the reads.
 
-    The kernel prints /proc/net/tcp a page at a time, so a socket can be listed twice when others
-    come and go between pages (each connection, its address pair, is counted once), or missed:
-    a sampled peak is what was seen, not a proof that nothing more was ever open."""
-    seen: set[tuple[str, str]] = set()
-    counts = dict.fromkeys(ports, 0)
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            parts = line.split()
-            local, remote, state = parts[1], parts[2], parts[3]
-            port = int(local.rsplit(":", 1)[1], 16)
-            if state == ESTABLISHED and port in counts and (local, remote) not in seen:
-                seen.add((local, remote))
-                counts[port] += 1
-    return counts
+    The kernel walks /proc/net/tcp while it fills the buffer, so one reading is not one instant:
+    a socket that closed early in the walk and one that opened late can both be listed. See
+    ConnectionWatch for how the peak avoids counting such a pair as simultaneous."""
+    chunks = []
+    with open("/proc/net/tcp", "rb", buffering=0) as f:
+        while chunk := f.read(1 << 20):       # the kernel hands it out a page or so per call
+            chunks.append(chunk)
+    text = b"".join(chunks).decode()
+    out: set[tuple[int, str, str]] = set()
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        local, remote, state = parts[1], parts[2], parts[3]
+        port = int(local.rsplit(":", 1)[1], 16)
+        if state == ESTABLISHED and port in ports:
+            out.add((port, local, remote))
+    return out
 
 
 @dataclass
 class ConnectionWatch:
     """Samples the routers' connections until stopped: the peak over all routers at one instant,
-    and each router's own peak."""
+    and each router's own peak.
+
+    A connection listed in two readings in a row was open all the time between them (an address
+    pair is not reused within milliseconds), so the connections two readings share were open
+    together: the peaks count those, never one reading alone, which can list a connection that
+    closed next to one that opened after it. A breach of the bound that lasts longer than one
+    interval (2 ms) is seen; a shorter one can be missed."""
 
     ports: dict[int, str]                         # port -> router label
     interval: float = 0.002
@@ -95,14 +103,21 @@ class ConnectionWatch:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _run(self) -> None:
+        ports = set(self.ports)
+        before = established(ports)
         while not self._stop.is_set():
-            counts = established(set(self.ports))
+            time.sleep(self.interval)
+            now = established(ports)
+            both = before & now
+            before = now
             self.samples += 1
-            self.peak_total = max(self.peak_total, sum(counts.values()))
-            for port, n in counts.items():
+            self.peak_total = max(self.peak_total, len(both))
+            per: dict[int, int] = {}
+            for port, _, _ in both:
+                per[port] = per.get(port, 0) + 1
+            for port, n in per.items():
                 label = self.ports[port]
                 self.peak_per_router[label] = max(self.peak_per_router.get(label, 0), n)
-            time.sleep(self.interval)
 
     @contextmanager
     def running(self) -> Iterator[ConnectionWatch]:
