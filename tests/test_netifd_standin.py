@@ -182,3 +182,75 @@ def test_sessions_renew_keeps_them_down_up_loses_them_as_recorded(lab, router_fa
     print(f"recorded outage {end - start:.1f} s; emulated {gap:.1f} s; lost {p.lost_count}/{p.sent}")
     assert abs(gap - (end - start)) < 4.0, (gap, end - start)
     assert max(ping.received()) >= p.sent - 5                   # and the stream came back
+
+
+# -- `wg set` on the stand-in does what the kernel/wireguard-go device does ------------------------
+
+NEW = "Vf1kUOv/MTrIvtk+9b1V9a0FI0Y/0n9ZWtrScHXWa3M="      # a second peer (any valid public key)
+WG_SET_CASES = {
+    # rotation's move: the new peer takes the old one's allowed IPs in one `wg set`, the old goes
+    "move": [f"peer {NEW} endpoint 127.0.0.1:51999 allowed-ips 10.254.0.2/32 peer {PEER} remove"],
+    # a second peer claiming a network another peer has: the network moves, the other keeps the rest
+    "claim": [f"peer {PEER} allowed-ips 10.254.0.2/32,10.254.0.8/30",
+              f"peer {NEW} allowed-ips 10.254.0.8/30"],
+    # re-handshake: remove and put back with everything it had (only the session changes)
+    "readd": [f"peer {PEER} remove peer {PEER} allowed-ips 10.254.0.2/32 persistent-keepalive 25"],
+    "bad key": ["peer notakey allowed-ips 10.254.0.2/32"],
+    "no device": None,
+}
+
+
+def _peers_of(dump_text: str) -> dict[str, tuple[str, str, str]]:
+    """peer -> (endpoint, sorted allowed IPs, keepalive) from `wg show <if> dump` peer lines."""
+    out = {}
+    for ln in dump_text.splitlines():
+        f = ln.split("\t")
+        if len(f) == 8:
+            out[f[0]] = (f[2], ",".join(sorted(f[3].split(","))), f[7])
+    return out
+
+
+def _run_case(run, steps) -> tuple[list[int], dict]:
+    codes = [run(f"wg set wga {s}").returncode for s in steps]
+    return codes, _peers_of(run("wg show wga dump").stdout)
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("case", sorted(WG_SET_CASES))
+def test_wg_set_on_the_stand_in_matches_real_wireguard(router_factory, case):
+    """The rotation moves a tunnel's allowed IPs to a new peer with one `wg set`; the web and
+    deploy labs run it against the stand-in, so the stand-in must end where wireguard-go ends
+    (peers, endpoints, allowed IPs, keepalive) and refuse what `wg` refuses."""
+    try:
+        from tests import netlab
+    except ImportError:  # tests/ on sys.path
+        import netlab  # type: ignore[no-redef]
+    if netlab.skip_reason():
+        pytest.skip(netlab.skip_reason())
+    import shlex
+    import subprocess
+    r = boot(router_factory)
+    steps = WG_SET_CASES[case]
+    with netlab.Lab() as lab:
+        lab.add_host("h")
+        conf = lab._tmp / "wga.conf"
+        conf.write_text(f"[Interface]\nPrivateKey = {KEY}\nListenPort = 51820\n\n"
+                        f"[Peer]\nPublicKey = {PEER}\nAllowedIPs = 10.254.0.2/32\n")
+        conf.chmod(0o600)
+        lab.run("h", ["sh", "-c", f"wireguard-go wga && wg setconf wga {conf}"])
+
+        def real(cmd: str) -> subprocess.CompletedProcess[str]:
+            return lab.run("h", shlex.split(cmd), check=False)
+
+        def stand_in(cmd: str) -> subprocess.CompletedProcess[str]:
+            return r.run(cmd)
+
+        if steps is None:                                  # a device that is not there
+            a, b = real(f"wg set wgz peer {PEER} remove"), stand_in(f"wg set wgz peer {PEER} remove")
+            # wg's text depends on the backend (userspace here: "Protocol not supported"; the
+            # kernel module of OpenWrt: "No such device", which the stand-in prints): both refuse
+            assert a.returncode != 0 and b.returncode != 0, (a.stderr, b.stderr)
+            assert "Unable to modify interface" in a.stderr and "Unable to modify interface" in b.stderr
+            return
+        got_real, got_stand_in = _run_case(real, steps), _run_case(stand_in, steps)
+    assert got_stand_in == got_real

@@ -241,21 +241,40 @@ def renew(name: str) -> bool:
     return True
 
 
-def remove_peer(name: str, key: str, dry_run: bool = False) -> bool:
-    """`wg set <if> peer <key> remove` on the emulated device (its session goes with it);
-    ``dry_run``: the same command puts it back (only the session changes, not emulated here)."""
+def wg_set(name: str, peers: list[tuple[str, dict]]) -> str:
+    """`wg set <if> peer K [remove] [endpoint E] [allowed-ips A] [persistent-keepalive N] ...` on
+    the emulated device, as the kernel applies it: in order, a peer named again after `remove` is
+    a new one (only its session changes, not emulated); `allowed-ips` replaces that peer's list
+    and takes each network away from any other peer (WireGuard routes one network to one peer).
+    Returns an error text ('' on success)."""
     state = load_state()
     i = state["ifaces"].get(name)
     if i is None or not i["up"]:
-        return False
-    if dry_run:
-        return True
-    if key in i["peers"]:
-        i["peers"].remove(key)
-        for k in ("allowed_ips", "endpoints", "keepalive"):
-            i.get(k, {}).pop(key, None)
+        return "Unable to modify interface: No such device"
+    for key in ("allowed_ips", "endpoints", "keepalive"):
+        i.setdefault(key, {})
+    for key, opts in peers:
+        if opts.get("remove"):
+            if key in i["peers"]:
+                i["peers"].remove(key)
+            for k in ("allowed_ips", "endpoints", "keepalive"):
+                i[k].pop(key, None)
+            continue
+        if key not in i["peers"]:
+            i["peers"].append(key)
+            i["allowed_ips"].setdefault(key, [])
+        if "endpoint" in opts:
+            i["endpoints"][key] = opts["endpoint"]
+        if "persistent-keepalive" in opts:
+            i["keepalive"][key] = "" if opts["persistent-keepalive"] == "off" else opts["persistent-keepalive"]
+        if "allowed-ips" in opts:
+            nets = [n for n in opts["allowed-ips"].split(",") if n]
+            for other, have in i["allowed_ips"].items():
+                if other != key:
+                    i["allowed_ips"][other] = [n for n in have if n not in nets]
+            i["allowed_ips"][key] = nets
     save_state(state)
-    return True
+    return ""
 
 
 def set_up(name: str, up: bool) -> bool:
