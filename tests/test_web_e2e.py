@@ -331,8 +331,9 @@ def test_pending_deploy_is_shown_with_its_deadline_and_confirm_and_rollback_act_
             started = _leave_pending(lab, monkeypatch, capsys)
             armed = mother.config_text("mwan3")
             assert armed != before and _router_pending(lab) is not None    # applied, not confirmed
-            item = weblab.wait_for(lambda: d.find_elements(
-                "css selector", "#live-card-lab .pending li[data-router=mother]"), 8 * INTERVAL + 10)
+            item = weblab.wait_for(lambda: [li for li in d.find_elements(
+                "css selector", "#live-card-lab .pending li[data-router=mother]") if float(li.find_element(
+                    "css selector", "time.deadline").get_attribute("data-ts")) > started + 300], 8 * INTERVAL + 10)
             assert item and "rolls back by itself at" in item[0].text and "unless confirmed" in item[0].text
             deadline = float(item[0].find_element("css selector", "time.deadline").get_attribute("data-ts"))
             # the router's own deadline: the confirm timeout (600 s) plus the verify window after the apply

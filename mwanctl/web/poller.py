@@ -202,7 +202,9 @@ class Poller(threading.Thread):
         started = time.monotonic()
         polled = poll_site(self.ref.topology, self._exp, self._ask, self.ask_uplinks, time.time, self._gather)
         status, reach = polled.status, polled.reach()
-        if self._pending_due or self.polls % PENDING_EVERY == 0:
+        # also when a known pending deploy's deadline has passed: its router's timer has acted by now
+        overdue = any(read_at + p.deadline <= time.time() for p, read_at in self.pending.values())
+        if self._pending_due or overdue or self.polls % PENDING_EVERY == 0:
             self._check_pending()
         seen = time.time()
         rates = {key(row): self._rate(row, seen) for row in status.uplinks}
