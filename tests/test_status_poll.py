@@ -11,7 +11,7 @@ import pytest
 
 from mwanctl.errors import CommandError, ConnectError, MwanctlError
 from mwanctl.status import build_status, exit_code, to_json
-from mwanctl.status.poll import MOTHER_PROBES, UPLINK_PROBES, Answer, poll_site
+from mwanctl.status.poll import MOTHER_PROBES, OTHER_WAN_PROBES, UPLINK_PROBES, Answer, poll_site
 from mwanctl.topology.load import diagnose
 from mwanctl.topology.model import Topology
 
@@ -104,3 +104,25 @@ def test_the_tracker_probe_is_asked_only_when_an_uplink_uses_the_tracker(tmp_pat
     r = Routers({"mother": probes()})
     poll_site(t, EXP, r.ask, False, lambda: NOW)
     assert r.asked == [("mother", MOTHER_PROBES + ("tracker",))]
+
+
+def test_an_uplink_whose_wan_block_names_another_interface_is_asked_about_that_one(tmp_path: Path) -> None:
+    """`wan: {interface: dsl0}`: its router is asked for netifd's interface dump and the row shows
+    dsl0's state, not that of an interface called `wan` (which may be down or not exist)."""
+    path = tmp_path / "t.yaml"
+    path.write_text("site: t\nmother: {host: 192.0.2.1}\nuplinks:\n"
+                    "  - {name: up1, host: 192.0.2.2, wan: {proto: dhcp, device: eth1, interface: dsl0}}\n"
+                    "  - {name: up2, host: 192.0.2.3}\n")
+    t, diags = diagnose(path)
+    assert t is not None, diags
+    dump = ('{"interface": [{"interface": "wan", "up": false}, {"interface": "dsl0", "up": true,'
+            ' "ipv4-address": [{"address": "100.64.7.7", "mask": 10}]}]}')
+    r = Routers({"mother": probes(), "up1": {"iface_dump": dump}, "up2": {"wan_status": WAN_UP}})
+    polled = poll_site(t, EXP, r.ask, True, lambda: NOW)
+    assert r.asked == [("mother", MOTHER_PROBES), ("up1", OTHER_WAN_PROBES), ("up2", UPLINK_PROBES)]
+    wan = {u.name: u.wan for u in polled.status.uplinks}
+    assert wan["lte"] is not None and (wan["lte"].up, wan["lte"].address) == (True, "100.64.7.7")
+    r = Routers({"mother": probes(), "up1": {"iface_dump": '{"interface": [{"interface": "wan", "up": true}]}'},
+                 "up2": {"wan_status": WAN_UP}})
+    wan = {u.name: u.wan for u in poll_site(t, EXP, r.ask, True, lambda: NOW).status.uplinks}
+    assert wan["lte"] is not None and "netifd has no interface dsl0" in (wan["lte"].error or "")

@@ -9,16 +9,18 @@ in (``ask``, and optionally ``gather`` to run the questions together); this modu
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 from mwanctl.errors import CommandError, MwanctlError
 from mwanctl.status import Expectation, SiteStatus, status_or_unknown
-from mwanctl.topology.model import Topology
+from mwanctl.topology.model import Topology, Uplink
 
 MOTHER_PROBES = ("mwan3_status", "wg_dump", "uptime", "epoch")   # what `mwanctl status` asks the mother
 UPLINK_PROBES = ("wan_status",)                                  # and, with --uplinks, each uplink router
+OTHER_WAN_PROBES = ("iface_dump",)   # an uplink whose `wan:` block names another interface than `wan`
 
 Answer = Union[Mapping[str, str], MwanctlError]          # a router's probe texts, or why it did not answer
 Ask = Callable[[str, tuple[str, ...]], Answer]           # (router, probes) -> answer; raises nothing it expects
@@ -57,7 +59,8 @@ def poll_site(topo: Topology, exp: Expectation, ask: Ask, ask_uplinks: bool, clo
     questions: dict[str, Callable[[], Answer]] = {mother: lambda: ask(mother, mother_probes(topo))}
     if ask_uplinks:
         for u in topo.uplinks:
-            questions[u.name] = functools.partial(ask, u.name, UPLINK_PROBES)
+            probes = UPLINK_PROBES if _wan_iface(u) == "wan" else OTHER_WAN_PROBES
+            questions[u.name] = functools.partial(ask, u.name, probes)
     if gather is not None:
         answers = gather(questions)
     else:
@@ -71,9 +74,32 @@ def poll_site(topo: Topology, exp: Expectation, ask: Ask, ask_uplinks: bool, clo
         return Poll(SiteStatus.unreachable(mother, str(m)), answers)
     ups: Optional[dict[str, Mapping[str, str]]] = None
     if ask_uplinks:
-        ups = {r: ({"wan_status": f"ERROR: {a}"} if isinstance(a, MwanctlError) else a)
+        ups = {r: ({"wan_status": f"ERROR: {a}"} if isinstance(a, MwanctlError)
+                   else _as_wan_status(a, _wan_iface(topo.uplink(r))))
                for r, a in answers.items() if r != mother}
     return Poll(status_or_unknown(exp, m, ups, now=clock()), answers)
 
 
-__all__ = ["MOTHER_PROBES", "UPLINK_PROBES", "Answer", "Ask", "Gather", "Poll", "mother_probes", "poll_site"]
+def _wan_iface(u: Uplink) -> str:
+    """The uplink router's internet interface: the one its `wan:` block owns, else `wan`."""
+    return u.wan.interface if u.wan is not None else "wan"
+
+
+def _as_wan_status(answer: Mapping[str, str], iface: str) -> Mapping[str, str]:
+    """An ``iface_dump`` answer cut down to ``iface``'s entry, which is what ``wan_status``
+    (`ubus call network.interface.<iface> status`) prints for it: one status reader for both."""
+    if "wan_status" in answer or "iface_dump" not in answer:
+        return answer
+    text = answer["iface_dump"]
+    try:
+        items = json.loads(text).get("interface")
+    except (ValueError, AttributeError):
+        return {"wan_status": text if text.startswith("ERROR") else
+                "ERROR: unreadable answer to `ubus call network.interface dump`"}
+    for it in items if isinstance(items, list) else []:
+        if isinstance(it, dict) and it.get("interface") == iface:
+            return {"wan_status": json.dumps(it)}
+    return {"wan_status": f"ERROR: netifd has no interface {iface}"}
+
+
+__all__ = ["MOTHER_PROBES", "OTHER_WAN_PROBES", "UPLINK_PROBES", "Answer", "Ask", "Gather", "Poll", "mother_probes", "poll_site"]
