@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,8 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import netlab
-from dns_lab import client, records, setup, wait
+from dns_lab import client, dns_site, records
+from polling import wait_for
 from tracker_lab import TrackerLab
 
 import mwanctl.topology  # noqa: F401  (import order: tracking needs the topology package)
@@ -46,43 +46,34 @@ def _after(tl: TrackerLab, n: int, want: list[str]) -> bool:
 
 
 def run_variant(naive: bool, cuts: int) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="mwt-dnsbench-") as tmp_s, netlab.Lab() as lab:
+    with tempfile.TemporaryDirectory(prefix="mwt-dnsbench-") as tmp_s, netlab.Lab() as lab, \
+            dns_site(lab, Path(tmp_s), naive=naive) as tl:
         tmp = Path(tmp_s)
-        tl = TrackerLab(lab, tmp, uplinks=2).build()
-        procs: list[subprocess.Popen[bytes]] = []
         totals = {"asked": 0, "first": 0, "retried": 0, "lost": 0}
         detect: list[float] = []
-        try:
-            setup(tl, tmp, procs, naive=naive)
-            for k in range(cuts):
-                n = len(_events(tl))
-                c = client(tl, tmp, 200, 0.2, f"cut{k}")
-                time.sleep(1.0)
-                t_cut = tl.cut("up1")
-                if not wait(lambda n=n: _after(tl, n, ["disconnected", "mw_up1"]), 30):
-                    raise netlab.LabError("mwan3track never took up1 offline")
-                detect.append(time.time() - t_cut)
-                wait(lambda n=n: _after(tl, n, ["rebuilt", "mw_up1"]), 30)
-                time.sleep(3.0)
-                c.terminate()
-                c.wait(timeout=30)
-                tl.restore("up1")
-                m = len(_events(tl))
-                if not wait(lambda m=m: _after(tl, m, ["connected", "mw_up1"]), 30):
-                    raise netlab.LabError("mwan3track never brought up1 back")
-                wait(lambda m=m: _after(tl, m, ["rebuilt", "mw_up1"]), 30)
-                time.sleep(1.0)
-                recs = [r for r in records(tmp, f"cut{k}") if r["t"] - r["ms"] / 1000 >= t_cut]
-                totals["asked"] += len(recs)
-                totals["first"] += sum(r["tries"] == 1 for r in recs)
-                totals["retried"] += sum(r["tries"] > 1 for r in recs)
-                totals["lost"] += sum(r["tries"] == 0 for r in recs)
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-            tl.stop_all(service=True)
+        for k in range(cuts):
+            n = len(_events(tl))
+            c = client(tl, tmp, 200, 0.2, f"cut{k}")
+            time.sleep(1.0)
+            t_cut = tl.cut("up1")
+            if not wait_for(lambda n=n: _after(tl, n, ["disconnected", "mw_up1"]), 30):
+                raise netlab.LabError("mwan3track never took up1 offline")
+            detect.append(time.time() - t_cut)
+            wait_for(lambda n=n: _after(tl, n, ["rebuilt", "mw_up1"]), 30)
+            time.sleep(3.0)
+            c.terminate()
+            c.wait(timeout=30)
+            tl.restore("up1")
+            m = len(_events(tl))
+            if not wait_for(lambda m=m: _after(tl, m, ["connected", "mw_up1"]), 30):
+                raise netlab.LabError("mwan3track never brought up1 back")
+            wait_for(lambda m=m: _after(tl, m, ["rebuilt", "mw_up1"]), 30)
+            time.sleep(1.0)
+            recs = [r for r in records(tmp, f"cut{k}") if r["t"] - r["ms"] / 1000 >= t_cut]
+            totals["asked"] += len(recs)
+            totals["first"] += sum(r["tries"] == 1 for r in recs)
+            totals["retried"] += sum(r["tries"] > 1 for r in recs)
+            totals["lost"] += sum(r["tries"] == 0 for r in recs)
         return {**totals, "detect": detect}
 
 

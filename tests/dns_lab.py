@@ -26,6 +26,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mwanctl.compile import dns
@@ -41,9 +43,11 @@ from mwanctl.uci.render import export
 
 try:
     from tests import netlab
+    from tests.polling import wait_for
     from tests.tracker_lab import HERE, STANDINS, TARGETS, TrackerLab
 except ImportError:  # pragma: no cover
     import netlab  # type: ignore[no-redef]
+    from polling import wait_for  # type: ignore[no-redef]
     from tracker_lab import HERE, STANDINS, TARGETS, TrackerLab  # type: ignore[no-redef]
 
 UPSTREAMS = ("198.51.100.53", "198.51.100.54")
@@ -106,13 +110,20 @@ def counter(lab: netlab.Lab, host: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-def wait(pred, timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
+@contextmanager
+def dns_site(lab: netlab.Lab, tmp: Path, naive: bool = False) -> Iterator[TrackerLab]:
+    """Two uplinks built and ``setup`` run on them; at the end the resolvers this started are
+    killed and the lab's tracking stopped (the test and bench/dns.py share this)."""
+    tl = TrackerLab(lab, tmp, uplinks=2).build()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        yield setup(tl, tmp, procs, naive=naive)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        tl.stop_all(service=True)
 
 
 def setup(tl: TrackerLab, tmp: Path, procs: list[subprocess.Popen[bytes]], naive: bool = False) -> TrackerLab:
@@ -160,7 +171,7 @@ def setup(tl: TrackerLab, tmp: Path, procs: list[subprocess.Popen[bytes]], naive
             "table inet mwtest_dnscount {\n chain c {\n  type filter hook forward priority -20; policy accept;\n"
             "  udp dport 53 counter\n }\n}\n"))
     tl.start_mwan3track(PROFILES["fast"])
-    if not wait(lambda: b"started" in _log_bytes(tmp / "mother.log") or (tmp / "mother.pid").exists(), 10):
+    if not wait_for(lambda: b"started" in _log_bytes(tmp / "mother.log") or (tmp / "mother.pid").exists(), 10):
         raise netlab.LabError("the mother's dnsmasq did not start")
     time.sleep(0.5)
     return tl

@@ -9,7 +9,6 @@ Only addresses inside namespaces the test made are used.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,19 +19,13 @@ from mwanctl.dnsview import PROBE_NAME, parse_probe
 
 try:
     from tests import netlab
-    from tests.dns_lab import (
-        UPSTREAMS,
-        client,
-        counter,
-        dns_probe,
-        records,
-        setup,
-        wait,
-    )
+    from tests.dns_lab import UPSTREAMS, client, counter, dns_probe, dns_site, records
+    from tests.polling import wait_for
     from tests.tracker_lab import TrackerLab
 except ImportError:  # pragma: no cover
     import netlab  # type: ignore[no-redef]
-    from dns_lab import UPSTREAMS, client, counter, dns_probe, records, setup, wait  # type: ignore[no-redef]
+    from dns_lab import UPSTREAMS, client, counter, dns_probe, dns_site, records  # type: ignore[no-redef]
+    from polling import wait_for  # type: ignore[no-redef]
     from tracker_lab import TrackerLab  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.netns
@@ -43,17 +36,8 @@ def dlab(tmp_path: Path):
     why = netlab.skip_reason() or (None if shutil.which("dnsmasq") else "needs dnsmasq")
     if why:
         pytest.skip(why)
-    with netlab.Lab() as lab:
-        tl = TrackerLab(lab, tmp_path, uplinks=2).build()
-        procs: list[subprocess.Popen[bytes]] = []
-        try:
-            yield setup(tl, tmp_path, procs)
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-            tl.stop_all(service=True)
+    with netlab.Lab() as lab, dns_site(lab, tmp_path) as tl:
+        yield tl
 
 
 def test_dns_keeps_answering_while_an_uplink_is_cut(dlab: TrackerLab, tmp_path: Path) -> None:
@@ -76,13 +60,13 @@ def test_dns_keeps_answering_while_an_uplink_is_cut(dlab: TrackerLab, tmp_path: 
     c = client(tl, tmp_path, 60, 0.2, "during")
     time.sleep(1.0)
     t_cut = tl.cut("up1")
-    assert wait(lambda: any(ln.split()[1:] == ["disconnected", "mw_up1"] for ln in tl.hotplug_log()), 20)
+    assert wait_for(lambda: any(ln.split()[1:] == ["disconnected", "mw_up1"] for ln in tl.hotplug_log()), 20)
     t_noticed = time.time()
 
     def rebuilt() -> bool:   # the stand-in logs "rebuilt" once the emulation's new policy is live
         log = [ln.split()[1:] for ln in tl.hotplug_log()]
         return ["disconnected", "mw_up1"] in log and ["rebuilt", "mw_up1"] in log[log.index(["disconnected", "mw_up1"]):]
-    assert wait(rebuilt, 20)
+    assert wait_for(rebuilt, 20)
     t_rebuilt = time.time()
     time.sleep(0.3)                                 # forwards already in flight land
     n1_after = counter(tl.lab, "up1")

@@ -23,15 +23,20 @@ except ImportError:  # pragma: no cover
 WAN_UP = '{"up": true, "ipv4-address": [{"address": "100.64.3.9", "mask": 10}]}'
 
 
-@pytest.fixture
-def topo(tmp_path: Path) -> Topology:
-    """The routers of test_status.EXP: a mother and the uplink routers up1, up2."""
+def _routers_of_exp(tmp_path: Path, up1_more: str = "") -> Topology:
+    """The routers of test_status.EXP: a mother and the uplink routers up1 (with ``up1_more``
+    keys), up2."""
     path = tmp_path / "t.yaml"
     path.write_text("site: t\nmother: {host: 192.0.2.1}\nuplinks:\n"
-                    "  - {name: up1, host: 192.0.2.2}\n  - {name: up2, host: 192.0.2.3}\n")
+                    f"  - {{name: up1, host: 192.0.2.2{up1_more}}}\n  - {{name: up2, host: 192.0.2.3}}\n")
     t, diags = diagnose(path)
     assert t is not None, diags
     return t
+
+
+@pytest.fixture
+def topo(tmp_path: Path) -> Topology:
+    return _routers_of_exp(tmp_path)
 
 
 class Routers:
@@ -109,12 +114,7 @@ def test_the_tracker_probe_is_asked_only_when_an_uplink_uses_the_tracker(tmp_pat
 def test_an_uplink_whose_wan_block_names_another_interface_is_asked_about_that_one(tmp_path: Path) -> None:
     """`wan: {interface: dsl0}`: its router is asked for netifd's interface dump and the row shows
     dsl0's state, not that of an interface called `wan` (which may be down or not exist)."""
-    path = tmp_path / "t.yaml"
-    path.write_text("site: t\nmother: {host: 192.0.2.1}\nuplinks:\n"
-                    "  - {name: up1, host: 192.0.2.2, wan: {proto: dhcp, device: eth1, interface: dsl0}}\n"
-                    "  - {name: up2, host: 192.0.2.3}\n")
-    t, diags = diagnose(path)
-    assert t is not None, diags
+    t = _routers_of_exp(tmp_path, ", wan: {proto: dhcp, device: eth1, interface: dsl0}")
     dump = ('{"interface": [{"interface": "wan", "up": false}, {"interface": "dsl0", "up": true,'
             ' "ipv4-address": [{"address": "100.64.7.7", "mask": 10}]}]}')
     r = Routers({"mother": probes(), "up1": {"iface_dump": dump}, "up2": {"wan_status": WAN_UP}})
