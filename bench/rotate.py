@@ -44,7 +44,7 @@ def one(n: int, runs: int) -> list[tuple[float, str, str, str, int]]:
     try:
         with netlab.Lab() as lab:
             ups = [f"u{i + 1}" for i in range(n)]
-            site = rotate_lab.build(lab, start, tmp, ups)
+            site = rotate_lab.build(lab, start, tmp, ups, async_renew=True)
             if main(site.argv("deploy", str(site.path), "--yes")) != 0:
                 raise SystemExit("deploy failed")
             rotate_lab.wait_tunnels(lab, ups)

@@ -17,8 +17,11 @@ Per tunnel, one at a time:
      Just before the renew, in the same round trip, the uplink's new peer is put on the live
      device with the tunnel's allowed IPs (WireGuard moves them from the old peer in one step):
      `wg syncconf` removes a peer that left the config before adding its successor, and a
-     packet sent in between met no peer (10-20 ms in wireguard-go);
-  4. the uplink's keys go live (network reload: netifd rebuilds its tunnel; an uplink runs no
+     packet sent in between met no peer (10-20 ms in wireguard-go). netifd answers the renew
+     before it runs wireguard.sh's renew, so the mother's device is then watched until it holds
+     its new key (the ssh transport does it on the router, in the same round trip), and its
+     listen port is read after that;
+  4. only then, at once, the uplink's keys go live (network reload: netifd rebuilds its tunnel; an uplink runs no
      mwan3) and the uplink starts the handshake (its new peer entry has no endpoint, and the
      mother's own first try, refused by the old keys, is retried only after ~5 s);
   5. a handshake on the new keys seen from the mother, then both routers are confirmed (uplink
@@ -60,6 +63,9 @@ Say = Callable[[str], None]
 # REKEY_AFTER_TIME, 120 s, so an older stamp (say, from an earlier attempt with the same pending
 # keys) proves nothing about the session now.
 FRESH_HANDSHAKE = 120
+# How long the mother's device may take to show its new key after `renew` was answered (netifd
+# runs wireguard.sh's renew as a process of its own, after the ubus call returned).
+RENEW_TIMEOUT = 10.0
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -129,6 +135,8 @@ class Rotation:
     handshake_timeout: float = 40.0
     say: Say = lambda msg: None
     clock: Callable[[], float] = time.time
+    # the mother's listen port after its renew, as its transport reported it (one tunnel at a time)
+    _mother_port: Optional[int] = field(default=None, init=False, repr=False)
 
     # -- store ---------------------------------------------------------------------------------
     def _start(self, name: str) -> None:
@@ -159,6 +167,7 @@ class Rotation:
     # -- one tunnel ----------------------------------------------------------------------------
     def rotate(self, u: Uplink) -> TunnelResult:
         start = self.clock()
+        self._mother_port = None
         self._start(u.name)
         mother = self.topology.mother.name
         armed: list[tuple[str, Transport, Receipt]] = []   # router, open connection, what to confirm
@@ -212,14 +221,25 @@ class Rotation:
         eps = [p.endpoint for p in iface.peers.values() if p.endpoint] if iface else []
         return eps[0].rsplit(":", 1)[0] if len(eps) == 1 else None
 
-    def _listen_port(self, t: Transport, router: str, iface: str) -> Optional[int]:
-        """The port the mother's tunnel listens on now: wireguard.sh's renew runs `wg syncconf`
-        without ListenPort (the mother has none configured), which takes a new random port."""
-        dump = t.query(("wg_dump",)).get("wg_dump", "")
-        if dump.startswith("ERROR"):
-            return None
-        dev = parse_wg_dump(dump, router).get(iface)
-        return dev.listen_port if dev is not None else None
+    def _listen_port(self, t: Transport, router: str, iface: str, key: str) -> Optional[int]:
+        """The port the mother's tunnel listens on once its device has taken its new public key
+        ``key``: wireguard.sh's renew runs `wg syncconf` without ListenPort (the mother has none
+        configured), which in wireguard-go takes a new random port, and netifd answers `renew`
+        before the handler runs, so the port read right after the call may be the old one."""
+        deadline = time.monotonic() + RENEW_TIMEOUT
+        while True:
+            dump = t.query(("wg_dump",)).get("wg_dump", "")
+            if dump.startswith("ERROR"):
+                return None
+            dev = parse_wg_dump(dump, router).get(iface)
+            if dev is None:
+                return None
+            if dev.public_key == key:
+                return dev.listen_port
+            if time.monotonic() > deadline:
+                raise RotateError(f"{router}: {iface} did not take its new key within "
+                                  f"{RENEW_TIMEOUT:.0f} s of the renew")
+            time.sleep(0.1)
 
     def _apply_keys(self, compiled: Compiled, router: str, u: Uplink,
                     mode: str) -> Optional[tuple[Transport, Receipt]]:
@@ -303,10 +323,13 @@ class Rotation:
         it adds the new one; with the new peer there already it only removes a peer without
         addresses, so no packet meets a device without a peer. From here what the mother sends
         into the tunnel waits for the new session."""
+        new_own = self.store.pair(u.name, "mother", "pending")
         try:
-            t.move_peer_live(u.iface, move.new_peer, move.new_ips, move.old_endpoint, renew=True)
+            port = t.move_peer_live(u.iface, move.new_peer, move.new_ips, move.old_endpoint, renew=True,
+                                    key=new_own.public if new_own is not None else None)
         except TransportError as exc:
             raise _LiveFailed(str(exc)) from None
+        self._mother_port = port     # known once the device took the key (None: not waited for)
         self.say(f"{u.name}: new peer on {router}'s live tunnel first, then renew (the old one "
                  "keeps no addresses)")
 
@@ -340,11 +363,14 @@ class Rotation:
         if new_mother is None:
             raise RotateError(f"{u.name}: the key store holds no pending mother key to bring live")
         mother = self.topology.mother.name
-        if tm is not None:
-            port = self._listen_port(tm, mother, u.iface)
-        else:
+        # the uplink goes live only once the mother's device holds its new key: before that, what
+        # the mother sends on its old session would meet a rebuilt uplink and be lost, not queued
+        port = self._mother_port
+        if port is None and tm is not None:
+            port = self._listen_port(tm, mother, u.iface, new_mother.public)
+        elif port is None:
             with self.connect(mother) as fresh:
-                port = self._listen_port(fresh, mother, u.iface)
+                port = self._listen_port(fresh, mother, u.iface, new_mother.public)
         peer = next((s for s in compiled.routers[u.name].sections.get("network", [])
                      if s.name == f"{u.iface}_peer"), None)
         keepalive = peer.options.get("persistent_keepalive") if peer is not None else None

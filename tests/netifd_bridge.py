@@ -582,15 +582,16 @@ if __name__ == "__main__":
 
 
 def bind_router(router: Any, lab: netlab.Lab, host: str, *, mother: bool = False,
-                lan_dev: str = "lan") -> None:
+                lan_dev: str = "lan", async_renew: bool = False) -> None:
     """Bind a test router to ``host``'s namespace of ``lab``: from now on its netifd emulation
     builds real WireGuard devices there, its ``wg show`` reads them, and (``mother``) its mwan3
-    stand-in steers the LAN's flows. Whatever the router has applied already is built at once."""
+    stand-in steers the LAN's flows. Whatever the router has applied already is built at once.
+    ``async_renew``: a renew changes the device after the ubus call returned, as netifd does."""
     h = lab.hosts[host]
     binding = {"netns": h.netns, "host": host, "rundir": str(h.rundir),
                "mnt": f"/proc/{os.getpid()}/ns/mnt", "python": sys.executable,
                "bridge": str(Path(__file__).resolve()), "repo": str(HERE.parent),
-               "mother": mother, "lan_dev": lan_dev}
+               "mother": mother, "lan_dev": lan_dev, "async_renew": async_renew}
     router.write(BINDING, json.dumps(binding))
     r = router.run("ubus mwtest-realize")
     if r.returncode != 0:

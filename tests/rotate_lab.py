@@ -55,8 +55,10 @@ def _sysctl(lab: netlab.Lab, host: str, *settings: str) -> None:
 
 
 def build(lab: netlab.Lab, router_factory: Callable[..., Any], tmp: Path, uplinks: list[str],
-          confirm_timeout: int = 60) -> Site:
-    """Namespaces, links, forwarding and NAT; test routers bound to them; the topology file."""
+          confirm_timeout: int = 60, async_renew: bool = False) -> Site:
+    """Namespaces, links, forwarding and NAT; test routers bound to them; the topology file.
+    ``async_renew``: a renew changes the real device after the ubus call returned, as netifd
+    runs it (the rotation tests; the deploy's rollback still assumes it done on return)."""
     for h in ("client", "mother", "inet", *uplinks):
         lab.add_host(h)
     lab.link("client", "mother", f"{CLIENT}/24", "192.168.1.1/24", name_a="eth0", name_b="lan")
@@ -78,8 +80,8 @@ def build(lab: netlab.Lab, router_factory: Callable[..., Any], tmp: Path, uplink
     site = start_site(router_factory, tmp, uplinks, confirm_timeout=confirm_timeout)
     for i, u in enumerate(uplinks):
         assert f"host: 192.0.2.{10 + i}" in site.path.read_text()  # the endpoint set up above
-        bind_router(site.routers[u], lab, u)
-    bind_router(site.routers["mother"], lab, "mother", mother=True, lan_dev="lan")
+        bind_router(site.routers[u], lab, u, async_renew=async_renew)
+    bind_router(site.routers["mother"], lab, "mother", mother=True, lan_dev="lan", async_renew=async_renew)
     return site
 
 

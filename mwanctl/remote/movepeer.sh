@@ -6,7 +6,11 @@
 # config, which now only drops the old peer), and the pending apply of MW_OWNER, which renewed
 # nothing, is made to renew it on rollback too: that renew makes the device equal to the old
 # config again, the moved peer included.
-# Args: MW_WG (the wg arguments) MW_OWNER MW_RENEW (an interface, or empty)
+# netifd answers `renew` before it runs wireguard.sh's renew (proto-shell starts the handler as a
+# process of its own), so with MW_KEY (the router's new public key) this waits until the device
+# has taken it, then prints the port it listens on now (`wg syncconf` without ListenPort may take
+# a new one): the caller must not bring the other end live on the old key or the old port.
+# Args: MW_WG (the wg arguments) MW_OWNER MW_RENEW (an interface, or empty) MW_KEY (or empty)
 if [ -n "$MW_RENEW" ]; then
 	[ -d "$MW_LOCK" ] && [ "$(mw_lockval owner '')" = "$MW_OWNER" ] || { mw_say "fail not-pending"; exit 0; }
 	case " $(mw_lockval renew '') " in
@@ -18,5 +22,14 @@ fi
 mw_block "wg set" wg $MW_WG 2>&1 || { mw_say "fail set"; exit 0; }
 if [ -n "$MW_RENEW" ]; then
 	mw_block "renew" ubus call "network.interface.$MW_RENEW" renew 2>&1 || { mw_say "fail renew"; exit 0; }
+fi
+if [ -n "$MW_RENEW" ] && [ -n "$MW_KEY" ]; then
+	_end=$(( $(mw_uptime) + 10 ))
+	until [ "$(wg show "$MW_RENEW" public-key 2>/dev/null)" = "$MW_KEY" ]; do
+		[ "$(mw_uptime)" -ge "$_end" ] && { mw_say "fail renew-late"; exit 0; }
+		sleep 0.05 2>/dev/null || sleep 1
+	done
+	mw_say ok "$(wg show "$MW_RENEW" listen-port 2>/dev/null)"
+	exit 0
 fi
 mw_say ok

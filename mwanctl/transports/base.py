@@ -239,7 +239,7 @@ class Transport(ABC):
 
     def move_peer_live(self, iface: str, peer: str, allowed_ips: Sequence[str],
                        endpoint: Optional[str] = None, remove: Optional[str] = None,
-                       renew: bool = False) -> None:
+                       renew: bool = False, key: Optional[str] = None) -> Optional[int]:
         """One ``wg set`` on the live device, no config change: ``peer`` is added (or updated) with
         ``allowed_ips`` and ``endpoint``, then peer ``remove`` (if given) is removed; with
         ``renew``, ``iface`` is renewed right after in the same round trip, and this session's
@@ -252,7 +252,12 @@ class Transport(ABC):
         brings the mother's committed new keys live this way (new peer first, then the renew,
         which only drops the old peer), and uses ``remove`` to put the old peer back when the
         renew did not run. Any renew (a rollback's too) makes the device equal to the config
-        again, so a moved peer never outlives a rollback. ``CommandError`` on failure."""
+        again, so a moved peer never outlives a rollback. ``CommandError`` on failure.
+
+        ``key`` (with ``renew``): the router's own new public key. netifd answers ``renew`` before
+        its handler runs, so a transport that can waits on the router until the device has taken
+        ``key`` and returns the port it listens on then; None means it did not wait (the caller
+        must, before it brings the other end live)."""
         raise NotImplementedError(f"{type(self).__name__} cannot change a live WireGuard peer")
 
     @abstractmethod

@@ -451,7 +451,7 @@ class LocalTransport(Transport):
 
     def move_peer_live(self, iface: str, peer: str, allowed_ips: Sequence[str],
                        endpoint: Optional[str] = None, remove: Optional[str] = None,
-                       renew: bool = False) -> None:
+                       renew: bool = False, key: Optional[str] = None) -> Optional[int]:
         argv = [*self.wg_program, *move_peer_argv(iface, peer, allowed_ips, endpoint, remove)]
         if renew:   # the pending apply renews it on rollback too (before anything goes live)
             with self._locked():
@@ -470,6 +470,7 @@ class LocalTransport(Transport):
             raise CommandError(f"{self.router}: wg set {iface} failed: {res.stderr.strip()}")
         if renew:
             self._call(f"network.interface.{iface}", "renew", {})
+        return None   # netifd answers before its renew ran: the caller waits for the key
 
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
         verb = "ifdown" if drained else "ifup"

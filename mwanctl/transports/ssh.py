@@ -535,17 +535,24 @@ class SshTransport(Transport):
 
     def move_peer_live(self, iface: str, peer: str, allowed_ips: Sequence[str],
                        endpoint: Optional[str] = None, remove: Optional[str] = None,
-                       renew: bool = False) -> None:
+                       renew: bool = False, key: Optional[str] = None) -> Optional[int]:
+        """movepeer.sh; with ``renew`` and ``key`` it waits on the router for the renew to take
+        the key (netifd runs the renew after answering) and returns the listen port then."""
         argv = move_peer_argv(iface, peer, allowed_ips, endpoint, remove)  # no spaces in any value
         r = self._run("movepeer", {"MW_WG": " ".join(argv), "MW_OWNER": self.owner,
-                                   "MW_RENEW": iface if renew else ""}, "wg set")
-        if r.first("ok") is not None:
-            return
+                                   "MW_RENEW": iface if renew else "",
+                                   "MW_KEY": _check(_KEY_RE, key, "public key") if renew and key else ""},
+                      "wg set")
+        ok = r.first("ok")
+        if ok is not None:
+            return int(ok[1]) if len(ok) > 1 and ok[1].isdigit() else None
         fail = r.first("fail")
         step = {"set": "wg set", "renew": "renew"}.get(fail[1] if fail and len(fail) > 1 else "", "")
         text = r.blocks.get(step, ("", 1))[0].strip() if step else ""
         if fail and fail[1:2] == ["not-pending"]:
             text = "its pending change is gone (rolled back?)"
+        if fail and fail[1:2] == ["renew-late"]:
+            step, text = "renew", "the device did not take its new key within 10 s of the renew"
         raise CommandError(f"{self.router}: {step or 'wg set'} {iface} failed: {text or _why(r)}")
 
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:

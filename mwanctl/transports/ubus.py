@@ -651,7 +651,7 @@ class UbusTransport(Transport):
 
     def move_peer_live(self, iface: str, peer: str, allowed_ips: Sequence[str],
                        endpoint: str | None = None, remove: str | None = None,
-                       renew: bool = False) -> None:
+                       renew: bool = False, key: str | None = None) -> int | None:
         """Through rpcd's ``file exec`` of ``/usr/bin/wg`` (the ACL rehandshake needs too). With
         ``renew`` the explicit rollback renews ``iface`` too; rpcd's own timer only reloads."""
         argv = move_peer_argv(iface, peer, allowed_ips, endpoint, remove)
@@ -668,6 +668,7 @@ class UbusTransport(Transport):
                                f"{str(data.get('stderr') or '').strip() or 'exit status ' + str(data.get('code'))}")
         if renew:
             self._check(self._batch([Call(f"network.interface.{iface}", "renew", {})]))
+        return None   # rpcd answers before netifd's renew ran: the caller waits for the key
 
     def confirm(self, receipt: Receipt | None = None) -> None:
         if receipt is not None and not receipt.armed:
