@@ -25,11 +25,13 @@ if [ -n "$MW_RENEW" ]; then
 fi
 if [ -n "$MW_RENEW" ] && [ -n "$MW_KEY" ]; then
 	_end=$(( $(mw_uptime) + 10 ))
-	until [ "$(wg show "$MW_RENEW" public-key 2>/dev/null)" = "$MW_KEY" ]; do
+	while :; do   # one `wg show` a try: the device's own key and its port (peers show as "peer:")
+		_show=$(wg show "$MW_RENEW" 2>/dev/null)
+		case "$_show" in *"public key: $MW_KEY"*) break ;; esac
 		[ "$(mw_uptime)" -ge "$_end" ] && { mw_say "fail renew-late"; exit 0; }
 		sleep 0.05 2>/dev/null || sleep 1
 	done
-	mw_say ok "$(wg show "$MW_RENEW" listen-port 2>/dev/null)"
+	mw_say ok "$(printf '%s\n' "$_show" | sed -n 's/^ *listening port: *//p')"
 	exit 0
 fi
 mw_say ok
