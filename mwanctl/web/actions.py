@@ -4,7 +4,7 @@ Deploy is ``site.prepare`` + ``deploy.Deployment`` (read, plan, apply with commi
 from a fresh connection), rotation is ``rotate.Rotation``, confirm/rollback are the transports'
 ``confirm``/``rollback`` on routers with a pending change. Changing actions hold a per-site lock,
 so a second browser gets "busy" instead of a second deploy. Nothing here ever reads a private key
-into a result: keys show uses the store's public listing and plans use ``plan.describe`` (masked).
+into a result: keys show uses the store's public listing and plans use ``plan.plan_text`` (masked).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mwanctl.compile.templates import Templates
 from mwanctl.connect import ConnectOptions, transport_for
 from mwanctl.deploy import Deployment, settle_pending
 from mwanctl.errors import Diagnostic, MwanctlError
-from mwanctl.plan import describe
+from mwanctl.plan import plan_text
 from mwanctl.web.history import History
 from mwanctl.web.poller import SiteRef
 
@@ -71,17 +71,8 @@ def validate(ref: SiteRef, templates: Optional[Path] = None) -> tuple[list[Diagn
 
 
 def plan_lines(dep: Deployment) -> list[str]:
-    """The text `mwanctl plan` prints (cli._show_plan), line for line, secrets masked by describe."""
-    out: list[str] = []
-    for router, plan in dep.plans.items():
-        if not plan.changed or plan.apply is None:
-            out.append(f"{router}: up to date")
-            continue
-        out.append(f"{router} ({plan.role}): {plan.op_count} change(s), reloads {', '.join(plan.apply.reload)}"
-                   + (f", restarts {', '.join(plan.apply.restart_ifaces)}" if plan.apply.restart_ifaces else ""))
-        out += describe(plan)
-        out += [f"  note: {n}" for n in plan.notes]
-    return out
+    """The text `mwanctl plan` prints, line for line (plan.plan_text), secrets masked."""
+    return [line for router, plan in dep.plans.items() for line in plan_text(router, plan)]
 
 
 def digest(lines: list[str]) -> str:
