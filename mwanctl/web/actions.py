@@ -236,25 +236,23 @@ class Actions:
         ref = self.sites[site]
 
         def work(job: Job) -> None:
-            from mwanctl.rotate import Rotation, due
-            from mwanctl.site import open_store, slot_spec
-            from mwanctl.topology.checks import pool_slots
+            from mwanctl.rotate import RotateError, Rotation, rotate_in_turn, tunnels_to_rotate
+            from mwanctl.site import open_store
             topo = ref.topology
             store = open_store(topo, ref.state_dir)
-            if store.ensure(slot_spec(topo), pool_slots(topo)):
-                self._finish(job, "failed", "some tunnels have no keys yet: deploy before rotating", "failed")
+            try:
+                todo = tunnels_to_rotate(topo, store, uplinks, None, dt.datetime.now(dt.timezone.utc))
+            except RotateError as exc:
+                self._finish(job, "failed", str(exc), "failed")
                 return
-            names = [u.name for u in topo.uplinks if not uplinks or u.name in uplinks]
-            todo = due(store, names, None, dt.datetime.now(dt.timezone.utc))
             rot = Rotation(topo, store, self.connect(ref), self.templates(),
                            topo.access_for(topo.mother.name).confirm_timeout,
                            say=lambda m: self._say(job, None, m))
-            for name in todo:
-                res = rot.rotate(topo.uplink(name))
-                self._say(job, name, f"{res.status}: {res.message}")
-                self.history.add_event(site, "rotate", name, res.status, f"rotate {name}: {res.message}")
+            for res in rotate_in_turn(rot, todo):
+                self._say(job, res.uplink, f"{res.status}: {res.message}")
+                self.history.add_event(site, "rotate", res.uplink, res.status, f"rotate {res.uplink}: {res.message}")
                 if res.status != "rotated":
-                    job.status, job.summary = "failed", f"{name}: {res.message}"
+                    job.status, job.summary = "failed", f"{res.uplink}: {res.message}"
                     return
             job.summary = f"rotated {', '.join(todo)}" if todo else "nothing to rotate"
 
