@@ -310,7 +310,9 @@ def _print_tracker_bounds(s: Session, topo: Topology) -> None:
 
 
 def _show_plan(s: Session, dep: Deployment) -> None:
-    from mwanctl.plan import describe
+    from rich.text import Text
+
+    from mwanctl.plan import plan_text
     out = s.console()
     for router, state in dep.states.items():
         rec = state.extra.get("last_rollback", "").split(" ", 1)
@@ -319,20 +321,11 @@ def _show_plan(s: Session, dep: Deployment) -> None:
             s.echo(f"note: {router} rolled back an unconfirmed deploy at {when}"
                    + (f" (applied by {rec[1]})" if len(rec) > 1 and rec[1] else ""), err=True)
     for router, plan in dep.plans.items():
-        a = plan.apply    # None exactly when nothing changed (RouterPlan.changed)
-        if a is None:
-            out.print(f"[green]{router}[/green]: up to date")
-            continue
-        out.print(f"[yellow]{router}[/yellow] ({plan.role}): {plan.op_count} change(s), reloads "
-                  f"{', '.join(a.reload)}"
-                  + (f", restarts {', '.join(a.restart_ifaces)}" if a.restart_ifaces else "")
-                  + (f", renews {', '.join(a.renew_ifaces)}" if a.renew_ifaces else "")
-                  + (f"; netifd rebuilds {', '.join(plan.restarts)} (one uplink at a time)" if plan.restarts else ""))
-        for line in describe(plan):
+        head, *rest = plan_text(router, plan)
+        out.print(Text.assemble((router, "yellow" if plan.changed else "green"), head[len(router):]))
+        for line in rest:
             style = "green" if line.lstrip().startswith("+") else "red" if line.lstrip().startswith("-") else None
             out.print(line, style=style, markup=False)
-        for note in plan.notes:
-            out.print(f"  note: {note}", markup=False)
 
 
 DEPLOY_OPTIONS = [

@@ -35,7 +35,7 @@ from mwanctl.status.model import (
     exit_code,
 )
 from mwanctl.status.render import SCHEMA, render_table, summary_line, to_json
-from mwanctl.status.text import format_bytes, format_duration
+from mwanctl.status.text import format_bytes, format_duration, handshake_text
 
 __all__ = [
     "CRITICAL",
@@ -63,6 +63,7 @@ __all__ = [
     "exit_code",
     "format_bytes",
     "format_duration",
+    "handshake_text",
     "render_table",
     "status_or_unknown",
     "summary_line",
