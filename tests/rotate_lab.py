@@ -55,8 +55,9 @@ def _sysctl(lab: netlab.Lab, host: str, *settings: str) -> None:
 
 
 def build(lab: netlab.Lab, router_factory: Callable[..., Any], tmp: Path, uplinks: list[str],
-          confirm_timeout: int = 60) -> Site:
-    """Namespaces, links, forwarding and NAT; test routers bound to them; the topology file."""
+          confirm_timeout: int = 60, tracking: bool = False) -> Site:
+    """Namespaces, links, forwarding and NAT; test routers bound to them; the topology file.
+    ``tracking``: the mother's mwan3track runs and its `ubus call mwan3 status` reports it."""
     for h in ("client", "mother", "inet", *uplinks):
         lab.add_host(h)
     lab.link("client", "mother", f"{CLIENT}/24", "192.168.1.1/24", name_a="eth0", name_b="lan")
@@ -79,7 +80,7 @@ def build(lab: netlab.Lab, router_factory: Callable[..., Any], tmp: Path, uplink
     for i, u in enumerate(uplinks):
         assert f"host: 192.0.2.{10 + i}" in site.path.read_text()  # the endpoint set up above
         bind_router(site.routers[u], lab, u)
-    bind_router(site.routers["mother"], lab, "mother", mother=True, lan_dev="lan")
+    bind_router(site.routers["mother"], lab, "mother", mother=True, lan_dev="lan", tracking=tracking)
     return site
 
 
