@@ -37,11 +37,7 @@ def configs(site: Any) -> dict[str, dict[str, str]]:
 
 
 def deployed(lab: netlab.Lab, router_factory: Any, tmp_path: Any, capsys: Any) -> Any:
-    site = rotate_lab.build(lab, router_factory, tmp_path, UPLINKS, confirm_timeout=30)
-    code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
-    assert code == 0, err
-    rotate_lab.wait_tunnels(lab, UPLINKS)
-    return site
+    return rotate_lab.deployed(lab, router_factory, tmp_path, capsys, UPLINKS, confirm_timeout=30)
 
 
 def deploy_under_traffic(site: Any, lab: netlab.Lab, capsys: Any) -> tuple[int, str, str, Any, float]:

@@ -30,17 +30,6 @@ except ImportError:  # pragma: no cover
 pytestmark = [pytest.mark.netns, pytest.mark.ssh]
 
 
-def deployed(lab: netlab.Lab, router_factory: Any, tmp_path: Any, capsys: Any, uplinks: list[str],
-             confirm_timeout: int = 60) -> Any:
-    """The rotation lab deployed and every tunnel passing traffic: where each test here starts
-    (the deploy's output is read here, so a test's own checks read only its own command's)."""
-    site = rotate_lab.build(lab, router_factory, tmp_path, uplinks, confirm_timeout=confirm_timeout)
-    code, _, err = run(site, capsys, "deploy", str(site.path), "--yes")
-    assert code == 0, err
-    rotate_lab.wait_tunnels(lab, uplinks)
-    return site
-
-
 def store(site: Any) -> dict[str, Any]:
     return json.loads((site.state_dir / "lab" / "state.json").read_text())
 
@@ -121,7 +110,7 @@ def test_old_rotation_loses_new_flows_in_the_lab_as_on_real_mwan3(lab, router_fa
     drained tunnel back before the undrain. This is why `keys rotate` does none of them; the
     zero-loss test below is only worth something because this one loses."""
     uplinks = ["u1", "u2"]
-    site = deployed(lab, router_factory, tmp_path, capsys, uplinks)
+    site = rotate_lab.deployed(lab, router_factory, tmp_path, capsys, uplinks)
     mother = site.routers["mother"]
     flows = rotate_lab.FlowStream(lab).start()
     time.sleep(1.0)
@@ -158,7 +147,7 @@ def test_keys_rotate_with_two_uplinks_loses_no_new_flow(lab, router_factory, tmp
     rotation" has the figures).
     """
     uplinks = ["u1", "u2"]
-    site = deployed(lab, router_factory, tmp_path, capsys, uplinks)
+    site = rotate_lab.deployed(lab, router_factory, tmp_path, capsys, uplinks)
     figures = []
     for n in range(5):
         before, log_at = store(site), len(mwan3_log(lab))
@@ -182,7 +171,7 @@ def test_lost_confirm_keeps_pending_keys_and_a_rerun_finishes(lab, router_factor
     the pending keys stay in the store, the mother rolls back by itself, and running the command
     again finishes the rotation with a working tunnel."""
     uplinks = ["u1", "u2"]
-    site = deployed(lab, router_factory, tmp_path, capsys, uplinks, confirm_timeout=30)
+    site = rotate_lab.deployed(lab, router_factory, tmp_path, capsys, uplinks, confirm_timeout=30)
     before = store(site)
     from mwanctl.transports import ssh
     real_confirm = ssh.SshTransport.confirm
@@ -226,7 +215,7 @@ def test_single_uplink_rotates_live_and_loss_is_measured(lab, router_factory, tm
     what it sends while the ends disagree. Measured, not promised: the queue WireGuard keeps per
     peer has room for 128 packets."""
     uplinks = ["u1"]
-    site = deployed(lab, router_factory, tmp_path, capsys, uplinks)
+    site = rotate_lab.deployed(lab, router_factory, tmp_path, capsys, uplinks)
     code, err, took, p, f = rotate_under_traffic(site, lab, capsys)
     assert code == 0, err
     assert_store_matches_routers(site, uplinks)
@@ -241,7 +230,7 @@ def test_failed_renew_after_the_new_peer_puts_the_old_peer_back(lab, router_fact
     allowed IPs and removes the new one in one `wg set`, so the tunnel keeps working; the error
     says the router rolls back by itself, the pending keys stay, and a rerun finishes."""
     uplinks = ["u1", "u2"]
-    site = deployed(lab, router_factory, tmp_path, capsys, uplinks, confirm_timeout=30)
+    site = rotate_lab.deployed(lab, router_factory, tmp_path, capsys, uplinks, confirm_timeout=30)
     before = store(site)
     mother = site.routers["mother"]
     mother.write("/etc/mwtest/fail_renew", "")
