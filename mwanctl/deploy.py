@@ -8,6 +8,7 @@ every tunnel the change touched has handshaken again (``mwanctl.verify``).
 
 from __future__ import annotations
 
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from mwanctl.errors import (
 )
 from mwanctl.facts import Mwan3Status, WgInterface, parse_mwan3_status, parse_wg_dump
 from mwanctl.plan import RouterPlan, plan_router
+from mwanctl.topology.model import PREFIX
 from mwanctl.wanverify import WAN_UP_TIMEOUT, wan_state
 from mwanctl.transports.base import Receipt, RouterState, Transport
 from mwanctl.uci.model import UciPackage
@@ -109,6 +111,14 @@ class Deployment:
     _receipts: dict[str, Optional[Receipt]] = field(default_factory=dict)
     _baseline: dict[str, dict[str, str]] = field(default_factory=dict)
     _started: int = field(default_factory=lambda: int(time.time()))
+
+    def __post_init__(self) -> None:
+        # The window must hold one accepted tracking round of the slowest tunnel mwan3 judges
+        # (verify.round_wait): with `conservative` numbers or a long `interval` 25 s is too short,
+        # and a working deploy would be rolled back. The router's own rollback timer grows with it.
+        rounds = [verify.round_wait(s.options) for cfg in self.compiled.routers.values() if cfg.role == "mother"
+                  for s in cfg.sections.get("mwan3", ()) if s.type == "interface" and (s.name or "").startswith(PREFIX)]
+        self.verify_timeout = max(self.verify_timeout, math.ceil(max(rounds, default=0.0) + self.poll_interval))
 
     # -- facts and plan --------------------------------------------------------------------------
     def read(self) -> None:

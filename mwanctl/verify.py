@@ -16,9 +16,10 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Mapping, Optional
 
 from mwanctl.facts import Mwan3Interface, Mwan3Status, WgInterface, WgPeer
+from mwanctl.tracking import ROUND_OVERHEAD
 from mwanctl.uci.model import UciPackage, Value
 
 # WireGuard's REJECT_AFTER_TIME: a session older than this carries nothing any more
@@ -82,6 +83,32 @@ def mwan3_online(mw: Optional[Mwan3Status], iface: str) -> Optional[bool]:
 
 def _targets(st: Mwan3Interface) -> str:
     return ", ".join(f"{t.ip} {t.status}" for t in st.track_ip) or "no targets"
+
+
+# mwan3track's own defaults for options a section leaves out (2.12.2 usr/sbin/mwan3track)
+MWAN3TRACK_DEFAULTS = {"count": 1, "timeout": 4, "interval": 10, "failure_interval": 10}
+
+
+def _number(options: Mapping[str, Value], name: str) -> int:
+    v = options.get(name)
+    return int(v) if isinstance(v, str) and v.isdigit() else MWAN3TRACK_DEFAULTS[name]
+
+
+def round_wait(options: Mapping[str, Value]) -> float:
+    """The longest wait, from any moment, until mwan3track (an mwan3 ``interface`` section's
+    ``options``) ends a round that ``tracking_proof`` accepts, once the tunnel carries again.
+
+    A round probes the ``track_ip`` targets one after another, each ``count`` packets a second
+    apart and then up to ``timeout`` s: at most D = targets x (count - 1 + timeout). The worst
+    case is a round in flight that does not count (it began before the tunnel carried), the
+    sleep after it (``interval``, or ``failure_interval`` after a failed round), then a whole
+    round; one second more for mwan3's whole-second stamps and the overhead of two rounds."""
+    targets = options.get("track_ip")
+    n = max(1, len(targets) if isinstance(targets, tuple) else 1)
+    count = max(1, _number(options, "count"))
+    d = n * (count - 1 + _number(options, "timeout"))
+    sleep = max(_number(options, "interval"), _number(options, "failure_interval"))
+    return 2 * d + sleep + 1 + 2 * ROUND_OVERHEAD
 
 
 def tracking_proof(st: Optional[Mwan3Interface], started: Optional[float], now: Optional[float],

@@ -129,3 +129,38 @@ def test_unknown_uptime_checks_the_connect_only():
     assert verify.tracking_proof(iface(OUTAGE, "mw_up2"), None, None, 25) == ""
     assert "no round since" in verify.tracking_proof(iface(OUTAGE, "mw_up2", online=0), None, None, 25)
     assert verify.tracking_proof(None, 1.0, 2.0, 25) == "mwan3 reports nothing about it"
+
+
+# -- how long verification waits for mwan3track ---------------------------------------------------
+
+def test_round_wait_covers_a_skipped_round_a_sleep_and_a_whole_round() -> None:
+    # two targets, one packet each, 4 s timeout: a round takes up to 8 s; interval 10
+    opts = {"track_ip": ("1.1.1.1", "9.9.9.9"), "count": "1", "timeout": "4", "interval": "10",
+            "failure_interval": "10"}
+    assert verify.round_wait(opts) == 2 * 8 + 10 + 1 + 2 * verify.ROUND_OVERHEAD
+    # options left out are mwan3track's defaults (count 1, timeout 4, interval 10), one target
+    assert verify.round_wait({"track_ip": "8.8.8.8"}) == 2 * 4 + 10 + 1 + 2 * verify.ROUND_OVERHEAD
+    # three packets a second apart per target
+    assert verify.round_wait({**opts, "count": "3"}) == 2 * 12 + 10 + 1 + 2 * verify.ROUND_OVERHEAD
+
+
+def _deployment(tracking: str) -> Any:
+    from mwanctl.compile import compile_site
+    from mwanctl.deploy import Deployment
+    from mwanctl.keys import KeyPair, TunnelKeys
+    from mwanctl.topology.load import parse_topology
+    topo = parse_topology("site: t\nmother: {host: 192.168.1.1}\nuplinks:\n  - {name: dsl, host: 192.168.1.2}\n"
+                          + tracking)
+    keys = {"dsl": TunnelKeys(0, KeyPair("cHJpdmF0ZS1tb3RoZXItMDAwMDAwMDAwMDAwMDAwMDA=", "pub-m", "2026-01-01T00:00:00Z"),
+                              KeyPair("cHJpdmF0ZS11cGxpbmstMDAwMDAwMDAwMDAwMDAwMDA=", "pub-u", "2026-01-01T00:00:00Z"))}
+    return Deployment(compile_site(topo, keys), connect=lambda r: None)  # type: ignore[arg-type,return-value]
+
+
+def test_the_verify_window_holds_one_round_of_the_slowest_tracked_tunnel() -> None:
+    # the default profile's rounds fit the 25 s window
+    assert _deployment("").verify_timeout == 25
+    # `conservative` (interval 10, timeout 4, two targets) needs 2*8 + 10 + 1 + overhead + a poll
+    assert _deployment("tracking: {profile: conservative}\n").verify_timeout == 29
+    # a minute between rounds: a working deploy must not be rolled back for want of a round
+    slow = _deployment("tracking: {interval: 60, failure_interval: 60}\n")
+    assert slow.verify_timeout >= 60 + 2 * 2 * 2
