@@ -88,32 +88,21 @@ def _first_deploy(lab: netlab.Lab, site: Any) -> str:
 
 def one_site(tmp: Path) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
-    started: list[Any] = []
-
-    def factory(name: str, **kw: Any) -> Any:
-        r = test_routers.start_router(tmp, name, **kw)
-        started.append(r)
-        return r
-
-    with netlab.Lab() as lab:
-        try:
-            site = rotate_lab.build(lab, factory, tmp, UPLINKS, confirm_timeout=30)
-            rows.append(("first deploy", _first_deploy(lab, site)))
-            for name, change, cmd in SCENARIOS:
-                change(site)
-                if name == "mother rename (peer description)":
-                    site.routers["hub"] = site.routers["mother"]
-                ping = rotate_lab.PingStream(lab).start()
-                flows = rotate_lab.FlowStream(lab).start()
-                time.sleep(1.0)
-                code, took = _run(site, *cmd)
-                time.sleep(1.5)
-                p, f = ping.stop(), flows.stop()
-                rows.append((name, f"exit {code}, {took:.1f} s; pings lost {p.lost_count}/{p.sent}; "
-                                   f"new flows lost {f.lost_count}/{f.sent}"))
-        finally:
-            for r in started:
-                r.stop()
+    with netlab.Lab() as lab, test_routers.started_in(tmp) as factory:
+        site = rotate_lab.build(lab, factory, tmp, UPLINKS, confirm_timeout=30)
+        rows.append(("first deploy", _first_deploy(lab, site)))
+        for name, change, cmd in SCENARIOS:
+            change(site)
+            if name == "mother rename (peer description)":
+                site.routers["hub"] = site.routers["mother"]
+            ping = rotate_lab.PingStream(lab).start()
+            flows = rotate_lab.FlowStream(lab).start()
+            time.sleep(1.0)
+            code, took = _run(site, *cmd)
+            time.sleep(1.5)
+            p, f = ping.stop(), flows.stop()
+            rows.append((name, f"exit {code}, {took:.1f} s; pings lost {p.lost_count}/{p.sent}; "
+                               f"new flows lost {f.lost_count}/{f.sent}"))
     return rows
 
 

@@ -34,15 +34,9 @@ def _rebuilds(lab: netlab.Lab) -> int:
 
 def one(n: int, runs: int) -> list[tuple[float, str, str, str, int]]:
     tmp = Path(tempfile.mkdtemp(prefix="mwbench-rotate-"))
-    started: list[routers.TestRouter] = []
-
-    def start(name: str, **kw: object) -> routers.TestRouter:
-        r = routers.start_router(tmp, name, **kw)  # type: ignore[arg-type]
-        started.append(r)
-        return r
     rows = []
     try:
-        with netlab.Lab() as lab:
+        with routers.started_in(tmp) as start, netlab.Lab() as lab:
             ups = [f"u{i + 1}" for i in range(n)]
             site = rotate_lab.build(lab, start, tmp, ups, async_renew=True)
             if main(site.argv("deploy", str(site.path), "--yes")) != 0:
@@ -62,8 +56,6 @@ def one(n: int, runs: int) -> list[tuple[float, str, str, str, int]]:
                 rows.append((took, f"{p.lost_count}/{p.sent}", f"{f.lost_count}/{f.sent}",
                              f.note.replace("slowest echo ", ""), _rebuilds(lab) - before))
     finally:
-        for r in started:
-            r.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return rows
 

@@ -14,7 +14,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, Optional, Sequence
 
 import click
 
@@ -63,6 +63,27 @@ class Session:
     def error(self, text: str) -> None:
         """The one-line error every failure prints."""
         self.echo(f"mwanctl: error: {text}", err=True)
+
+    def agreed(self, yes: bool, question: str, no_terminal: str, declined: str = "") -> Optional[DeployExit]:
+        """None to go on (``--yes``, or yes at the terminal); else the exit status to stop with:
+        USAGE when there is no terminal to ask on (``no_terminal`` says so), OK when the user said no."""
+        if yes:
+            return None
+        if not self.env.stdin_isatty:
+            self.error(no_terminal)
+            return DeployExit.USAGE
+        if not self.env.confirm(question, default=False):
+            if declined:
+                self.echo(declined, err=True)
+            return DeployExit.OK
+        return None
+
+    def no_such(self, what: str, names: Sequence[str], known: Collection[str], topology: str) -> bool:
+        """Names the topology does not have are a usage error, said in one line (True: stop)."""
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            self.error(f"no {what} named {', '.join(unknown)} in {topology}")
+        return bool(unknown)
 
     def connect_options(self, accept_new: bool) -> ConnectOptions:
         """How to open connections: a password is asked for only when stdin is a terminal."""
@@ -310,7 +331,9 @@ def _print_tracker_bounds(s: Session, topo: Topology) -> None:
 
 
 def _show_plan(s: Session, dep: Deployment) -> None:
-    from mwanctl.plan import describe
+    from rich.text import Text
+
+    from mwanctl.plan import plan_text
     out = s.console()
     for router, state in dep.states.items():
         rec = state.extra.get("last_rollback", "").split(" ", 1)
@@ -319,20 +342,11 @@ def _show_plan(s: Session, dep: Deployment) -> None:
             s.echo(f"note: {router} rolled back an unconfirmed deploy at {when}"
                    + (f" (applied by {rec[1]})" if len(rec) > 1 and rec[1] else ""), err=True)
     for router, plan in dep.plans.items():
-        a = plan.apply    # None exactly when nothing changed (RouterPlan.changed)
-        if a is None:
-            out.print(f"[green]{router}[/green]: up to date")
-            continue
-        out.print(f"[yellow]{router}[/yellow] ({plan.role}): {plan.op_count} change(s), reloads "
-                  f"{', '.join(a.reload)}"
-                  + (f", restarts {', '.join(a.restart_ifaces)}" if a.restart_ifaces else "")
-                  + (f", renews {', '.join(a.renew_ifaces)}" if a.renew_ifaces else "")
-                  + (f"; netifd rebuilds {', '.join(plan.restarts)} (one uplink at a time)" if plan.restarts else ""))
-        for line in describe(plan):
+        head, *rest = plan_text(router, plan)
+        out.print(Text.assemble((router, "yellow" if plan.changed else "green"), head[len(router):]))
+        for line in rest:
             style = "green" if line.lstrip().startswith("+") else "red" if line.lstrip().startswith("-") else None
             out.print(line, style=style, markup=False)
-        for note in plan.notes:
-            out.print(f"  note: {note}", markup=False)
 
 
 DEPLOY_OPTIONS = [
@@ -413,13 +427,11 @@ def run_plan_or_deploy(s: Session, topology: str, accept_new: bool, confirm_time
             return DeployExit.OK
         if dry_run:
             return DeployExit.CHANGES
-        if not yes:
-            if not s.env.stdin_isatty:
-                s.error("not applying without confirmation; pass --yes to apply non-interactively")
-                return DeployExit.USAGE
-            if not s.env.confirm("Apply these changes?", default=False):
-                s.echo("nothing was changed", err=True)
-                return DeployExit.OK
+        stop = s.agreed(yes, "Apply these changes?",
+                        "not applying without confirmation; pass --yes to apply non-interactively",
+                        "nothing was changed")
+        if stop is not None:
+            return stop
         outcomes = dep.apply()
         for note in dep.notes:
             s.echo(f"note: {note}", err=True)
@@ -465,9 +477,7 @@ def run_router_action(s: Session, topology: str, routers: tuple[str, ...], accep
     from mwanctl.connect import transport_for
     topo = _load(s, topology)
     names = list(routers) or topo.routers
-    unknown = [r for r in names if r not in topo.routers]
-    if unknown:
-        s.error(f"no router named {', '.join(unknown)} in {topology}")
+    if s.no_such("router", names, topo.routers, topology):
         return DeployExit.USAGE
     from mwanctl.deploy import one_line, settle_pending
     code = DeployExit.OK
@@ -601,9 +611,7 @@ def run_keys_rotate(s: Session, topology: str, uplinks: tuple[str, ...], older_t
     from mwanctl.rotate import Rotation, rotate_in_turn, tunnels_to_rotate
     from mwanctl.site import open_store
     topo = _load(s, topology)
-    unknown = [n for n in uplinks if n not in {u.name for u in topo.uplinks}]
-    if unknown:
-        s.error(f"no uplink named {', '.join(unknown)} in {topology}")
+    if s.no_such("uplink", uplinks, {u.name for u in topo.uplinks}, topology):
         return DeployExit.USAGE
     store = open_store(topo, s.state_dir)
     now = dt.datetime.fromtimestamp(s.env.clock(), dt.timezone.utc)
@@ -612,12 +620,9 @@ def run_keys_rotate(s: Session, topology: str, uplinks: tuple[str, ...], older_t
         s.echo("nothing to rotate" + (f": no key is older than {older_than}" if older_than else ""))
         return DeployExit.OK
     s.echo(f"rotating {len(todo)} tunnel(s), one at a time: {', '.join(todo)}")
-    if not yes:
-        if not s.env.stdin_isatty:
-            s.error("pass --yes to rotate non-interactively")
-            return DeployExit.USAGE
-        if not s.env.confirm("Rotate now?", default=False):
-            return DeployExit.OK
+    stop = s.agreed(yes, "Rotate now?", "pass --yes to rotate non-interactively")
+    if stop is not None:
+        return stop
     err = s.console(stderr=True)
     rot = Rotation(topo, store, connector(topo, s.connect_options(accept_new)), s.templates(),
                    confirm_timeout or topo.access_for(topo.mother.name).confirm_timeout,

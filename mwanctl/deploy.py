@@ -8,6 +8,7 @@ every tunnel the change touched has handshaken again (``mwanctl.verify``).
 
 from __future__ import annotations
 
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from mwanctl.errors import (
 )
 from mwanctl.facts import Mwan3Status, WgInterface, parse_mwan3_status, parse_wg_dump
 from mwanctl.plan import RouterPlan, plan_router
+from mwanctl.topology.model import PREFIX
 from mwanctl.wanverify import WAN_UP_TIMEOUT, wan_state
 from mwanctl.transports.base import Receipt, RouterState, Transport
 from mwanctl.uci.model import UciPackage
@@ -109,6 +111,14 @@ class Deployment:
     _receipts: dict[str, Optional[Receipt]] = field(default_factory=dict)
     _baseline: dict[str, dict[str, str]] = field(default_factory=dict)
     _started: int = field(default_factory=lambda: int(time.time()))
+
+    def __post_init__(self) -> None:
+        # The window must hold one accepted tracking round of the slowest tunnel mwan3 judges
+        # (verify.round_wait): with `conservative` numbers or a long `interval` 25 s is too short,
+        # and a working deploy would be rolled back. The router's own rollback timer grows with it.
+        rounds = [verify.round_wait(s.options) for cfg in self.compiled.routers.values() if cfg.role == "mother"
+                  for s in cfg.sections.get("mwan3", ()) if s.type == "interface" and (s.name or "").startswith(PREFIX)]
+        self.verify_timeout = max(self.verify_timeout, math.ceil(max(rounds, default=0.0) + self.poll_interval))
 
     # -- facts and plan --------------------------------------------------------------------------
     def read(self) -> None:
@@ -445,11 +455,12 @@ class Deployment:
 
     # -- verification ----------------------------------------------------------------------------
     def _probe(self, routers: set[str], mwan3: bool = False) -> dict[str, dict[str, str]]:
-        """wg dump and clock (and on a mother mwan3 status) of each router, in parallel."""
+        """wg dump and clock (and on a mother mwan3 status and the uptime its stamps count in)
+        of each router, in parallel."""
         def one(r: str) -> tuple[str, dict[str, str]]:
             names = ["epoch", "wg_dump"]
             if mwan3 and self.compiled.routers[r].role == "mother":
-                names.append("mwan3_status")
+                names += ["uptime", "mwan3_status"]
             try:
                 return r, self._transports[r].query(names)
             except MwanctlError as exc:
@@ -461,8 +472,9 @@ class Deployment:
 
     def _verify(self, tunnels: dict[str, tuple[str, str]]) -> list[TunnelCheck]:
         """Ask the mother for a new handshake on each tunnel, then wait (bounded) until both
-        ends show one newer than the request and mwan3 has the tunnel online again where it had
-        it before; then compare the live state with the config."""
+        ends show one newer than the request and, where mwan3 had the tunnel online before, a
+        tracking round since the deploy began had a target answer (``verify.tracking_proof``);
+        then compare the live state with the config."""
         if not tunnels:
             return []
         routers = {r for t in tunnels.values() for r in t}
@@ -528,11 +540,17 @@ class Deployment:
             t0 = since.get(r)
             if t0 is None or not verify.fresh(peer, t0):
                 return f"no handshake within {self.verify_timeout} s ({r} saw none since the deploy)"
-        was = verify.mwan3_online(_mw(base.get(c.mother, {}), c.mother), c.iface)
-        now = verify.mwan3_online(_mw(probes.get(c.mother, {}), c.mother), c.iface)
-        if was and not now:
-            return "handshake, but mwan3 tracking reports it offline"
-        return ""
+        if not verify.mwan3_online(_mw(base.get(c.mother, {}), c.mother), c.iface):
+            return ""            # mwan3 did not have it online before: not judged by mwan3
+        mw = _mw(probes.get(c.mother, {}), c.mother)
+        started, now = _uptime(base.get(c.mother, {})), _uptime(probes.get(c.mother, {}))
+        why = verify.tracking_proof(mw.interfaces.get(c.iface) if mw else None, started, now,
+                                    self.verify_timeout)
+        if not why and (started is None or now is None):
+            note = f"could not read {c.mother}'s uptime: mwan3's round was not checked against the deploy's start"
+            if note not in c.notes:
+                c.notes.append(note)
+        return f"handshake, but {why}" if why else ""
 
     def _check_live(self, checks: list[TunnelCheck]) -> None:
         if not checks:
@@ -578,6 +596,13 @@ def _wg_names(pkg: UciPackage) -> set[str]:
 def _epoch(probes: dict[str, str]) -> Optional[int]:
     text = probes.get("epoch", "").strip()
     return int(text) if text.isdigit() else None
+
+
+def _uptime(probes: dict[str, str]) -> Optional[float]:
+    try:
+        return float(probes.get("uptime", "").split()[0])
+    except (IndexError, ValueError):
+        return None
 
 
 def _wg(probes: dict[str, str], router: str) -> dict[str, WgInterface]:

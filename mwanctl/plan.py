@@ -358,6 +358,19 @@ def describe(plan: RouterPlan) -> list[str]:
     return lines
 
 
+def plan_text(router: str, plan: RouterPlan) -> list[str]:
+    """What `mwanctl plan` prints for one router, line for line: its headline (what reloads,
+    renews, restarts), the masked diff, the notes; one text so the CLI and the web show the same."""
+    a = plan.apply    # None exactly when nothing changed (RouterPlan.changed)
+    if a is None:
+        return [f"{router}: up to date"]
+    head = (f"{router} ({plan.role}): {plan.op_count} change(s), reloads {', '.join(a.reload)}"
+            + (f", restarts {', '.join(a.restart_ifaces)}" if a.restart_ifaces else "")
+            + (f", renews {', '.join(a.renew_ifaces)}" if a.renew_ifaces else "")
+            + (f"; netifd rebuilds {', '.join(plan.restarts)} (one uplink at a time)" if plan.restarts else ""))
+    return [head, *describe(plan), *(f"  note: {n}" for n in plan.notes)]
+
+
 def _option_changes(b: UciSection, a: UciSection) -> list[str]:
     out = []
     for opt in dict.fromkeys(list(b.options) + list(a.options)):

@@ -3,7 +3,9 @@
 A loaded config proves nothing (`wg show` lists a peer the moment the config is read, even with
 a typo in its endpoint). A tunnel counts as working only when both ends show a handshake newer
 than the moment mwanctl asked for one, and, when mwan3 had it online before, mwan3 has it
-online again. Its live state (addresses, MTU, listen port, peers' allowed IPs, endpoint,
+online again after a tracking round that began and ended after the deploy started and in which
+a target answered (``tracking_proof``: mwan3's ``initial_state online`` shows a restarted
+interface online before any round). Its live state (addresses, MTU, listen port, peers' allowed IPs, endpoint,
 keepalive) must equal the config: netifd leaves some changes unapplied (see plan.option_action).
 The I/O (probes over the transports) is in ``mwanctl.deploy``; this module only judges.
 """
@@ -11,11 +13,13 @@ The I/O (probes over the transports) is in ``mwanctl.deploy``; this module only 
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Mapping, Optional
 
-from mwanctl.facts import Mwan3Status, WgInterface, WgPeer
+from mwanctl.facts import Mwan3Interface, Mwan3Status, WgInterface, WgPeer
+from mwanctl.tracking import ROUND_OVERHEAD
 from mwanctl.uci.model import UciPackage, Value
 
 # WireGuard's REJECT_AFTER_TIME: a session older than this carries nothing any more
@@ -75,6 +79,78 @@ def mwan3_online(mw: Optional[Mwan3Status], iface: str) -> Optional[bool]:
     if mw is None or iface not in mw.interfaces:
         return None
     return mw.interfaces[iface].status == "online"
+
+
+def _targets(st: Mwan3Interface) -> str:
+    return ", ".join(f"{t.ip} {t.status}" for t in st.track_ip) or "no targets"
+
+
+# mwan3track's own defaults for options a section leaves out (2.12.2 usr/sbin/mwan3track)
+MWAN3TRACK_DEFAULTS = {"count": 1, "timeout": 4, "interval": 10, "failure_interval": 10}
+
+
+def _number(options: Mapping[str, Value], name: str) -> int:
+    v = options.get(name)
+    return int(v) if isinstance(v, str) and v.isdigit() else MWAN3TRACK_DEFAULTS[name]
+
+
+def round_wait(options: Mapping[str, Value]) -> float:
+    """The longest wait, from any moment, until mwan3track (an mwan3 ``interface`` section's
+    ``options``) ends a round that ``tracking_proof`` accepts, once the tunnel carries again.
+
+    A round probes the ``track_ip`` targets one after another, each ``count`` packets a second
+    apart and then up to ``timeout`` s: at most D = targets x (count - 1 + timeout). The worst
+    case is a round in flight that does not count (it began before the tunnel carried), the
+    sleep after it (``interval``, or ``failure_interval`` after a failed round), then a whole
+    round; one second more for mwan3's whole-second stamps and the overhead of two rounds."""
+    targets = options.get("track_ip")
+    n = max(1, len(targets) if isinstance(targets, tuple) else 1)
+    count = max(1, _number(options, "count"))
+    d = n * (count - 1 + _number(options, "timeout"))
+    sleep = max(_number(options, "interval"), _number(options, "failure_interval"))
+    return 2 * d + sleep + 1 + 2 * ROUND_OVERHEAD
+
+
+def tracking_proof(st: Optional[Mwan3Interface], started: Optional[float], now: Optional[float],
+                   window: int) -> str:
+    """'' when mwan3 proves the tunnel: online, and mwan3track finished a round after the deploy
+    began in which a target answered; else why not (final once ``window`` s have passed).
+
+    Why not its "online" alone: mwan3track's firstconnect (start, or the ifup of a restarted
+    interface) writes STATUS online (``initial_state online``) and a fresh ONLINE stamp before
+    any round, and the status plugin keeps showing the last round's TIME/TURN/LOST/TRACK_<ip>
+    files of before the restart. What a round leaves (mwan3 2.12.2 ``usr/sbin/mwan3track``,
+    read back by the rpcd plugin as ``age`` = uptime - TIME, ``online`` = uptime - ONLINE):
+    TRACK_<ip> up/down/skipped for every target, then LOST (0 after a good round: reset when
+    ``reliability`` targets answered), TURN (rounds since the last connect, which resets it to 0)
+    and TIME, its end, in whole seconds of /proc/uptime. So a round counts when
+
+    * it ended after the last connect: ``age < online``; in the same second only as the first
+      round after it (``turn == 1``: a round of before the connect has a turn of its own, and
+      after a connect the next round starts at once);
+    * it ended after the deploy began: ``started``/``now`` are the mother's /proc/uptime before
+      the deploy and at this status (read together with it); one second of margin for the
+      whole-second stamps and the two reads not being the same instant;
+    * LOST is 0 and a target's TRACK is ``up``.
+
+    A failed round is not "online" at all: it makes the interface disconnecting or offline.
+    ``started``/``now`` None (the uptime could not be read): only the connect is checked."""
+    if st is None:
+        return "mwan3 reports nothing about it"
+    if st.status != "online":
+        down = bool(st.track_ip) and all(t.status == "down" for t in st.track_ip)
+        return (f"mwan3 tracking reports it {st.status}"
+                + (f": no tracking target answered ({_targets(st)})" if down else ""))
+    age, online, turn = st.age, st.online, st.turn
+    pending = f"no tracking target answered within {window} s: "
+    if age is None or online is None or not turn or not (age < online or (age == online and turn == 1)):
+        return pending + ("mwan3track finished no round since it set the interface online "
+                          "(that \"online\" is initial_state's, not an answer)")
+    if started is not None and now is not None and int(now) - age - 1 < math.ceil(started):
+        return pending + "mwan3track's last round ended before the deploy began"
+    if st.lost or not any(t.status == "up" for t in st.track_ip):
+        return f"no tracking target answered in mwan3track's last round ({_targets(st)})"
+    return ""
 
 
 _ADDR = re.compile(r"^\d+:\s+(\S+)\s+(inet6?)\s+(\S+)")

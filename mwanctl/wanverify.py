@@ -18,23 +18,36 @@ from typing import Any
 WAN_UP_TIMEOUT = 45
 
 
+UNREADABLE_DUMP = "unreadable answer to `ubus call network.interface dump`"
+
+
+def dump_entry(dump: str, iface: str) -> dict[str, Any] | None:
+    """``iface``'s entry in netifd's interface dump (what `ubus call network.interface.<iface>
+    status` prints for it), None when netifd lists no such interface; ValueError when ``dump`` is
+    not a dump (the deploy's WAN check and the status poll read it the same way)."""
+    try:
+        data: Any = json.loads(dump)
+    except ValueError:
+        raise ValueError(UNREADABLE_DUMP) from None
+    items = data.get("interface") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise ValueError(UNREADABLE_DUMP)
+    return next((it for it in items if isinstance(it, dict) and it.get("interface") == iface), None)
+
+
 def wan_state(dump: str | None, iface: str) -> tuple[bool | None, str]:
     """(True, "") when ``iface`` is up; (False, why) when netifd reports it down (with its errors,
     e.g. ``AUTH_FAILED``, ``INVALID_PROTO``); (None, why) when the answer cannot be read."""
     if dump is None or dump.startswith("ERROR"):
         return None, (dump or "no answer")[:160]
     try:
-        data: Any = json.loads(dump)
-    except ValueError:
-        return None, "unreadable answer to `ubus call network.interface dump`"
-    items = data.get("interface") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        return None, "unreadable answer to `ubus call network.interface dump`"
-    for it in items:
-        if isinstance(it, dict) and it.get("interface") == iface:
-            if it.get("up") is True:
-                return True, ""
-            errors = [str(e.get("code")) for e in it.get("errors") or [] if isinstance(e, dict) and e.get("code")]
-            pending = " (still connecting)" if it.get("pending") else ""
-            return False, f"netifd reports {iface} down{pending}" + (f": {', '.join(errors)}" if errors else "")
-    return False, f"netifd has no interface {iface}"
+        it = dump_entry(dump, iface)
+    except ValueError as exc:
+        return None, str(exc)
+    if it is None:
+        return False, f"netifd has no interface {iface}"
+    if it.get("up") is True:
+        return True, ""
+    errors = [str(e.get("code")) for e in it.get("errors") or [] if isinstance(e, dict) and e.get("code")]
+    pending = " (still connecting)" if it.get("pending") else ""
+    return False, f"netifd reports {iface} down{pending}" + (f": {', '.join(errors)}" if errors else "")

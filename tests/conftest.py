@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,17 +20,8 @@ def router_factory(tmp_path: Path) -> Iterator[Callable[..., routers.TestRouter]
     why = routers.missing_requirements()
     if why:
         pytest.skip(why)
-    started: list[routers.TestRouter] = []
-
-    def start(name: str = "r1", **kwargs: object) -> routers.TestRouter:
-        r = routers.start_router(tmp_path, name, **kwargs)  # type: ignore[arg-type]
-        started.append(r)
-        return r
-
-    yield start
-    for r in started:
-        r.stop()
-        shutil.rmtree(r.root, ignore_errors=True)
+    with routers.started_in(tmp_path) as start:
+        yield start
 
 
 @pytest.fixture

@@ -33,8 +33,12 @@ real mwan3 2.12.2 reacts to, as its sources do:
   the last resort ``unreachable`` 0x3E00; a new flow's mark is kept in its connmark, so running
   flows stay on their tunnel until their conntrack entry goes (pitfalls).
 
-Not emulated (real mwan3 does it): tracking itself (``mwan3track``'s pings: an interface whose
-device exists stays online unless an event takes it out), ``initial_state offline`` after start,
+A mother bound with ``tracking`` also runs mwan3track (:class:`Trackers`: the stand-in's real
+pings over the tunnels, its files read back by the ubus stand-in as mwan3's rpcd plugin does);
+its verdicts are not fed back into the policy. Without it tracking is not emulated: an interface
+whose device exists stays online unless an event takes it out.
+
+Not emulated either (real mwan3 does it): ``initial_state offline`` after start,
 sticky rules, ipsets, policies other than the default rule's (mwan3 rebuilds every policy one
 after another, so a later policy's blackhole comes later), ``flush_conntrack``, IPv6, the
 ``iif`` rules and the copies of main-table routes in each table (replies from a tunnel are
@@ -162,12 +166,14 @@ class BoundHost(netlab.Lab):
 
     # -- mwan3 ----------------------------------------------------------------------------------
     def mwan3(self, config_text: str, events: list[list[str]], lan_dev: str,
-              timing: tuple[float, float]) -> dict[str, Any]:
+              timing: tuple[float, float], trackdir: Optional[str] = None) -> dict[str, Any]:
         """Run mwan3's reaction to ``events`` ([source, action, iface]: source "cmd" for
         ``mwan3 ifdown|ifup``, "hotplug" for netifd's and the tracker's events) against the live
         namespace: rules, tables, and the policy rebuilt state by state with mwan3's pauses
         (``timing``: seconds the chain stays empty, then between members). The model's state
-        lives in the host's run dir; a changed config restarts mwan3 (state from scratch)."""
+        lives in the host's run dir; a changed config restarts mwan3 (state from scratch).
+        ``trackdir``: run mwan3track (tests/standins/mwan3track) for each tracked interface,
+        its files there (see :class:`Trackers`)."""
         rundir = self.hosts[self.host].rundir
         state_file, log = rundir / "mwan3.json", rundir / "mwan3-events.log"
         model = Mwan3(parse(config_text, "mwan3"))
@@ -177,11 +183,16 @@ class BoundHost(netlab.Lab):
         except (OSError, ValueError):
             saved = None
         ids = model.ids()
+        trackers = Trackers(self, model, Path(trackdir)) if trackdir else None
         if saved is None or saved.get("config") != config_text:
+            if trackers:
+                trackers.start(devices)
             self._mwan3_steps(model.start(devices), ids, lan_dev, (0.0, 0.0), log, startup=True)
         else:
             model.hotplug, model.track = saved["hotplug"], saved["track"]
         for source, action, iface in events:
+            if trackers and action in ("ifup", "ifdown"):
+                trackers.event(action, iface, iface in devices)
             steps = (model.command(action, iface, devices) if source == "cmd"
                      else model.event(action, iface, iface in devices))
             self._mwan3_steps(steps, ids, lan_dev, timing, log)
@@ -235,6 +246,98 @@ class BoundHost(netlab.Lab):
                         self.run(self.host, ["nft", "-f", "-"], input=nft_policy(chain, ids, lan_dev, st.outputs))
                         took = time.monotonic() - t0
                         say(f"POLICY {describe_chain(chain)}".rstrip())
+
+# mwan3track's defaults (usr/sbin/mwan3track main: config_get ... <default>)
+TRACK_DEFAULTS = {"reliability": "1", "count": "1", "timeout": "4", "interval": "10", "down": "5", "up": "5"}
+
+
+@dataclass
+class Trackers:
+    """mwan3track per tracked interface of a bound mother, as procd and 15-mwan3 run it: the
+    emulated loop (tests/standins/mwan3track, real pings bound to the tunnel's device in the
+    namespace) writing its files under ``trackdir`` (the router's /var/run/mwan3track, which its
+    ubus stand-in reads back as the rpcd plugin does).
+
+    * mwan3 (re)start (a changed config: stop, ``rm -rf`` of the status dirs, start): every
+      tracker of an enabled interface with track_ip starts (firstconnect: initial_state);
+    * ifup (SIGUSR2 to the real one: firstconnect; STATUS initial_state unless it was online,
+      ONLINE now, the counters reset, a round at once): the tracker is started anew, the files
+      of its earlier rounds left as they are, as the real one leaves them;
+    * ifdown (SIGUSR1: disconnected, then disabled): stopped, STATUS offline then disabled.
+
+    Left out: the tracker's connected/disconnected events do not reach the lab's mwan3 model
+    (its ``hotplug-call`` only logs them), so its policy does not follow tracking here."""
+
+    host: "BoundHost"
+    model: "Mwan3"
+    trackdir: Path
+
+    def _pid(self, iface: str) -> Optional[int]:
+        try:
+            return int((self.trackdir / iface / "PID").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self, iface: str) -> None:
+        pid = self._pid(iface)
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)       # the loop and its ping/sleep
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def start(self, devices: set[str]) -> None:
+        import shutil
+        if self.trackdir.is_dir():
+            for iface in os.listdir(self.trackdir):
+                self.stop(iface)
+        shutil.rmtree(self.trackdir, ignore_errors=True)
+        for iface in self.model.interfaces():
+            if self.model.tracked(iface) and iface in devices:
+                self._spawn(iface, self.model._opt(iface, "initial_state", "online"))
+
+    def event(self, action: str, iface: str, device: bool) -> None:
+        if not self.model.tracked(iface):
+            return
+        d = self.trackdir / iface
+        if action == "ifup" and device:
+            was = (d / "STATUS").read_text().strip() if (d / "STATUS").exists() else ""
+            self.stop(iface)
+            self._spawn(iface, "online" if was == "online" else self.model._opt(iface, "initial_state", "online"))
+        elif action == "ifdown":
+            self.stop(iface)
+            d.mkdir(parents=True, exist_ok=True)
+            up = str(int(float(Path("/proc/uptime").read_text().split()[0])))
+            for name, text in (("STATUS", "offline"), ("OFFLINE", up), ("ONLINE", "0"),
+                               ("STATUS", "disabled"), ("STARTED", "0")):
+                (d / name).write_text(text + "\n")
+
+    def _spawn(self, iface: str, initial: str) -> None:
+        sec = self.model.config.get(iface)
+        opts = sec.options if sec is not None else {}
+        n = {k: str(opts.get(k, v)) for k, v in TRACK_DEFAULTS.items()}
+        interval = n["interval"]
+        ips = opts.get("track_ip", ())
+        targets = " ".join(ips if isinstance(ips, tuple) else (str(ips),))
+        bindir = self.trackdir.parent / "mwtest-bin"
+        bindir.mkdir(parents=True, exist_ok=True)
+        hp = bindir / "hotplug-call"
+        if not hp.exists():
+            hp.write_text("#!/bin/sh\n# the lab's mwan3 model does not hear the tracker: logged only\n"
+                          f'echo "$(cat /proc/uptime) $ACTION $INTERFACE" >> {self.trackdir.parent}/mwtest-hotplug.log\n')
+            hp.chmod(0o755)
+        (self.trackdir / iface).mkdir(parents=True, exist_ok=True)
+        argv = ["ip", "netns", "exec", self.host.hosts[self.host.host].netns, "env", "-i",
+                f"PATH={bindir}:/usr/sbin:/usr/bin:/sbin:/bin", f"MWAN3TRACK_STATUS_DIR={self.trackdir}",
+                f"INITIAL_STATE={initial}", "sh", str(HERE / "standins" / "mwan3track"), iface, iface, targets,
+                n["reliability"], n["count"], n["timeout"], interval,
+                str(opts.get("failure_interval", interval)), str(opts.get("recovery_interval", interval)),
+                n["down"], n["up"]]
+        with open(self.trackdir.parent / "mwtest-mwan3track.log", "ab") as out:
+            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+
 
 def renew_device(lab: netlab.Lab, host: str, wif: Any) -> None:
     """Apply ``wif`` to its existing device in place: syncconf, MTU, addresses (old ones not in
@@ -536,7 +639,8 @@ def main() -> int:
         if req.get("mwan3") is not None:
             timing = tuple(req.get("rebuild") or REBUILD_PAUSES)
             out["mwan3"] = h.mwan3(req["mwan3"], events + list(req.get("events", [])),
-                                   req.get("lan_dev", "lan"), (float(timing[0]), float(timing[1])))
+                                   req.get("lan_dev", "lan"), (float(timing[0]), float(timing[1])),
+                                   req.get("trackdir"))
     except Exception as exc:  # noqa: BLE001 - reported to the stand-in as one line
         out = {"ok": False, "error": h._redact(f"{type(exc).__name__}: {exc}")}
     print(json.dumps(out))
@@ -582,16 +686,21 @@ if __name__ == "__main__":
 
 
 def bind_router(router: Any, lab: netlab.Lab, host: str, *, mother: bool = False,
-                lan_dev: str = "lan", async_renew: bool = False) -> None:
+                lan_dev: str = "lan", tracking: bool = False,
+                async_renew: bool = False) -> None:
     """Bind a test router to ``host``'s namespace of ``lab``: from now on its netifd emulation
     builds real WireGuard devices there, its ``wg show`` reads them, and (``mother``) its mwan3
-    stand-in steers the LAN's flows. Whatever the router has applied already is built at once.
-    ``async_renew``: a renew changes the device after the ubus call returned, as netifd does."""
+    stand-in steers the LAN's flows; with ``tracking`` its mwan3track runs too (:class:`Trackers`)
+    and `ubus call mwan3 status` reports what it finds. Whatever the router has applied already
+    is built at once. ``async_renew``: a renew changes the device after the ubus call returned,
+    as netifd does."""
     h = lab.hosts[host]
     binding = {"netns": h.netns, "host": host, "rundir": str(h.rundir),
                "mnt": f"/proc/{os.getpid()}/ns/mnt", "python": sys.executable,
                "bridge": str(Path(__file__).resolve()), "repo": str(HERE.parent),
                "mother": mother, "lan_dev": lan_dev, "async_renew": async_renew}
+    if tracking:
+        binding.update(tracking=True, trackdir=str(Path(router.root) / "run" / "mwan3track"))
     router.write(BINDING, json.dumps(binding))
     r = router.run("ubus mwtest-realize")
     if r.returncode != 0:

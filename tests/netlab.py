@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from mwanctl.uci.model import UciPackage, UciSection, Value
 
@@ -303,6 +303,21 @@ def _set_pdeathsig() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:  # noqa: BLE001 - best effort only
         pass
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, grace: float = 3.0) -> None:
+    """Ask ``proc`` to end with ``sig``, give it ``grace`` seconds, then SIGKILL it; reaped either
+    way, and one that already ended is left alone: how every lab daemon is stopped."""
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=grace)
+    except ProcessLookupError:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace)
 
 
 def pid_alive(pid: int) -> bool:
@@ -716,13 +731,7 @@ class Lab:
         proc = self._wg.pop(key, None)
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=3)
+        stop_process(proc)
         host, dev = key
         if host in self.hosts:
             self.wait_until_gone(host, dev)

@@ -34,11 +34,11 @@ HERE = Path(__file__).resolve().parent
 
 try:
     from tests import netlab
-    from tests.e2e import Site, start_site
+    from tests.e2e import Site, run_cli, start_site
     from tests.netifd_bridge import bind_router
 except ImportError:  # pragma: no cover - tests/ on sys.path
     import netlab  # type: ignore[no-redef]
-    from e2e import Site, start_site  # type: ignore[no-redef]
+    from e2e import Site, run_cli, start_site  # type: ignore[no-redef]
     from netifd_bridge import bind_router  # type: ignore[no-redef]
 
 TARGET = "198.51.100.1"
@@ -55,8 +55,9 @@ def _sysctl(lab: netlab.Lab, host: str, *settings: str) -> None:
 
 
 def build(lab: netlab.Lab, router_factory: Callable[..., Any], tmp: Path, uplinks: list[str],
-          confirm_timeout: int = 60, async_renew: bool = False) -> Site:
+          confirm_timeout: int = 60, tracking: bool = False, async_renew: bool = False) -> Site:
     """Namespaces, links, forwarding and NAT; test routers bound to them; the topology file.
+    ``tracking``: the mother's mwan3track runs and its `ubus call mwan3 status` reports it.
     ``async_renew``: a renew changes the real device after the ubus call returned, as netifd
     runs it (the rotation tests; the deploy's rollback still assumes it done on return)."""
     for h in ("client", "mother", "inet", *uplinks):
@@ -81,7 +82,8 @@ def build(lab: netlab.Lab, router_factory: Callable[..., Any], tmp: Path, uplink
     for i, u in enumerate(uplinks):
         assert f"host: 192.0.2.{10 + i}" in site.path.read_text()  # the endpoint set up above
         bind_router(site.routers[u], lab, u, async_renew=async_renew)
-    bind_router(site.routers["mother"], lab, "mother", mother=True, lan_dev="lan", async_renew=async_renew)
+    bind_router(site.routers["mother"], lab, "mother", mother=True, lan_dev="lan", tracking=tracking,
+                async_renew=async_renew)
     return site
 
 
@@ -93,6 +95,17 @@ def wait_tunnels(lab: netlab.Lab, uplinks: list[str], timeout: float = 30.0) -> 
         while not lab.ping("mother", addr, count=1, timeout=2):
             if time.monotonic() > deadline:
                 raise netlab.LabError(f"tunnel to {uplinks[i]} ({addr}) passes no traffic")
+
+
+def deployed(lab: netlab.Lab, router_factory: Callable[..., Any], tmp: Path, capsys: Any, uplinks: list[str],
+             confirm_timeout: int = 60, async_renew: bool = False) -> Site:
+    """The lab built and deployed, every tunnel passing traffic: where the deploy and rotation
+    tests start (the deploy's output is read here, so a test's checks read only its own command's)."""
+    site = build(lab, router_factory, tmp, uplinks, confirm_timeout=confirm_timeout, async_renew=async_renew)
+    code, _, err = run_cli(site, capsys, "deploy", str(site.path), "--yes")
+    assert code == 0, err
+    wait_tunnels(lab, uplinks)
+    return site
 
 
 def tunnel_address(lab: netlab.Lab, uplink: str) -> str:
@@ -155,12 +168,7 @@ class PingStream:
         assert self._proc is not None and self._reader is not None
         cut = time.monotonic()
         time.sleep(settle)
-        self._proc.send_signal(signal.SIGINT)
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        netlab.stop_process(self._proc, signal.SIGINT, grace=10)
         self._reader.join(timeout=5)
         text = "".join(self._lines)
         m = re.search(r"(\d+) packets transmitted, (\d+) received", text)

@@ -17,6 +17,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -341,3 +344,22 @@ def start_router(tmp_path: Path, name: str, files: dict[str, str] | None = None,
     r.known_hosts_path.write_text(f"[{r.host}]:{port} {r.host_public_key}\n")
     _launch(r)
     return r
+
+
+@contextmanager
+def started_in(tmp_path: Path) -> Iterator[Callable[..., TestRouter]]:
+    """``start(name, **kw)``: ``start_router`` into ``tmp_path``, remembered; every router it
+    started stops (and its root goes) when the block ends, after a failure too: each lab's teardown."""
+    started: list[TestRouter] = []
+
+    def start(name: str = "r1", **kwargs: Any) -> TestRouter:
+        r = start_router(tmp_path, name, **kwargs)
+        started.append(r)
+        return r
+
+    try:
+        yield start
+    finally:
+        for r in started:
+            r.stop()
+            shutil.rmtree(r.root, ignore_errors=True)

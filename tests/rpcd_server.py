@@ -321,6 +321,7 @@ class Rpcd:
                                                     User("reader", "rigpass", ["superuser"], [])])}
         self.acl_groups = dict(acl_groups if acl_groups is not None else DEFAULT_ACL_GROUPS)
         self.time_scale = time_scale
+        self._booted = time.monotonic()         # /proc/uptime runs on the router's (scaled) clock
         self.mwan3_status = mwan3_status      # None: mwan3 not installed (object not found)
         self.wg_dump = wg_dump
         self.wg_from_config = wg_from_config  # answer `wg show all dump` from the committed config
@@ -902,7 +903,10 @@ class Rpcd:
         if not _allowed(ses.acls, "file", path, "read"):
             return PERMISSION_DENIED
         if path == "/proc/uptime":
-            return OK, {"data": "12345.67 23456.78\n"}
+            # a router up for 12345.67 s, its clock running time_scale times slower than ours, as
+            # its timers do: mwan3's status stamps (``age``/``online``) count in it
+            up = 12345.67 + (time.monotonic() - self._booted) / self.time_scale
+            return OK, {"data": f"{up:.2f} 23456.78\n"}
         return NOT_FOUND
 
 

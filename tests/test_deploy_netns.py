@@ -5,6 +5,7 @@ address change really goes live."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -36,11 +37,7 @@ def configs(site: Any) -> dict[str, dict[str, str]]:
 
 
 def deployed(lab: netlab.Lab, router_factory: Any, tmp_path: Any, capsys: Any) -> Any:
-    site = rotate_lab.build(lab, router_factory, tmp_path, UPLINKS, confirm_timeout=30)
-    code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
-    assert code == 0, err
-    rotate_lab.wait_tunnels(lab, UPLINKS)
-    return site
+    return rotate_lab.deployed(lab, router_factory, tmp_path, capsys, UPLINKS, confirm_timeout=30)
 
 
 def deploy_under_traffic(site: Any, lab: netlab.Lab, capsys: Any) -> tuple[int, str, str, Any, float]:
@@ -172,3 +169,91 @@ def test_handshake_but_tracking_down_is_not_confirmed(lab, router_factory, tmp_p
     assert configs(site) == before
     assert not any(r.exists("/etc/mwanctl/pending") for r in site.routers.values())
     assert "\t15\n" not in lab.wg_dump("mother")             # the renewed keepalive went back too
+
+
+# -- the mother's mwan3track running (tests/netifd_bridge.py Trackers): real rounds over the tunnels
+TRACKING = "tracking: {profile: fast, timeout: 3, targets: [" + rotate_lab.TARGET + "]}\n"
+CUT = ("table inet mwtest_cut {\n chain cut {\n  type filter hook forward priority 0; policy accept;\n"
+       f"  ip daddr {rotate_lab.TARGET} drop\n }}\n}}\n")
+
+
+def mwan3_now(site: Any) -> dict[str, Any]:
+    r = site.routers["mother"].run("ubus call mwan3 status")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["interfaces"]
+
+
+def tracked(lab: netlab.Lab, router_factory: Any, tmp_path: Any, capsys: Any) -> Any:
+    """Deployed with tracking of the lab's target (profile fast, a lost probe takes 3 s), every
+    tunnel online after a good round of mwan3track."""
+    site = rotate_lab.build(lab, router_factory, tmp_path, UPLINKS, confirm_timeout=30, tracking=True)
+    edit(site, "access:\n", TRACKING + "access:\n")
+    code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
+    assert code == 0, err
+    rotate_lab.wait_tunnels(lab, UPLINKS)
+    deadline = time.monotonic() + 20
+    while not all(s["status"] == "online" and s["turn"] >= 1 and s["lost"] == 0
+                  and s["track_ip"][0]["status"] == "up" for s in mwan3_now(site).values()):
+        assert time.monotonic() < deadline, mwan3_now(site)
+        time.sleep(0.2)
+    return site
+
+
+def test_handshake_but_no_tracking_target_answers_is_not_confirmed(lab, router_factory, tmp_path, capsys):
+    """The change rebuilds mw_u1 on both ends (MTU); from the moment the mother's change is
+    armed u1 forwards nothing to the tracking target. The tunnel handshakes and mwan3track's
+    firstconnect (initial_state online) shows it online before its first round, which loses the
+    probe: not confirmed, every router back on its old config, the tunnel and the reason named."""
+    site = tracked(lab, router_factory, tmp_path, capsys)
+    mother = site.routers["mother"]
+    before = configs(site)
+    edit(site, "    host: 192.0.2.10\n", "    host: 192.0.2.10\n    tunnel: {mtu: 1380}\n")
+    stop = threading.Event()
+    seen: list[dict[str, Any]] = []
+
+    def targets_lost() -> None:
+        while not stop.is_set() and not mother.exists("/etc/mwanctl/pending"):
+            time.sleep(0.05)
+        if not stop.is_set():
+            lab.run("u1", ["nft", "-f", "-"], input=CUT)
+            while not stop.is_set():            # what verify saw: online from initial_state first
+                seen.append(mwan3_now(site)["mw_u1"])
+                time.sleep(0.3)
+    watcher = threading.Thread(target=targets_lost, daemon=True)
+    watcher.start()
+    try:
+        code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
+    finally:
+        stop.set()
+        watcher.join(10)
+        lab.run("u1", ["nft", "delete", "table", "inet", "mwtest_cut"], check=False)
+    assert code == 5, (out, err)
+    errors = [ln for ln in err.splitlines() if ln.startswith("mwanctl: error:")]
+    with capsys.disabled():
+        print("\n" + "\n".join(errors))
+    assert any("mw_u1 (u1 <-> mother): handshake, but mwan3 tracking reports it " in ln
+               and f"no tracking target answered ({rotate_lab.TARGET} down)" in ln for ln in errors), err
+    assert any(ln.startswith("mwanctl: error: mother: not confirmed") and "rolled back to its old config" in ln
+               for ln in errors), err
+    assert configs(site) == before
+    assert not any(r.exists("/etc/mwanctl/pending") for r in site.routers.values())
+    # the gap was there: mwan3 said online with no round since its firstconnect
+    assert any(s["status"] == "online" and s["online"] <= s["age"] for s in seen), seen
+
+
+def test_tracked_changes_confirm_after_one_good_round(lab, router_factory, tmp_path, capsys):
+    """Targets answering: a renewed tunnel (keepalive) and a rebuilt one (MTU) are confirmed
+    once mwan3track has had a good round since the deploy began."""
+    site = tracked(lab, router_factory, tmp_path, capsys)
+    edit(site, "    host: 192.0.2.10\n", "    host: 192.0.2.10\n    tunnel: {keepalive: 15}\n")
+    code, out, err, p, took = deploy_under_traffic(site, lab, capsys)
+    assert code == 0, err
+    assert "renews mw_u1" in out
+    assert p.lost_count <= 1, p.lost
+    edit(site, "    tunnel: {keepalive: 15}\n", "    tunnel: {keepalive: 15, mtu: 1380}\n")
+    t0 = time.monotonic()
+    code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
+    with capsys.disabled():
+        print(f"\ntracked deploys: renewed {took:.1f} s, rebuilt {time.monotonic() - t0:.1f} s")
+    assert code == 0, err
+    assert "rebuilds mw_u1" in out or "restart" in out, out

@@ -1,15 +1,18 @@
-"""The field table (mwanctl/topology/fields.py) drives reading, rendering and the README.
+"""The field table (mwanctl/topology/fields.py, from the declarations in model.py) drives reading,
+rendering and the README.
 
-Each test here would fail if a declaration and what mwanctl does with the field drifted apart:
-the README tables are regenerated and compared, every declared range is what the loader
-enforces, every declared UCI option reaches the built-in blueprints, and the model dataclasses
-have exactly the declared attributes.
+Each field is declared once, on its model attribute (topology/model.py). Each test here would
+fail if what mwanctl does with the field drifted from that declaration: the README tables are
+regenerated and compared, every declared range is what the loader enforces, every declared UCI
+option reaches the built-in blueprints, the blocks keep declaration order, and the mwan3
+interface options are exactly the ones mwan3 reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 
@@ -18,6 +21,7 @@ from mwanctl.compile.templates import Templates
 from mwanctl.errors import TopologyError
 from mwanctl.keys import KeyPair, TunnelKeys
 from mwanctl.topology import fields
+from mwanctl.topology.declare import Field, Int, mwan3
 from mwanctl.topology.load import diagnose_text
 from mwanctl.topology.readme import MARK, block_table, render_readme, table
 from mwanctl.topology.reader import NOT_ALLOWED, OUT_OF_RANGE, REQUIRED
@@ -60,23 +64,83 @@ def test_a_table_changes_when_a_declaration_does() -> None:
     assert "| `size` | 1–9000 |" in block_table(block)
 
 
-MODELS = sorted({b.model for b in fields.BLOCKS if b.model is not None}, key=lambda m: m.__name__)
+def test_blocks_are_built_in_attribute_order() -> None:
+    """Declaration order is reading, README and `fields <block>` order: a block lists its model's
+    annotated attributes as the dataclass does (one attribute may hold two keys, `uplink`/`wan`)."""
+    for b in fields.BLOCKS:
+        if b.model is None:
+            continue
+        order = [f.name for f in dataclasses.fields(b.model)]
+        names = [f.name for f in b.fields]
+        assert names == sorted(names, key=order.index), b.path
 
 
-@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
-def test_model_dataclass_has_exactly_the_declared_attributes(model: type) -> None:
-    """The typed attributes of a model dataclass are the fields its blocks declare (a nested
-    mapping may be flattened into them, as `mother.lan` is), plus the derived ones."""
-    attrs = {f.name: f for f in dataclasses.fields(model) if f.name != "loc"}
-    blocks = [b for b in fields.BLOCKS if b.model is model]
-    declared = {f.name for b in blocks for f in b.fields
-                if not isinstance(f.kind, fields.Nested) or f.name in attrs}
-    assert set(attrs) == declared | {d for b in blocks for d in b.derived}
-    for b in blocks:
-        for f in b.fields:
-            d = attrs[f.name].default if f.name in attrs else dataclasses.MISSING
-            if d is not dataclasses.MISSING and f.default not in (None, REQUIRED):
-                assert d == f.default, f"{b.path}.{f.key}: model default {d!r}, table {f.default!r}"
+def test_the_declarations_land_on_their_attributes() -> None:
+    assert [f.name for f in fields.MEMBER.fields[:2]] == ["target", "target"]
+    assert [f.name for f in fields.LAN.fields] == ["lan_network", "lan_zone", "lan_subnet"]
+    assert fields.MOTHER.keys == ("host", "name", "lan", "wans")
+    assert fields.TRACKING.field("failure_interval").name == "failure_interval"
+    assert "tracker" not in {f.name for f in fields.TRACKING.fields}      # derived: no Field
+    # a default is written once: the Field's, or else the attribute's
+    assert fields.WAN.field("interface").default == "wan" and fields.WAN.field("proto").default is REQUIRED
+    assert fields.RULE.field("sticky").default is False and fields.RULE.field("proto").default is None
+
+
+def test_every_block_has_each_key_once() -> None:
+    for b in fields.BLOCKS:
+        assert len(set(b.keys)) == len(b.keys), b.path
+
+
+@dataclasses.dataclass(frozen=True)
+class _Probe:
+    a: Annotated[int, Field("a", Int(1, 5), "a doc", uci=mwan3("a_opt"))]
+    b: Annotated[str, Field("b", Int(1, 5), "b doc", block="probe.inner")] = "x"
+
+
+def test_one_annotation_is_a_field_everywhere() -> None:
+    """What adding an option takes: the annotated attribute alone gives the table row, the
+    option a `fields` line expands to and its value for a converter."""
+    outer, inner = fields.model_blocks(_Probe, "probe", "probe.inner")
+    assert "| `a` | 1–5 |  | mother: mwan3 interface `a_opt` | a doc |" in block_table(outer)
+    assert [u.option for _, u in fields.targets(outer, "mwan3", "interface")] == ["a_opt"]
+    assert fields.placeholders(outer, _Probe(3), "mother") == {"a_opt": 3}
+    assert inner.field("b").default == "x" and inner.keys == ("b",)
+
+
+def test_a_declaration_that_says_a_thing_twice_is_refused() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class TwoDefaults:
+        a: Annotated[int, Field("a", Int(1, 5), "doc", default=2)] = 2
+
+    @dataclasses.dataclass(frozen=True)
+    class TwoKeys:
+        a: Annotated[int, Field("a", Int(1, 5), "doc")]
+        b: Annotated[int, Field("a", Int(1, 5), "doc")]
+
+    with pytest.raises(TypeError, match="write it once"):
+        fields.model_block(TwoDefaults, "x")
+    with pytest.raises(TypeError, match="key 'a' twice"):
+        fields.model_block(TwoKeys, "x")
+    with pytest.raises(TypeError, match="block 'probe.inner' is not one of"):
+        fields.model_block(_Probe, "probe")
+
+
+def _mwan3_interface_options() -> dict[str, str]:
+    lines = (HERE / "facts" / "mwan3" / "interface-options.txt").read_text().splitlines()
+    return dict(line.split(None, 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_every_mwan3_interface_option_is_declared_and_no_other() -> None:
+    """Each option mwan3 reads from an `interface` section (recorded from openwrt/packages) is a
+    declared field or written by the blueprint itself (`enabled`); nothing else is declared for
+    those sections, so a misspelt option fails here rather than being ignored on the router."""
+    mwan3_reads = set(_mwan3_interface_options())
+    declared = fields.declared_options("mwan3", "interface")
+    blueprint = {line.name for blk in Templates()._t["mwan3-interface"].blocks for line in blk.lines
+                 if line.literal is not None}
+    assert blueprint == {"enabled"}
+    assert mwan3_reads - declared == blueprint
+    assert declared <= mwan3_reads
 
 
 def _int_fields() -> list[tuple[fields.Block, fields.Field]]:

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from mwanctl.cli import main
 from mwanctl.uci.parse import parse
 
 try:
@@ -104,16 +103,14 @@ def rotate_under_traffic(site: Any, lab: netlab.Lab, capsys: Any) -> tuple[int, 
     return code, err, took, p, f
 
 
-def test_old_rotation_loses_new_flows_in_the_lab_as_on_real_mwan3(lab, router_factory, tmp_path):
+def test_old_rotation_loses_new_flows_in_the_lab_as_on_real_mwan3(lab, router_factory, tmp_path, capsys):
     """The lab's mwan3 does what the recording shows real mwan3 doing (tests/vectors/mwan3/
     rotation/): a drain (`mwan3 ifdown`), netifd's restart of the tunnel and the undrain are five
     policy rebuilds for one tunnel, new flows are lost in them, and the restart's ifup puts the
     drained tunnel back before the undrain. This is why `keys rotate` does none of them; the
     zero-loss test below is only worth something because this one loses."""
     uplinks = ["u1", "u2"]
-    site = rotate_lab.build(lab, router_factory, tmp_path, uplinks, async_renew=True)
-    assert main(site.argv("deploy", str(site.path), "--yes")) == 0
-    rotate_lab.wait_tunnels(lab, uplinks)
+    site = rotate_lab.deployed(lab, router_factory, tmp_path, capsys, uplinks, async_renew=True)
     mother = site.routers["mother"]
     flows = rotate_lab.FlowStream(lab).start()
     time.sleep(1.0)
@@ -150,10 +147,7 @@ def test_keys_rotate_with_two_uplinks_loses_no_new_flow(lab, router_factory, tmp
     rotation" has the figures).
     """
     uplinks = ["u1", "u2"]
-    site = rotate_lab.build(lab, router_factory, tmp_path, uplinks, async_renew=True)
-    code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
-    assert code == 0, err
-    rotate_lab.wait_tunnels(lab, uplinks)
+    site = rotate_lab.deployed(lab, router_factory, tmp_path, capsys, uplinks, async_renew=True)
     figures = []
     for n in range(5):
         before, log_at = store(site), len(mwan3_log(lab))
@@ -177,9 +171,7 @@ def test_lost_confirm_keeps_pending_keys_and_a_rerun_finishes(lab, router_factor
     the pending keys stay in the store, the mother rolls back by itself, and running the command
     again finishes the rotation with a working tunnel."""
     uplinks = ["u1", "u2"]
-    site = rotate_lab.build(lab, router_factory, tmp_path, uplinks, confirm_timeout=30, async_renew=True)
-    assert run(site, capsys, "deploy", str(site.path), "--yes")[0] == 0
-    rotate_lab.wait_tunnels(lab, uplinks)
+    site = rotate_lab.deployed(lab, router_factory, tmp_path, capsys, uplinks, confirm_timeout=30, async_renew=True)
     before = store(site)
     from mwanctl.transports import ssh
     real_confirm = ssh.SshTransport.confirm
@@ -223,9 +215,7 @@ def test_single_uplink_rotates_live_and_loss_is_measured(lab, router_factory, tm
     what it sends while the ends disagree. Measured, not promised: the queue WireGuard keeps per
     peer has room for 128 packets."""
     uplinks = ["u1"]
-    site = rotate_lab.build(lab, router_factory, tmp_path, uplinks, async_renew=True)
-    assert run(site, capsys, "deploy", str(site.path), "--yes")[0] == 0
-    rotate_lab.wait_tunnels(lab, uplinks)
+    site = rotate_lab.deployed(lab, router_factory, tmp_path, capsys, uplinks, async_renew=True)
     code, err, took, p, f = rotate_under_traffic(site, lab, capsys)
     assert code == 0, err
     assert_store_matches_routers(site, uplinks)
@@ -240,9 +230,7 @@ def test_failed_renew_after_the_new_peer_puts_the_old_peer_back(lab, router_fact
     allowed IPs and removes the new one in one `wg set`, so the tunnel keeps working; the error
     says the router rolls back by itself, the pending keys stay, and a rerun finishes."""
     uplinks = ["u1", "u2"]
-    site = rotate_lab.build(lab, router_factory, tmp_path, uplinks, confirm_timeout=30, async_renew=True)
-    assert run(site, capsys, "deploy", str(site.path), "--yes")[0] == 0
-    rotate_lab.wait_tunnels(lab, uplinks)
+    site = rotate_lab.deployed(lab, router_factory, tmp_path, capsys, uplinks, confirm_timeout=30, async_renew=True)
     before = store(site)
     mother = site.routers["mother"]
     mother.write("/etc/mwtest/fail_renew", "")

@@ -22,11 +22,9 @@ from mwanctl.tracking import PROFILES, tracker_timing
 from mwanctl.topology import parse_topology
 
 try:
-    from tests import netlab
     from tests.polling import wait_for as _wait
     from tests.tracker_lab import TRACKER, TrackerLab, Traffic, one_cut
 except ImportError:  # pragma: no cover
-    import netlab  # type: ignore[no-redef]
     from polling import wait_for as _wait  # type: ignore[no-redef]
     from tracker_lab import TRACKER, TrackerLab, Traffic, one_cut  # type: ignore[no-redef]
 
@@ -59,16 +57,13 @@ def _fallback_then_tracker(tl: TrackerLab) -> subprocess.Popen[bytes]:
 
 
 @pytest.fixture
-def tlab(tmp_path):
-    why = netlab.skip_reason()
-    if why:
-        pytest.skip(why)
-    with netlab.Lab() as lab:
-        tl = TrackerLab(lab, tmp_path, 2).build()
-        try:
-            yield tl
-        finally:
-            tl.stop_all(service=True)
+def tlab(lab, tmp_path):
+    """The tracker lab on conftest's network lab (skipped where there is none)."""
+    tl = TrackerLab(lab, tmp_path, 2).build()
+    try:
+        yield tl
+    finally:
+        tl.stop_all(service=True)
 
 
 def test_handover_within_promise_once_per_change(tlab):

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from mwanctl.compile import Compiled
 from mwanctl.deploy import Deployment, RouterOutcome
 from mwanctl.errors import (
     ApplyError,
@@ -92,7 +93,7 @@ def test_every_router_ends_in_an_outcome_whatever_fails() -> None:
     seen: dict[str, RouterOutcome] = {}
     for name, (on_apply, on_confirm, _status, _code) in CASES.items():
         # the orchestrator alone: no compiled site is needed to apply and confirm one router
-        dep = Deployment(compiled=None, connect=lambda r, c=on_confirm: Scripted(r, None, c),  # type: ignore[arg-type]
+        dep = Deployment(compiled=Compiled("x", {}), connect=lambda r, c=on_confirm: Scripted(r, None, c),
                          confirm_timeout=30)
         seen[name] = dep.apply_router(name, plan, Scripted(name, on_apply, on_confirm))
     for name, (_, _, status, code) in CASES.items():

@@ -41,13 +41,18 @@ def _isp(lab: netlab.Lab) -> None:
     lab.run("isp", ["ip", "addr", "add", f"{INTERNET}/32", "dev", "lo"])
 
 
+def _isp_facing_up(lab: netlab.Lab, isp_address: str) -> None:
+    """The ISP and an uplink router `up` whose `wan0` is cabled to the ISP's `isp0`."""
+    _isp(lab)
+    lab.add_host("up")
+    lab.link("isp", "up", isp_address, None, name_a="isp0", name_b="wan0")
+
+
 def test_dhcp_uplink_comes_up_with_a_real_lease() -> None:
     wan = Wan(proto="dhcp", device="wan0", mtu=1480, metric=7, dns=("9.9.9.9",))
     network = _as_router_holds(wan)
     with netlab.Lab() as lab:
-        _isp(lab)
-        lab.add_host("up")
-        lab.link("isp", "up", "198.51.100.1/24", None, name_a="isp0", name_b="wan0")
+        _isp_facing_up(lab, "198.51.100.1/24")
         server = netifd_wan.start_udhcpd(lab, "isp", "isp0", ("198.51.100.100", "198.51.100.150"),
                                 router="198.51.100.1", dns="198.51.100.53")
         cfg = netifd_wan.bring_up(lab, "up", network, "wan")
@@ -80,9 +85,7 @@ def test_static_uplink_comes_up_as_rendered() -> None:
     sec = network.get("wan")
     assert sec is not None and sec.options["ipaddr"] == "192.0.2.10" and sec.options["netmask"] == "255.255.255.0"
     with netlab.Lab() as lab:
-        _isp(lab)
-        lab.add_host("up")
-        lab.link("isp", "up", "192.0.2.1/24", None, name_a="isp0", name_b="wan0")
+        _isp_facing_up(lab, "192.0.2.1/24")
         netifd_wan.bring_up(lab, "up", network, "wan")
         addrs = lab.run("up", ["ip", "-4", "-o", "addr", "show", "dev", "wan0"]).stdout
         assert "inet 192.0.2.10/24" in addrs
@@ -97,9 +100,7 @@ def test_a_dhcp_uplink_without_a_server_does_not_come_up() -> None:
     """The harness can fail: no server, no lease, no route (the failure the test above excludes)."""
     network = _as_router_holds(Wan(proto="dhcp", device="wan0"))
     with netlab.Lab() as lab:
-        _isp(lab)
-        lab.add_host("up")
-        lab.link("isp", "up", "198.51.100.1/24", None, name_a="isp0", name_b="wan0")
+        _isp_facing_up(lab, "198.51.100.1/24")
         with pytest.raises(netifd_wan.WanError, match="no DHCP lease"):
             netifd_wan.bring_up(lab, "up", network, "wan", timeout=4)
         assert not any(r.startswith("default") for r in lab.routes("up"))

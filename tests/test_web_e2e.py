@@ -12,6 +12,8 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +65,9 @@ class Feeder(threading.Thread):
             self.write()
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    why = routers.missing_requirements() or weblab.browser_missing()
-    if why:
-        pytest.skip(why)
-    tmp = tmp_path_factory.mktemp("web")
+@contextmanager
+def running_lab(tmp: Path) -> Iterator[dict[str, Any]]:
+    """Routers, the feeder, `mwanctl web` and a logged-in Chromium for one lab in ``tmp``."""
     with weblab.lab_site(tmp) as (site, store):
         feeder = Feeder(site.routers["mother"], store)
         feeder.write()
@@ -84,6 +83,39 @@ def lab(tmp_path_factory):
             feeder.stop_evt.set()
             feeder.join(5)
             server.stop()
+
+
+def _requirements() -> None:
+    why = routers.missing_requirements() or weblab.browser_missing()
+    if why:
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """The lab most tests share: rendered (so the keys exist) but never deployed until the
+    plan/deploy test deploys it from the page."""
+    _requirements()
+    with running_lab(tmp_path_factory.mktemp("web")) as got:
+        yield got
+
+
+@pytest.fixture
+def deployed_lab(tmp_path_factory, capsys):
+    """A lab of its own, deployed the way a user does (`mwanctl deploy --yes`) before the test,
+    for tests that change what the routers already run (a rotation, a change on the mother only).
+    Not the shared lab, whose plan/deploy test needs routers nothing has been deployed to, in
+    whatever order tests run."""
+    _requirements()
+    with running_lab(tmp_path_factory.mktemp("webdeployed")) as got:
+        site = got["site"]
+        assert "mw_a" not in site.routers["mother"].config_text("network")
+        code = main(site.argv("deploy", str(site.path), "--yes"))
+        out = capsys.readouterr()
+        assert code == 0, out
+        assert main(site.argv("plan", str(site.path))) == 0, capsys.readouterr().out   # nothing left to do
+        capsys.readouterr()
+        yield got
 
 
 def shot(lab: dict[str, Any], name: str, driver: Any = None) -> None:
@@ -268,7 +300,8 @@ def test_keys_show_has_public_keys_only(lab):
             assert store.pair(u, end).private not in d.page_source
 
 
-def test_rotate_from_the_page_puts_new_keys_on_both_ends(lab):
+def test_rotate_from_the_page_puts_new_keys_on_both_ends(deployed_lab):
+    lab = deployed_lab
     d, site, store = lab["driver"], lab["site"], lab["store"]
     old = {end: store.pair("a", end).public for end in ("mother", "uplink")}
     d.get(lab["server"].base + "/site/lab")
@@ -287,8 +320,29 @@ def test_rotate_from_the_page_puts_new_keys_on_both_ends(lab):
     assert up.get("mw_a_peer").options["public_key"] == new["mother"]
     ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=rotate]"), 10 * INTERVAL)
     assert ev and ev[0].get_attribute("data-result") == "rotated"
-    lab["store"] = fresh
-    lab["feeder"].store = fresh
+
+
+def test_rotate_with_no_keys_yet_says_to_deploy_first(lab):
+    """A state dir without keys (nothing was deployed from it): the page's rotate fails with the
+    CLI's words, saves no keys and changes no router."""
+    site = lab["site"]
+    empty = lab["tmp"] / "no-keys"
+    empty.mkdir()
+    before = {r: site.routers[r].config_text("network") for r in ("mother", "a")}
+    server = weblab.WebServer([site.path], empty, lab["tmp"] / "no-keys.sqlite", INTERVAL)
+    d = weblab.chrome()
+    try:
+        d.get(server.url.replace("/?", "/site/lab?"))
+        d.find_element("id", "rotate-confirm").send_keys("lab")
+        d.find_element("css selector", "form[data-action$='/rotate'] button").click()
+        done = weblab.wait_for(lambda: finished(d, "rotate"), 30, 0.3)
+        assert done and done[1] == "failed", done
+        assert "some tunnels have no keys yet: deploy the topology before rotating" in done[2]
+    finally:
+        d.quit()
+        server.stop()
+    assert KeyStore.open("lab", empty).tunnels == {}
+    assert {r: site.routers[r].config_text("network") for r in ("mother", "a")} == before
 
 
 def _leave_pending(lab: dict[str, Any], monkeypatch: Any, capsys: Any) -> float:
@@ -315,7 +369,8 @@ def _router_pending(lab: dict[str, Any]) -> Any:
         return t.read_state(("network",)).pending
 
 
-def test_pending_deploy_is_shown_with_its_deadline_and_confirm_and_rollback_act_on_it(lab, monkeypatch, capsys):
+def test_pending_deploy_is_shown_with_its_deadline_and_confirm_and_rollback_act_on_it(deployed_lab, monkeypatch, capsys):
+    lab = deployed_lab
     d, site = lab["driver"], lab["site"]
     mother = site.routers["mother"]
     path = site.path
@@ -323,7 +378,7 @@ def test_pending_deploy_is_shown_with_its_deadline_and_confirm_and_rollback_act_
     before = mother.config_text("mwan3")
     assert "weight: 2" in good
     path.write_text(good.replace("weight: 2", "weight: 3", 1))      # a change on the mother only
-    # start from a mother with nothing pending (an earlier test's unconfirmed change rolls back by itself)
+    # start from a mother with nothing pending (the fixture's deploy was confirmed)
     assert weblab.wait_for(lambda: _router_pending(lab) is None, 60, 1.0), "the mother still holds a pending change"
     try:
         d.get(lab["server"].base + "/site/lab")

@@ -242,15 +242,7 @@ class TrackerLab:
                            f"mwan3track-{u}.log") for u in self.uplinks]
 
     def stop(self, p: subprocess.Popen[bytes], sig: int = 15) -> None:
-        try:
-            os.kill(p.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        netlab.stop_process(p, sig, grace=10)
 
     def stop_all(self, service: bool = False) -> None:
         if service and self.service.poll() is None:

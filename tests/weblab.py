@@ -111,20 +111,12 @@ def lab_site(tmp: Path) -> Iterator[tuple[Any, KeyStore]]:
     except ImportError:  # pragma: no cover - tests/ on sys.path
         import e2e  # type: ignore[no-redef]
         import routers  # type: ignore[no-redef]
-    started: list[Any] = []
-
-    def factory(name: str, files: Any = None) -> Any:
-        r = routers.start_router(tmp, name, files=files)
-        started.append(r)
-        return r
-
     try:
-        site = e2e.start_site(factory, tmp, ["a", "b"])
-        assert main(site.argv("render", str(site.path), "-o", str(tmp / "out"))) == 0
-        yield site, KeyStore.open("lab", site.state_dir)
+        with routers.started_in(tmp) as factory:
+            site = e2e.start_site(factory, tmp, ["a", "b"])
+            assert main(site.argv("render", str(site.path), "-o", str(tmp / "out"))) == 0
+            yield site, KeyStore.open("lab", site.state_dir)
     finally:
-        for r in started:
-            r.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

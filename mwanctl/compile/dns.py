@@ -49,7 +49,7 @@ def rules(dns: Optional[Dns]) -> list[Rule]:
     own policy (``mw_dns1_p`` …)."""
     if dns is None:
         return []
-    return [Rule(f"{RULE_PREFIX}{i}", f"{RULE_PREFIX}{i}_p", dest_ip=s, family=family(s))
+    return [Rule(name=f"{RULE_PREFIX}{i}", policy=f"{RULE_PREFIX}{i}_p", dest_ip=s, family=family(s))
             for i, s in enumerate(dns.servers, start=1)]
 
 

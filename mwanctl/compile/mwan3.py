@@ -80,10 +80,10 @@ class Mwan3:
             secs += render("mwan3-rule", of_dns(t.dns), **_rule_values(rule))
         for rule in t.rules:
             secs += render("mwan3-rule", of_rule(rule), **_rule_values(rule))
-        default4 = Rule("default_v4", t.default_policy, dest_ip="0.0.0.0/0", family="ipv4")
+        default4 = Rule(name="default_v4", policy=t.default_policy, dest_ip="0.0.0.0/0", family="ipv4")
         secs += render("mwan3-rule", of_rule(default4), **_rule_values(default4))
         if any(u.ipv6 for u in t.uplinks) or any(w.family == "ipv6" for w in t.mother.wans):
-            default6 = Rule("default_v6", t.default_policy, dest_ip="::/0", family="ipv6")
+            default6 = Rule(name="default_v6", policy=t.default_policy, dest_ip="::/0", family="ipv6")
             secs += render("mwan3-rule", of_rule(default6), **_rule_values(default6))
         return {t.mother.name: secs}
 

@@ -3,8 +3,8 @@
 From reference.md (§1 mwan3, §3 netifd WireGuard, §6 firewall). A name not in here is silently
 ignored on a router, so every compiled section is checked against this table — that is what
 catches a typo in a user's template override. The options a topology field writes are declared
-once, in the field table (topology/fields.py), and count as known from there; the sets below
-hold only what OpenWrt reads besides (what mwanctl writes from no field, or never writes but a
+once, on the model attribute of their field (topology/model.py, gathered by topology/fields.py),
+and count as known from there; the sets below hold only what OpenWrt reads besides (what mwanctl writes from no field, or never writes but a
 user's blueprint may add).
 """
 

@@ -86,7 +86,7 @@ def parse_template(text: str, file: str) -> Template:
 
 def _field_lines(file: str, lineno: int, package: str, section_type: str, name: str,
                  written: list[Line]) -> list[Line]:
-    """`fields <block>`: one line per option the field table (topology/fields.py) declares for
+    """`fields <block>`: one line per option the fields of a block (declared in topology/model.py) give
     this package and section type, on the router the blueprint is for, in declaration order;
     options the section already wrote above the line are left out."""
     try:

@@ -12,59 +12,23 @@ the monitoring-plugin convention (OK, WARNING, CRITICAL, UNKNOWN; see ``exit_cod
 
 from __future__ import annotations
 
+from mwanctl.status import model
 from mwanctl.status.build import MAX_METRIC, build_status, compute_shares, status_or_unknown
-from mwanctl.status.model import (
-    CRITICAL,
-    OK,
-    STALE_HANDSHAKE_AFTER,
-    STATES,
-    UNKNOWN,
-    WARNING,
-    Expectation,
-    ExpectedMember,
-    ExpectedUplink,
-    MemberShare,
-    OwnWan,
-    PolicyStatus,
-    Problem,
-    SiteStatus,
-    Target,
-    TrackTimes,
-    UplinkRow,
-    WgView,
-    exit_code,
-)
+from mwanctl.status.model import *  # noqa: F403 - the model's names, listed once (model.__all__)
 from mwanctl.status.render import SCHEMA, render_table, summary_line, to_json
-from mwanctl.status.text import format_bytes, format_duration
+from mwanctl.status.text import format_bytes, format_duration, handshake_text
 
 __all__ = [
-    "CRITICAL",
     "MAX_METRIC",
-    "OK",
     "SCHEMA",
-    "STALE_HANDSHAKE_AFTER",
-    "STATES",
-    "UNKNOWN",
-    "WARNING",
-    "Expectation",
-    "ExpectedMember",
-    "ExpectedUplink",
-    "MemberShare",
-    "OwnWan",
-    "PolicyStatus",
-    "Problem",
-    "SiteStatus",
-    "Target",
-    "TrackTimes",
-    "UplinkRow",
-    "WgView",
     "build_status",
     "compute_shares",
-    "exit_code",
     "format_bytes",
     "format_duration",
+    "handshake_text",
     "render_table",
     "status_or_unknown",
     "summary_line",
     "to_json",
 ]
+__all__ += model.__all__

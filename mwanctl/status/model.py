@@ -242,3 +242,8 @@ def exit_code(site: SiteStatus) -> StatusExit:
     if len(site.online) < len(site.uplinks) or any(p.severity == "error" for p in site.problems):
         return WARNING
     return OK
+
+
+__all__ = ["CRITICAL", "OK", "STALE_HANDSHAKE_AFTER", "STATES", "UNKNOWN", "WARNING", "Expectation", "ExpectedMember",
+           "ExpectedUplink", "MemberShare", "OwnWan", "PolicyStatus", "Problem", "SiteStatus", "Target", "TrackTimes",
+           "UplinkRow", "WgView", "exit_code"]

@@ -17,6 +17,7 @@ from typing import Callable, Optional, Union
 from mwanctl.errors import CommandError, MwanctlError
 from mwanctl.status import Expectation, SiteStatus, status_or_unknown
 from mwanctl.topology.model import Topology, Uplink
+from mwanctl.wanverify import dump_entry
 
 MOTHER_PROBES = ("mwan3_status", "wg_dump", "uptime", "epoch")   # what `mwanctl status` asks the mother
 UPLINK_PROBES = ("wan_status",)                                  # and, with --uplinks, each uplink router
@@ -91,15 +92,13 @@ def _as_wan_status(answer: Mapping[str, str], iface: str) -> Mapping[str, str]:
     if "wan_status" in answer or "iface_dump" not in answer:
         return answer
     text = answer["iface_dump"]
+    if text.startswith("ERROR"):
+        return {"wan_status": text}
     try:
-        items = json.loads(text).get("interface")
-    except (ValueError, AttributeError):
-        return {"wan_status": text if text.startswith("ERROR") else
-                "ERROR: unreadable answer to `ubus call network.interface dump`"}
-    for it in items if isinstance(items, list) else []:
-        if isinstance(it, dict) and it.get("interface") == iface:
-            return {"wan_status": json.dumps(it)}
-    return {"wan_status": f"ERROR: netifd has no interface {iface}"}
+        it = dump_entry(text, iface)
+    except ValueError as exc:
+        return {"wan_status": f"ERROR: {exc}"}
+    return {"wan_status": json.dumps(it) if it is not None else f"ERROR: netifd has no interface {iface}"}
 
 
 __all__ = ["MOTHER_PROBES", "OTHER_WAN_PROBES", "UPLINK_PROBES", "Answer", "Ask", "Gather", "Poll", "mother_probes", "poll_site"]

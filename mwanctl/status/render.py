@@ -8,7 +8,7 @@ from typing import Any
 
 from mwanctl.dnsview import DnsView
 from mwanctl.status.model import CRITICAL, OK, WARNING, SiteStatus, Target, UplinkRow, exit_code
-from mwanctl.status.text import format_bytes, format_duration, row_label, state_text
+from mwanctl.status.text import format_bytes, format_duration, handshake_text, row_label, state_text
 
 SCHEMA = "mwanctl.status/2"
 
@@ -141,14 +141,6 @@ def _share_text(row: UplinkRow) -> str:
     return "\n".join(f"{p} {s:.0%}" for p, s in row.shares.items())
 
 
-def _handshake_text(row: UplinkRow) -> str:
-    if row.wg is None or row.wg.peer_public_key is None:
-        return "-"
-    if row.wg.latest_handshake is None:
-        return "never"
-    return format_duration(row.wg.handshake_age) if row.wg.handshake_age is not None else "?"
-
-
 def _wan_text(row: UplinkRow) -> str:
     if row.wan is None:
         return "-"
@@ -168,7 +160,7 @@ def _table(site: SiteStatus) -> Any:
                 "Endpoint") + (("Own WAN",) if with_wan else ()):
         table.add_column(col, justify="right" if col in ("Tier", "Weight", "Share", "For") else "left")
     for u in site.uplinks:
-        hs = _handshake_text(u)
+        hs = handshake_text(u)
         stale = any(p.kind == "stale-handshake" and p.uplink == u.name for p in site.problems)
         cells: list[Any] = [
             row_label(u), Text(u.state, style=_STATE_STYLE.get(u.state, "")),

@@ -46,3 +46,13 @@ def state_text(row: UplinkRow) -> str:
         kind = "failed" if row.state == "disconnecting" else "good"
         when += f" ({row.rounds[0]} of {row.rounds[1]} {kind} rounds)"
     return f"{row.state}{when}"
+
+
+def handshake_text(row: UplinkRow, none: str = "-", ago: str = "") -> str:
+    """The tunnel's last handshake as an age ("4m12s", with ``ago`` after it), "never", "?" (age
+    unknown) or ``none`` (no tunnel or no peer): the table and the web page say the same."""
+    if row.wg is None or row.wg.peer_public_key is None:
+        return none
+    if row.wg.latest_handshake is None:
+        return "never"
+    return f"{format_duration(row.wg.handshake_age)}{ago}" if row.wg.handshake_age is not None else "?"

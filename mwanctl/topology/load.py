@@ -1,8 +1,9 @@
 """YAML topology -> validated ``Topology``, or every problem at once as Diagnostics.
 
-What each key may hold, its default and where it goes is declared in topology/fields.py; this
-module walks the file's shape (lists of named items, inheritance of `tracking`, `tunnels` and
-`access.defaults`), builds the model objects, and checks what one field cannot see alone.
+What each key may hold, its default and where it goes is declared on its model attribute
+(topology/model.py; topology/fields.py makes the blocks of them); this module walks the file's
+shape (lists of named items, inheritance of `tracking`, `tunnels` and `access.defaults`), builds
+the model objects, and checks what one field cannot see alone.
 """
 
 from __future__ import annotations

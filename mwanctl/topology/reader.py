@@ -18,6 +18,7 @@ from mwanctl.topology.rules import (   # the rule ids of the per-field reading
 from mwanctl.topology.source import YamlMap, YamlSeq, Source
 
 T = TypeVar("T")
+N = TypeVar("N", YamlMap, YamlSeq)   # the two container nodes of a YAML document
 _MISSING = object()
 REQUIRED = _MISSING     # as a default: the key must be given
 
@@ -66,28 +67,24 @@ class Reader:
     # -- structure ---------------------------------------------------------------------------
     def mapping(self, parent: Any, key: str, path: str, required: bool = False) -> Optional[YamlMap]:
         """The mapping under ``key`` (None when absent or wrong)."""
-        if parent is None or key not in parent:
-            if required:
-                self.error(self.src.of(parent), path, f"missing; add a `{key}:` section", MISSING)
-            return None
-        v = parent[key]
-        if v is None:
-            return YamlMap()
-        if not isinstance(v, YamlMap):
-            self.error(self.src.value(parent, key), path, f"expected a mapping, got {_type_name(v)}", WRONG_TYPE)
-            return None
-        return v
+        return self._node(parent, key, path, required, YamlMap, "mapping", "section")
 
     def seq(self, parent: Any, key: str, path: str, required: bool = False) -> Optional[YamlSeq]:
+        return self._node(parent, key, path, required, YamlSeq, "list", "list")
+
+    def _node(self, parent: Any, key: str, path: str, required: bool, kind: type[N], what: str,
+              add: str) -> Optional[N]:
+        """The ``kind`` node under ``key``: empty when the key has no value, None (and an error when
+        it is ``required`` or of another type) when absent or wrong; mappings and lists alike."""
         if parent is None or key not in parent:
             if required:
-                self.error(self.src.of(parent), path, f"missing; add a `{key}:` list", MISSING)
+                self.error(self.src.of(parent), path, f"missing; add a `{key}:` {add}", MISSING)
             return None
         v = parent[key]
         if v is None:
-            return YamlSeq()
-        if not isinstance(v, YamlSeq):
-            self.error(self.src.value(parent, key), path, f"expected a list, got {_type_name(v)}", WRONG_TYPE)
+            return kind()
+        if not isinstance(v, kind):
+            self.error(self.src.value(parent, key), path, f"expected a {what}, got {_type_name(v)}", WRONG_TYPE)
             return None
         return v
 

@@ -1,4 +1,5 @@
-"""The README's field tables, generated from the field table (topology/fields.py).
+"""The README's field tables, generated from the field declarations (topology/model.py, built
+into blocks by topology/fields.py).
 
 ``python -m mwanctl.topology.readme README.md`` rewrites every table between
 ``<!-- fields <block> -->`` and ``<!-- /fields -->`` (``<block>:<sub-table>`` for a block's
@@ -31,6 +32,8 @@ def _default_text(f: Field) -> str:
         return "none"
     if isinstance(d, bool):
         return "true" if d else "false"
+    if isinstance(d, float):
+        return f"`{d:g}`"                 # `connect_timeout: float = 10.0` reads and shows as 10
     if isinstance(d, tuple):
         return "`[" + ", ".join(d) + "]`"
     return f"`{d}`"

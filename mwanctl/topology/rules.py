@@ -4,7 +4,7 @@ The id is printed at the end of the message (``[MW005]``) and documented in the 
 "Validation rules" table; tests/test_rules.py fails when the table, this module and the code
 that reports them disagree. MW0nn: checks across objects (topology/checks.py) and of single
 values that need more than a type (pools, port lists); MW1nn: reading the YAML and each value
-(topology/source.py, reader.py, fields.py); MW2nn: the blueprints (compile/templates.py).
+(topology/source.py, reader.py, declare.py); MW2nn: the blueprints (compile/templates.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ruamel.yaml import YAML
 from ruamel.yaml import events
@@ -72,26 +72,23 @@ class Source:
 
     def key(self, node: Any, key: str) -> Location:
         """Location of ``key`` inside mapping ``node`` (the key itself, 1-based)."""
-        try:
-            line, col = node.lc.key(key)
-            return Location(self.file, line + 1, col + 1)
-        except (AttributeError, KeyError, TypeError):
-            return self.of(node)
+        return self._at(lambda: node.lc.key(key), lambda: self.of(node))
 
     def value(self, node: Any, key: str) -> Location:
         """Location of the value stored under ``key``."""
-        try:
-            line, col = node.lc.value(key)
-            return Location(self.file, line + 1, col + 1)
-        except (AttributeError, KeyError, TypeError):
-            return self.key(node, key)
+        return self._at(lambda: node.lc.value(key), lambda: self.key(node, key))
 
     def item(self, node: Any, index: int) -> Location:
+        return self._at(lambda: node.lc.item(index), lambda: self.of(node))
+
+    def _at(self, where: Callable[[], Any], otherwise: Callable[[], Location]) -> Location:
+        """ruamel's 0-based (line, col) from ``where`` as a 1-based Location; ``otherwise()`` when
+        the node carries no position for it (a plain dict or list, a key it does not hold)."""
         try:
-            line, col = node.lc.item(index)
+            line, col = where()
             return Location(self.file, line + 1, col + 1)
         except (AttributeError, KeyError, TypeError, IndexError):
-            return self.of(node)
+            return otherwise()
 
     def of(self, node: Any) -> Location:
         """Where a mapping or sequence starts (falls back to the top of the file)."""

@@ -72,6 +72,24 @@ class Receipt:
         return self.deadline - time.monotonic()
 
 
+def to_confirm(receipt: Receipt | None) -> bool:
+    """Whether ``confirm`` has anything to do: not for an apply that changed nothing (no rollback
+    was armed); a receipt confirms once, so using it twice is the caller's bug (ValueError)."""
+    if receipt is not None and not receipt.armed:
+        return False
+    if receipt is not None and receipt.confirmed:
+        raise ValueError("this receipt was already confirmed")
+    return True
+
+
+def rolled_back_late(router: str, receipt: Receipt | None) -> str:
+    """Why a confirm found its apply gone, in every transport's words: the router restored its old
+    config by itself (how late the confirm came, when it came after the deadline)."""
+    late = -receipt.seconds_left() if receipt else 0.0
+    when = f" ({late:.0f} s after its {receipt.timeout} s deadline)" if receipt and late > 0 else ""
+    return f"{router}: rolled back by the router before the confirm arrived{when}: it is on its old config"
+
+
 # The read-only probes of ``Transport.query``: name -> what it returns (raw text).
 PROBES: Mapping[str, str] = {
     "mwan3_status": "`ubus call mwan3 status` (JSON)",

@@ -42,6 +42,8 @@ from mwanctl.transports.base import (
     Transport,
     check_probes,
     move_peer_argv,
+    rolled_back_late,
+    to_confirm,
 )
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage
@@ -324,10 +326,8 @@ class LocalTransport(Transport):
             os.replace(tmp, self.confdir / p)
 
     def confirm(self, receipt: Receipt | None = None) -> None:
-        if receipt is not None and not receipt.armed:
+        if not to_confirm(receipt):
             return
-        if receipt is not None and receipt.confirmed:
-            raise ValueError("this receipt was already confirmed")
         restored: list[str] = []
         with self._locked():
             info = self._pending()
@@ -349,9 +349,7 @@ class LocalTransport(Transport):
     def _late(self, receipt: Receipt | None) -> str:
         if receipt is None:
             return f"{self.router}: no apply is pending (already confirmed, or rolled back)"
-        late = -receipt.seconds_left()
-        when = f" ({late:.0f} s after its {receipt.timeout} s deadline)" if late > 0 else ""
-        return f"{self.router}: rolled back by the router before the confirm arrived{when}: it is on its old config"
+        return rolled_back_late(self.router, receipt)
 
     def _announce_quietly(self, packages: Sequence[str]) -> None:
         try:

@@ -47,6 +47,8 @@ from mwanctl.transports.base import (
     check_probes,
     mask_secrets,
     move_peer_argv,
+    rolled_back_late,
+    to_confirm,
 )
 from mwanctl.uci.changes import Op
 
@@ -456,10 +458,8 @@ class SshTransport(Transport):
                           f"the router is on its old config")
 
     def confirm(self, receipt: Receipt | None = None) -> None:
-        if receipt is not None and not receipt.armed:
+        if not to_confirm(receipt):
             return
-        if receipt is not None and receipt.confirmed:
-            raise ValueError("this receipt was already confirmed")
         self.close()  # a FRESH connection proves the router is still reachable
         try:
             r = self._run("confirm", {"MW_TOKEN": receipt.token if receipt else ""}, "confirm")
@@ -472,13 +472,10 @@ class SshTransport(Transport):
         fail = r.first("fail")
         why = fail[1] if fail else ""
         if why in ("nothing_pending", "other", "rolling_back", "expired"):
-            late = -receipt.seconds_left() if receipt else 0.0
-            when = f" ({late:.0f} s after its {receipt.timeout} s deadline)" if receipt and late > 0 else ""
             if receipt is None and why == "nothing_pending":
                 raise RolledBack(f"{self.router}: no deploy is pending (already confirmed, or "
                                  "rolled back)")
-            raise RolledBack(f"{self.router}: rolled back by the router before the confirm "
-                             f"arrived{when}: it is on its old config")
+            raise RolledBack(rolled_back_late(self.router, receipt))
         raise ConfirmError(f"{self.router}: confirm failed: {_why(r)}; the router rolls back by itself")
 
     def rollback(self) -> bool:

@@ -70,6 +70,8 @@ from mwanctl.transports.base import (
     check_probes,
     mask_value,
     move_peer_argv,
+    rolled_back_late,
+    to_confirm,
 )
 from mwanctl.uci.changes import Op
 from mwanctl.uci.model import UciPackage, UciSection
@@ -671,10 +673,8 @@ class UbusTransport(Transport):
         return None   # rpcd answers before netifd's renew ran: the caller waits for the key
 
     def confirm(self, receipt: Receipt | None = None) -> None:
-        if receipt is not None and not receipt.armed:
+        if not to_confirm(receipt):
             return  # the apply changed nothing: rpcd armed no rollback
-        if receipt is not None and receipt.confirmed:
-            raise ValueError("this receipt was already confirmed")
         client = self._new_client()  # a fresh connection proves the router is still reachable
         try:
             sid, acls = self._login(client)
@@ -683,7 +683,7 @@ class UbusTransport(Transport):
                 # rpcd gives the applying session back to its user while that apply is pending;
                 # a new session means it is not pending any more. Confirm nothing; log out.
                 self._logout_if_new(client, sid, acls)
-                raise RolledBack(self._late(receipt))
+                raise RolledBack(rolled_back_late(self.router, receipt))
             reply = self._batch([Call("uci", "confirm", {})] + destroy, sid=sid, client=client)[0]
         except (ConnectError, CommandError) as e:
             raise ConfirmError(f"{self.router}: could not confirm ({e}); the router rolls back by "
@@ -692,11 +692,11 @@ class UbusTransport(Transport):
             client.close()
         if reply.status == 5:
             self._applied = False
-            raise RolledBack(self._late(receipt) if receipt else
+            raise RolledBack(rolled_back_late(self.router, receipt) if receipt else
                              f"{self.router}: no apply is pending (already confirmed, or rolled back)")
         if reply.status == 6:
             if receipt is not None:
-                raise RolledBack(self._late(receipt))
+                raise RolledBack(rolled_back_late(self.router, receipt))
             raise ConfirmError(f"{self.router}: the pending apply belongs to another rpcd login "
                                f"(log in as the user who applied it)")
         if not reply.ok:
@@ -705,12 +705,6 @@ class UbusTransport(Transport):
             receipt.confirmed = True
         self._applied = False
         self._deadline = None
-
-    def _late(self, receipt: Receipt) -> str:
-        late = -receipt.seconds_left()
-        when = f" ({late:.0f} s after its {receipt.timeout} s deadline)" if late > 0 else ""
-        return (f"{self.router}: rolled back by the router before the confirm arrived{when}: "
-                "it is on its old config")
 
     def _logout_if_new(self, client: Any, sid: str, acls: dict[str, Any]) -> None:
         """Destroy a session this confirm created, never one an apply is pending on (only that

@@ -162,6 +162,13 @@ def parse_ptr(text: str) -> Ptr:
     return ptr
 
 
+def _list_change(ptr: Ptr) -> tuple[UciSection, str]:
+    """The section and the value a list change needs: without either libuci says UCI_ERR_INVAL."""
+    if ptr.s is None or ptr.value is None:
+        raise UciOpError(Code.INVAL)
+    return ptr.s, ptr.value
+
+
 def _strtol_full(text: str) -> int | None:
     if text == "":
         return 0
@@ -307,31 +314,27 @@ class Store:
 
     def add_list(self, ptr: Ptr, record: bool = True) -> None:
         """``uci_add_list``: append; a plain option becomes a list holding its old value first."""
-        s = ptr.s
-        if s is None or ptr.value is None:
-            raise UciOpError(Code.INVAL)
+        s, value = _list_change(ptr)
         if ptr.option is None:  # libuci adds a nameless list nobody can see; only the delta stays
-            self._record(record, Cmd.LIST_ADD, ptr.section or "", None, ptr.value)
+            self._record(record, Cmd.LIST_ADD, ptr.section or "", None, value)
             return
         cur = s.options.get(ptr.option)
         if cur is None:
-            s.options[ptr.option] = (ptr.value,)
+            s.options[ptr.option] = (value,)
         elif isinstance(cur, str):
-            s.options[ptr.option] = (cur, ptr.value)
+            s.options[ptr.option] = (cur, value)
         else:
-            s.options[ptr.option] = cur + (ptr.value,)
-        self._record(record, Cmd.LIST_ADD, ptr.section or "", ptr.option, ptr.value)
+            s.options[ptr.option] = cur + (value,)
+        self._record(record, Cmd.LIST_ADD, ptr.section or "", ptr.option, value)
 
     def del_list(self, ptr: Ptr, record: bool = True) -> None:
         """``uci_del_list``: drop every element equal to the value (the option may become empty)."""
-        s = ptr.s
-        if s is None or ptr.value is None:
-            raise UciOpError(Code.INVAL)
+        s, value = _list_change(ptr)
         cur = s.options.get(ptr.option) if ptr.option is not None else None
         if not isinstance(cur, tuple):
             return
-        self._record(record, Cmd.LIST_DEL, ptr.section or "", ptr.option, ptr.value)
-        s.options[ptr.option or ""] = tuple(v for v in cur if v != ptr.value)
+        self._record(record, Cmd.LIST_DEL, ptr.section or "", ptr.option, value)
+        s.options[ptr.option or ""] = tuple(v for v in cur if v != value)
 
     def rename(self, ptr: Ptr, record: bool = True) -> None:
         """``uci_rename``: rename a section (it stops being anonymous) or an option in place."""

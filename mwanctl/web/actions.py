@@ -4,7 +4,7 @@ Deploy is ``site.prepare`` + ``deploy.Deployment`` (read, plan, apply with commi
 from a fresh connection), rotation is ``rotate.Rotation``, confirm/rollback are the transports'
 ``confirm``/``rollback`` on routers with a pending change. Changing actions hold a per-site lock,
 so a second browser gets "busy" instead of a second deploy. Nothing here ever reads a private key
-into a result: keys show uses the store's public listing and plans use ``plan.describe`` (masked).
+into a result: keys show uses the store's public listing and plans use ``plan.plan_text`` (masked).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mwanctl.compile.templates import Templates
 from mwanctl.connect import ConnectOptions, transport_for
 from mwanctl.deploy import Deployment, settle_pending
 from mwanctl.errors import Diagnostic, MwanctlError
-from mwanctl.plan import describe
+from mwanctl.plan import plan_text
 from mwanctl.web.history import History
 from mwanctl.web.poller import SiteRef
 
@@ -71,17 +71,8 @@ def validate(ref: SiteRef, templates: Optional[Path] = None) -> tuple[list[Diagn
 
 
 def plan_lines(dep: Deployment) -> list[str]:
-    """The text `mwanctl plan` prints (cli._show_plan), line for line, secrets masked by describe."""
-    out: list[str] = []
-    for router, plan in dep.plans.items():
-        if not plan.changed or plan.apply is None:
-            out.append(f"{router}: up to date")
-            continue
-        out.append(f"{router} ({plan.role}): {plan.op_count} change(s), reloads {', '.join(plan.apply.reload)}"
-                   + (f", restarts {', '.join(plan.apply.restart_ifaces)}" if plan.apply.restart_ifaces else ""))
-        out += describe(plan)
-        out += [f"  note: {n}" for n in plan.notes]
-    return out
+    """The text `mwanctl plan` prints, line for line (plan.plan_text), secrets masked."""
+    return [line for router, plan in dep.plans.items() for line in plan_text(router, plan)]
 
 
 def digest(lines: list[str]) -> str:
@@ -245,25 +236,23 @@ class Actions:
         ref = self.sites[site]
 
         def work(job: Job) -> None:
-            from mwanctl.rotate import Rotation, due
-            from mwanctl.site import open_store, slot_spec
-            from mwanctl.topology.checks import pool_slots
+            from mwanctl.rotate import RotateError, Rotation, rotate_in_turn, tunnels_to_rotate
+            from mwanctl.site import open_store
             topo = ref.topology
             store = open_store(topo, ref.state_dir)
-            if store.ensure(slot_spec(topo), pool_slots(topo)):
-                self._finish(job, "failed", "some tunnels have no keys yet: deploy before rotating", "failed")
+            try:
+                todo = tunnels_to_rotate(topo, store, uplinks, None, dt.datetime.now(dt.timezone.utc))
+            except RotateError as exc:
+                self._finish(job, "failed", str(exc), "failed")
                 return
-            names = [u.name for u in topo.uplinks if not uplinks or u.name in uplinks]
-            todo = due(store, names, None, dt.datetime.now(dt.timezone.utc))
             rot = Rotation(topo, store, self.connect(ref), self.templates(),
                            topo.access_for(topo.mother.name).confirm_timeout,
                            say=lambda m: self._say(job, None, m))
-            for name in todo:
-                res = rot.rotate(topo.uplink(name))
-                self._say(job, name, f"{res.status}: {res.message}")
-                self.history.add_event(site, "rotate", name, res.status, f"rotate {name}: {res.message}")
+            for res in rotate_in_turn(rot, todo):
+                self._say(job, res.uplink, f"{res.status}: {res.message}")
+                self.history.add_event(site, "rotate", res.uplink, res.status, f"rotate {res.uplink}: {res.message}")
                 if res.status != "rotated":
-                    job.status, job.summary = "failed", f"{name}: {res.message}"
+                    job.status, job.summary = "failed", f"{res.uplink}: {res.message}"
                     return
             job.summary = f"rotated {', '.join(todo)}" if todo else "nothing to rotate"
 

@@ -322,7 +322,9 @@ def create_app(fleet: Fleet, history: History, auth: Auth, actions: Actions, hub
             return respond(JSONResponse({"error": str(exc)}, 409))
         except MwanctlError as exc:
             return respond(JSONResponse({"error": str(exc)}, 422))
-        return respond(JSONResponse({"job": job.id, "html": views.job_view(job)}, 202))
+        # the status goes with the html: the page must not let this snapshot, taken while the
+        # job may still run, replace the finished job the stream may already have shown
+        return respond(JSONResponse({"job": job.id, "status": job.status, "html": views.job_view(job)}, 202))
 
     # -- token login on any page ---------------------------------------------------------------
     class TokenAndHost:

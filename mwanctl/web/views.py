@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from mwanctl.errors import Diagnostic
-from mwanctl.status import UplinkRow, format_duration
+from mwanctl.status import UplinkRow, format_duration, handshake_text
 from mwanctl.web.actions import Job
 from mwanctl.web.history import Event, History
 from mwanctl.web.poller import SiteRef, Snapshot, key
@@ -140,14 +140,6 @@ def _targets(u: UplinkRow) -> str:
     return f"<ul class=targets>{''.join(items)}</ul>"
 
 
-def _handshake(u: UplinkRow) -> str:
-    if u.wg is None or u.wg.peer_public_key is None:
-        return "–"
-    if u.wg.latest_handshake is None:
-        return "never"
-    return f"{format_duration(u.wg.handshake_age)} ago" if u.wg.handshake_age is not None else "?"
-
-
 def _shares(u: UplinkRow) -> str:
     if not u.shares:
         return "–"
@@ -168,7 +160,7 @@ def uplink_table(snap: Snapshot) -> str:
                  f"<td data-label=State>{_badge(u.state)}</td>", f"<td data-label=Since>{since}</td>",
                  f"<td data-label=Tier>{u.tier}</td>", f"<td data-label=Weight>{u.weight}</td>",
                  f"<td data-label=Share>{_shares(u)}</td>", f"<td data-label=Targets>{_targets(u)}</td>",
-                 f"<td data-label=Handshake>{_handshake(u)}</td>",
+                 f"<td data-label=Handshake>{handshake_text(u, none='–', ago=' ago')}</td>",
                  f"<td data-label=\"RX / TX\">{rate(rx)} / {rate(tx)}</td>"]
         rows.append(f'<tr data-uplink="{e(key(u))}" data-state="{e(u.state)}">{"".join(cells)}</tr>')
     ths = "".join(f"<th scope=col>{h}</th>" for h in head)

@@ -86,8 +86,13 @@ def _tokens(text: str) -> list[list[str]]:
 
 def read_network() -> list[dict]:
     """Sections of /etc/config/network as dicts: {'type', 'name', 'options'}."""
+    return read_config(NETWORK)
+
+
+def read_config(path: str) -> list[dict]:
+    """Sections of a UCI file as dicts: {'type', 'name', 'options'} (a list option as a list)."""
     try:
-        with open(NETWORK) as f:
+        with open(path) as f:
             text = f.read()
     except FileNotFoundError:
         return []
@@ -103,6 +108,85 @@ def read_network() -> list[dict]:
             old = old if isinstance(old, list) else ([] if old is None else [old])
             sections[-1]["options"][st[1]] = old + [st[2] if len(st) > 2 else ""]
     return sections
+
+
+# -- `ubus call mwan3 status` from mwan3track's files -----------------------------------------
+
+MWAN3TRACK_DIR = "/var/run/mwan3track"     # /run is the router's own (tests/routers.py)
+
+
+def _ucibool(v: object) -> bool:
+    """The plugin's ucibool: yes/on/true/enabled, else ucode's !!int(val)."""
+    if v in ("yes", "on", "true", "enabled"):
+        return True
+    try:
+        return bool(int(str(v)))
+    except ValueError:
+        return False
+
+
+def mwan3_plugin_interfaces(sections: list[dict], statedir: str, uptime: int,
+                            netifd: dict[str, tuple[bool, int]], running: set[str]) -> dict:
+    """What mwan3 2.12.2's rpcd plugin (usr/share/rpcd/ucode/mwan3, ``interfaces_status``)
+    reports from mwan3track's files: ``statedir``/<iface>/{STATUS,TIME,ONLINE,OFFLINE,SCORE,
+    LOST,TURN,STARTED,TRACK_<ip>,LATENCY_<ip>,LOSS_<ip>}. A missing file reads as 0 (or
+    "unknown" for STATUS and TRACK_<ip>); ``age``/``online``/``offline`` are ``uptime`` minus
+    the stamp when it is > 0, else the stamp itself. ``netifd``: iface -> (up, uptime) as
+    network.interface.<iface> status says; ``running``: interfaces whose tracker runs (procd's
+    ``track_<iface>`` instance)."""
+    def get_str(iface: str, prop: str) -> str:
+        try:
+            with open(os.path.join(statedir, iface, prop)) as f:
+                return f.read().rstrip("\n")
+        except OSError:
+            return ""
+
+    def get_int(iface: str, prop: str) -> int:
+        text = get_str(iface, prop).strip()
+        digits = text[1:] if text[:1] == "-" else text
+        return int(text) if digits.isdigit() else 0
+
+    def x_time(iface: str, prop: str) -> int:
+        t = get_int(iface, prop)
+        return uptime - t if t > 0 else t
+
+    out: dict = {}
+    for sec in sections:
+        name = sec["name"]
+        if sec["type"] != "interface" or not name:
+            continue
+        o = sec["options"]
+        ips = o.get("track_ip", [])
+        ips = ips if isinstance(ips, list) else [ips]
+        if not ips:
+            tracking = "disabled"
+        elif name in running:
+            tracking = {"0": "paused", "1": "active"}.get(get_str(name, "STARTED"), "down")
+        else:
+            tracking = "down"
+        up, since = netifd.get(name, (False, 0))
+        out[name] = {
+            "age": x_time(name, "TIME"), "online": x_time(name, "ONLINE"),
+            "offline": x_time(name, "OFFLINE"), "uptime": since or 0,
+            "score": get_int(name, "SCORE"), "lost": get_int(name, "LOST"), "turn": get_int(name, "TURN"),
+            "status": get_str(name, "STATUS") or "unknown", "enabled": _ucibool(o.get("enabled")),
+            "running": tracking == "active", "tracking": tracking, "up": up,
+            "track_ip": [{"ip": ip, "status": get_str(name, f"TRACK_{ip}") or "unknown",
+                          "latency": get_int(name, f"LATENCY_{ip}"), "packetloss": get_int(name, f"LOSS_{ip}")}
+                         for ip in ips],
+        }
+    return out
+
+
+def tracker_running(statedir: str, iface: str) -> bool:
+    """mwan3track's PID file names a live process (procd's instance is running)."""
+    try:
+        with open(os.path.join(statedir, iface, "PID")) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def _interfaces(sections: list[dict]) -> dict[str, dict]:
@@ -391,6 +475,8 @@ def realize(up: list[str], down: list[str], state: dict | None = None, mwan3_onl
         except FileNotFoundError:
             req["mwan3"] = ""
         req["events"] = mwan3_events or []
+        if b.get("tracking"):
+            req["trackdir"] = b["trackdir"]
         req["lan_dev"] = b.get("lan_dev", "lan")
         if b.get("mwan3_rebuild"):
             req["rebuild"] = b["mwan3_rebuild"]
@@ -398,8 +484,9 @@ def realize(up: list[str], down: list[str], state: dict | None = None, mwan3_onl
         return
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": b["repo"], "HOME": "/"}
     os.makedirs("/tmp/mwtest", exist_ok=True)
-    with open("/tmp/mwtest/bridge.lock", "w") as lock:   # one bridge at a time (a renew runs detached)
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with open("/tmp/mwtest/bridge.lock", "w") as lock:
+        if b.get("async_renew"):   # one bridge at a time: a renew's runs detached
+            fcntl.flock(lock, fcntl.LOCK_EX)
         r = subprocess.run(host_argv(b, [b["python"], b["bridge"]]), input=json.dumps(req),
                            capture_output=True, text=True, timeout=60, check=False, env=env)
     with open("/tmp/mwtest/bridge.log", "a") as f:

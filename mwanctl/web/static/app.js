@@ -16,6 +16,9 @@
     const jobs = document.getElementById("jobs");
     if (!jobs) return;
     const old = document.getElementById("job-" + job.job);
+    // a job never runs again once finished: a "running" view that arrives late (the POST's
+    // answer after the stream's "finished" event, when the job ends at once) is stale
+    if (old && old.dataset.status !== "running" && job.status === "running") return;
     if (old) { old.outerHTML = job.html; } else { jobs.insertAdjacentHTML("afterbegin", job.html); }
   }
 
