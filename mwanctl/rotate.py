@@ -159,6 +159,11 @@ class Rotation:
     # -- one tunnel ----------------------------------------------------------------------------
     def rotate(self, u: Uplink) -> TunnelResult:
         start = self.clock()
+        try:
+            for router, peer_end in ((u.name, "mother"), (self.topology.mother.name, "uplink")):
+                self._check_deployed(u, router, peer_end)
+        except MwanctlError as exc:
+            return TunnelResult(u.name, "failed", f"{exc}; nothing was changed", self.clock() - start)
         self._start(u.name)
         mother = self.topology.mother.name
         armed: list[tuple[str, Transport, Receipt]] = []   # router, open connection, what to confirm
@@ -200,6 +205,24 @@ class Rotation:
                 t.close()
         return TunnelResult(u.name, "rotated", "new keys on both ends, handshake seen",
                             self.clock() - start)
+
+    def _check_deployed(self, u: Uplink, router: str, peer_end: str) -> None:
+        """Refuse, before any key is made or sent, a tunnel the router does not run with the key
+        store's keys (its device missing, or no peer with the other end's current or pending
+        public key): rendering makes keys without deploying them, and rotating then would fail
+        half-way with wg's "No such device". A router that cannot be read is left to the steps
+        that follow, which report it."""
+        with self.connect(router) as t:
+            dump = t.query(("wg_dump",)).get("wg_dump", "")
+        if dump.startswith("ERROR"):
+            return
+        dev = parse_wg_dump(dump, router).get(u.iface)
+        if dev is None:
+            raise RotateError(f"{u.name}: {router} has no tunnel {u.iface}: deploy the topology before rotating")
+        known = {k.public for w in ("current", "pending") if (k := self.store.pair(u.name, peer_end, w)) is not None}
+        if not known & set(dev.peers):
+            raise RotateError(f"{u.name}: {router}'s {u.iface} has no peer with the key store's {peer_end} key "
+                              f"(deployed from another key store?): deploy the topology before rotating")
 
     def _mother_seen_by_uplink(self, u: Uplink) -> Optional[str]:
         """The mother's address as the uplink last heard it (its learned endpoint without the
