@@ -45,6 +45,7 @@ from typing import Callable, Optional
 
 from mwanctl.compile import Compiled, compile_site
 from mwanctl.compile.templates import Templates
+from mwanctl.deploy import one_line
 from mwanctl.errors import ApplyError, ApplyInterrupted, ConfirmError, MwanctlError, TransportError
 from mwanctl.facts import parse_wg_dump
 from mwanctl.keys import ENDS, KeyStore, generate, parse_time
@@ -280,18 +281,18 @@ class Rotation:
                 self._bring_live_mother(t, router, u, move)
         except ApplyError as exc:
             t.close()
-            raise RotateError(f"{router}: {exc}; {router} is on its old config"
+            raise RotateError(f"{router}: {one_line(router, exc)}; {router} is on its old config"
                               + self._undo_move(router, u, moved)) from None
         except ApplyInterrupted as exc:  # sent, answer lost: maybe armed
             t.close()
-            raise RotateError(f"{router}: {exc}" + self._undo_move(router, u, moved)) from None
+            raise RotateError(f"{router}: {one_line(router, exc)}" + self._undo_move(router, u, moved)) from None
         except _LiveFailed as exc:       # committed and armed, the keys not (all) live
             t.close()
-            raise RotateError(f"{router}: {exc}; {router} restores its old config by itself within "
+            raise RotateError(f"{router}: {one_line(router, exc)}; {router} restores its old config by itself within "
                               f"{self.confirm_timeout} s" + self._undo_move(router, u, moved)) from None
         except TransportError as exc:    # the transport contract: nothing was committed
             t.close()
-            raise RotateError(f"{router}: {exc}; nothing was committed: {router} is on its old config"
+            raise RotateError(f"{router}: {one_line(router, exc)}; nothing was committed: {router} is on its old config"
                               + self._undo_move(router, u, moved)) from None
         except BaseException:
             t.close()
