@@ -48,6 +48,7 @@ from typing import Callable, Optional
 
 from mwanctl.compile import Compiled, compile_site
 from mwanctl.compile.templates import Templates
+from mwanctl.deploy import one_line
 from mwanctl.errors import ApplyError, ApplyInterrupted, ConfirmError, MwanctlError, TransportError
 from mwanctl.facts import parse_wg_dump
 from mwanctl.keys import ENDS, KeyStore, generate, parse_time
@@ -168,6 +169,11 @@ class Rotation:
     def rotate(self, u: Uplink) -> TunnelResult:
         start = self.clock()
         self._mother_port = None
+        try:
+            for router, peer_end in ((u.name, "mother"), (self.topology.mother.name, "uplink")):
+                self._check_deployed(u, router, peer_end)
+        except MwanctlError as exc:
+            return TunnelResult(u.name, "failed", f"{exc}; nothing was changed", self.clock() - start)
         self._start(u.name)
         mother = self.topology.mother.name
         armed: list[tuple[str, Transport, Receipt]] = []   # router, open connection, what to confirm
@@ -209,6 +215,24 @@ class Rotation:
                 t.close()
         return TunnelResult(u.name, "rotated", "new keys on both ends, handshake seen",
                             self.clock() - start)
+
+    def _check_deployed(self, u: Uplink, router: str, peer_end: str) -> None:
+        """Refuse, before any key is made or sent, a tunnel the router does not run with the key
+        store's keys (its device missing, or no peer with the other end's current or pending
+        public key): rendering makes keys without deploying them, and rotating then would fail
+        half-way with wg's "No such device". A router that cannot be read is left to the steps
+        that follow, which report it."""
+        with self.connect(router) as t:
+            dump = t.query(("wg_dump",)).get("wg_dump", "")
+        if dump.startswith("ERROR"):
+            return
+        dev = parse_wg_dump(dump, router).get(u.iface)
+        if dev is None:
+            raise RotateError(f"{u.name}: {router} has no tunnel {u.iface}: deploy the topology before rotating")
+        known = {k.public for w in ("current", "pending") if (k := self.store.pair(u.name, peer_end, w)) is not None}
+        if not known & set(dev.peers):
+            raise RotateError(f"{u.name}: {router}'s {u.iface} has no peer with the key store's {peer_end} key "
+                              f"(deployed from another key store?): deploy the topology before rotating")
 
     def _mother_seen_by_uplink(self, u: Uplink) -> Optional[str]:
         """The mother's address as the uplink last heard it (its learned endpoint without the
@@ -277,18 +301,18 @@ class Rotation:
                 self._bring_live_mother(t, router, u, move)
         except ApplyError as exc:
             t.close()
-            raise RotateError(f"{router}: {exc}; {router} is on its old config"
+            raise RotateError(f"{router}: {one_line(router, exc)}; {router} is on its old config"
                               + self._undo_move(router, u, moved)) from None
         except ApplyInterrupted as exc:  # sent, answer lost: maybe armed
             t.close()
-            raise RotateError(f"{router}: {exc}" + self._undo_move(router, u, moved)) from None
+            raise RotateError(f"{router}: {one_line(router, exc)}" + self._undo_move(router, u, moved)) from None
         except _LiveFailed as exc:       # committed and armed, the keys not (all) live
             t.close()
-            raise RotateError(f"{router}: {exc}; {router} restores its old config by itself within "
+            raise RotateError(f"{router}: {one_line(router, exc)}; {router} restores its old config by itself within "
                               f"{self.confirm_timeout} s" + self._undo_move(router, u, moved)) from None
         except TransportError as exc:    # the transport contract: nothing was committed
             t.close()
-            raise RotateError(f"{router}: {exc}; nothing was committed: {router} is on its old config"
+            raise RotateError(f"{router}: {one_line(router, exc)}; nothing was committed: {router} is on its old config"
                               + self._undo_move(router, u, moved)) from None
         except BaseException:
             t.close()

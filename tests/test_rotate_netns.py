@@ -238,7 +238,7 @@ def test_failed_renew_after_the_new_peer_puts_the_old_peer_back(lab, router_fact
     mother.run("rm -f /etc/mwtest/fail_renew")
     assert code == 1, (out, err)
     errors = [ln for ln in err.splitlines() if ln.startswith("mwanctl: error:")]
-    assert len(errors) == 1 and "mother: mother: renew mw_u1 failed" in errors[0], err
+    assert len(errors) == 1 and "u1: mother: renew mw_u1 failed" in errors[0] and "mother: mother:" not in errors[0], err
     assert "restores its old config by itself within 30 s" in errors[0] and "pending keys are kept" in errors[0]
     assert "u1: the old peer is back on mother's live tunnel" in err
     st = store(site)
@@ -254,3 +254,21 @@ def test_failed_renew_after_the_new_peer_puts_the_old_peer_back(lab, router_fact
     assert code == 0, err
     assert_store_matches_routers(site, uplinks)
     assert lab.ping("client", rotate_lab.TARGET)
+
+
+def test_rotating_a_rendered_but_undeployed_site_changes_nothing_and_says_deploy_first(
+        lab, router_factory, tmp_path, capsys):
+    """`render` makes keys without deploying them: rotating then must stop before any key is
+    made or sent, and say why, instead of failing half-way on the router."""
+    uplinks = ["u1"]
+    site = rotate_lab.build(lab, router_factory, tmp_path, uplinks)
+    code, _, err = run(site, capsys, "render", str(site.path), "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    before = json.dumps(store(site), sort_keys=True)
+    configs = {r: site.routers[r].read("/etc/config/network") for r in ("mother", "u1")}
+    code, out, err = run(site, capsys, "keys", "rotate", str(site.path), "--yes")
+    assert code != 0
+    assert "has no tunnel mw_u1: deploy the topology before rotating; nothing was changed" in err, err
+    assert "run `mwanctl keys rotate` again" not in err
+    assert json.dumps(store(site), sort_keys=True) == before        # no pending keys were made
+    assert {r: site.routers[r].read("/etc/config/network") for r in ("mother", "u1")} == configs
