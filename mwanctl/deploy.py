@@ -38,6 +38,11 @@ Progress = Callable[[str, str], None]     # (router, message)
 
 
 # Every outcome a router can end a deploy in: what the router is on, and the exit code.
+# After a rollback, how long to wait for each tunnel to be live as the restored config before the
+# mother re-dials (netifd runs wireguard.sh's renew after answering the ubus call; on the test
+# routers under load that took up to a few seconds)
+ROLLED_BACK_LIVE_WAIT = 10
+
 OUTCOMES: dict[str, tuple[str, ExitStatus]] = {
     "unchanged": ("its config already matched: nothing sent", ExitStatus.OK),
     "applied": ("applied and confirmed: on the new config", ExitStatus.OK),
@@ -431,6 +436,7 @@ class Deployment:
         WireGuard's ~15 s. Best effort: a failure here changes nothing already reported."""
         back = {i: t for i, t in touched.items() if self.outcomes.get(t[0], RouterOutcome(t[0], "")).status
                 in ("failed", "unchanged")}
+        self._await_rolled_back(back)
         for m in {t[1] for t in back.values()}:
             peers = {i: self._peer_keys(m, i, before=self.outcomes[m].status == "failed")
                      for i, t in back.items() if t[1] == m}
@@ -438,6 +444,48 @@ class Deployment:
                 self._transports[m].rehandshake({i: k for i, k in peers.items() if k})
             except (MwanctlError, NotImplementedError, ValueError):
                 pass
+
+    def _await_rolled_back(self, back: dict[str, tuple[str, str]]) -> None:
+        """Wait (at most ROLLED_BACK_LIVE_WAIT s) until the tunnels of ``back`` are live as the
+        config each end is on now. netifd answers `renew` before wireguard.sh has run it (the
+        handler is a process of its own), so right after a rollback a device may still carry the
+        undone change's peer; re-dialling then would read that endpoint and put it back for good.
+        What is still not live at the end is said in the notes."""
+        ends = {(r, i) for i, t in back.items() for r in t if self._config_now(r) is not None}
+        deadline = time.monotonic() + ROLLED_BACK_LIVE_WAIT
+        while True:
+            live = self._live({r for r, _ in ends})
+            diffs = {(r, i): d for r, i in sorted(ends) if not live[r]["wg_dump"].startswith("ERROR")
+                     and (d := self._live_diffs(r, i, live[r], self._config_now(r) or UciPackage("network")))}
+            if not diffs or time.monotonic() >= deadline:
+                break
+            time.sleep(self.poll_interval)
+        self.notes += [f"{i}: {r} is not yet live as its old config {ROLLED_BACK_LIVE_WAIT} s after the rollback: "
+                       + "; ".join(d) for (r, i), d in diffs.items()]
+
+    def _config_now(self, router: str) -> Optional[UciPackage]:
+        """The network config a router is on after a rollback: the old one where this deploy's
+        change was rolled back, withdrawn or never applied; None where that is not known (its
+        rollback failed, it could not be reached) or it has no network config of mwanctl's."""
+        pp = self.plans[router].packages.get("network") if router in self.plans else None
+        status = self.outcomes.get(router, RouterOutcome(router, "")).status
+        return pp.before if pp is not None and status in ("failed", "withdrawn", "unchanged", "skipped") else None
+
+    def _live(self, routers: set[str]) -> dict[str, dict[str, str]]:
+        """What the routers run now: WireGuard dump, addresses and MTUs (one round trip each)."""
+        live: dict[str, dict[str, str]] = {}
+        for r in sorted(routers):
+            try:
+                live[r] = self._transports[r].query(["wg_dump", "ip_addr", "ip_link"])
+            except (MwanctlError, ValueError) as exc:
+                live[r] = {"wg_dump": f"ERROR: {exc}"}
+        return live
+
+    def _live_diffs(self, router: str, iface: str, p: dict[str, str], net: UciPackage) -> list[str]:
+        """What of ``iface``'s config in ``net`` the router's live state ``p`` does not show."""
+        addrs = None if p.get("ip_addr", "ERROR").startswith("ERROR") else verify.parse_ip_addr(p["ip_addr"])
+        mtus = None if p.get("ip_link", "ERROR").startswith("ERROR") else verify.parse_ip_link(p["ip_link"])
+        return verify.live_differences(net, iface, _wg(p, router), addrs, mtus)
 
     def _after_lost(self, router: str, what: str, timeout: int) -> str:
         """After a lost connection: what the router itself says happened (its pending deploy and
@@ -555,22 +603,12 @@ class Deployment:
     def _check_live(self, checks: list[TunnelCheck]) -> None:
         if not checks:
             return
-        routers = sorted({r for c in checks for r in (c.uplink, c.mother)})
-        live: dict[str, dict[str, str]] = {}
-        for r in routers:
-            try:
-                live[r] = self._transports[r].query(["wg_dump", "ip_addr", "ip_link"])
-            except (MwanctlError, ValueError) as exc:
-                live[r] = {"wg_dump": f"ERROR: {exc}"}
+        live = self._live({r for c in checks for r in (c.uplink, c.mother)})
         for c in checks:
             diffs = []
             for r in (c.uplink, c.mother):
-                p = live[r]
-                wg = _wg(p, r)
-                addrs = None if p.get("ip_addr", "ERROR").startswith("ERROR") else verify.parse_ip_addr(p["ip_addr"])
-                mtus = None if p.get("ip_link", "ERROR").startswith("ERROR") else verify.parse_ip_link(p["ip_link"])
                 net = self.plans[r].packages["network"].after
-                diffs += [f"{r}: {d}" for d in verify.live_differences(net, c.iface, wg, addrs, mtus)]
+                diffs += [f"{r}: {d}" for d in self._live_diffs(r, c.iface, live[r], net)]
             if diffs:
                 c.ok = False
                 c.why = "live state differs from the config: " + "; ".join(diffs)

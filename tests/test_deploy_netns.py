@@ -37,7 +37,9 @@ def configs(site: Any) -> dict[str, dict[str, str]]:
 
 
 def deployed(lab: netlab.Lab, router_factory: Any, tmp_path: Any, capsys: Any) -> Any:
-    return rotate_lab.deployed(lab, router_factory, tmp_path, capsys, UPLINKS, confirm_timeout=30)
+    # renews change the device after the ubus call has returned, as netifd's do
+    return rotate_lab.deployed(lab, router_factory, tmp_path, capsys, UPLINKS, confirm_timeout=30,
+                               async_renew=True)
 
 
 def deploy_under_traffic(site: Any, lab: netlab.Lab, capsys: Any) -> tuple[int, str, str, Any, float]:
@@ -186,7 +188,8 @@ def mwan3_now(site: Any) -> dict[str, Any]:
 def tracked(lab: netlab.Lab, router_factory: Any, tmp_path: Any, capsys: Any) -> Any:
     """Deployed with tracking of the lab's target (profile fast, a lost probe takes 3 s), every
     tunnel online after a good round of mwan3track."""
-    site = rotate_lab.build(lab, router_factory, tmp_path, UPLINKS, confirm_timeout=30, tracking=True)
+    site = rotate_lab.build(lab, router_factory, tmp_path, UPLINKS, confirm_timeout=30, tracking=True,
+                            async_renew=True)
     edit(site, "access:\n", TRACKING + "access:\n")
     code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
     assert code == 0, err
