@@ -31,11 +31,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-import mwanctl.topology  # noqa: E402,F401  (import order: tracking needs the topology package)
-from mwanctl.tracking import PROFILES  # noqa: E402
-
 import netlab  # noqa: E402
 from tracker_lab import TRACKER, TrackerLab, Traffic, one_cut, tracker_config  # noqa: E402
+
+import mwanctl.topology  # noqa: E402,F401  (import order: tracking needs the topology package)
+from mwanctl.tracking import PROFILES  # noqa: E402
 
 UPLINKS = 4
 

@@ -7,6 +7,7 @@ Run: python bench/fuzz.py [mutants per example, default 3400] [seed, default 202
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -18,8 +19,11 @@ from topology_fuzz import EXAMPLES, fuzz  # noqa: E402
 
 
 def main() -> int:
-    per = int(sys.argv[1]) if len(sys.argv) > 1 else 3400
-    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 20261201
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("per", nargs="?", type=int, default=3400, help="mutants per example")
+    ap.add_argument("seed", nargs="?", type=int, default=20261201)
+    args = ap.parse_args()
+    per, seed = args.per, args.seed
     t0, c0 = time.perf_counter(), time.process_time()
     tally = fuzz(per, seed)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0

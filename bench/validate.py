@@ -55,6 +55,7 @@ def corpus_times() -> None:
     import io
 
     from hostile_corpus import corpus
+
     from mwanctl.cli import main as cli
     cases = corpus()
     times = []

@@ -31,11 +31,11 @@ import contextlib
 import http.server
 import io
 import os
-import threading
 import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any

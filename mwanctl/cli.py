@@ -764,7 +764,8 @@ def run_many_status(s: Session, paths: tuple[str, ...], as_json: bool, watch: bo
     from mwanctl.connect import asker, transport_for
     from mwanctl.expect import expectation
     from mwanctl.site import open_store
-    from mwanctl.sites import STATUS_SEVERITY, run_status as poll_sites, status_document, worst
+    from mwanctl.sites import STATUS_SEVERITY, status_document, worst
+    from mwanctl.sites import run_status as poll_sites
     from mwanctl.status import SiteStatus, exit_code, summary_line, to_json
     from mwanctl.status.poll import poll_site
     if watch:

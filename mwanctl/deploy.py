@@ -28,10 +28,10 @@ from mwanctl.errors import (
 from mwanctl.facts import Mwan3Status, WgInterface, parse_mwan3_status, parse_wg_dump
 from mwanctl.plan import RouterPlan, plan_router
 from mwanctl.topology.model import PREFIX
-from mwanctl.wanverify import WAN_UP_TIMEOUT, wan_state
 from mwanctl.transports.base import Receipt, RouterState, Transport
 from mwanctl.uci.model import UciPackage
 from mwanctl.verify import TunnelCheck
+from mwanctl.wanverify import WAN_UP_TIMEOUT, wan_state
 
 Connect = Callable[[str], Transport]
 Progress = Callable[[str, str], None]     # (router, message)

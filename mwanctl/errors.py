@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 from mwanctl.exits import DeployExit
 
-
 # The codes errors carry are the deploy family's (mwanctl.exits); the name stays for the modules
 # and tests that import it from here.
 ExitStatus = DeployExit

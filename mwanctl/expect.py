@@ -6,7 +6,7 @@ from typing import Optional
 
 from mwanctl.compile.mwan3 import policy_members
 from mwanctl.keys import KeyPair
-from mwanctl.status import ExpectedMember, ExpectedUplink, Expectation, TrackTimes
+from mwanctl.status import Expectation, ExpectedMember, ExpectedUplink, TrackTimes
 from mwanctl.topology.model import Topology, Tracking
 from mwanctl.tracking import family_tracking, lost_probe_seconds
 

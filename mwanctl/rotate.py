@@ -42,8 +42,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import time
-from dataclasses import dataclass, field
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from mwanctl.compile import Compiled, compile_site

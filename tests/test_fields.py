@@ -23,8 +23,8 @@ from mwanctl.keys import KeyPair, TunnelKeys
 from mwanctl.topology import fields
 from mwanctl.topology.declare import Field, Int, mwan3
 from mwanctl.topology.load import diagnose_text
-from mwanctl.topology.readme import MARK, block_table, render_readme, table
 from mwanctl.topology.reader import NOT_ALLOWED, OUT_OF_RANGE, REQUIRED
+from mwanctl.topology.readme import MARK, block_table, render_readme, table
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mwanctl.plan import RELOAD, RENEW, RESTART, NONE, option_action, wireguard_effects
+from mwanctl.plan import NONE, RELOAD, RENEW, RESTART, option_action, wireguard_effects
 from mwanctl.uci.parse import parse
 
 FACTS = " ".join((Path(__file__).parent / "vectors" / "netifd" / "README.md").read_text().split())
@@ -72,7 +72,7 @@ def test_netifd_attributes():
 
 
 def test_plan_renews_instead_of_restarting():
-    from mwanctl.plan import _apply_plan, PackagePlan
+    from mwanctl.plan import PackagePlan, _apply_plan
     from mwanctl.uci.diff import diff
 
     before, after = parse(BASE, "network"), parse(BASE.replace("10.254.0.2/32", "10.254.0.6/32"), "network")

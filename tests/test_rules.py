@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mwanctl.topology import rules
 from hostile_corpus import corpus
+
+from mwanctl.topology import rules
 from mwanctl.topology.load import diagnose_text
 
 ROOT = Path(__file__).resolve().parents[1]

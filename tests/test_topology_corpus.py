@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from hostile_corpus import NOT_UTF8, Case, corpus
+
 from mwanctl.cli import main
 
 CASES = corpus()

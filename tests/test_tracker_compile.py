@@ -13,8 +13,8 @@ from mwanctl.errors import TopologyError
 from mwanctl.plan import plan_router
 from mwanctl.site import prepare
 from mwanctl.topology import parse_topology
-from mwanctl.tracking import timing, tracker_timing
 from mwanctl.trackerview import parse_tracker_probe
+from mwanctl.tracking import timing, tracker_timing
 from mwanctl.transports.base import RouterState
 from mwanctl.uci.parse import parse
 
@@ -82,8 +82,8 @@ def test_compiled_sections_and_plan_effects(tmp_path: Path) -> None:
     # the setting goes: the plan deletes the sections and removes the files, reloading nothing
     _, c2 = _compiled(BASE, tmp_path)
     m2 = c2.routers["mother"]
-    from mwanctl.uci.render import export
     from mwanctl.uci.model import UciPackage
+    from mwanctl.uci.render import export
     had = UciPackage("mwanctl", list(m.sections["mwanctl"]))
     state2 = RouterState(packages={**{p: parse("", p) for p in m2.packages}, "mwanctl": parse(export(had), "mwanctl")})
     plan2 = plan_router(m2, state2, packages_=("mwanctl",))

@@ -18,8 +18,8 @@ import pytest
 
 import mwanctl.topology  # noqa: F401  (tracking imports the topology package first)
 from mwanctl.compile.tracker import Tracker  # noqa: F401
-from mwanctl.tracking import PROFILES, tracker_timing
 from mwanctl.topology import parse_topology
+from mwanctl.tracking import PROFILES, tracker_timing
 
 try:
     from tests.polling import wait_for as _wait

@@ -349,8 +349,8 @@ def _leave_pending(lab: dict[str, Any], monkeypatch: Any, capsys: Any) -> float:
     """`mwanctl deploy` whose confirm is lost (as when the connection drops after the apply):
     the mother keeps the change applied and unconfirmed, its rollback timer armed. Returns
     when (epoch) the deploy started."""
-    from mwanctl.transports import ssh
     from mwanctl.errors import ConfirmError
+    from mwanctl.transports import ssh
     site = lab["site"]
     with monkeypatch.context() as m:
         m.setattr(ssh.SshTransport, "confirm", lambda self, receipt=None: (_ for _ in ()).throw(

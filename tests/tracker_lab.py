@@ -50,6 +50,7 @@ except ImportError:  # pragma: no cover - tests/ on sys.path
 
 from mwanctl.uci.parse import parse  # noqa: E402
 
+
 def _network(uplinks: int, keys: dict[str, netlab.KeyPair]) -> dict[str, str]:
     """The mother's and each uplink's `network` package, as mwanctl renders them (trimmed)."""
     mother = []

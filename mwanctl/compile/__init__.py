@@ -6,8 +6,8 @@ deploy plan depend on it). Each converter handles one output concern and they ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from mwanctl.compile import dns as dns_compile
@@ -20,11 +20,10 @@ from mwanctl.compile.tracker import Tracker, uses_tracker
 from mwanctl.compile.wan import WanSection
 from mwanctl.compile.wireguard import Wireguard
 from mwanctl.errors import Diagnostic, TopologyError
-from mwanctl.topology.rules import ACCESS
 from mwanctl.keys import TunnelKeys
 from mwanctl.topology import fields
-from mwanctl.topology.model import PREFIX, Dns, Topology
-from mwanctl.topology.model import Wan
+from mwanctl.topology.model import PREFIX, Dns, Topology, Wan
+from mwanctl.topology.rules import ACCESS
 from mwanctl.uci.model import UciSection, Value
 
 CONVERTERS = (WanSection, Wireguard, Mwan3, Firewall, Tracker, hooks_compile.HookSections)

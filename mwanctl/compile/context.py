@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Optional
 
-from mwanctl.errors import Location
-
 from mwanctl.compile.templates import Templates
+from mwanctl.errors import Location
 from mwanctl.keys import TunnelKeys
 from mwanctl.topology.model import Dns, MotherWan, Policy, Rule, Topology, Uplink
 from mwanctl.uci.model import UciSection

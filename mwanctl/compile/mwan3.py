@@ -17,6 +17,7 @@ from mwanctl.topology.model import PREFIX, Policy, PolicyMember, Rule, Topology,
 from mwanctl.tracking import family_tracking
 from mwanctl.uci.model import UciSection
 
+
 def _interfaces(t: Topology) -> Iterator[tuple[str, str, Tracking, Origin]]:
     """(mwan3 interface, family, tracking, origin) in mwan3 id order; each tracks its family's
     targets (`targets` IPv4, `targets6` IPv6)."""

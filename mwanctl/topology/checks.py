@@ -18,7 +18,16 @@ from mwanctl.topology.grammar import HOSTNAME, ip_address, short
 from mwanctl.topology.model import BUILTIN_POLICIES, PREFIX, Rule, Topology, Tracking, Uplink
 from mwanctl.topology.reader import Reader
 from mwanctl.topology.rules import (
-    ACCESS, CAPACITY, DUPLICATES, METRICS, NAMES, POLICIES, POOL, RESERVED, RULES, TRACKING,
+    ACCESS,
+    CAPACITY,
+    DUPLICATES,
+    METRICS,
+    NAMES,
+    POLICIES,
+    POOL,
+    RESERVED,
+    RULES,
+    TRACKING,
 )
 from mwanctl.tracking import advice, family_tracking
 

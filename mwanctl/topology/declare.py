@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Any, Callable, Optional
 
 from mwanctl.topology.grammar import MAX_TEXT, port_list, short
-from mwanctl.topology.reader import REQUIRED as REQUIRED   # re-exported: declarations need it
+from mwanctl.topology.reader import REQUIRED as REQUIRED  # re-exported: declarations need it
 from mwanctl.topology.reader import Reader
 from mwanctl.topology.rules import NOT_ALLOWED, PORTS
 

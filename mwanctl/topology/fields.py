@@ -37,9 +37,38 @@ from functools import cached_property
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from mwanctl.topology import model
-from mwanctl.topology.declare import (   # the kinds are re-exported: tests and tools name them from here
-    NAME as NAME, NAME_HINT as NAME_HINT, NAME_RE as NAME_RE, NOT_GIVEN, SITE_RE, Field as Field, Int as Int,
-    KEEPALIVE, Nested as Nested, OneOf as OneOf, Parsed, PORT, REQUIRED, Text, Uci as Uci,
+from mwanctl.topology.declare import (
+    KEEPALIVE,
+    NOT_GIVEN,
+    PORT,
+    REQUIRED,
+    SITE_RE,
+    Parsed,
+    Text,
+)
+from mwanctl.topology.declare import (  # the kinds are re-exported: tests and tools name them from here
+    NAME as NAME,
+)
+from mwanctl.topology.declare import (
+    NAME_HINT as NAME_HINT,
+)
+from mwanctl.topology.declare import (
+    NAME_RE as NAME_RE,
+)
+from mwanctl.topology.declare import (
+    Field as Field,
+)
+from mwanctl.topology.declare import (
+    Int as Int,
+)
+from mwanctl.topology.declare import (
+    Nested as Nested,
+)
+from mwanctl.topology.declare import (
+    OneOf as OneOf,
+)
+from mwanctl.topology.declare import (
+    Uci as Uci,
 )
 from mwanctl.topology.reader import Reader
 from mwanctl.topology.source import YamlMap

@@ -16,19 +16,61 @@ from typing import Any, Iterator, Optional
 from mwanctl.errors import Diagnostic, TopologyError
 from mwanctl.topology import checks
 from mwanctl.topology.fields import (
-    ACCESS, DNS, HOOKS, LAN, MEMBER, MOTHER, NAME_HINT, NAME_RE, OWN_WAN, POLICY, RULE, TOP, TRACKING, TUNNEL,
-    TUNNELS, UPLINK, UPLINK_HOOKS, WAN, read_block, read_field,
+    ACCESS,
+    DNS,
+    HOOKS,
+    LAN,
+    MEMBER,
+    MOTHER,
+    NAME_HINT,
+    NAME_RE,
+    OWN_WAN,
+    POLICY,
+    RULE,
+    TOP,
+    TRACKING,
+    TUNNEL,
+    TUNNELS,
+    UPLINK,
+    UPLINK_HOOKS,
+    WAN,
+    read_block,
+    read_field,
 )
 from mwanctl.topology.grammar import pool4_problem, pool6_problem, short
 from mwanctl.topology.model import (
-    Access, Dns, Hooks, Mother, MotherWan, Policy, PolicyMember, Pool, Rule, SecretRef, Topology, Tracking,
-    TunnelSettings, Uplink, UplinkHooks, Wan,
+    Access,
+    Dns,
+    Hooks,
+    Mother,
+    MotherWan,
+    Policy,
+    PolicyMember,
+    Pool,
+    Rule,
+    SecretRef,
+    Topology,
+    Tracking,
+    TunnelSettings,
+    Uplink,
+    UplinkHooks,
+    Wan,
 )
 from mwanctl.topology.reader import Reader
 from mwanctl.topology.rules import (
-    BAD_VALUE, DUPLICATES, MISSING, POOL_RANGE, TRACKING as TRACKER_RULE, WAN_FIELDS as WAN_RULE, WRONG_TYPE,
+    BAD_VALUE,
+    DUPLICATES,
+    MISSING,
+    POOL_RANGE,
+    WRONG_TYPE,
 )
-from mwanctl.topology.source import YamlMap, Source, read_file, read_source
+from mwanctl.topology.rules import (
+    TRACKING as TRACKER_RULE,
+)
+from mwanctl.topology.rules import (
+    WAN_FIELDS as WAN_RULE,
+)
+from mwanctl.topology.source import Source, YamlMap, read_file, read_source
 from mwanctl.tracking import DEFAULT_PROFILE, PROFILES, TRACKER_PROFILE
 
 

@@ -20,9 +20,34 @@ from typing import Annotated, Any, Callable, Optional
 
 from mwanctl.errors import Location
 from mwanctl.topology.declare import (
-    ENV_HINT, ENV_RE, KEEPALIVE, MEMBER_METRIC, MEMBER_WEIGHT, NAME, PATH, PATH_MAX, PORT, REQUIRED, TIER,
-    USER_RE, WEIGHT, ZONE, AnyOf, Field, Flag, Host, Int, MaybeFlag, Nested, OneOf, Parsed, Ports, Text, Texts,
-    Uci, mwan3,
+    ENV_HINT,
+    ENV_RE,
+    KEEPALIVE,
+    MEMBER_METRIC,
+    MEMBER_WEIGHT,
+    NAME,
+    PATH,
+    PATH_MAX,
+    PORT,
+    REQUIRED,
+    TIER,
+    USER_RE,
+    WEIGHT,
+    ZONE,
+    AnyOf,
+    Field,
+    Flag,
+    Host,
+    Int,
+    MaybeFlag,
+    Nested,
+    OneOf,
+    Parsed,
+    Ports,
+    Text,
+    Texts,
+    Uci,
+    mwan3,
 )
 from mwanctl.topology.grammar import network_text
 from mwanctl.tracking import DEFAULT_PROFILE, DEFAULT_TARGETS, DEFAULT_TARGETS6, PROFILES

@@ -12,10 +12,17 @@ from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from mwanctl.errors import Diagnostic, Location
 from mwanctl.topology.grammar import MAX_TEXT, is_host, is_ip, short, text_problem
-from mwanctl.topology.rules import (   # the rule ids of the per-field reading
-    BAD_TEXT, BAD_VALUE, MISSING, NOT_ALLOWED, NUMBER_TEXT, OUT_OF_RANGE, UNKNOWN_KEY, WRONG_TYPE,
+from mwanctl.topology.rules import (  # the rule ids of the per-field reading
+    BAD_TEXT,
+    BAD_VALUE,
+    MISSING,
+    NOT_ALLOWED,
+    NUMBER_TEXT,
+    OUT_OF_RANGE,
+    UNKNOWN_KEY,
+    WRONG_TYPE,
 )
-from mwanctl.topology.source import YamlMap, YamlSeq, Source
+from mwanctl.topology.source import Source, YamlMap, YamlSeq
 
 T = TypeVar("T")
 N = TypeVar("N", YamlMap, YamlSeq)   # the two container nodes of a YAML document

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from ruamel.yaml import YAML
-from ruamel.yaml import events
+from ruamel.yaml import YAML, events
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from mwanctl.errors import Diagnostic, Location

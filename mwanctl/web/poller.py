@@ -17,11 +17,11 @@ from typing import Any, Callable, Optional, TypeVar
 from mwanctl.connect import ConnectOptions, transport_for
 from mwanctl.errors import MwanctlError
 from mwanctl.expect import expectation
+from mwanctl.router import Pending
 from mwanctl.site import open_store
 from mwanctl.status import Expectation, SiteStatus, UplinkRow, format_duration, to_json
 from mwanctl.status.poll import Answer, poll_site
 from mwanctl.topology.model import Topology
-from mwanctl.router import Pending
 from mwanctl.transports.base import Transport
 from mwanctl.web.history import History, Sample
 
