@@ -210,9 +210,17 @@ def _peers_of(dump_text: str) -> dict[str, tuple[str, str, str]]:
     return out
 
 
-def _run_case(run, steps) -> tuple[list[int], dict]:
+def _pretty_blocks(text: str) -> tuple[tuple[str, ...], frozenset[tuple[str, ...]]]:
+    """`wg show <if>`: the interface's lines, and each peer's block (in any order: wg sorts
+    peers by their latest handshake, and these have had none)."""
+    blocks = [tuple(b.splitlines()) for b in text.strip().split("\n\n")]
+    return blocks[0], frozenset(blocks[1:])
+
+
+def _run_case(run, steps) -> tuple[list[int], dict, tuple]:
     codes = [run(f"wg set wga {s}").returncode for s in steps]
-    return codes, _peers_of(run("wg show wga dump").stdout)
+    # movepeer.sh waits on `wg show <if>` for the device's new key and reads its port from it
+    return codes, _peers_of(run("wg show wga dump").stdout), _pretty_blocks(run("wg show wga").stdout)
 
 
 @pytest.mark.netns

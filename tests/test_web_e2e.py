@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import httpx
 import pytest
@@ -40,7 +40,8 @@ class Feeder(threading.Thread):
     """Rewrites the mother's recorded answers every half second: counters grow (throughput) and
     RTT/loss move as check_quality would report them; ``status`` picks the recording. The dump
     shows a fresh handshake with whatever uplink key the mother's deployed config names as the
-    peer (what a working tunnel does), so a key rotation can see its new keys shake hands."""
+    peer, and the mother's own key its config holds (what a working tunnel does once a renew has
+    run), so a key rotation can see its new keys go live and shake hands."""
 
     def __init__(self, mother: Any, store: KeyStore):
         super().__init__(daemon=True)
@@ -52,9 +53,10 @@ class Feeder(threading.Thread):
     def write(self) -> None:
         t = time.time()
         q = {"a": (int(18 + 6 * math.sin(t / 7)), 0), "b": (int(42 + 12 * math.sin(t / 5)), int(t) % 9 == 0 and 5 or 0)}
+        peers, own = weblab.configured_keys(self.mother)
         with self.lock:
             weblab.feed(self.mother, self.status, self.store, rx_base=int((t % 100000) * 40000), quality=q,
-                        peers=weblab.configured_peers(self.mother))
+                        peers=peers, own=own)
 
     def set(self, status: str) -> None:
         self.status = status
@@ -198,8 +200,8 @@ def test_cut_uplink_turns_red_within_one_poll_interval_and_is_in_the_timeline(la
     assert took <= INTERVAL + 1.0, f"turned red after {took:.2f} s"
     assert states(d)["b"][0] == "online"
     assert "offline" in rows(d)["a"]
-    ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=state][data-result=offline]"), 2)
-    assert ev and "a: online → offline" in ev[0].text and "targets down" in ev[0].text
+    ev = weblab.wait_for(lambda: weblab.read_items(d, "#timeline-lab li[data-kind=state][data-result=offline]"), 2)
+    assert ev and "a: online → offline" in ev[0]["text"] and "targets down" in ev[0]["text"]
     assert d.find_element("css selector", "p.summary").text.startswith("1/2 uplinks online")
     time.sleep(2 * INTERVAL)
     shot(lab, "web-uplink-down.png")
@@ -219,16 +221,16 @@ def test_validate_shows_errors_at_their_line(lab):
     try:
         d.get(lab["server"].base + "/site/lab")
         d.find_element("css selector", "form[data-kind=validate] button").click()
-        bad = weblab.wait_for(lambda: d.find_elements("css selector", "#result table.yaml tr.err"), 10)
-        assert bad and bad[0].get_attribute("id") == f"L{at + 1}"
-        assert "weight" in bad[0].text
+        bad = weblab.wait_for(lambda: weblab.read_items(d, "#result table.yaml tr.err"), 10)
+        assert bad and bad[0]["id"] == f"L{at + 1}"
+        assert "weight" in bad[0]["text"]
         assert f"{path}:{at + 1}:" in d.find_element("css selector", "#result ul.diags").text
         d.execute_script("document.getElementById('result').scrollIntoView()")
         shot(lab, "web-validate.png")
         # the poller noticed too: it keeps the last good topology and says so in the timeline
-        ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=topology]"),
+        ev = weblab.wait_for(lambda: weblab.read_items(d, "#timeline-lab li[data-kind=topology]"),
                              3 * INTERVAL)
-        assert ev and "still using the last good version" in ev[0].text
+        assert ev and "still using the last good version" in ev[0]["text"]
     finally:
         path.write_text(good)
     d.find_element("css selector", "form[data-kind=validate] button").click()
@@ -278,8 +280,8 @@ def test_plan_is_the_cli_plan_and_deploy_from_the_page_changes_the_router(lab, c
     assert "mother: applied and confirmed" in text and "a: applied and confirmed" in text
     net = parse(mother.config_text("network"), "network")
     assert net.get("mw_a").options["proto"] == "wireguard"              # the router really changed
-    ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=deploy]"), 10 * INTERVAL)
-    assert ev and ev[0].get_attribute("data-result") == "applied"
+    ev = weblab.wait_for(lambda: weblab.read_items(d, "#timeline-lab li[data-kind=deploy]"), 10 * INTERVAL)
+    assert ev and ev[0]["result"] == "applied"
     d.execute_script("document.getElementById('h-actions').scrollIntoView()")
     shot(lab, "web-deploy.png")
     # and the CLI agrees there is nothing left to do
@@ -315,11 +317,11 @@ def test_rotate_from_the_page_puts_new_keys_on_both_ends(deployed_lab):
     new = {end: fresh.pair("a", end).public for end in ("mother", "uplink")}
     assert new["mother"] != old["mother"] and new["uplink"] != old["uplink"]
     assert fresh.pair("a", "uplink", "pending") is None                     # promoted
-    assert weblab.configured_peers(site.routers["mother"])["a"] == new["uplink"]
+    assert weblab.configured_keys(site.routers["mother"])[0]["a"] == new["uplink"]
     up = parse(site.routers["a"].config_text("network"), "network")
     assert up.get("mw_a_peer").options["public_key"] == new["mother"]
-    ev = weblab.wait_for(lambda: d.find_elements("css selector", "#timeline-lab li[data-kind=rotate]"), 10 * INTERVAL)
-    assert ev and ev[0].get_attribute("data-result") == "rotated"
+    ev = weblab.wait_for(lambda: weblab.read_items(d, "#timeline-lab li[data-kind=rotate]"), 10 * INTERVAL)
+    assert ev and ev[0]["result"] == "rotated"
 
 
 def test_rotate_with_no_keys_yet_says_to_deploy_first(lab):
@@ -369,6 +371,20 @@ def _router_pending(lab: dict[str, Any]) -> Any:
         return t.read_state(("network",)).pending
 
 
+def _pending_item(d: Any, after: float) -> Optional[tuple[str, float]]:
+    """The mother's pending-deploy line (its text, its deadline) once it shows a deadline later
+    than ``after``; read in one go, as a live update may replace the element at any moment."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    try:
+        for li in d.find_elements("css selector", "#live-card-lab .pending li[data-router=mother]"):
+            ts = float(li.find_element("css selector", "time.deadline").get_attribute("data-ts"))
+            if ts > after:
+                return li.text, ts
+    except StaleElementReferenceException:
+        pass
+    return None
+
+
 def test_pending_deploy_is_shown_with_its_deadline_and_confirm_and_rollback_act_on_it(deployed_lab, monkeypatch, capsys):
     lab = deployed_lab
     d, site = lab["driver"], lab["site"]
@@ -386,11 +402,9 @@ def test_pending_deploy_is_shown_with_its_deadline_and_confirm_and_rollback_act_
             started = _leave_pending(lab, monkeypatch, capsys)
             armed = mother.config_text("mwan3")
             assert armed != before and _router_pending(lab) is not None    # applied, not confirmed
-            item = weblab.wait_for(lambda: [li for li in d.find_elements(
-                "css selector", "#live-card-lab .pending li[data-router=mother]") if float(li.find_element(
-                    "css selector", "time.deadline").get_attribute("data-ts")) > started + 300], 8 * INTERVAL + 10)
-            assert item and "rolls back by itself at" in item[0].text and "unless confirmed" in item[0].text
-            deadline = float(item[0].find_element("css selector", "time.deadline").get_attribute("data-ts"))
+            item = weblab.wait_for(lambda: _pending_item(d, started + 300), 8 * INTERVAL + 10)
+            assert item and "rolls back by itself at" in item[0] and "unless confirmed" in item[0], item
+            deadline = item[1]
             # the router's own deadline: the confirm timeout (600 s) plus the verify window after the apply
             assert started + 600 - 5 <= deadline <= time.time() + 600 + 200, (started, deadline)
             if button == "rollback":
@@ -410,8 +424,8 @@ def test_pending_deploy_is_shown_with_its_deadline_and_confirm_and_rollback_act_
             gone = weblab.wait_for(lambda: not d.find_elements("css selector", "#live-card-lab .pending"),
                                    4 * INTERVAL)
             assert gone, "the page still shows the deploy as pending"
-            ev = d.find_elements("css selector", f"#timeline-lab li[data-kind={button}]")
-            assert ev and ev[0].get_attribute("data-result") == "ok"
+            ev = weblab.wait_for(lambda: weblab.read_items(d, f"#timeline-lab li[data-kind={button}]"), 5)
+            assert ev and ev[0]["result"] == "ok"
     except BaseException:
         path.write_text(good)
         raise

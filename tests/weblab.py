@@ -62,40 +62,52 @@ def recorded(name: str, uplinks: tuple[str, ...] = ("a", "b"),
 
 
 def wg_dump(store: KeyStore, uplinks: tuple[str, ...], handshake_age: int = 12, rx_base: int = 0,
-            peers: Optional[dict[str, str]] = None) -> str:
+            peers: Optional[dict[str, str]] = None, own: Optional[dict[str, str]] = None) -> str:
     """``peers``: the uplink key each tunnel's peer has on the mother (default: the store's
-    current one), i.e. the key a working tunnel shakes hands with. Allowed IPs 0.0.0.0/0: what
+    current one), i.e. the key a working tunnel shakes hands with; ``own``: the mother's own
+    public key per tunnel (default: the store's current one). Allowed IPs 0.0.0.0/0: what
     the mother's config gives each tunnel's peer (the uplink carries whatever mwan3 sends it);
     tests/test_web_api.py holds this to the rendered config."""
     now = int(time.time())
     lines = []
     for i, name in enumerate(uplinks):
         peer = (peers or {}).get(name) or store.pair(name, "uplink").public
-        lines.append(f"mw_{name}\t(hidden)\t{store.pair(name, 'mother').public}\t0\toff")
+        mine = (own or {}).get(name) or store.pair(name, "mother").public
+        lines.append(f"mw_{name}\t(hidden)\t{mine}\t0\toff")
         lines.append("\t".join([f"mw_{name}", peer, "(none)",
                                 f"192.0.2.{10 + i}:51820", "0.0.0.0/0", str(now - handshake_age),
                                 str(rx_base + 1000000 * (i + 1)), str(rx_base // 5 + 200000 * (i + 1)), "25"]))
     return "\n".join(lines) + "\n"
 
 
-def configured_peers(mother: Any) -> dict[str, str]:
-    """uplink -> the public key of its peer section in the mother's deployed network config."""
+def configured_keys(mother: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """uplink -> the public key of its peer section, and uplink -> the public key of the
+    tunnel's own private key, in the mother's deployed network config: what its devices hold
+    once a deploy or a rotation's renew has gone live."""
     from mwanctl.uci.parse import parse
+    try:
+        from tests.netlab import public_key_of
+    except ImportError:  # pragma: no cover - tests/ on sys.path
+        from netlab import public_key_of  # type: ignore[no-redef]
     data = mother.read("/etc/config/network")
-    out = {}
+    peers, own = {}, {}
     for sec in parse(data.decode(), "network").sections if data else ():
-        if sec.name and sec.name.startswith("mw_") and sec.name.endswith("_peer") and "public_key" in sec.options:
-            out[sec.name[3:-5]] = str(sec.options["public_key"])
-    return out
+        if not (sec.name and sec.name.startswith("mw_")):
+            continue
+        if sec.name.endswith("_peer") and "public_key" in sec.options:
+            peers[sec.name[3:-5]] = str(sec.options["public_key"])
+        elif sec.type == "interface" and isinstance(sec.options.get("private_key"), str):
+            own[sec.name[3:]] = public_key_of(str(sec.options["private_key"]))
+    return peers, own
 
 
 def feed(mother: Any, status_file: str, store: KeyStore, uplinks: tuple[str, ...] = ("a", "b"),
          rx_base: int = 0, quality: Optional[dict[str, tuple[int, int]]] = None,
-         peers: Optional[dict[str, str]] = None) -> None:
+         peers: Optional[dict[str, str]] = None, own: Optional[dict[str, str]] = None) -> None:
     """Write the mother's recorded answers (atomically: the poller may read at any moment)."""
     mother.run("mkdir -p /etc/mwtest")
     mother.write("/etc/mwtest/mwan3_status.json.new", recorded(status_file, uplinks, quality))
-    mother.write("/etc/mwtest/wg_dump.txt.new", wg_dump(store, uplinks, rx_base=rx_base, peers=peers))
+    mother.write("/etc/mwtest/wg_dump.txt.new", wg_dump(store, uplinks, rx_base=rx_base, peers=peers, own=own))
     r = mother.run("mv /etc/mwtest/wg_dump.txt.new /etc/mwtest/wg_dump.txt && "
                    "mv /etc/mwtest/mwan3_status.json.new /etc/mwtest/mwan3_status.json")
     assert r.returncode == 0, r.stderr
@@ -234,6 +246,13 @@ def chrome(width: int = 1200, height: int = 900, phone: bool = False, extra: tup
         d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                           {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
     return d
+
+
+def read_items(d: Any, css: str) -> list[dict[str, str]]:
+    """Each matching element's text, id and data-result, read in one go: a live update may
+    replace the element between finding it and reading it (a stale element reference)."""
+    return [{"text": e.text, "id": e.get_attribute("id") or "", "result": e.get_attribute("data-result") or ""}
+            for e in d.find_elements("css selector", css)]
 
 
 def wait_for(predicate: Any, timeout: float, step: float = 0.05) -> Any:
