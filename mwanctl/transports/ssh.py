@@ -13,6 +13,7 @@ every failure becomes one error line here.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import ipaddress
 import logging
@@ -316,6 +317,7 @@ class SshTransport(Transport):
     def close(self) -> None:
         for c in (self._client, self._jump_client):
             if c is not None:
+                _shut_down(c)
                 c.close()
         self._client = self._jump_client = None
 
@@ -564,6 +566,18 @@ class SshTransport(Transport):
 
 
 # -- helpers -------------------------------------------------------------------------------
+def _shut_down(client: Any) -> None:
+    """End the TCP connection now: paramiko's close() closes the socket while its reader thread
+    may still be inside recv() on it, and the kernel sends the FIN only once that returns (up
+    to its 0.1 s poll later), so the router would still count the connection while the pool
+    (``--connections``) has already given its slot to the next one."""
+    t = client.get_transport()
+    sock = getattr(t, "sock", None) if t is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def _detect_dead_link(sock: socket.socket, dead_after: float) -> None:
     """A cut link (cable, route, firewall) sends no RST: without this, a read blocks until the
     command timeout. TCP keepalive probes an idle connection, and TCP_USER_TIMEOUT drops one whose
