@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -137,6 +137,25 @@ def mwan3_status(offline: str | None = None) -> str:
     return text.replace('"wanA"', f'"mw_{first}"').replace('"wanB"', f'"mw_{second}"')
 
 
+def deploy_while_pending(site: Any, capsys: Any, then: Callable[[threading.Event], None]) -> tuple[int, str, str]:
+    """`mwanctl deploy`, with ``then`` run in a thread once the mother holds the change armed
+    (its pending record exists) and until the deploy has returned (``then``'s event is set)."""
+    mother, stop = site.routers["mother"], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set() and not mother.exists("/etc/mwanctl/pending"):
+            time.sleep(0.05)
+        if not stop.is_set():
+            then(stop)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        return run(site, capsys, "deploy", str(site.path), "--yes")
+    finally:
+        stop.set()
+        watcher.join(10)
+
+
 def test_handshake_but_tracking_down_is_not_confirmed(lab, router_factory, tmp_path, capsys):
     """The tunnel handshakes after the change, but mwan3's tracking reports it offline (the
     mother's `ubus call mwan3 status` is the recorded one, switched to "mw_u1 offline" once the
@@ -148,20 +167,10 @@ def test_handshake_but_tracking_down_is_not_confirmed(lab, router_factory, tmp_p
     mother.write("/etc/mwtest/mwan3_status.json", mwan3_status())
     before = configs(site)
     edit(site, "    host: 192.0.2.10\n", "    host: 192.0.2.10\n    tunnel: {keepalive: 15}\n")
-    stop = threading.Event()
 
-    def tracking_fails() -> None:
-        while not stop.is_set() and not mother.exists("/etc/mwanctl/pending"):
-            time.sleep(0.05)
-        if not stop.is_set():
-            mother.write("/etc/mwtest/mwan3_status.json", mwan3_status(offline="u1"))
-    watcher = threading.Thread(target=tracking_fails, daemon=True)
-    watcher.start()
-    try:
-        code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
-    finally:
-        stop.set()
-        watcher.join(5)
+    def tracking_fails(stop: threading.Event) -> None:
+        mother.write("/etc/mwtest/mwan3_status.json", mwan3_status(offline="u1"))
+    code, out, err = deploy_while_pending(site, capsys, tracking_fails)
     assert code == 5, (out, err)
     errors = [ln for ln in err.splitlines() if ln.startswith("mwanctl: error:")]
     assert errors and any("mw_u1 (u1 <-> mother): handshake, but mwan3 tracking reports it offline" in ln
@@ -208,27 +217,18 @@ def test_handshake_but_no_tracking_target_answers_is_not_confirmed(lab, router_f
     firstconnect (initial_state online) shows it online before its first round, which loses the
     probe: not confirmed, every router back on its old config, the tunnel and the reason named."""
     site = tracked(lab, router_factory, tmp_path, capsys)
-    mother = site.routers["mother"]
     before = configs(site)
     edit(site, "    host: 192.0.2.10\n", "    host: 192.0.2.10\n    tunnel: {mtu: 1380}\n")
-    stop = threading.Event()
     seen: list[dict[str, Any]] = []
 
-    def targets_lost() -> None:
-        while not stop.is_set() and not mother.exists("/etc/mwanctl/pending"):
-            time.sleep(0.05)
-        if not stop.is_set():
-            lab.run("u1", ["nft", "-f", "-"], input=CUT)
-            while not stop.is_set():            # what verify saw: online from initial_state first
-                seen.append(mwan3_now(site)["mw_u1"])
-                time.sleep(0.3)
-    watcher = threading.Thread(target=targets_lost, daemon=True)
-    watcher.start()
+    def targets_lost(stop: threading.Event) -> None:
+        lab.run("u1", ["nft", "-f", "-"], input=CUT)
+        while not stop.is_set():            # what verify saw: online from initial_state first
+            seen.append(mwan3_now(site)["mw_u1"])
+            time.sleep(0.3)
     try:
-        code, out, err = run(site, capsys, "deploy", str(site.path), "--yes")
+        code, out, err = deploy_while_pending(site, capsys, targets_lost)
     finally:
-        stop.set()
-        watcher.join(10)
         lab.run("u1", ["nft", "delete", "table", "inet", "mwtest_cut"], check=False)
     assert code == 5, (out, err)
     errors = [ln for ln in err.splitlines() if ln.startswith("mwanctl: error:")]
