@@ -37,12 +37,12 @@ Connect = Callable[[str], Transport]
 Progress = Callable[[str, str], None]     # (router, message)
 
 
-# Every outcome a router can end a deploy in: what the router is on, and the exit code.
 # After a rollback, how long to wait for each tunnel to be live as the restored config before the
 # mother re-dials (netifd runs wireguard.sh's renew after answering the ubus call; on the test
 # routers under load that took up to a few seconds)
 ROLLED_BACK_LIVE_WAIT = 10
 
+# Every outcome a router can end a deploy in: what the router is on, and the exit code.
 OUTCOMES: dict[str, tuple[str, ExitStatus]] = {
     "unchanged": ("its config already matched: nothing sent", ExitStatus.OK),
     "applied": ("applied and confirmed: on the new config", ExitStatus.OK),
@@ -451,12 +451,13 @@ class Deployment:
         handler is a process of its own), so right after a rollback a device may still carry the
         undone change's peer; re-dialling then would read that endpoint and put it back for good.
         What is still not live at the end is said in the notes."""
-        ends = {(r, i) for i, t in back.items() for r in t if self._config_now(r) is not None}
+        configs = {r: c for t in back.values() for r in t if (c := self._config_now(r)) is not None}
+        ends = sorted((r, i) for i, t in back.items() for r in t if r in configs)
         deadline = time.monotonic() + ROLLED_BACK_LIVE_WAIT
         while True:
-            live = self._live({r for r, _ in ends})
-            diffs = {(r, i): d for r, i in sorted(ends) if not live[r]["wg_dump"].startswith("ERROR")
-                     and (d := self._live_diffs(r, i, live[r], self._config_now(r) or UciPackage("network")))}
+            live = self._live(set(configs))
+            diffs = {(r, i): d for r, i in ends if not live[r]["wg_dump"].startswith("ERROR")
+                     and (d := self._live_diffs(r, i, live[r], configs[r]))}
             if not diffs or time.monotonic() >= deadline:
                 break
             time.sleep(self.poll_interval)
