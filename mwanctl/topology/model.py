@@ -83,8 +83,13 @@ def _profile_number(key: str, doc: str) -> Field:
     return Field(key, Int(1, 3600), doc, default=None, uci=mwan3(key), shown_default="profile")
 
 
+def _quality(key: str, kind: Int, unit: str) -> Field:
+    """A latency or loss limit of `check_quality` (mwan3's own default when left out)."""
+    return Field(key, kind, f"{unit}; written only with `check_quality`", uci=mwan3(key, when=_with_quality),
+                 shown_default="mwan3's")
+
+
 METHOD_RE = re.compile(r"ping|arping|httping|nslookup|nping-[a-z]+")
-_QUALITY = "written only with `check_quality`"
 
 
 @dataclass(frozen=True)
@@ -130,18 +135,10 @@ class Tracking:
     check_quality: Annotated[bool, Field(
         "check_quality", Flag(), "also judge latency and loss (the four options below)", default=False,
         uci=mwan3("check_quality"))]
-    failure_latency: Annotated[Optional[int], Field(
-        "failure_latency", Int(1, 100000), f"ms; {_QUALITY}",
-        uci=mwan3("failure_latency", when=_with_quality), shown_default="mwan3's")]
-    failure_loss: Annotated[Optional[int], Field(
-        "failure_loss", Int(0, 100), f"%; {_QUALITY}",
-        uci=mwan3("failure_loss", when=_with_quality), shown_default="mwan3's")]
-    recovery_latency: Annotated[Optional[int], Field(
-        "recovery_latency", Int(1, 100000), f"ms; {_QUALITY}",
-        uci=mwan3("recovery_latency", when=_with_quality), shown_default="mwan3's")]
-    recovery_loss: Annotated[Optional[int], Field(
-        "recovery_loss", Int(0, 100), f"%; {_QUALITY}",
-        uci=mwan3("recovery_loss", when=_with_quality), shown_default="mwan3's")]
+    failure_latency: Annotated[Optional[int], _quality("failure_latency", Int(1, 100000), "ms")]
+    failure_loss: Annotated[Optional[int], _quality("failure_loss", Int(0, 100), "%")]
+    recovery_latency: Annotated[Optional[int], _quality("recovery_latency", Int(1, 100000), "ms")]
+    recovery_loss: Annotated[Optional[int], _quality("recovery_loss", Int(0, 100), "%")]
     flush_conntrack: Annotated[tuple[str, ...], Field(
         "flush_conntrack", AnyOf(("ifup", "ifdown", "connected", "disconnected"), "an mwan3 event"),
         "events on which mwan3 flushes the connection tracking table", default=(),
