@@ -54,7 +54,7 @@ from mwanctl.facts import parse_wg_dump
 from mwanctl.keys import ENDS, KeyStore, generate, parse_time
 from mwanctl.plan import plan_router
 from mwanctl.topology.model import Topology, Uplink
-from mwanctl.transports.base import Receipt, RouterState, Transport
+from mwanctl.transports.base import RENEW_WAIT, Receipt, RouterState, Transport
 
 Connect = Callable[[str], Transport]
 Say = Callable[[str], None]
@@ -64,9 +64,6 @@ Say = Callable[[str], None]
 # REKEY_AFTER_TIME, 120 s, so an older stamp (say, from an earlier attempt with the same pending
 # keys) proves nothing about the session now.
 FRESH_HANDSHAKE = 120
-# How long the mother's device may take to show its new key after `renew` was answered (netifd
-# runs wireguard.sh's renew as a process of its own, after the ubus call returned).
-RENEW_TIMEOUT = 10.0
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -250,7 +247,7 @@ class Rotation:
         ``key``: wireguard.sh's renew runs `wg syncconf` without ListenPort (the mother has none
         configured), which in wireguard-go takes a new random port, and netifd answers `renew`
         before the handler runs, so the port read right after the call may be the old one."""
-        deadline = time.monotonic() + RENEW_TIMEOUT
+        deadline = time.monotonic() + RENEW_WAIT
         while True:
             dump = t.query(("wg_dump",)).get("wg_dump", "")
             if dump.startswith("ERROR"):
@@ -262,7 +259,7 @@ class Rotation:
                 return dev.listen_port
             if time.monotonic() > deadline:
                 raise RotateError(f"{router}: {iface} did not take its new key within "
-                                  f"{RENEW_TIMEOUT:.0f} s of the renew")
+                                  f"{RENEW_WAIT} s of the renew")
             time.sleep(0.1)
 
     def _apply_keys(self, compiled: Compiled, router: str, u: Uplink,

@@ -11,6 +11,7 @@
 # has taken it, then prints the port it listens on now (`wg syncconf` without ListenPort may take
 # a new one): the caller must not bring the other end live on the old key or the old port.
 # Args: MW_WG (the wg arguments) MW_OWNER MW_RENEW (an interface, or empty) MW_KEY (or empty)
+# MW_WAIT (seconds to wait for MW_KEY)
 if [ -n "$MW_RENEW" ]; then
 	[ -d "$MW_LOCK" ] && [ "$(mw_lockval owner '')" = "$MW_OWNER" ] || { mw_say "fail not-pending"; exit 0; }
 	case " $(mw_lockval renew '') " in
@@ -24,7 +25,7 @@ if [ -n "$MW_RENEW" ]; then
 	mw_block "renew" ubus call "network.interface.$MW_RENEW" renew 2>&1 || { mw_say "fail renew"; exit 0; }
 fi
 if [ -n "$MW_RENEW" ] && [ -n "$MW_KEY" ]; then
-	_end=$(( $(mw_uptime) + 10 ))
+	_end=$(( $(mw_uptime) + MW_WAIT ))
 	while :; do   # one `wg show` a try: the device's own key and its port (peers show as "peer:")
 		_show=$(wg show "$MW_RENEW" 2>/dev/null)
 		case "$_show" in *"public key: $MW_KEY"*) break ;; esac

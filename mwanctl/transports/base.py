@@ -120,6 +120,10 @@ def check_probes(names: Sequence[str]) -> None:
 # the peers, so the check polls. One policy for every transport (apply.sh gets it as arguments).
 PEER_CHECK_TRIES = 10
 PEER_CHECK_PAUSE = 1.0   # seconds between tries
+# How long a renewed device may take to show its new key: netifd runs wireguard.sh's renew as a
+# process of its own after answering the ubus call (movepeer.sh gets it as MW_WAIT; key rotation
+# waits as long where a transport cannot wait on the router).
+RENEW_WAIT = 10
 
 
 def deploy_owner() -> str:

@@ -40,6 +40,7 @@ from mwanctl.errors import (
     TransportError,
 )
 from mwanctl.transports.base import (
+    RENEW_WAIT,
     ApplyPlan,
     Pending,
     Receipt,
@@ -540,7 +541,8 @@ class SshTransport(Transport):
         argv = move_peer_argv(iface, peer, allowed_ips, endpoint, remove)  # no spaces in any value
         r = self._run("movepeer", {"MW_WG": " ".join(argv), "MW_OWNER": self.owner,
                                    "MW_RENEW": iface if renew else "",
-                                   "MW_KEY": _check(_KEY_RE, key, "public key") if renew and key else ""},
+                                   "MW_KEY": _check(_KEY_RE, key, "public key") if renew and key else "",
+                                   "MW_WAIT": str(RENEW_WAIT)},
                       "wg set")
         ok = r.first("ok")
         if ok is not None:
@@ -551,7 +553,7 @@ class SshTransport(Transport):
         if fail and fail[1:2] == ["not-pending"]:
             text = "its pending change is gone (rolled back?)"
         if fail and fail[1:2] == ["renew-late"]:
-            step, text = "renew", "the device did not take its new key within 10 s of the renew"
+            step, text = "renew", f"the device did not take its new key within {RENEW_WAIT} s of the renew"
         raise CommandError(f"{self.router}: {step or 'wg set'} {iface} failed: {text or _why(r)}")
 
     def set_drained(self, iface: str, drained: bool, forget: Sequence[str] = ()) -> None:
