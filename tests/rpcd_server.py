@@ -853,6 +853,10 @@ class Rpcd:
                 and "allowed-ips" in params:      # key rotation: a peer put on the live device
             self.events.append(("wg peer move", params[1]))
             return OK, {"code": 0, "stdout": ""}
+        if cmd == "/usr/bin/wg" and len(params) == 6 and params[0] == "set" and params[2] == "peer" \
+                and params[4] == "endpoint":   # a peer created first, before it takes allowed IPs
+            self.events.append(("wg peer add", params[1]))
+            return OK, {"code": 0, "stdout": ""}
         if cmd == "/bin/date" and params == ["+%s"]:
             return OK, {"code": 0, "stdout": f"{int(time.time())}\n"}
         if cmd == "/usr/sbin/mwan3" and len(params) == 2 and params[0] in ("ifup", "ifdown"):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mwanctl.transports.base import move_peer_steps
+
 VECTORS = Path(__file__).parent / "vectors" / "netifd"
 FACTS = " ".join((VECTORS / "README.md").read_text().split())
 KEY = "ABMTmsQeByamtI2adWpSWF1d9bmF8umHHQ2Zza0zTG4="
@@ -188,8 +190,11 @@ def test_sessions_renew_keeps_them_down_up_loses_them_as_recorded(lab, router_fa
 
 NEW = "Vf1kUOv/MTrIvtk+9b1V9a0FI0Y/0n9ZWtrScHXWa3M="      # a second peer (any valid public key)
 WG_SET_CASES = {
-    # rotation's move: the new peer takes the old one's allowed IPs in one `wg set`, the old goes
-    "move": [f"peer {NEW} endpoint 127.0.0.1:51999 allowed-ips 10.254.0.2/32 peer {PEER} remove"],
+    # rotation's move as the transports send it: the new peer created, then it takes the old
+    # one's allowed IPs and the old goes
+    "move": [" ".join(a[2:]) for a in move_peer_steps("wga", NEW, ["10.254.0.2/32"], "127.0.0.1:51999", PEER)],
+    # the same in one `wg set` (what rotation sent before: wireguard-go drops packets meanwhile)
+    "move in one set": [f"peer {NEW} endpoint 127.0.0.1:51999 allowed-ips 10.254.0.2/32 peer {PEER} remove"],
     # a second peer claiming a network another peer has: the network moves, the other keeps the rest
     "claim": [f"peer {PEER} allowed-ips 10.254.0.2/32,10.254.0.8/30",
               f"peer {NEW} allowed-ips 10.254.0.8/30"],
@@ -226,7 +231,7 @@ def _run_case(run, steps) -> tuple[list[int], dict, tuple]:
 @pytest.mark.netns
 @pytest.mark.parametrize("case", sorted(WG_SET_CASES))
 def test_wg_set_on_the_stand_in_matches_real_wireguard(router_factory, case):
-    """The rotation moves a tunnel's allowed IPs to a new peer with one `wg set`; the web and
+    """The rotation moves a tunnel's allowed IPs to a new peer with `wg set`; the web and
     deploy labs run it against the stand-in, so the stand-in must end where wireguard-go ends
     (peers, endpoints, allowed IPs, keepalive) and refuse what `wg` refuses."""
     try:

@@ -8,7 +8,9 @@ puts the removals first), and wireguard-go stops the old peer's routines in betw
 sent then finds no peer for its address and is dropped. The rotation test sees that as one lost
 new flow in a few runs, mixed with the lab's own timing; here a dense stream straddles the swap
 on one tunnel, so the loss is counted directly: the control (plain syncconf) must lose packets,
-the swap with the new peer first must lose none.
+the swap with the new peer first must lose none. The second test shows why the new peer is put on
+in two steps (created, then given the allowed IPs): wireguard-go drops packets for a peer it has
+not started yet, and it starts a new peer only after reading all of its settings.
 
 Layout: ``a`` (the mother's end, dialling) 10.77.0.1 over wga ⇄ wgb 10.77.0.2 on ``b`` (the
 uplink's end, listening on 51820), the underlay a veth 172.31.0.1/30 ⇄ 172.31.0.2/30. The stream
@@ -18,10 +20,13 @@ queue (at most 128) until ``b`` takes its new keys and the new session exists.
 
 from __future__ import annotations
 
+import base64
 import os
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,6 +43,7 @@ pytestmark = [pytest.mark.netns]
 
 COUNT, GAP = 100, 0.001          # 100 packets, 1 ms apart: fewer than WireGuard's queue holds
 PORT = 9009
+UAPI_PAUSE = 0.04
 
 RECEIVER = r"""
 import socket, sys, time
@@ -94,10 +100,41 @@ def _start(lab: netlab.Lab, host: str, script: str, *args: str) -> subprocess.Po
     return p
 
 
-def swap_once(lab: netlab.Lab, keys: dict[str, netlab.KeyPair], first: bool) -> tuple[int, int, int]:
-    """One rotation of the tunnel under the stream. Returns (lost, before, after): packets lost,
-    delivered on the old session, delivered on the new one (after ``b`` took its keys). Both
-    groups non-empty means the swap really fell inside the stream."""
+Mover = Callable[[netlab.Lab, str], None]   # puts the new peer (its public key) on a's device
+
+
+def by_transport(lab: netlab.Lab, new_peer: str) -> None:
+    """What rotation does: the local transport's move_peer_live (move_peer_steps' `wg set`s)."""
+    local = LocalTransport("a", uci_module=object(), ubus_module=object())
+    local.wg_program = lab.argv_for("a", ["wg"])
+    local.move_peer_live("wga", new_peer, ["10.77.0.2/32"], "172.31.0.2:51820")
+
+
+def slow_uapi(two_steps: bool) -> Mover:
+    """The move written to wireguard-go's UAPI socket by hand, with a pause before the blank line
+    that ends the peer's settings (wireguard-go applies each line as it reads it, and starts a new
+    peer only at that end): in one step the pause falls after the allowed IP was taken, in two
+    steps after the peer was started. A slow `wg` or a busy daemon is the same pause, shorter."""
+    def move(lab: netlab.Lab, new_peer: str) -> None:
+        head = f"set=1\npublic_key={base64.b64decode(new_peer).hex()}\n"
+        ips = "replace_allowed_ips=true\nallowed_ip=10.77.0.2/32\n"
+        steps = ([head + "endpoint=172.31.0.2:51820\n", head + ips] if two_steps
+                 else [head + "endpoint=172.31.0.2:51820\n" + ips])
+        for text in steps:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.connect(str(lab.hosts["a"].rundir / "wireguard" / "wga.sock"))
+                sock.sendall(text.encode())
+                time.sleep(UAPI_PAUSE)
+                sock.sendall(b"\n")
+                assert sock.makefile().readline().strip() == "errno=0"
+    return move
+
+
+def swap_once(lab: netlab.Lab, keys: dict[str, netlab.KeyPair], mover: Mover | None) -> tuple[int, int, int]:
+    """One rotation of the tunnel under the stream, the new peer put on first by ``mover`` (None:
+    plain syncconf). Returns (lost, before, after): packets lost, delivered on the old session,
+    delivered on the new one (after ``b`` took its keys). Both groups non-empty means the swap
+    really fell inside the stream."""
     new_a, new_b = netlab.gen_keypair(), netlab.gen_keypair()
     receiver = _start(lab, "b", RECEIVER, str(PORT), "8")
     sender = _start(lab, "a", SENDER, str(PORT), str(COUNT), str(GAP))
@@ -108,10 +145,8 @@ def swap_once(lab: netlab.Lab, keys: dict[str, netlab.KeyPair], first: bool) -> 
     sender.stdin.write("go\n")
     sender.stdin.flush()
     time.sleep(COUNT * GAP / 4)
-    if first:   # what rotation does: the new peer takes the allowed IPs, then the renew
-        local = LocalTransport("a", uci_module=object(), ubus_module=object())
-        local.wg_program = lab.argv_for("a", ["wg"])
-        local.move_peer_live("wga", new_b.public, ["10.77.0.2/32"], "172.31.0.2:51820")
+    if mover is not None:   # the new peer takes the allowed IPs, then the renew
+        mover(lab, new_b.public)
     lab.run("a", ["wg", "syncconf", "wga", str(conf)])
     conf.unlink()
     assert sender.stdout is not None and sender.stdout.readline().strip() == "done"
@@ -131,7 +166,7 @@ def swap_once(lab: netlab.Lab, keys: dict[str, netlab.KeyPair], first: bool) -> 
     return COUNT - len(got), before, len(got) - before
 
 
-def test_new_peer_first_makes_the_peer_swap_lossless(lab):
+def tunnel(lab: netlab.Lab) -> dict[str, netlab.KeyPair]:
     keys = {"a": netlab.gen_keypair(), "b": netlab.gen_keypair()}
     for h in ("a", "b"):
         lab.add_host(h)
@@ -141,11 +176,16 @@ def test_new_peer_first_makes_the_peer_swap_lossless(lab):
     lab.bring_up_wireguard("a", _network("wga", keys["a"].private, "10.77.0.1/30", None,
                                          keys["b"].public, "10.77.0.2/32", "172.31.0.2"))
     assert lab.ping("a", "10.77.0.2")
+    return keys
+
+
+def test_new_peer_first_makes_the_peer_swap_lossless(lab):
+    keys = tunnel(lab)
     control: list[tuple[int, int, int]] = []
     first: list[tuple[int, int, int]] = []
     for _ in range(6):        # alternate, so both see the same load
-        control.append(swap_once(lab, keys, first=False))
-        first.append(swap_once(lab, keys, first=True))
+        control.append(swap_once(lab, keys, None))
+        first.append(swap_once(lab, keys, by_transport))
         assert lab.ping("a", "10.77.0.2")
     print(f"(lost, on the old session, on the new one) per swap: plain syncconf {control}; "
           f"new peer first {first}")
@@ -154,3 +194,16 @@ def test_new_peer_first_makes_the_peer_swap_lossless(lab):
     assert all(lost == 0 for lost, _, _ in first), first
     assert any(lost and b and a for lost, b, a in control), \
         f"plain syncconf lost nothing: this test would prove nothing ({control})"
+
+
+def test_the_new_peer_runs_before_it_takes_the_allowed_ips(lab):
+    """Why move_peer_steps has two steps, shown on wireguard-go: a peer created together with its
+    allowed IPs drops their packets until it is started (one lost packet in 1 of ~24 swaps of
+    the test above when it was one `wg set`); created first, it queues them instead."""
+    keys = tunnel(lab)
+    one = swap_once(lab, keys, slow_uapi(two_steps=False))
+    two = swap_once(lab, keys, slow_uapi(two_steps=True))
+    print(f"(lost, on the old session, on the new one) with a {UAPI_PAUSE * 1000:.0f} ms pause: "
+          f"one step {one}; two steps {two}")
+    assert one[0] >= UAPI_PAUSE / GAP / 4, one       # the pause, at one packet a ms, was a blackhole
+    assert two[0] == 0 and two[1] and two[2], two

@@ -215,20 +215,23 @@ def test_shipped_acl_is_enough_and_nothing_more(tmp_path: Path) -> None:
 
 
 def test_move_peer_live_renews_and_the_rollback_renews_again(srv: rs.RpcdServer) -> None:
-    """Key rotation on a ubus mother: one `wg set` through rpcd's file exec (allowed by the shipped
-    ACL), then the renew; the explicit rollback renews the interface again (its change must go
+    """Key rotation on a ubus mother: `wg set` through rpcd's file exec (allowed by the shipped
+    ACL) creates the new peer, another gives it the allowed IPs, then the renew; the explicit rollback renews the interface again (its change must go
     back live). Without a pending apply of this session nothing is sent."""
     old, new = "O/EWNzAhDBaGgzqjCad0jNVCEjwlmRkIuD7xJBze+mY=", "DmPnfTYIqjc05yRCY/BtCgilESE9SM+HjvLyJMn9kQo="
     t = UbusTransport("r1", srv.url, "deploy", "pw")
     with pytest.raises(CommandError, match="no apply of this session is pending"):
         t.move_peer_live("wg0", new, ["0.0.0.0/0"], "192.0.2.10:51820", renew=True)
-    assert not [e for e in srv.rpcd.events if e[0] in ("wg peer move", "renew")]
+    moves = ("wg peer add", "wg peer move", "renew")
+    assert not [e for e in srv.rpcd.events if e[0] in moves]
     t.apply(make_plan(GOOD_OPS), 30)
     t.move_peer_live("wg0", new, ["0.0.0.0/0"], "192.0.2.10:51820", renew=True)
-    assert [e for e in srv.rpcd.events if e[0] in ("wg peer move", "renew")] == [("wg peer move", "wg0"), ("renew", "wg0")]
+    assert [e for e in srv.rpcd.events if e[0] in moves] == [
+        ("wg peer add", "wg0"), ("wg peer move", "wg0"), ("renew", "wg0")]
     exec_params = [req["params"][3]["params"] for _, req in srv.rpcd.log
                    if req["params"][1:3] == ["file", "exec"] and req["params"][3]["params"][:1] == ["set"]]
-    assert exec_params == [["set", "wg0", "peer", new, "endpoint", "192.0.2.10:51820", "allowed-ips", "0.0.0.0/0"]]
+    assert exec_params == [["set", "wg0", "peer", new, "endpoint", "192.0.2.10:51820"],
+                           ["set", "wg0", "peer", new, "allowed-ips", "0.0.0.0/0"]]
     assert t.rollback() is True
     assert [e for e in srv.rpcd.events if e[0] == "renew"] == [("renew", "wg0"), ("renew", "wg0")]
     t.move_peer_live("wg0", old, ["0.0.0.0/0"], None, remove=new)   # the undo: no renew

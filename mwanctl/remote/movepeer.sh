@@ -1,7 +1,7 @@
-# movepeer: one `wg set` on the live device, no config change (its arguments were built and
-# checked by transports/base.py's move_peer_argv): a peer added with allowed IPs takes them over
-# from the peer holding them in the same step, so no packet meets a device without a peer for
-# its address; a peer named with `remove` goes after that. With MW_RENEW (key rotation on the
+# movepeer: `wg set` on the live device, no config change (the steps were built and checked by
+# transports/base.py's move_peer_steps): the peer is created first, then takes the allowed IPs
+# over from the peer holding them, so no packet meets a device without a running peer for its
+# address; a peer named with `remove` goes after that. With MW_RENEW (key rotation on the
 # mother) the interface is renewed right after (wireguard.sh's `wg syncconf` of the committed
 # config, which now only drops the old peer), and the pending apply of MW_OWNER, which renewed
 # nothing, is made to renew it on rollback too: that renew makes the device equal to the old
@@ -10,7 +10,7 @@
 # process of its own), so with MW_KEY (the router's new public key) this waits until the device
 # has taken it, then prints the port it listens on now (`wg syncconf` without ListenPort may take
 # a new one): the caller must not bring the other end live on the old key or the old port.
-# Args: MW_WG (the wg arguments) MW_OWNER MW_RENEW (an interface, or empty) MW_KEY (or empty)
+# Args: MW_WG (the wg argument lists, one per step, separated by ";") MW_OWNER MW_RENEW (an interface, or empty) MW_KEY (or empty)
 # MW_WAIT (seconds to wait for MW_KEY)
 if [ -n "$MW_RENEW" ]; then
 	[ -d "$MW_LOCK" ] && [ "$(mw_lockval owner '')" = "$MW_OWNER" ] || { mw_say "fail not-pending"; exit 0; }
@@ -19,8 +19,13 @@ if [ -n "$MW_RENEW" ]; then
 		*) echo "$(mw_lockval renew '') $MW_RENEW" > "$MW_LOCK/renew" ;;
 	esac
 fi
-# shellcheck disable=SC2086
-mw_block "wg set" wg $MW_WG 2>&1 || { mw_say "fail set"; exit 0; }
+_steps=$MW_WG
+while [ -n "$_steps" ]; do
+	_step=${_steps%%;*}
+	case "$_steps" in *";"*) _steps=${_steps#*;} ;; *) _steps= ;; esac
+	# shellcheck disable=SC2086
+	mw_block "wg set" wg $_step 2>&1 || { mw_say "fail set"; exit 0; }
+done
 if [ -n "$MW_RENEW" ]; then
 	mw_block "renew" ubus call "network.interface.$MW_RENEW" renew 2>&1 || { mw_say "fail renew"; exit 0; }
 fi

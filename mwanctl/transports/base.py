@@ -136,22 +136,30 @@ def deploy_owner() -> str:
     return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
-def move_peer_argv(iface: str, peer: str, allowed_ips: Sequence[str], endpoint: Optional[str],
-                   remove: Optional[str]) -> list[str]:
-    """The ``wg`` arguments of :meth:`Transport.move_peer_live`, every value checked to its
-    grammar (interface name, base64 key, IP networks, ``ip:port``) before it reaches ``wg``."""
-    argv = ["set", _checked(_IFACE_RE, iface, "interface"), "peer", _checked(_PUBKEY_RE, peer, "public key")]
-    if endpoint:
-        argv += ["endpoint", _checked(_ENDPOINT_RE, endpoint, "endpoint")]
+def move_peer_steps(iface: str, peer: str, allowed_ips: Sequence[str], endpoint: Optional[str],
+                    remove: Optional[str]) -> list[list[str]]:
+    """The ``wg`` argument lists of :meth:`Transport.move_peer_live`, to run in order, every value
+    checked to its grammar (interface name, base64 key, IP networks, ``ip:port``) before it
+    reaches ``wg``.
+
+    Two steps, not one: wireguard-go starts a peer it creates only after it has read all of that
+    peer's settings (device/uapi.go), and drops a packet routed to a peer not started yet
+    (device/send.go), so a peer created with allowed IPs in one ``wg set`` is a short blackhole
+    for them (a packet lost now and then; tests/test_peer_swap_netns.py makes the window long).
+    Created first (with its endpoint), it is running when the second step moves the allowed IPs
+    over to it. A peer without an endpoint gets one step:
+    it could send nothing before the other end's handshake anyway, and rotation moves only the
+    mother's peers, which dial (the shipped rpcd ACL allows exactly these forms)."""
+    head = ["set", _checked(_IFACE_RE, iface, "interface"), "peer", _checked(_PUBKEY_RE, peer, "public key")]
+    create = [*head, "endpoint", _checked(_ENDPOINT_RE, endpoint, "endpoint")] if endpoint else []
     try:
         nets = [str(ipaddress.ip_network(a, strict=False)) for a in allowed_ips]
     except ValueError as e:
         raise CommandError(f"not a valid allowed IP for wg: {e}") from None
-    if nets:
-        argv += ["allowed-ips", ",".join(nets)]
+    move = [*head, "allowed-ips", ",".join(nets)] if nets else []
     if remove:
-        argv += ["peer", _checked(_PUBKEY_RE, remove, "public key"), "remove"]
-    return argv
+        move = [*(move or head), "peer", _checked(_PUBKEY_RE, remove, "public key"), "remove"]
+    return [s for s in (create, move) if s] or [head]
 
 
 _IFACE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
@@ -262,14 +270,15 @@ class Transport(ABC):
     def move_peer_live(self, iface: str, peer: str, allowed_ips: Sequence[str],
                        endpoint: Optional[str] = None, remove: Optional[str] = None,
                        renew: bool = False, key: Optional[str] = None) -> Optional[int]:
-        """One ``wg set`` on the live device, no config change: ``peer`` is added (or updated) with
-        ``allowed_ips`` and ``endpoint``, then peer ``remove`` (if given) is removed; with
+        """``wg set`` on the live device, no config change (:func:`move_peer_steps`): ``peer`` is
+        added (or updated) with ``endpoint``, then given ``allowed_ips``, then peer ``remove`` (if
+        given) is removed; with
         ``renew``, ``iface`` is renewed right after in the same round trip, and this session's
         pending apply (which must exist: ``CommandError`` otherwise, nothing done) renews it on
         rollback too.
 
-        Why: WireGuard moves an allowed IP from the peer holding it to ``peer`` in one step, so no
-        packet finds no peer; a renew's `wg syncconf` instead removes a peer that left the config
+        Why: WireGuard moves an allowed IP from the peer holding it to a running ``peer`` in one
+        step, so no packet finds no peer; a renew's `wg syncconf` instead removes a peer that left the config
         before it adds its successor (10-20 ms without a peer in wireguard-go). Key rotation
         brings the mother's committed new keys live this way (new peer first, then the renew,
         which only drops the old peer), and uses ``remove`` to put the old peer back when the

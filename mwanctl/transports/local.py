@@ -41,7 +41,7 @@ from mwanctl.transports.base import (
     RouterState,
     Transport,
     check_probes,
-    move_peer_argv,
+    move_peer_steps,
     rolled_back_late,
     to_confirm,
 )
@@ -450,7 +450,7 @@ class LocalTransport(Transport):
     def move_peer_live(self, iface: str, peer: str, allowed_ips: Sequence[str],
                        endpoint: Optional[str] = None, remove: Optional[str] = None,
                        renew: bool = False, key: Optional[str] = None) -> Optional[int]:
-        argv = [*self.wg_program, *move_peer_argv(iface, peer, allowed_ips, endpoint, remove)]
+        steps = [[*self.wg_program, *a] for a in move_peer_steps(iface, peer, allowed_ips, endpoint, remove)]
         if renew:   # the pending apply renews it on rollback too (before anything goes live)
             with self._locked():
                 info = self._pending()
@@ -460,12 +460,13 @@ class LocalTransport(Transport):
                 if iface not in (info.get("renew") or []):
                     info["renew"] = [*(info.get("renew") or []), iface]
                     self._pending_file.write_text(json.dumps(info))
-        try:
-            res = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
-        except (OSError, subprocess.SubprocessError) as e:
-            raise CommandError(f"{self.router}: wg set {iface} failed: {e}") from None
-        if res.returncode != 0:
-            raise CommandError(f"{self.router}: wg set {iface} failed: {res.stderr.strip()}")
+        for argv in steps:
+            try:
+                res = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+            except (OSError, subprocess.SubprocessError) as e:
+                raise CommandError(f"{self.router}: wg set {iface} failed: {e}") from None
+            if res.returncode != 0:
+                raise CommandError(f"{self.router}: wg set {iface} failed: {res.stderr.strip()}")
         if renew:
             self._call(f"network.interface.{iface}", "renew", {})
         return None   # netifd answers before its renew ran: the caller waits for the key

@@ -48,7 +48,7 @@ from mwanctl.transports.base import (
     Transport,
     check_probes,
     mask_secrets,
-    move_peer_argv,
+    move_peer_steps,
     rolled_back_late,
     to_confirm,
 )
@@ -538,8 +538,8 @@ class SshTransport(Transport):
                        renew: bool = False, key: Optional[str] = None) -> Optional[int]:
         """movepeer.sh; with ``renew`` and ``key`` it waits on the router for the renew to take
         the key (netifd runs the renew after answering) and returns the listen port then."""
-        argv = move_peer_argv(iface, peer, allowed_ips, endpoint, remove)  # no spaces in any value
-        r = self._run("movepeer", {"MW_WG": " ".join(argv), "MW_OWNER": self.owner,
+        steps = move_peer_steps(iface, peer, allowed_ips, endpoint, remove)  # no space or ; in any value
+        r = self._run("movepeer", {"MW_WG": ";".join(" ".join(a) for a in steps), "MW_OWNER": self.owner,
                                    "MW_RENEW": iface if renew else "",
                                    "MW_KEY": _check(_KEY_RE, key, "public key") if renew and key else "",
                                    "MW_WAIT": str(RENEW_WAIT)},

@@ -69,7 +69,7 @@ from mwanctl.transports.base import (
     Transport,
     check_probes,
     mask_value,
-    move_peer_argv,
+    move_peer_steps,
     rolled_back_late,
     to_confirm,
 )
@@ -656,18 +656,19 @@ class UbusTransport(Transport):
                        renew: bool = False, key: str | None = None) -> int | None:
         """Through rpcd's ``file exec`` of ``/usr/bin/wg`` (the ACL rehandshake needs too). With
         ``renew`` the explicit rollback renews ``iface`` too; rpcd's own timer only reloads."""
-        argv = move_peer_argv(iface, peer, allowed_ips, endpoint, remove)
+        steps = move_peer_steps(iface, peer, allowed_ips, endpoint, remove)
         if renew:
             if not self._applied:
                 raise CommandError(f"{self.router}: wg set {iface} failed: no apply of this "
                                    "session is pending")
             self._renew_after_rollback = list(dict.fromkeys([*getattr(self, "_renew_after_rollback", []), iface]))
-        reply = self._with_relogin([Call("file", "exec", {"command": "/usr/bin/wg", "params": argv})])[0]
-        self._check([reply])
-        data = reply.data if isinstance(reply.data, dict) else {}
-        if data.get("code", 0) != 0:   # rpcd answers 0 and puts wg's own exit status here
-            raise CommandError(f"{self.router}: wg set {iface} failed: "
-                               f"{str(data.get('stderr') or '').strip() or 'exit status ' + str(data.get('code'))}")
+        for argv in steps:   # one call a step: the second must not run after a failed first
+            reply = self._with_relogin([Call("file", "exec", {"command": "/usr/bin/wg", "params": argv})])[0]
+            self._check([reply])
+            data = reply.data if isinstance(reply.data, dict) else {}
+            if data.get("code", 0) != 0:   # rpcd answers 0 and puts wg's own exit status here
+                raise CommandError(f"{self.router}: wg set {iface} failed: "
+                                   f"{str(data.get('stderr') or '').strip() or 'exit status ' + str(data.get('code'))}")
         if renew:
             self._check(self._batch([Call(f"network.interface.{iface}", "renew", {})]))
         return None   # rpcd answers before netifd's renew ran: the caller waits for the key
