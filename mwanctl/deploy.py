@@ -37,10 +37,11 @@ Connect = Callable[[str], Transport]
 Progress = Callable[[str, str], None]     # (router, message)
 
 
-# After a rollback, how long to wait for each tunnel to be live as the restored config before the
-# mother re-dials (netifd runs wireguard.sh's renew after answering the ubus call; on the test
-# routers under load that took up to a few seconds)
-ROLLED_BACK_LIVE_WAIT = 10
+# How long to wait for a tunnel to be live as its config before the mother re-dials it (after an
+# apply, and after a rollback): netifd runs wireguard.sh's renew after answering the ubus call,
+# and a re-dial copies the live peer, so it must not read the device before the renew ran (on the
+# test routers under load that took up to a few seconds)
+LIVE_WAIT = 10
 
 # Every outcome a router can end a deploy in: what the router is on, and the exit code.
 OUTCOMES: dict[str, tuple[str, ExitStatus]] = {
@@ -446,23 +447,26 @@ class Deployment:
                 pass
 
     def _await_rolled_back(self, back: dict[str, tuple[str, str]]) -> None:
-        """Wait (at most ROLLED_BACK_LIVE_WAIT s) until the tunnels of ``back`` are live as the
-        config each end is on now. netifd answers `renew` before wireguard.sh has run it (the
-        handler is a process of its own), so right after a rollback a device may still carry the
-        undone change's peer; re-dialling then would read that endpoint and put it back for good.
-        What is still not live at the end is said in the notes."""
+        """Wait until the tunnels of ``back`` are live as the config each end is on now: right
+        after a rollback a device may still carry the undone change's peer, and re-dialling then
+        would put its endpoint back for good. What is still not live at the end is noted."""
         configs = {r: c for t in back.values() for r in t if (c := self._config_now(r)) is not None}
-        ends = sorted((r, i) for i, t in back.items() for r in t if r in configs)
-        deadline = time.monotonic() + ROLLED_BACK_LIVE_WAIT
+        diffs = self._await_live(sorted((r, i) for i, t in back.items() for r in t if r in configs), configs)
+        self.notes += [f"{i}: {r} is not yet live as its old config {LIVE_WAIT} s after the rollback: "
+                       + "; ".join(d) for (r, i), d in diffs.items()]
+
+    def _await_live(self, ends: list[tuple[str, str]], configs: dict[str, UciPackage]) -> dict[tuple[str, str], list[str]]:
+        """Poll (at most LIVE_WAIT s) until each (router, interface) of ``ends`` is live as
+        ``configs[router]``; what still differs then (a router that cannot be read is skipped:
+        the caller's own checks see it)."""
+        deadline = time.monotonic() + LIVE_WAIT
         while True:
-            live = self._live(set(configs))
+            live = self._live({r for r, _ in ends})
             diffs = {(r, i): d for r, i in ends if not live[r]["wg_dump"].startswith("ERROR")
                      and (d := self._live_diffs(r, i, live[r], configs[r]))}
             if not diffs or time.monotonic() >= deadline:
-                break
+                return diffs
             time.sleep(self.poll_interval)
-        self.notes += [f"{i}: {r} is not yet live as its old config {ROLLED_BACK_LIVE_WAIT} s after the rollback: "
-                       + "; ".join(d) for (r, i), d in diffs.items()]
 
     def _config_now(self, router: str) -> Optional[UciPackage]:
         """The network config a router is on after a rollback: the old one where this deploy's
@@ -539,6 +543,10 @@ class Deployment:
         by_mother: dict[str, dict[str, list[str]]] = {}
         for i, c in checks.items():
             by_mother.setdefault(c.mother, {})[i] = self._peer_keys(c.mother, i)
+        # the re-dial copies the mother's live peer: not before its late renew ran (what still
+        # differs after the wait is judged by _check_live below)
+        self._await_live(sorted((m, i) for m, peers in by_mother.items() for i in peers),
+                         {m: self.plans[m].packages["network"].after for m in by_mother})
         for m, peers in by_mother.items():
             try:
                 self._transports[m].rehandshake(peers)
