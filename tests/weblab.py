@@ -255,6 +255,13 @@ def read_items(d: Any, css: str) -> list[dict[str, str]]:
             for e in d.find_elements("css selector", css)]
 
 
+def live_text(d: Any, css: str) -> str:
+    """The text of the first element matching ``css``, read by the page itself: an element that
+    live updates replace cannot go stale between finding it and reading it ('' if none)."""
+    return str(d.execute_script("const e = document.querySelector(arguments[0]);"
+                                " return e ? e.innerText : '';", css))
+
+
 def wait_for(predicate: Any, timeout: float, step: float = 0.05) -> Any:
     """Poll ``predicate`` until it returns something true; return it, or None after ``timeout``."""
     deadline = time.monotonic() + timeout
