@@ -339,8 +339,8 @@ class Rotation:
 
     def _bring_live_mother(self, t: Transport, router: str, u: Uplink, move: _Moved) -> None:
         """The mother's committed new keys go live: first the uplink's new peer on the live device,
-        taking the old peer's allowed IPs in one step (WireGuard moves them), then the renew in
-        the same round trip. The renew's `wg syncconf` removes a peer that left the config before
+        created and then given the old peer's allowed IPs (WireGuard moves them to a running peer
+        in one step; ``move_peer_steps``), then the renew in the same round trip. The renew's `wg syncconf` removes a peer that left the config before
         it adds the new one; with the new peer there already it only removes a peer without
         addresses, so no packet meets a device without a peer. From here what the mother sends
         into the tunnel waits for the new session."""
@@ -357,7 +357,7 @@ class Rotation:
     def _undo_move(self, router: str, u: Uplink, moved: Optional[_Moved]) -> str:
         """Bringing the mother live failed in :meth:`_bring_live_mother`. If its renew never ran (the
         device still has the old private key), the old peer gets its allowed IPs back and the new
-        one goes, in one `wg set`; after a renew the router's own rollback (a renew again) makes
+        one goes (``move_peer_live`` again); after a renew the router's own rollback (a renew again) makes
         the device equal to the old config, stray peer included. Returns what to add to the
         error message."""
         if moved is None:
