@@ -237,3 +237,20 @@ def test_move_peer_live_renews_and_the_rollback_renews_again(srv: rs.RpcdServer)
     t.move_peer_live("wg0", old, ["0.0.0.0/0"], None, remove=new)   # the undo: no renew
     with pytest.raises(CommandError, match="not a valid public key"):
         t.move_peer_live("wg0", "not a key", ["0.0.0.0/0"])
+
+
+def test_an_acl_without_the_create_step_refuses_the_move_before_anything_changes(tmp_path: Path) -> None:
+    """The ACL shipped before the two-step move allowed only `wg set … allowed-ips …`: rpcd refuses
+    the create step (permission denied, which mwanctl names as the missing ACL), so neither the allowed IPs nor the renew are sent and
+    the mother's pending apply is left to its own rollback (README: reinstall the ACL)."""
+    acl = json.loads(ACL_FILE.read_text())
+    acl["mwanctl"]["write"]["file"].pop("/usr/bin/wg set * peer * endpoint *")
+    rpcd = _rpcd(tmp_path, mwan3_status=MWAN3_STATUS, wg_dump="wg0\tpriv\tpub\t51820\toff\n")
+    rpcd.acl_groups.update(acl)
+    with rs.RpcdServer(rpcd) as srv:
+        t = UbusTransport("r1", srv.url, "deploy", "pw")
+        t.apply(make_plan(GOOD_OPS), 30)
+        new = "DmPnfTYIqjc05yRCY/BtCgilESE9SM+HjvLyJMn9kQo="
+        with pytest.raises(AuthError, match="may not exec /usr/bin/wg: install mwanctl's rpcd ACL"):
+            t.move_peer_live("wg0", new, ["0.0.0.0/0"], "192.0.2.10:51820", renew=True)
+        assert not [e for e in srv.rpcd.events if e[0] in ("wg peer add", "wg peer move", "renew")]
