@@ -80,6 +80,9 @@ UCI_SIGNATURE: dict[str, dict[str, str]] = {
     "reload_config": {},
 }
 
+# rpcd file.c: the buffer an exec's command line is matched against the ACL in (NUL included)
+EXEC_LINE_MAX = 1024
+
 # ACL groups as on the recorded system: the stock `unauthenticated` group plus a `superuser` group.
 DEFAULT_ACL_GROUPS: dict[str, dict[str, Any]] = {
     "unauthenticated": {
@@ -838,9 +841,13 @@ class Rpcd:
         path = self._lookup_program(cmd)
         if path is None:  # rpc_file_exec_lookup: a missing program is 4, before any ACL check
             return NOT_FOUND
-        line = " ".join([path, *[p for p in params if isinstance(p, str)]])
-        # rpcd matches the program path alone, then the path plus its arguments joined by spaces
-        if not (_allowed(ses.acls, "file", path, "exec") or _allowed(ses.acls, "file", line, "exec")):
+        args = [p for p in params if isinstance(p, str)]
+        line = " ".join([path, *args])
+        # rpcd matches the program path alone, then the path plus its arguments joined by spaces,
+        # built in a 1024-byte buffer (RPC_CMDLINE_MAX_SIZE) of at most 254 words: a longer
+        # line is refused, whatever the ACL says
+        fits = len(line) < EXEC_LINE_MAX and len(args) + 1 < 255
+        if not (_allowed(ses.acls, "file", path, "exec") or fits and _allowed(ses.acls, "file", line, "exec")):
             return PERMISSION_DENIED
         cmd = path
         if cmd == "/usr/bin/wg" and params == ["show", "all", "dump"]:

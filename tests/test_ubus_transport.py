@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mwanctl.errors import ApplyError, AuthError, CommandError, ConnectError, TransportError
-from mwanctl.transports.ubus import UbusTransport, ops_to_calls
+from mwanctl.transports.ubus import Call, UbusTransport, ops_to_calls
 from mwanctl.uci.changes import Op
 
 try:
@@ -254,3 +254,21 @@ def test_an_acl_without_the_create_step_refuses_the_move_before_anything_changes
         with pytest.raises(AuthError, match="may not exec /usr/bin/wg: install mwanctl's rpcd ACL"):
             t.move_peer_live("wg0", new, ["0.0.0.0/0"], "192.0.2.10:51820", renew=True)
         assert not [e for e in srv.rpcd.events if e[0] in ("wg peer add", "wg peer move", "renew")]
+
+
+def test_an_exec_line_too_long_for_rpcd_is_refused_and_said_so(srv: rs.RpcdServer) -> None:
+    """rpcd matches an exec's command line against the ACL in a 1024-byte buffer (file.c
+    RPC_CMDLINE_MAX_SIZE) and refuses a longer one whatever the ACL allows: the stand-in does,
+    and mwanctl says that, not "install the ACL", which would not help."""
+    key = "DmPnfTYIqjc05yRCY/BtCgilESE9SM+HjvLyJMn9kQo="
+    t = UbusTransport("r1", srv.url, "deploy", "pw")
+    t.apply(make_plan(GOOD_OPS), 30)
+    t.move_peer_live("wg0", key, [f"10.{i // 256}.{i % 256}.0/24" for i in range(60)])
+    head = len(f"/usr/bin/wg set wg0 peer {key} allowed-ips ")
+    for extra, ok in ((0, True), (1, False)):   # 1023 characters in all are matched, 1024 not
+        arg = "x" * (rs.EXEC_LINE_MAX - 1 - head + extra)
+        reply = t._with_relogin([Call("file", "exec", {"command": "/usr/bin/wg",
+                                                       "params": ["set", "wg0", "peer", key, "allowed-ips", arg]})])[0]
+        assert (reply.ok, reply.status) == (ok, 0 if ok else 6)
+    with pytest.raises(CommandError, match="matches an ACL only against command lines of under 1024 bytes"):
+        t.move_peer_live("wg0", key, [f"10.{i // 256}.{i % 256}.0/24" for i in range(120)])

@@ -83,6 +83,7 @@ NULL_SID = "0" * 32
 ACL_HINT = "install mwanctl's rpcd ACL as /usr/share/rpcd/acl.d/mwanctl.json, see README"
 NOTE_KEY = "mwanctl"  # session value where an applying mwanctl leaves owner/since/deadline
 MAX_POST = 65536     # uhttpd's ubus.c UH_UBUS_MAX_POST_SIZE: a longer request body is refused
+EXEC_LINE_MAX = 1024  # rpcd file.c RPC_CMDLINE_MAX_SIZE: the buffer an exec line is ACL-matched in
 
 UBUS_STATUS = {
     1: "Invalid command", 2: "Invalid argument", 3: "Method not found", 4: "Not found",
@@ -272,6 +273,14 @@ def _parse_expected(text: str, package: str) -> UciPackage:
     return parse(text, package)
 
 
+def _exec_line_fits(args: dict[str, Any]) -> bool:
+    """Whether rpcd can match ``file exec`` of ``args`` against a command-line ACL at all: it
+    joins the program and its string arguments into EXEC_LINE_MAX bytes, at most 254 words, and
+    refuses a longer line as if the ACL did not allow it."""
+    words = [str(args.get("command")), *[p for p in args.get("params") or [] if isinstance(p, str)]]
+    return len(" ".join(words)) < EXEC_LINE_MAX and len(words) < 255
+
+
 def _acl_allows(acls: dict[str, Any], scope: str, obj: str, fn: str) -> bool:
     for pat, fns in (acls.get(scope) or {}).items():
         if fnmatch.fnmatchcase(obj, pat) and any(fnmatch.fnmatchcase(fn, f) for f in fns):
@@ -435,6 +444,10 @@ class UbusTransport(Transport):
             return CommandError(f"{who}: /etc/config/{c.args.get('config')} does not exist")
         if c.obj == "file" and code == 4 and c.method == "exec":
             return CommandError(f"{who}: {c.args.get('command')} is not installed on the router")
+        if c.obj == "file" and code == 6 and c.method == "exec" and not _exec_line_fits(c.args):
+            return CommandError(f"{who}: rpcd refuses to exec {c.args.get('command')} with "
+                                f"{len(c.args.get('params') or [])} arguments: it matches an ACL only "
+                                f"against command lines of under {EXEC_LINE_MAX} bytes and 254 words")
         if c.obj == "file" and code == 6:
             return AuthError(f"{who}: user {self.username} may not {c.method} "
                              f"{c.args.get('command') or c.args.get('path')}: {ACL_HINT}")
